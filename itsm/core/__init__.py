@@ -1,0 +1,1 @@
+"""The core: records, workflows, journal, auth, API plumbing and plugin loading."""

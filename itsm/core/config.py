@@ -1,0 +1,137 @@
+"""Settings from the instance's itsm.toml, overridden by ITSM_* environment variables.
+
+A setting has a dotted name (``database.url``) that is a TOML table path in itsm.toml and
+an environment variable with the dots turned into underscores (``ITSM_DATABASE_URL``).
+Precedence, lowest first: built-in defaults, itsm.toml, environment, the mapping passed to
+``create_app`` (tests and scripts).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from itsm.core.errors import ConfigError
+
+CONFIG_FILE = "itsm.toml"
+
+SLA_DEFAULTS = {
+    # Working minutes per priority: an ITIL-style starting point an admin adjusts.
+    "response": {"p1": 15, "p2": 60, "p3": 240, "p4": 480, "p5": 960},
+    "resolution": {"p1": 240, "p2": 480, "p3": 1440, "p4": 2880, "p5": 7200},
+}
+
+DEFAULTS: dict[str, Any] = {
+    "database.url": "",  # empty: sqlite file itsm.db in the instance folder
+    "secret_key": "",
+    "attachments.path": "",  # empty: attachments/ in the instance folder
+    "attachments.max_bytes": 25 * 1024 * 1024,
+    "api.page_size": 50,
+    "api.max_page_size": 200,
+    "api.max_body_bytes": 30 * 1024 * 1024,
+    "auth.token_days": 90,
+    "plugins.refresh_seconds": 5.0,
+    "plugins.strict": False,
+    "outbox.max_attempts": 8,
+    "outbox.backoff_seconds": 30.0,
+    "log.level": "WARNING",
+    "trace_plugins": False,
+    **{f"sla.{metric}.{p}": minutes for metric, table in SLA_DEFAULTS.items()
+       for p, minutes in table.items()},
+}
+
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+_BOOL_FALSE = {"0", "false", "no", "off", ""}
+
+
+def instance_path(home: str | os.PathLike | None = None) -> Path:
+    """The instance folder: ``$ITSM_HOME``, else ``./instance``."""
+    return Path(home or os.environ.get("ITSM_HOME") or "instance").resolve()
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _coerce(name: str, raw: str, default: Any) -> Any:
+    """Turn an environment string into the type of the setting's default."""
+    if isinstance(default, bool):
+        low = raw.strip().lower()
+        if low in _BOOL_TRUE:
+            return True
+        if low in _BOOL_FALSE:
+            return False
+        raise ConfigError(f"setting {name}: expected true or false, got {raw!r}")
+    try:
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        kind = type(default).__name__
+        raise ConfigError(f"setting {name}: expected a number ({kind}), got {raw!r}") from None
+    return raw
+
+
+def env_name(name: str) -> str:
+    return "ITSM_" + name.replace(".", "_").replace("-", "_").upper()
+
+
+class Settings(dict):
+    """A flat mapping of dotted setting names to values, with the instance folder."""
+
+    def __init__(self, home: Path, values: Mapping[str, Any],
+                 overridden: frozenset[str] = frozenset()) -> None:
+        super().__init__(values)
+        self.home = home
+        self.overridden = overridden  # names set by the caller of create_app: they win
+
+    @property
+    def database_url(self) -> str:
+        return self["database.url"] or f"sqlite:///{self.home / 'itsm.db'}"
+
+    @property
+    def attachments_path(self) -> Path:
+        return Path(self["attachments.path"] or self.home / "attachments")
+
+    def plugin_settings(self, plugin: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
+        """A plugin's settings: its declared defaults, itsm.toml ``[plugins.<name>]``, env."""
+        out = dict(defaults)
+        prefix = f"plugins.{plugin}."
+        for key, value in self.items():
+            if key.startswith(prefix):
+                out[key[len(prefix):]] = value
+        for key, default in defaults.items():
+            raw = os.environ.get(env_name(prefix + key))
+            if raw is not None and prefix + key not in self.overridden:
+                out[key] = _coerce(prefix + key, raw, default)
+        return out
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read the settings in precedence order; raise ConfigError naming a bad file or value."""
+    overrides = dict(overrides or {})
+    home = instance_path(overrides.pop("home", None))
+    values = dict(DEFAULTS)
+    path = home / CONFIG_FILE
+    if path.exists():
+        try:
+            values.update(_flatten(tomllib.loads(path.read_text(encoding="utf-8"))))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    for name, default in DEFAULTS.items():
+        raw = os.environ.get(env_name(name))
+        if raw is not None:
+            values[name] = _coerce(name, raw, default)
+    values.update(overrides)
+    return Settings(home, values, frozenset(overrides))

@@ -1,0 +1,315 @@
+"""The hook specifications: itsm's public API for plugins.
+
+Every process in itsm, built-in or a vendor's, is a plugin that implements some of these
+hooks with ``@itsm.hookimpl``. A plugin module is registered only while it is enabled in
+the install, so an implementation never has to ask whether its own plugin is on.
+
+Contract shared by all hooks:
+
+- An implementation may accept any subset of a hook's arguments, by name. Hooks evolve
+  only by gaining arguments, so an implementation written today keeps working.
+- "All results" hooks return a list of the non-None results of every implementation
+  (pluggy's default); "first result" hooks stop at the first implementation returning
+  something other than None. The core's own defaults are ``trylast`` implementations, so
+  any plugin can override them.
+- A misspelled hook name (a function named ``itsm_*`` with ``@hookimpl`` that matches no
+  specification here) refuses the plugin at start-up with the plugin's name.
+- Set ``ITSM_TRACE_PLUGINS=1`` to log every hook call with its arguments and results.
+
+The hooks are grouped by the phase in which they are called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    from flask import Blueprint, Flask
+    from sqlalchemy.orm import Session
+
+    from itsm.core.auth import Actor, Permission
+    from itsm.core.demo import DemoContext
+    from itsm.core.migrate import Migrations
+    from itsm.core.models import Record
+    from itsm.core.notify import Channel, EventMessage, Recipient
+    from itsm.core.records import LinkKind, RecordChange, RecordType
+    from itsm.core.sla import SlaTarget
+    from itsm.core.web import NavItem
+    from itsm.core.workflow import Transition
+
+PROJECT = "itsm"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# ---------------------------------------------------------------------------------------
+# Start-up: schema, application, command line
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def itsm_migrations() -> Migrations | None:
+    """Declare the database schema this plugin owns.
+
+    Called by ``itsm db upgrade``, ``itsm plugins check``, ``itsm plugins uninstall
+    --purge`` and the test fixtures, for every enabled plugin.
+
+    Return a :class:`itsm.core.migrate.Migrations` naming the plugin's Alembic branch
+    label and either ``path``, the folder holding its Alembic revision files (the first
+    one with ``branch_labels = ("<label>",)`` and ``depends_on = "core_0001"``), or
+    ``tables``, SQLAlchemy tables that itsm creates when missing (fine for a small plugin
+    whose schema never changes). A plugin with a ``migrations/versions`` folder beside
+    its module needs no implementation: the folder is found by convention.
+
+    All results are used; return None when the plugin owns no tables.
+    """
+
+
+@hookspec
+def itsm_app_ready(app: Flask) -> None:
+    """Called once at the end of :func:`itsm.core.app.create_app`.
+
+    :param app: the configured Flask application; ``app.extensions["itsm"]`` holds the
+        :class:`itsm.core.app.Itsm` state (settings, engine, plugin host, record types).
+
+    Use it to add template filters, context processors or request hooks. Routes belong in
+    :func:`itsm_blueprints`, so that disabling the plugin hides them. The return value is
+    ignored; an exception stops the application from starting.
+    """
+
+
+@hookspec
+def itsm_blueprints() -> list[Blueprint] | None:
+    """Return the Flask blueprints with this plugin's web pages and API routes.
+
+    Called once while the application is created, for every installed plugin, enabled or
+    not: a blueprint is then answered only while its plugin is enabled, so enabling and
+    disabling a plugin takes effect without a restart. API routes should live under
+    ``/api/v1/`` and may be documented for the OpenAPI document with
+    :func:`itsm.core.api.document`.
+
+    All results are used (a list of blueprints per plugin).
+    """
+
+
+@hookspec
+def itsm_navigation(actor: Actor) -> list[NavItem] | None:
+    """Return entries for the web console's navigation, for the signed-in ``actor``.
+
+    Called on every page the console renders. Return only what the actor may use: a
+    requester's menu differs from an agent's.
+
+    :param actor: the :class:`itsm.core.auth.Actor` of the signed-in user.
+    :return: a list of :class:`itsm.core.web.NavItem` (``label``, ``url``, ``order``;
+        lower ``order`` comes first). All results are used; the core adds an entry for
+        each record type the actor may read.
+    """
+
+
+@hookspec
+def itsm_cli_commands() -> list[click.Command] | None:
+    """Return click commands (or groups) to add to the ``itsm`` command line.
+
+    Called when the ``itsm`` command starts, for every enabled plugin. A command runs
+    inside the application context, so :func:`itsm.core.app.current_itsm` is available.
+    A command whose name is already taken is refused with a warning naming both plugins.
+
+    All results are used (a list of commands per plugin).
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Records, links and workflows
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def itsm_record_types() -> list[RecordType] | None:
+    """Return the record types this plugin provides.
+
+    Called when the application is created and whenever the enabled plugins change. Each
+    :class:`itsm.core.records.RecordType` names its model (a subclass of
+    :class:`itsm.core.models.Record`), its marshmallow schema for its own fields, its
+    number prefix (``INC`` gives INC0000001), its API collection (``incidents`` gives
+    ``/api/v1/incidents``) and its :class:`itsm.core.workflow.Workflow`.
+
+    All results are used. A type name or prefix claimed twice refuses the later plugin.
+    """
+
+
+@hookspec
+def itsm_link_kinds() -> list[LinkKind] | None:
+    """Return extra kinds of links between records (the core ships ``relates_to``,
+    ``caused_by``, ``resolved_by``, ``duplicate_of`` and ``implements``).
+
+    Called with the record types. All results are used.
+    """
+
+
+@hookspec
+def itsm_transition_guard(
+    record: Record, transition: Transition, actor: Actor, data: dict[str, Any]
+) -> str | list[str] | None:
+    """Veto a workflow transition of any record type, including other plugins' types.
+
+    Called inside the transaction, after the workflow's own checks (state, roles,
+    required fields) and before the record changes.
+
+    :param record: the record about to move (still in its old state).
+    :param transition: the :class:`itsm.core.workflow.Transition` requested.
+    :param actor: who asks for it.
+    :param data: the field values sent with the transition, already validated.
+    :return: None to allow; a reason (or a list of reasons) to refuse. Every reason of
+        every plugin is collected and shown to the user (HTTP 409 with ``reasons``), and
+        the transition buttons of the web pages show them too.
+
+    All results are used.
+    """
+
+
+@hookspec
+def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
+    """Called inside the transaction after every change to a record.
+
+    :param session: the open SQLAlchemy session; rows added here commit (or roll back)
+        together with the change itself, its journal entry and its outbox event.
+    :param record: the record after the change.
+    :param change: a :class:`itsm.core.records.RecordChange` with ``kind`` (``created``,
+        ``updated``, ``transitioned``, ``commented``, ``linked``, ``attached``), the field
+        ``changes`` as ``{field: [old, new]}``, the ``transition`` name and the ``actor``.
+
+    Raise :class:`itsm.core.errors.ItsmError` to refuse the whole change (nothing is
+    written). The return value is ignored.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Events and notifications (after commit)
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def itsm_event_committed(event: EventMessage) -> None:
+    """Called after the transaction that wrote ``event`` to the outbox has committed.
+
+    :param event: an :class:`itsm.core.notify.EventMessage` (``id``, ``name`` such as
+        ``record.created`` or ``record.transitioned``, ``record`` summary, ``actor``,
+        ``payload``).
+
+    Runs in the process that made the change, after the user's request succeeded; an
+    exception is logged and never reaches the user. For delivery that must not be lost,
+    provide a channel with :func:`itsm_notification_channels` instead: deliveries are
+    retried from the outbox. The return value is ignored.
+    """
+
+
+@hookspec
+def itsm_notification_channels() -> list[Channel] | None:
+    """Return notification channels (e-mail, webhook, chat ...) this plugin provides.
+
+    A :class:`itsm.core.notify.Channel` has a unique ``name`` and a ``deliver(message,
+    recipient)`` method. ``deliver`` raising means "not delivered": the delivery is
+    retried with exponential backoff and marked dead after ``outbox.max_attempts``.
+    Deliveries carry the event id, so a receiver can recognise a repeated delivery.
+
+    All results are used.
+    """
+
+
+@hookspec
+def itsm_notification_recipients(
+    event: EventMessage, session: Session
+) -> list[Recipient] | None:
+    """Return who should hear of ``event``, and over which channel.
+
+    Called once per event by the outbox dispatcher.
+
+    :param event: the :class:`itsm.core.notify.EventMessage`.
+    :param session: a session for looking up watchers, groups, preferences.
+    :return: a list of :class:`itsm.core.notify.Recipient` (``channel``, ``address``).
+        Duplicates across plugins are delivered once.
+
+    All results are used.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Permissions
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def itsm_permissions() -> list[Permission] | None:
+    """Declare the permissions this plugin checks (``change.approve``) with the roles that
+    hold them by default.
+
+    Called when the enabled plugins change. The default permission check grants a
+    permission to the roles named here, and ``itsm users set-role`` accepts every role
+    named here. Record types get ``<type>.read``, ``.create``, ``.update``, ``.comment``
+    and ``.transition`` declared automatically.
+
+    :return: a list of :class:`itsm.core.auth.Permission`. All results are used.
+    """
+
+
+@hookspec(firstresult=True)
+def itsm_permission_check(
+    actor: Actor, permission: str, record: Record | None
+) -> bool | None:
+    """Decide whether ``actor`` holds ``permission``, optionally on one ``record``.
+
+    Called by the service layer before every read and write, whatever the entry point
+    (API, pages, CLI, e-mail).
+
+    :return: True to allow, False to deny, None to let the next implementation decide.
+        First result wins; the core's ``trylast`` default applies the declared roles and
+        keeps requesters inside their own agency.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Service levels
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def itsm_sla_policy(record: Record, metric: str) -> SlaTarget | None:
+    """Return the service level target for ``metric`` (``response``, ``resolution`` or a
+    plugin's own) of ``record``.
+
+    :return: an :class:`itsm.core.sla.SlaTarget`, or None to let the next implementation
+        decide. First result wins, so an agreements plugin can override the default
+        policy; the core's ``trylast`` default reads ``[sla.<metric>] p<priority>``
+        (minutes) from the config.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Data: defaults at install, demo data
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def itsm_install_defaults(ctx: DemoContext) -> None:
+    """Create this plugin's sensible defaults (categories, templates ...).
+
+    Called by ``itsm init`` and when the plugin is enabled. Must be idempotent: it runs
+    again on every ``itsm init`` and every enable. ``ctx`` (a
+    :class:`itsm.core.demo.DemoContext`) gives the session and the record service acting
+    as the system. The return value is ignored.
+    """
+
+
+@hookspec
+def itsm_demo_data(ctx: DemoContext) -> None:
+    """Load demonstration data for this plugin (``itsm demo``).
+
+    Called after the core's own demo agencies, groups and users exist; ``ctx.users``
+    maps their e-mail addresses to users and ``ctx.service(user)`` gives a record service
+    acting as that user, so demo records go through the same validation and journal as
+    real ones. The return value is ignored.
+    """
