@@ -1,0 +1,216 @@
+"""The Flask application factory and the per-install state every request and command uses."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from flask import Flask, abort, current_app, request
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from itsm.adapters.storage import make_engine
+from itsm.adapters.storage.attachments import LocalFolderStore
+from itsm.core.auth import Actor, Permission
+from itsm.core.errors import ConfigError, Conflict, StaleRecord
+from itsm.core.migrate import call_plugin
+from itsm.core.models import AccessDenial
+from itsm.core.notify import Outbox
+from itsm.core.plugins import PluginHost, discover
+from itsm.core.records import LinkKind, RecordService, RecordTypes
+
+log = logging.getLogger("itsm")
+
+
+class Itsm:
+    """One install: settings, database, plugin host and what the enabled plugins provide."""
+
+    def __init__(self, settings, extra_plugins=()) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database_url)
+        self.Session = sessionmaker(self.engine, expire_on_commit=False)
+        self.host = PluginHost(discover(extra_plugins), trace=settings["trace_plugins"],
+                               refresh_seconds=settings["plugins.refresh_seconds"])
+        if settings["plugins.strict"]:
+            broken = [i.error for i in self.host.plugins.values() if i.error]
+            if broken:
+                raise ConfigError("plugins failed to load (plugins.strict is on): "
+                                  + "; ".join(broken))
+        self.attachments = self._attachment_store()
+        self.outbox = Outbox(self)
+        self.app: Flask | None = None
+        self.types = RecordTypes([])
+        self.link_kinds: dict[str, LinkKind] = {}
+        self.permissions: dict[str, Permission] = {}
+        self.channels: dict[str, Any] = {}
+        self.errors: list[str] = []
+        self.host.on_change.append(self.rebuild)
+        self.load_plugin_state()
+
+    def _attachment_store(self):
+        dotted = self.settings.get("attachments.store")
+        if not dotted:
+            return LocalFolderStore(self.settings.attachments_path)
+        module, _, name = dotted.partition(":")
+        try:
+            return getattr(importlib.import_module(module), name)(self.settings)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"attachments.store {dotted!r} cannot be loaded: {exc}") from None
+
+    @property
+    def hook(self):
+        return self.host.hook
+
+    def plugin_settings(self, name: str) -> dict[str, Any]:
+        info = self.host.get(name)
+        return self.settings.plugin_settings(name, info.declaration.settings)
+
+    # -- plugin state ----------------------------------------------------------------
+
+    def load_plugin_state(self) -> None:
+        """Apply the enabled set stored in the database (defaults before ``itsm init``)."""
+        try:
+            with self.Session() as session:
+                stored = self.host.stored_state(session)
+        except (OperationalError, ProgrammingError):  # no schema yet
+            stored = {}
+        if not self.host.apply(self.host.wanted(stored)):
+            self.rebuild()
+
+    def refresh_plugins(self, force: bool = False) -> None:
+        # Before `itsm init` there is no table yet; the request itself reports the database.
+        with suppress(OperationalError, ProgrammingError):
+            self.host.refresh(self.Session, force=force)
+
+    def results(self, hook: str, **kwargs) -> list[tuple[str, Any]]:
+        """Each enabled plugin's result of an all-results hook, with the plugin's name."""
+        out = []
+        for impl in getattr(self.hook, hook).get_hookimpls():
+            accepted = {k: v for k, v in kwargs.items() if k in impl.argnames}
+            result = impl.function(**accepted)
+            for item in result or ():
+                out.append((impl.plugin_name, item))
+        return out
+
+    def rebuild(self) -> None:
+        """Recompute record types, link kinds, permissions and channels from the hooks."""
+        self.types = RecordTypes(self.results("itsm_record_types"))
+        self.link_kinds = {k.name: k for _, k in self.results("itsm_link_kinds")}
+        declared = {p.name: p for _, p in self.results("itsm_permissions")}
+        for rt in self.types:
+            for permission in rt.permissions():
+                declared.setdefault(permission.name, permission)
+        self.permissions = declared
+        self.channels = {c.name: c for _, c in self.results("itsm_notification_channels")}
+        self.errors = list(self.types.errors)
+        for error in self.errors:
+            log.warning("%s", error)
+
+    # -- units of work ---------------------------------------------------------------
+
+    @contextmanager
+    def unit_of_work(self, actor: Actor) -> Iterator[RecordService]:
+        """One command, one transaction: the change, its journal, its outbox events."""
+        session = self.Session()
+        service = RecordService(self, session, actor)
+        try:
+            yield service
+            session.commit()
+        except StaleDataError:
+            session.rollback()
+            raise StaleRecord("the record was changed by someone else meanwhile: reload "
+                              "and retry") from None
+        except IntegrityError as exc:
+            session.rollback()
+            log.info("integrity error: %s", exc.orig)
+            raise Conflict("the change conflicts with existing data (a duplicate?)") from None
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+            self.record_denials(service)
+        self.outbox.committed(service.events)
+
+    def record_denials(self, service: RecordService) -> None:
+        """Write the actor's refused actions in their own transaction: the request's own
+        transaction has usually been rolled back by the refusal."""
+        if not service.denials:
+            return
+        actor = service.actor
+        with self.Session() as session:
+            for permission, record_id in service.denials:
+                session.add(AccessDenial(actor_id=actor.id, actor_email=actor.email[:254],
+                                         permission=permission[:100], record_id=record_id))
+            session.commit()
+        log.info("access denied to %s: %s", actor.email,
+                 ", ".join(p for p, _ in service.denials))
+        service.denials.clear()
+
+
+def current_itsm() -> Itsm:
+    """The :class:`Itsm` of the current Flask application (inside a request or command)."""
+    return current_app.extensions["itsm"]
+
+
+def _plugin_blueprints(app: Flask, itsm: Itsm) -> None:
+    """Register every installed plugin's blueprints; a disabled plugin's answer 404."""
+    owners: dict[str, str] = {}
+    for info in itsm.host.plugins.values():
+        if not info.usable:
+            continue
+        for blueprint in call_plugin(info, "itsm_blueprints") or ():
+            app.register_blueprint(blueprint)
+            owners[blueprint.name] = info.name
+
+    @app.before_request
+    def gate_disabled_plugins():
+        itsm.refresh_plugins()
+        owner = owners.get((request.blueprint or "").split(".")[0])
+        if owner and not itsm.host.is_enabled(owner):
+            abort(404)
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Create the itsm application.
+
+    :param config: settings that override itsm.toml and the environment, by dotted name
+        (``{"database.url": ..., "home": ...}``); ``plugins.extra`` adds plugin modules
+        that are not installed as packages (tests, scripts).
+    """
+    from itsm.core import api, console
+    from itsm.core.config import load_settings
+
+    config = dict(config or {})
+    extra = config.pop("plugins.extra", ())
+    settings = load_settings(config)
+    logging.basicConfig(level=settings["log.level"],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Flask("itsm", instance_path=str(settings.home))
+    secret = settings["secret_key"]
+    if not secret:
+        log.warning("no secret_key configured (run `itsm init`): sessions last until restart")
+        secret = secrets.token_hex(32)
+    app.config.update(
+        SECRET_KEY=secret,
+        MAX_CONTENT_LENGTH=settings["api.max_body_bytes"],
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(settings.get("session.secure_cookie", False)),
+        JSON_SORT_KEYS=False,
+    )
+    itsm = Itsm(settings, extra)
+    itsm.app = app
+    app.extensions["itsm"] = itsm
+    api.init_app(app)
+    # Before the plugins' blueprints: the generic templates come first, a plugin adds
+    # records/<type>/*.html beside them (see itsm.core.console).
+    app.register_blueprint(console.bp)
+    _plugin_blueprints(app, itsm)
+    itsm.hook.itsm_app_ready(app=app)
+    return app

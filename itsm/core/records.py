@@ -1,0 +1,600 @@
+"""The record service: the one way in for every write to every record type.
+
+Whether a change comes from the API, a web page, the CLI, e-mail or a webhook, it goes
+through :class:`RecordService`: validation (marshmallow), permission check, workflow
+guard, journal entry, ``itsm_record_changed`` hook and outbox event, all in the caller's
+transaction (see :func:`itsm.core.app.Itsm.unit_of_work`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import IO, TYPE_CHECKING, Any
+
+import marshmallow
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from itsm.core import sla
+from itsm.core.auth import Actor, Permission, visibility_scope
+from itsm.core.errors import Conflict, Forbidden, NotFound, StaleRecord, ValidationError
+from itsm.core.models import (
+    Agency,
+    Attachment,
+    Event,
+    Group,
+    JournalEntry,
+    Link,
+    NumberSequence,
+    Record,
+    User,
+    utcnow,
+)
+from itsm.core.query import ListQuery, build, cursor_after
+from itsm.core.schemas import type_schemas
+from itsm.core.workflow import Transition, Workflow, flatten_reasons
+
+if TYPE_CHECKING:
+    from itsm.core.app import Itsm
+
+RECORD_ACTIONS = ("read", "create", "update", "comment", "transition")
+REFERENCE_FIELDS = ("agency", "requester", "assignee", "group")
+STAFF_ONLY_FIELDS = ("assignee", "group", "agency", "requester")
+
+
+@dataclass(frozen=True)
+class RecordType:
+    """A kind of record a plugin provides (returned by ``itsm_record_types``).
+
+    :param name: the type's name, stored in ``record.type`` (``incident``).
+    :param model: its SQLAlchemy model, a joined-table subclass of ``Record`` whose
+        ``polymorphic_identity`` is ``name``.
+    :param prefix: human number prefix, 2 to 8 capital letters (``INC``).
+    :param collection: the API collection (``incidents`` -> ``/api/v1/incidents``).
+    :param workflow: its :class:`itsm.core.workflow.Workflow`.
+    :param schema: a marshmallow schema for the type's own fields (optional).
+    :param label: the name people read (``Incident``).
+    :param requester_roles: roles that may create and read such records as requesters
+        (the default lets requesters report them; use ``()`` for staff-only types).
+    """
+
+    name: str
+    model: type[Record]
+    prefix: str
+    collection: str
+    workflow: Workflow
+    schema: type[marshmallow.Schema] | None = None
+    label: str = ""
+    requester_roles: tuple[str, ...] = ("requester",)
+    plugin: str = field(default="", compare=False)
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    def permissions(self) -> list[Permission]:
+        staff = ("agent",)
+        return [
+            Permission(f"{self.name}.read", f"see {self.title} records",
+                       (*staff, *self.requester_roles)),
+            Permission(f"{self.name}.create", f"open {self.title} records",
+                       (*staff, *self.requester_roles)),
+            Permission(f"{self.name}.update", f"edit {self.title} records", staff),
+            Permission(f"{self.name}.comment", f"comment on {self.title} records",
+                       (*staff, *self.requester_roles)),
+            Permission(f"{self.name}.transition", f"move {self.title} records through "
+                       "their workflow", staff),
+        ]
+
+
+@dataclass(frozen=True)
+class LinkKind:
+    """A kind of link between records, read from source to target and back."""
+
+    name: str
+    label: str
+    inverse_label: str
+
+
+CORE_LINK_KINDS = (
+    LinkKind("relates_to", "relates to", "relates to"),
+    LinkKind("caused_by", "caused by", "caused"),
+    LinkKind("resolved_by", "resolved by", "resolves"),
+    LinkKind("duplicate_of", "duplicate of", "has duplicate"),
+    LinkKind("implements", "implements", "implemented by"),
+)
+
+
+@dataclass
+class RecordChange:
+    """What happened to a record, passed to ``itsm_record_changed`` and into the event."""
+
+    kind: str
+    actor: Actor
+    changes: dict[str, list[Any]] = field(default_factory=dict)
+    transition: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def event_name(self) -> str:
+        return f"record.{self.kind}"
+
+
+class RecordTypes:
+    """The record types of the enabled plugins, by name, collection and prefix."""
+
+    def __init__(self, declared: Iterable[tuple[str, RecordType]]) -> None:
+        self.by_name: dict[str, RecordType] = {}
+        self.by_collection: dict[str, RecordType] = {}
+        self.by_prefix: dict[str, RecordType] = {}
+        self.schemas: dict[str, dict[str, type[marshmallow.Schema]]] = {}
+        self.errors: list[str] = []
+        for plugin, rt in declared:
+            rt = RecordType(**{**rt.__dict__, "plugin": plugin})
+            clash = (self.by_name.get(rt.name) or self.by_collection.get(rt.collection)
+                     or self.by_prefix.get(rt.prefix))
+            if clash:
+                self.errors.append(f"plugin {plugin!r}: record type {rt.name!r} clashes with "
+                                   f"{clash.name!r} of plugin {clash.plugin!r} (same name, "
+                                   "collection or prefix); it is left out")
+                continue
+            if not (rt.prefix.isalpha() and rt.prefix.isupper() and 2 <= len(rt.prefix) <= 8):
+                self.errors.append(f"plugin {plugin!r}: record type {rt.name!r} has prefix "
+                                   f"{rt.prefix!r}; use 2 to 8 capital letters")
+                continue
+            self.by_name[rt.name] = rt
+            self.by_collection[rt.collection] = rt
+            self.by_prefix[rt.prefix] = rt
+            self.schemas[rt.name] = type_schemas(rt.name, rt.schema)
+
+    def __iter__(self):
+        return iter(self.by_name.values())
+
+    def get(self, name: str) -> RecordType:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise NotFound(f"no record type {name!r} is enabled") from None
+
+    def for_number(self, number: str) -> RecordType | None:
+        prefix = number.rstrip("0123456789")
+        return self.by_prefix.get(prefix)
+
+
+def jsonable(value: Any) -> Any:
+    """A value as it goes into the journal and events (JSON types only)."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def next_number(session: Session, prefix: str) -> str:
+    """Hand out the next human number for ``prefix``; never twice, on any back end.
+
+    The UPDATE takes the row's write lock before the value is read, so concurrent
+    transactions on PostgreSQL or MariaDB queue on it, and SQLite serialises writers.
+    """
+    table = NumberSequence.__table__
+    bump = update(table).where(table.c.prefix == prefix) \
+        .values(last_value=table.c.last_value + 1)
+    if session.execute(bump).rowcount == 0:
+        try:
+            with session.begin_nested():
+                session.execute(insert(table).values(prefix=prefix, last_value=1))
+        except IntegrityError:  # another transaction created the row first
+            session.execute(bump)
+    value = session.scalar(select(table.c.last_value).where(table.c.prefix == prefix))
+    return f"{prefix}{value:07d}"
+
+
+class RecordService:
+    """Reads and writes records on behalf of one actor, inside one transaction."""
+
+    def __init__(self, itsm: Itsm, session: Session, actor: Actor) -> None:
+        self.itsm = itsm
+        self.session = session
+        self.actor = actor
+        self.events: list[Event] = []
+        self.denials: list[tuple[str, int | None]] = []
+        self._refs: dict[tuple[str, int], str | None] = {}
+
+    # -- permissions -----------------------------------------------------------------
+
+    def can(self, permission: str, record: Record | None = None) -> bool:
+        result = self.itsm.hook.itsm_permission_check(actor=self.actor, permission=permission,
+                                                      record=record)
+        return bool(result)
+
+    def require(self, permission: str, record: Record | None = None) -> None:
+        if not self.can(permission, record):
+            self.denials.append((permission, record.id if record is not None else None))
+            raise Forbidden(f"{self.actor.email} may not {permission.replace('.', ': ')}")
+
+    @property
+    def is_staff(self) -> bool:
+        return self.actor.role not in ("requester",)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def get(self, number: str, type_name: str | None = None) -> Record:
+        """The record with ``number``, if the actor may read it (else NotFound: a record
+        the actor may not see must not even be confirmed to exist)."""
+        rt = self.itsm.types.get(type_name) if type_name else self.itsm.types.for_number(number)
+        if rt is None:
+            raise NotFound(f"no record {number}")
+        record = self.session.scalar(select(rt.model).where(rt.model.number == number))
+        if record is not None and not self.can(f"{rt.name}.read", record):
+            self.denials.append((f"{rt.name}.read", record.id))
+            record = None
+        if record is None:
+            raise NotFound(f"no {rt.title.lower()} {number}")
+        return record
+
+    def list(self, type_name: str, query: ListQuery) -> tuple[list[Record], str | None]:
+        """One page of records the actor may see, and the cursor of the next page."""
+        rt = self.itsm.types.get(type_name)
+        self.require(f"{rt.name}.read")
+        stmt = build(self.session, rt.model, query, self.actor, visibility_scope(self.actor))
+        rows = list(self.session.scalars(stmt))
+        more = len(rows) > query.limit
+        rows = rows[:query.limit]
+        cursor = cursor_after(rows[-1], query.sort) if more and rows else None
+        # The scope above is the fast path; the permission hook has the last word per row.
+        return [r for r in rows if self.can(f"{rt.name}.read", r)], cursor
+
+    def ref(self, kind: str, id_: int | None) -> str | None:
+        """Agency code, user e-mail or group name for an id (cached per service)."""
+        if id_ is None:
+            return None
+        key = (kind, id_)
+        if key not in self._refs:
+            model, column = {"agency": (Agency, Agency.code), "user": (User, User.email),
+                             "group": (Group, Group.name)}[kind]
+            self._refs[key] = self.session.scalar(select(column).where(model.id == id_))
+        return self._refs[key]
+
+    def to_dict(self, record: Record) -> dict[str, Any]:
+        rt = self.itsm.types.get(record.type)
+        out = {
+            "number": record.number, "type": record.type, "title": record.title,
+            "description": record.description, "state": record.state,
+            "state_label": rt.workflow.state(record.state).title,
+            "priority": record.priority,
+            "agency": self.ref("agency", record.agency_id),
+            "requester": self.ref("user", record.requester_id),
+            "assignee": self.ref("user", record.assignee_id),
+            "group": self.ref("group", record.group_id),
+            "created_at": record.created_at.isoformat(),
+            "updated_at": record.updated_at.isoformat(),
+            "closed_at": record.closed_at.isoformat() if record.closed_at else None,
+            "version": record.version,
+            "transitions": [t.name for t in rt.workflow.from_state(record.state)],
+        }
+        if rt.schema is not None:
+            out.update(rt.schema().dump(record))
+        return out
+
+    # -- writing ---------------------------------------------------------------------
+
+    def _load(self, rt: RecordType, data: Any, *, partial: bool) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise ValidationError("the body must be a JSON object", fields={})
+        try:
+            return self.itsm.types.schemas[rt.name]["in"]().load(data, partial=partial)
+        except marshmallow.ValidationError as exc:
+            messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
+            raise ValidationError(f"invalid {rt.title.lower()}: "
+                                  + ", ".join(sorted(messages)), fields=messages) from None
+
+    def _resolve(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Turn agency codes, e-mails and group names into ids, with field messages."""
+        out = dict(values)
+        errors: dict[str, list[str]] = {}
+        lookups = {"agency": (Agency, Agency.code, "agency_id", "unknown agency"),
+                   "requester": (User, User.email, "requester_id", "unknown user"),
+                   "assignee": (User, User.email, "assignee_id", "unknown user"),
+                   "group": (Group, Group.name, "group_id", "unknown group")}
+        for name, (model, column, attr, message) in lookups.items():
+            if name not in out:
+                continue
+            value = out.pop(name)
+            if value in (None, ""):
+                out[attr] = None
+                continue
+            if model is User:
+                value = value.strip().lower()
+            found = self.session.scalar(select(model.id).where(column == value))
+            if found is None:
+                errors[name] = [message]
+            out[attr] = found
+        if errors:
+            raise ValidationError("unknown references: " + ", ".join(sorted(errors)),
+                                  fields=errors)
+        return out
+
+    def _check_staff_fields(self, values: dict[str, Any]) -> None:
+        if self.is_staff:
+            return
+        sent = sorted(f for f in STAFF_ONLY_FIELDS if f in values)
+        if sent:
+            raise ValidationError("only IT staff may set " + ", ".join(sent),
+                                  fields={f: ["only IT staff may set this field"] for f in sent})
+
+    def create(self, type_name: str, data: Any) -> Record:
+        rt = self.itsm.types.get(type_name)
+        self.require(f"{rt.name}.create")
+        values = self._load(rt, data, partial=False)
+        self._check_staff_fields(values)
+        values = self._resolve(values)
+        if not self.is_staff:
+            values["requester_id"] = self.actor.id
+            values["agency_id"] = self.actor.agency_id
+        elif "requester_id" not in values and self.actor.id is not None:
+            values["requester_id"] = self.actor.id
+        if values.get("requester_id") and "agency_id" not in values:
+            requester = self.session.get(User, values["requester_id"])
+            values["agency_id"] = requester.agency_id
+        now = utcnow()
+        record = rt.model(type=rt.name, number=next_number(self.session, rt.prefix),
+                          state=rt.workflow.initial, created_at=now, updated_at=now,
+                          created_by_id=self.actor.id, **values)
+        if rt.workflow.state(record.state).final:
+            record.closed_at = now
+        self.session.add(record)
+        self.session.flush()
+        shown = {k: jsonable(v) for k, v in self._public_values(rt, record).items()}
+        self._changed(record, RecordChange("created", self.actor, data=shown))
+        return record
+
+    def _public_values(self, rt: RecordType, record: Record) -> dict[str, Any]:
+        own = rt.schema().dump(record) if rt.schema else {}
+        return {"title": record.title, "state": record.state, "priority": record.priority,
+                "agency": self.ref("agency", record.agency_id),
+                "requester": self.ref("user", record.requester_id),
+                "assignee": self.ref("user", record.assignee_id),
+                "group": self.ref("group", record.group_id), **own}
+
+    def _check_version(self, record: Record, expected: int | None) -> None:
+        if expected is not None and expected != record.version:
+            raise StaleRecord(f"{record.number} was changed by someone else (version "
+                              f"{record.version}, you sent {expected}): reload and retry")
+
+    def _apply(self, rt: RecordType, record: Record, values: dict[str, Any]) \
+            -> dict[str, list[Any]]:
+        """Set ``values`` on the record and return the visible changes, without flushing:
+        the command flushes once, so the version goes up by exactly one per command."""
+        before = self._public_values(rt, record)
+        old_description = record.description
+        for key, value in values.items():
+            setattr(record, key, value)
+        after = self._public_values(rt, record)
+        changes = {k: [jsonable(before.get(k)), jsonable(v)] for k, v in after.items()
+                   if before.get(k) != v}
+        if "description" in values and old_description != record.description:
+            changes["description"] = ["(edited)", "(edited)"]  # long text: note the edit only
+        return changes
+
+    def update(self, record: Record, data: Any, *, expected_version: int | None = None) \
+            -> Record:
+        rt = self.itsm.types.get(record.type)
+        self.require(f"{rt.name}.update", record)
+        self._check_version(record, expected_version)
+        if isinstance(data, dict) and "state" in data:
+            raise ValidationError("state changes go through a transition: POST "
+                                  f"/api/v1/{rt.collection}/{record.number}/transitions",
+                                  fields={"state": ["use a transition"]})
+        values = self._resolve(self._load(rt, data, partial=True))
+        changes = self._apply(rt, record, values)
+        if changes:
+            record.updated_at = utcnow()
+            self._changed(record, RecordChange("updated", self.actor, changes=changes))
+        return record
+
+    def available_transitions(self, record: Record) -> list[tuple[Transition, list[str]]]:
+        """Every transition from the record's state with the reasons it is refused now."""
+        rt = self.itsm.types.get(record.type)
+        out = []
+        for transition in rt.workflow.from_state(record.state):
+            out.append((transition, self._refusals(rt, record, transition, {})))
+        return out
+
+    def _refusals(self, rt: RecordType, record: Record, transition: Transition,
+                  data: dict[str, Any]) -> list[str]:
+        if not self.can(f"{rt.name}.transition", record):
+            return [f"{self.actor.email} may not move {rt.title.lower()} records"]
+        values = {**self._public_values(rt, record), **data}
+        reasons = rt.workflow.check(transition, record, self.actor, data, values)
+        vetoes = self.itsm.hook.itsm_transition_guard(record=record, transition=transition,
+                                                     actor=self.actor, data=data)
+        return reasons + flatten_reasons(vetoes)
+
+    def transition(self, record: Record, name: str, data: dict[str, Any] | None = None, *,
+                   comment: str | None = None, expected_version: int | None = None) -> Record:
+        rt = self.itsm.types.get(record.type)
+        self.require(f"{rt.name}.read", record)
+        self._check_version(record, expected_version)
+        transition = rt.workflow.transitions.get(name)
+        if transition is None:
+            known = ", ".join(rt.workflow.transitions) or "none"
+            raise ValidationError(f"{rt.title} has no transition {name!r} (known: {known})",
+                                  fields={"name": [f"unknown transition {name!r}"]})
+        data = dict(data or {})
+        extra = sorted(set(data) - set(transition.settable))
+        if extra:
+            raise ValidationError(f"{transition.name} does not set " + ", ".join(extra),
+                                  fields={f: [f"not set by {transition.name}"] for f in extra})
+        loaded = self._load(rt, data, partial=True) if data else {}
+        reasons = self._refusals(rt, record, transition, loaded)
+        if reasons:
+            raise Conflict(f"cannot {transition.title.lower()} {record.number}: "
+                           + "; ".join(reasons), reasons=reasons)
+        old_state = record.state
+        changes = self._apply(rt, record, {**self._resolve(loaded), "state": transition.target})
+        now = utcnow()
+        record.updated_at = now
+        final = rt.workflow.state(transition.target).final
+        record.closed_at = (record.closed_at or now) if final else None
+        changes["state"] = [old_state, transition.target]
+        self._changed(record, RecordChange("transitioned", self.actor, changes=changes,
+                                           transition=transition.name), body=comment or "")
+        return record
+
+    def comment(self, record: Record, body: str, *, public: bool = True) -> JournalEntry:
+        rt = self.itsm.types.get(record.type)
+        self.require(f"{rt.name}.comment", record)
+        if not public and not self.is_staff:
+            raise Forbidden("work notes are for IT staff; send a public comment")
+        if not body or not body.strip():
+            raise ValidationError("a comment needs text", fields={"body": ["required"]})
+        # A comment does not touch the record row: it never bumps the version a colleague
+        # is editing against, and never resets a clock.
+        return self._changed(record, RecordChange(
+            "commented" if public else "work_noted", self.actor), body=body, public=public)
+
+    def link(self, record: Record, target_number: str, kind: str = "relates_to") -> Link:
+        rt = self.itsm.types.get(record.type)
+        self.require(f"{rt.name}.update", record)
+        kinds = self.itsm.link_kinds
+        if kind not in kinds:
+            raise ValidationError(f"unknown link kind {kind!r} (kinds: {', '.join(kinds)})",
+                                  fields={"kind": ["unknown link kind"]})
+        try:
+            target = self.get(target_number)
+        except NotFound:
+            raise ValidationError(f"no record {target_number} to link to",
+                                  fields={"target": ["no such record"]}) from None
+        if target.id == record.id:
+            raise ValidationError("a record cannot link to itself",
+                                  fields={"target": ["same record"]})
+        exists = self.session.scalar(select(Link.id).where(
+            Link.source_id == record.id, Link.target_id == target.id, Link.kind == kind))
+        if exists:
+            raise Conflict(f"{record.number} already {kinds[kind].label} {target.number}")
+        link = Link(source_id=record.id, target_id=target.id, kind=kind,
+                    created_by_id=self.actor.id)
+        self.session.add(link)
+        self.session.flush()
+        self._changed(record, RecordChange("linked", self.actor, data={
+            "kind": kind, "target": target.number}))
+        return link
+
+    def attach(self, record: Record, filename: str, content_type: str, stream: IO[bytes]) \
+            -> Attachment:
+        rt = self.itsm.types.get(record.type)
+        self.require(f"{rt.name}.comment", record)
+        name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+        if not name:
+            raise ValidationError("the file needs a name", fields={"file": ["no file name"]})
+        limit = self.itsm.settings["attachments.max_bytes"]
+        key, size, digest = self.itsm.attachments.put(stream, limit=limit)
+        attachment = Attachment(record_id=record.id, filename=name[:255],
+                                content_type=(content_type or "application/octet-stream")[:127],
+                                size=size, sha256=digest, storage_key=key,
+                                created_by_id=self.actor.id)
+        self.session.add(attachment)
+        self.session.flush()
+        self._changed(record, RecordChange("attached", self.actor, data={
+            "filename": attachment.filename, "size": size, "attachment": attachment.id}))
+        return attachment
+
+    def _changed(self, record: Record, change: RecordChange, *, body: str = "",
+                 public: bool = True) -> JournalEntry:
+        """Journal the change, call the hook, queue the outbox event: same transaction."""
+        data = {"changes": change.changes} if change.changes else {}
+        if change.transition:
+            data["transition"] = change.transition
+        data.update(change.data)
+        entry = JournalEntry(record_id=record.id, kind=change.kind, actor_id=self.actor.id,
+                             public=public, body=body, data=data)
+        self.session.add(entry)
+        self.itsm.hook.itsm_record_changed(session=self.session, record=record, change=change)
+        self.events.extend(sla.on_record_changed(self.itsm, self.session, record, change))
+        event = Event(name=change.event_name, record_id=record.id, actor_id=self.actor.id,
+                      payload={"record": {"number": record.number, "type": record.type,
+                                          "title": record.title, "state": record.state,
+                                          "priority": record.priority},
+                               "actor": self.actor.email, "public": public,
+                               "body": body[:2000], **data})
+        self.session.add(event)
+        self.session.flush()
+        self.events.append(event)
+        return entry
+
+    # -- related data ----------------------------------------------------------------
+
+    def journal(self, record: Record) -> list[JournalEntry]:
+        """The record's history as the actor may see it: requesters get public entries,
+        and no entry of theirs names a linked record they may not read."""
+        query = select(JournalEntry).where(JournalEntry.record_id == record.id)
+        if self.is_staff:
+            return list(self.session.scalars(query.order_by(JournalEntry.id)))
+        entries = self.session.scalars(query.where(JournalEntry.public.is_(True))
+                                       .order_by(JournalEntry.id))
+        return [e for e in entries if e.kind != "linked" or self._readable(e.data.get("target"))]
+
+    def _readable(self, number: str | None) -> bool:
+        table = Record.__table__
+        found = self.session.scalar(select(table.c.id).where(table.c.number == number))
+        return found is not None and self.record_ref(found) is not None
+
+    def links(self, record: Record) -> list[dict[str, Any]]:
+        rows = self.session.scalars(select(Link).where(
+            or_(Link.source_id == record.id, Link.target_id == record.id)).order_by(Link.id))
+        out = []
+        for link in rows:
+            outgoing = link.source_id == record.id
+            other_id = link.target_id if outgoing else link.source_id
+            ref = self.record_ref(other_id)
+            if ref is None:
+                continue
+            kind = self.itsm.link_kinds.get(link.kind) or LinkKind(link.kind, link.kind,
+                                                                   link.kind)
+            out.append({"id": link.id, "kind": link.kind,
+                        "direction": "outgoing" if outgoing else "incoming",
+                        "label": kind.label if outgoing else kind.inverse_label,
+                        "record": ref})
+        return out
+
+    def record_ref(self, record_id: int) -> dict[str, Any] | None:
+        """A short view of any record, also of a type whose plugin is disabled or gone.
+
+        Read straight from the core table, so no plugin model is needed to show it.
+        """
+        table = Record.__table__
+        row = self.session.execute(select(
+            table.c.number, table.c.type, table.c.title, table.c.state, table.c.agency_id,
+            table.c.requester_id).where(table.c.id == record_id)).one_or_none()
+        if row is None:
+            return None
+        rt = self.itsm.types.by_name.get(row.type)
+        if rt is None:
+            if not self.is_staff:
+                return None
+            return {"number": row.number, "type": row.type, "available": False,
+                    "title": "record of a disabled process", "state": row.state}
+        if not self.can(f"{rt.name}.read", row):
+            return None
+        return {"number": row.number, "type": row.type, "title": row.title,
+                "state": row.state, "available": True}
+
+    def attachments(self, record: Record) -> list[Attachment]:
+        return list(self.session.scalars(select(Attachment).where(
+            Attachment.record_id == record.id).order_by(Attachment.id)))
+
+    def attachment(self, record: Record, attachment_id: int) -> Attachment:
+        found = self.session.scalar(select(Attachment).where(
+            Attachment.record_id == record.id, Attachment.id == attachment_id))
+        if found is None:
+            raise NotFound(f"no attachment {attachment_id} on {record.number}")
+        return found
+
