@@ -1,0 +1,485 @@
+"""REST plumbing under /api/v1: authentication, errors, the generic record routes, OpenAPI.
+
+Every record type a plugin declares gets its collection here (``/api/v1/<collection>``):
+list with filters and cursor, create, read by number, partial update, transitions,
+comments, links, journal and attachments. Errors are always JSON:
+``{"error": {"code", "message", "fields", "reasons"}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import marshmallow
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    jsonify,
+    redirect,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from itsm.core import query as listing
+from itsm.core.auth import Actor, user_for_token
+from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
+from itsm.core.models import User
+from itsm.core.schemas import CommentIn, LinkIn, TransitionIn
+
+log = logging.getLogger("itsm.api")
+
+PREFIX = "/api/v1"
+bp = Blueprint("api", __name__, url_prefix=PREFIX)
+
+
+def _itsm():
+    from itsm.core.app import current_itsm
+
+    return current_itsm()
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None,
+                   reasons: list[str] | None = None, headers: dict | None = None) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    if reasons:
+        body["reasons"] = reasons
+    response = jsonify({"error": body})
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith(PREFIX) or request.accept_mimetypes.best == "application/json"
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.add_url_rule("/", "root", lambda: redirect(url_for("console.home")))
+
+    @app.errorhandler(ItsmError)
+    def handle_itsm_error(exc: ItsmError):
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error_response(exc.status, exc.code, exc.message, exc.fields,
+                              getattr(exc, "reasons", None), headers)
+
+    @app.errorhandler(marshmallow.ValidationError)
+    def handle_schema_error(exc: marshmallow.ValidationError):
+        fields = exc.messages if isinstance(exc.messages, dict) else {"_body": exc.messages}
+        return error_response(422, "invalid", "invalid input: " + ", ".join(sorted(fields)),
+                              fields)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(exc: HTTPException):
+        if not _wants_json():
+            return exc
+        code = (exc.name or "error").lower().replace(" ", "_")
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return error_response(exc.code or 500, code, exc.description or exc.name,
+                              headers=headers)
+
+    @app.errorhandler(OperationalError)
+    def handle_database_down(exc: OperationalError):
+        log.error("database unavailable: %s", exc.orig)
+        return error_response(503, "unavailable", "the database is unavailable; retry soon",
+                              headers={"Retry-After": "5"})
+
+    @app.errorhandler(DBAPIError)
+    def handle_database_error(exc: DBAPIError):
+        log.exception("database error")
+        return error_response(500, "internal", "internal error; it has been logged")
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error; it has been logged")
+
+
+# -- authentication ------------------------------------------------------------------------
+
+
+def current_actor(required: bool = True) -> Actor | None:
+    """The caller: a Bearer token, else the web session's user.
+
+    Cached on the request itself, not on ``g``: ``g`` lives as long as the application
+    context, which can span several requests (tests, scripts).
+    """
+    if "itsm.actor" in request.environ:
+        return request.environ["itsm.actor"]
+    itsm = _itsm()
+    actor = None
+    header = request.headers.get("Authorization", "")
+    with itsm.Session() as db:
+        if header:
+            scheme, _, secret = header.partition(" ")
+            if scheme.lower() != "bearer" or not secret.strip():
+                raise Unauthorized("use the header Authorization: Bearer <token>")
+            user = user_for_token(db, secret.strip())
+            if user is None:
+                raise Unauthorized("the token is unknown, expired or revoked")
+            actor = Actor.of(db, user)
+            db.commit()
+        elif session.get("user_id"):
+            user = db.get(User, session["user_id"])
+            if user is not None and user.active:
+                actor = Actor.of(db, user)
+    if actor is None and required:
+        raise Unauthorized("authentication required: send Authorization: Bearer <token>")
+    request.environ["itsm.actor"] = actor
+    return actor
+
+
+class UnsupportedMedia(ItsmError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+def _nul_fields(value: Any, path: str = "") -> list[str]:
+    """The fields (innermost keys) whose text holds a NUL character, which no database
+    stores in text."""
+    if isinstance(value, str):
+        return [path or "_body"] if "\x00" in value else []
+    if isinstance(value, dict):
+        return [f for k, v in value.items()
+                for f in (["_body"] if "\x00" in str(k) else _nul_fields(v, k))]
+    if isinstance(value, list):
+        return [f for item in value for f in _nul_fields(item, path)]
+    return []
+
+
+def json_body() -> dict[str, Any]:
+    if not request.is_json and (request.content_length or request.mimetype):
+        raise UnsupportedMedia("send the body as application/json")
+    if not request.get_data(cache=True):
+        raise ValidationError("the request needs a JSON body", fields={"_body": ["missing"]})
+    try:
+        data = request.get_json(force=True)
+    except Exception:
+        raise ValidationError("the body is not valid JSON", fields={"_body": ["invalid JSON"]})\
+            from None
+    if not isinstance(data, dict):
+        raise ValidationError("the body must be a JSON object", fields={"_body": ["not an object"]})
+    bad = sorted(set(_nul_fields(data)))
+    if bad:
+        raise ValidationError("text may not contain NUL characters",
+                              fields={name: ["contains a NUL character"] for name in bad})
+    return data
+
+
+def if_match() -> int | None:
+    """The version the client last read (If-Match), or None when it did not say."""
+    raw = request.headers.get("If-Match")
+    if raw is None or raw.strip() == "*":
+        return None
+    value = raw.strip().removeprefix("W/").strip('"')
+    if not (value.isascii() and value.isdigit() and len(value) < 12):
+        raise ValidationError("If-Match must be the ETag the record was read with, e.g. \"3\"",
+                              fields={"If-Match": ["not an ETag of this API"]})
+    return int(value)
+
+
+def with_etag(response: Response, version: int) -> Response:
+    response.headers["ETag"] = f'"{version}"'
+    return response
+
+
+# -- OpenAPI documentation of plugin routes --------------------------------------------
+
+
+def document(*, summary: str, body: type | None = None, response: type | None = None,
+             status: int = 200, tags: list[str] | None = None,
+             params: list[dict] | None = None) -> Callable:
+    """Describe a plugin's API view for the OpenAPI document.
+
+    :param summary: one line shown in the document.
+    :param body: marshmallow schema class of the JSON request body.
+    :param response: marshmallow schema class of the success response.
+    :param status: the success status code.
+    :param tags: OpenAPI tags (default: the blueprint name).
+    :param params: extra OpenAPI parameter objects (query parameters).
+    """
+
+    def mark(view: Callable) -> Callable:
+        view.itsm_openapi = {"summary": summary, "body": body, "response": response,
+                             "status": status, "tags": tags, "params": params or []}
+        return view
+
+    return mark
+
+
+# -- record routes -------------------------------------------------------------------------
+
+
+FIXED_ROUTES = {"me": ["GET"], "openapi.json": ["GET"]}
+
+
+def record_route(view: Callable) -> Callable:
+    """Resolve ``<collection>`` to an enabled record type and open a unit of work."""
+
+    @wraps(view)
+    def wrapper(collection: str, **kwargs):
+        itsm = _itsm()
+        if collection in FIXED_ROUTES:  # e.g. POST /api/v1/me: a method, not a collection
+            raise MethodNotAllowed(valid_methods=FIXED_ROUTES[collection])
+        rt = itsm.types.by_collection.get(collection)
+        if rt is None:
+            raise NotFound(f"no collection {collection!r} (is its plugin enabled?)")
+        actor = current_actor()
+        with itsm.unit_of_work(actor) as service:
+            if "number" in kwargs:
+                number = kwargs.pop("number").upper()
+                if "\x00" in number or len(number) > 32:
+                    raise NotFound(f"no {rt.title.lower()} {number[:32]!r}")
+                kwargs["record"] = service.get(number, rt.name)
+            result = view(service, rt, **kwargs)
+        return result
+
+    return wrapper
+
+
+@bp.get("/")
+def index():
+    itsm = _itsm()
+    return jsonify({
+        "name": "itsm", "openapi": f"{PREFIX}/openapi.json",
+        "collections": {rt.collection: {"type": rt.name, "label": rt.title,
+                                        "prefix": rt.prefix, "plugin": rt.plugin}
+                        for rt in itsm.types},
+    })
+
+
+@bp.get("/openapi.json")
+def openapi():
+    from flask import current_app
+
+    from itsm.core.openapi import build_spec
+
+    return jsonify(build_spec(current_app, _itsm()))
+
+
+@bp.get("/<collection>")
+@record_route
+def list_records(service, rt):
+    settings = service.itsm.settings
+    query = listing.parse_args(request.args.to_dict(), default_limit=settings["api.page_size"],
+                               max_limit=settings["api.max_page_size"])
+    records, cursor = service.list(rt.name, query)
+    return jsonify({"items": [service.to_dict(r) for r in records], "next": cursor})
+
+
+@bp.post("/<collection>")
+@record_route
+def create_record(service, rt):
+    record = service.create(rt.name, json_body())
+    response = jsonify(service.to_dict(record))
+    response.status_code = 201
+    response.headers["Location"] = f"{PREFIX}/{rt.collection}/{record.number}"
+    return with_etag(response, record.version)
+
+
+@bp.get("/<collection>/<number>")
+@record_route
+def read_record(service, rt, record):
+    return with_etag(jsonify(service.to_dict(record)), record.version)
+
+
+@bp.patch("/<collection>/<number>")
+@record_route
+def update_record(service, rt, record):
+    body = json_body()
+    service.update(record, body, expected_version=if_match())
+    return with_etag(jsonify(service.to_dict(record)), record.version)
+
+
+@bp.get("/<collection>/<number>/transitions")
+@record_route
+def list_transitions(service, rt, record):
+    return jsonify({"items": [
+        {"name": t.name, "label": t.title, "target": t.target, "required": list(t.required),
+         "fields": list(t.settable), "allowed": not reasons, "reasons": reasons}
+        for t, reasons in service.available_transitions(record)]})
+
+
+@bp.post("/<collection>/<number>/transitions")
+@record_route
+def run_transition(service, rt, record):
+    data = TransitionIn().load(json_body())
+    expected = if_match()
+    if expected is None:
+        expected = data.get("version")
+    service.transition(record, data["name"], data.get("fields"), comment=data.get("comment"),
+                       expected_version=expected)
+    return with_etag(jsonify(service.to_dict(record)), record.version)
+
+
+def _comment_dict(service, entry) -> dict[str, Any]:
+    return {"id": entry.id, "body": entry.body, "public": entry.public,
+            "author": service.ref("user", entry.actor_id),
+            "created_at": entry.created_at.isoformat()}
+
+
+@bp.get("/<collection>/<number>/comments")
+@record_route
+def list_comments(service, rt, record):
+    entries = [e for e in service.journal(record) if e.kind in ("commented", "work_noted")]
+    return jsonify({"items": [_comment_dict(service, e) for e in entries]})
+
+
+@bp.post("/<collection>/<number>/comments")
+@record_route
+def add_comment(service, rt, record):
+    data = CommentIn().load(json_body())
+    entry = service.comment(record, data["body"], public=data["public"])
+    response = jsonify(_comment_dict(service, entry))
+    response.status_code = 201
+    return response
+
+
+@bp.get("/<collection>/<number>/links")
+@record_route
+def list_links(service, rt, record):
+    return jsonify({"items": service.links(record)})
+
+
+@bp.post("/<collection>/<number>/links")
+@record_route
+def add_link(service, rt, record):
+    data = LinkIn().load(json_body())
+    link = service.link(record, data["target"].upper(), data["kind"])
+    response = jsonify(next(item for item in service.links(record) if item["id"] == link.id))
+    response.status_code = 201
+    return response
+
+
+@bp.get("/<collection>/<number>/journal")
+@record_route
+def read_journal(service, rt, record):
+    return jsonify({"items": [
+        {"id": e.id, "kind": e.kind, "actor": service.ref("user", e.actor_id) or "system",
+         "created_at": e.created_at.isoformat(), "public": e.public, "body": e.body,
+         "data": e.data} for e in service.journal(record)]})
+
+
+@bp.get("/<collection>/<number>/sla")
+@record_route
+def read_sla(service, rt, record):
+    from itsm.core.sla import clocks_for
+
+    return jsonify({"items": clocks_for(service.session, record)})
+
+
+def _attachment_dict(a) -> dict[str, Any]:
+    return {"id": a.id, "filename": a.filename, "content_type": a.content_type,
+            "size": a.size, "sha256": a.sha256, "created_at": a.created_at.isoformat()}
+
+
+@bp.get("/<collection>/<number>/attachments")
+@record_route
+def list_attachments(service, rt, record):
+    return jsonify({"items": [_attachment_dict(a) for a in service.attachments(record)]})
+
+
+@bp.post("/<collection>/<number>/attachments")
+@record_route
+def add_attachment(service, rt, record):
+    upload = request.files.get("file")
+    if upload is None:
+        raise ValidationError("send the file as multipart/form-data field 'file'",
+                              fields={"file": ["missing"]})
+    attachment = service.attach(record, upload.filename or "", upload.mimetype, upload.stream)
+    response = jsonify(_attachment_dict(attachment))
+    response.status_code = 201
+    return response
+
+
+@bp.get("/<collection>/<number>/attachments/<int:attachment_id>")
+@record_route
+def download_attachment(service, rt, record, attachment_id):
+    attachment = service.attachment(record, attachment_id)
+    return send_file(service.itsm.attachments.open(attachment.storage_key),
+                     mimetype=attachment.content_type, as_attachment=True,
+                     download_name=attachment.filename)
+
+
+# -- the caller and their tokens -----------------------------------------------------------
+
+
+@bp.get("/me")
+def me():
+    actor = current_actor()
+    return jsonify({"email": actor.email, "name": actor.name, "role": actor.role,
+                    "agency": None if actor.agency_id is None else _agency_code(actor.agency_id)})
+
+
+def _agency_code(agency_id: int) -> str | None:
+    from itsm.core.models import Agency
+
+    with _itsm().Session() as db:
+        agency = db.get(Agency, agency_id)
+        return agency.code if agency else None
+
+
+def _token_dict(token) -> dict[str, Any]:
+    return {"id": token.id, "name": token.name, "prefix": token.prefix,
+            "created_at": token.created_at.isoformat(),
+            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+            "last_used_at": token.last_used_at.isoformat() if token.last_used_at else None,
+            "revoked": token.revoked_at is not None}
+
+
+@bp.get("/tokens")
+def list_tokens():
+    from sqlalchemy import select
+
+    from itsm.core.models import ApiToken
+
+    actor = current_actor()
+    with _itsm().Session() as db:
+        tokens = db.scalars(select(ApiToken).where(ApiToken.user_id == actor.id)
+                            .order_by(ApiToken.id)).all()
+    return jsonify({"items": [_token_dict(t) for t in tokens]})
+
+
+@bp.post("/tokens")
+def create_token():
+    from itsm.core.auth import create_token as make
+    from itsm.core.schemas import TokenIn
+
+    actor = current_actor()
+    if actor.id is None:
+        raise Unauthorized("the system actor has no tokens")
+    data = TokenIn().load(json_body())
+    itsm = _itsm()
+    with itsm.Session() as db:
+        token, secret = make(db, db.get(User, actor.id), name=data["name"],
+                             days=data.get("days", itsm.settings["auth.token_days"]) or None)
+        db.commit()
+        body = {**_token_dict(token), "token": secret}
+    response = jsonify(body)
+    response.status_code = 201
+    return response
+
+
+@bp.delete("/tokens/<int:token_id>")
+def revoke_token(token_id: int):
+    from itsm.core.auth import revoke_token as revoke
+
+    actor = current_actor()
+    with _itsm().Session() as db:
+        token = revoke(db, token_id, owner=db.get(User, actor.id) if actor.id else None)
+        db.commit()
+        return jsonify(_token_dict(token))

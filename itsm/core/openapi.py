@@ -1,0 +1,239 @@
+"""The OpenAPI 3 document, generated from the same marshmallow schemas that validate input.
+
+It covers the generic routes of every enabled record type and every plugin route marked
+with :func:`itsm.core.api.document`, so a client can be written from it alone.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask
+
+from itsm import __version__
+from itsm.core import schemas as s
+from itsm.core.query import FILTER_ARGS
+
+ERRORS = {"400": "bad request", "401": "authentication required", "403": "forbidden",
+          "404": "not found", "409": "conflict (refused transition, duplicate)",
+          "412": "stale write: If-Match does not match", "413": "body too large",
+          "415": "not JSON", "422": "invalid input, with field messages"}
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    return {code: {"description": ERRORS[code],
+                   "content": {"application/json": {"schema": "ErrorOut"}}} for code in codes}
+
+
+def _json(schema) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _ok(schema, description: str = "success") -> dict[str, Any]:
+    return {"description": description, **_json(schema)}
+
+
+def _list_of(name: str, item) -> dict:
+    return {"type": "object", "required": ["items"], "properties": {
+        "items": {"type": "array", "items": item}}, "title": name}
+
+
+NUMBER = {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}
+IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
+            "schema": {"type": "string"}, "description": "ETag of the version you read"}
+LIST_PARAMS = [
+    {"name": "state", "in": "query", "schema": {"type": "string"},
+     "description": "state, or states separated by commas"},
+    {"name": "assignee", "in": "query", "schema": {"type": "string"},
+     "description": "e-mail, `me` or `none`"},
+    {"name": "requester", "in": "query", "schema": {"type": "string"},
+     "description": "e-mail or `me`"},
+    {"name": "group", "in": "query", "schema": {"type": "string"}},
+    {"name": "agency", "in": "query", "schema": {"type": "string"}},
+    {"name": "priority", "in": "query", "schema": {"type": "string"},
+     "description": "priority, or priorities separated by commas"},
+    {"name": "updated_since", "in": "query", "schema": {"type": "string",
+                                                         "format": "date-time"}},
+    {"name": "q", "in": "query", "schema": {"type": "string"},
+     "description": "text in title or description, or a record number"},
+    {"name": "sort", "in": "query", "schema": {"type": "string", "enum": [
+        p + k for k in ("created_at", "updated_at", "priority", "number") for p in ("", "-")]}},
+    {"name": "cursor", "in": "query", "schema": {"type": "string"},
+     "description": "`next` of the previous page"},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+]
+assert {p["name"] for p in LIST_PARAMS} == set(FILTER_ARGS)
+
+
+def _record_paths(spec: APISpec, rt, schemas: dict) -> None:
+    tag = rt.title
+    base = f"/api/v1/{rt.collection}"
+    stem = schemas["out"].__name__[:-3]
+    spec.components.schema(f"{stem}In", schema=schemas["in"])
+    spec.components.schema(f"{stem}Out", schema=schemas["out"])
+    spec.components.schema(f"{stem}Page", schema=schemas["page"])
+    spec.path(path=base, operations={
+        "get": {"tags": [tag], "summary": f"list {rt.title.lower()} records",
+                "operationId": f"list_{rt.name}", "parameters": LIST_PARAMS,
+                "responses": {"200": _ok(f"{stem}Page"), **_errors("401", "403", "422")}},
+        "post": {"tags": [tag], "summary": f"open a {rt.title.lower()}",
+                 "operationId": f"create_{rt.name}", "requestBody": {
+                     "required": True, **_json(f"{stem}In")},
+                 "responses": {"201": _ok(f"{stem}Out", "created"),
+                               **_errors("400", "401", "403", "413", "415", "422")}}})
+    spec.path(path=base + "/{number}", operations={
+        "get": {"tags": [tag], "summary": f"read one {rt.title.lower()}",
+                "operationId": f"read_{rt.name}", "parameters": [NUMBER],
+                "responses": {"200": _ok(f"{stem}Out"), **_errors("401", "404")}},
+        "patch": {"tags": [tag], "summary": f"change fields of a {rt.title.lower()}",
+                  "operationId": f"update_{rt.name}", "parameters": [NUMBER, IF_MATCH],
+                  "requestBody": {"required": True, "content": {"application/json": {
+                      "schema": {"type": "object",
+                                 "description": f"any fields of {stem}In"}}}},
+                  "responses": {"200": _ok(f"{stem}Out"),
+                                **_errors("400", "401", "403", "404", "409", "412", "415",
+                                          "422")}}})
+    spec.path(path=base + "/{number}/transitions", operations={
+        "get": {"tags": [tag], "summary": "transitions possible now, with refusal reasons",
+                "operationId": f"transitions_{rt.name}", "parameters": [NUMBER],
+                "responses": {"200": _ok(_list_of("Transitions", "TransitionOut")),
+                              **_errors("401", "404")}},
+        "post": {"tags": [tag], "summary": "move the record through its workflow",
+                 "operationId": f"transition_{rt.name}", "parameters": [NUMBER, IF_MATCH],
+                 "requestBody": {"required": True, **_json("TransitionIn")},
+                 "responses": {"200": _ok(f"{stem}Out"),
+                               **_errors("400", "401", "403", "404", "409", "412", "415",
+                                         "422")}}})
+    spec.path(path=base + "/{number}/comments", operations={
+        "get": {"tags": [tag], "summary": "comments and work notes",
+                "operationId": f"comments_{rt.name}", "parameters": [NUMBER],
+                "responses": {"200": _ok(_list_of("Comments", "CommentOut")),
+                              **_errors("401", "404")}},
+        "post": {"tags": [tag], "summary": "add a comment or a work note",
+                 "operationId": f"comment_{rt.name}", "parameters": [NUMBER],
+                 "requestBody": {"required": True, **_json("CommentIn")},
+                 "responses": {"201": _ok("CommentOut", "created"),
+                               **_errors("400", "401", "403", "404", "415", "422")}}})
+    spec.path(path=base + "/{number}/links", operations={
+        "get": {"tags": [tag], "summary": "links to and from other records",
+                "operationId": f"links_{rt.name}", "parameters": [NUMBER],
+                "responses": {"200": _ok(_list_of("Links", "LinkOut")),
+                              **_errors("401", "404")}},
+        "post": {"tags": [tag], "summary": "link to another record",
+                 "operationId": f"link_{rt.name}", "parameters": [NUMBER],
+                 "requestBody": {"required": True, **_json("LinkIn")},
+                 "responses": {"201": _ok("LinkOut", "created"),
+                               **_errors("400", "401", "403", "404", "409", "415", "422")}}})
+    spec.path(path=base + "/{number}/journal", operations={
+        "get": {"tags": [tag], "summary": "the full history", "parameters": [NUMBER],
+                "operationId": f"journal_{rt.name}",
+                "responses": {"200": _ok(_list_of("Journal", "JournalOut")),
+                              **_errors("401", "404")}}})
+    spec.path(path=base + "/{number}/sla", operations={
+        "get": {"tags": [tag], "summary": "service level clocks: targets, time used and left",
+                "parameters": [NUMBER], "operationId": f"sla_{rt.name}",
+                "responses": {"200": _ok(_list_of("Clocks", "SlaClockOut")),
+                              **_errors("401", "404")}}})
+    spec.path(path=base + "/{number}/attachments", operations={
+        "get": {"tags": [tag], "summary": "attachments", "parameters": [NUMBER],
+                "operationId": f"attachments_{rt.name}",
+                "responses": {"200": _ok(_list_of("Attachments", "AttachmentOut")),
+                              **_errors("401", "404")}},
+        "post": {"tags": [tag], "summary": "attach a file", "parameters": [NUMBER],
+                 "operationId": f"attach_{rt.name}",
+                 "requestBody": {"required": True, "content": {"multipart/form-data": {
+                     "schema": {"type": "object", "required": ["file"], "properties": {
+                         "file": {"type": "string", "format": "binary"}}}}}},
+                 "responses": {"201": _ok("AttachmentOut", "created"),
+                               **_errors("400", "401", "403", "404", "413", "422")}}})
+    spec.path(path=base + "/{number}/attachments/{attachment_id}", operations={
+        "get": {"tags": [tag], "summary": "download an attachment",
+                "operationId": f"download_{rt.name}",
+                "parameters": [NUMBER, {"name": "attachment_id", "in": "path",
+                                        "required": True, "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "the file, as it was uploaded",
+                                      "content": {"application/octet-stream": {
+                                          "schema": {"type": "string", "format": "binary"}}}},
+                              **_errors("401", "404")}}})
+
+
+def _plugin_paths(spec: APISpec, app: Flask, itsm) -> None:
+    owners = {}
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions.get(rule.endpoint)
+        meta = getattr(view, "itsm_openapi", None)
+        if meta is None:
+            continue
+        blueprint = rule.endpoint.rsplit(".", 1)[0] if "." in rule.endpoint else ""
+        owners.setdefault(blueprint, None)
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for n in rule.arguments] + list(meta["params"])
+        operations = {}
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            op = {"summary": meta["summary"], "tags": meta["tags"] or [blueprint or "itsm"],
+                  "operationId": rule.endpoint.replace(".", "_") + "_" + method.lower(),
+                  "parameters": params,
+                  "responses": {str(meta["status"]): _ok(meta["response"])
+                                if meta["response"] else {"description": "success"},
+                                **_errors("400", "401", "403", "404", "422")}}
+            if meta["body"] is not None and method in ("POST", "PUT", "PATCH"):
+                op["requestBody"] = {"required": True, **_json(meta["body"])}
+            operations[method.lower()] = op
+        spec.path(path=path, operations=operations)
+
+
+def build_spec(app: Flask, itsm) -> dict[str, Any]:
+    """The OpenAPI document for the plugins enabled right now."""
+    spec = APISpec(title="itsm", version=__version__, openapi_version="3.0.3",
+                   plugins=[MarshmallowPlugin()],
+                   info={"description": "IT Service Management API. Authenticate with "
+                                        "`Authorization: Bearer <token>` (itsm users token)."})
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    for schema in (s.SlaClockOut, s.TransitionOut, s.ErrorOut, s.TransitionIn, s.CommentIn,
+                   s.CommentOut, s.LinkIn, s.LinkOut, s.JournalOut, s.AttachmentOut):
+        spec.components.schema(schema.__name__, schema=schema)
+    for rt in itsm.types:
+        _record_paths(spec, rt, itsm.types.schemas[rt.name])
+    spec.path(path="/api/v1/", operations={"get": {
+        "tags": ["itsm"], "summary": "the enabled record collections", "operationId": "index",
+        "security": [], "responses": {"200": {"description": "collections by name",
+                                              "content": {"application/json": {"schema": {
+                                                  "type": "object"}}}}}}})
+    spec.path(path="/api/v1/openapi.json", operations={"get": {
+        "tags": ["itsm"], "summary": "this document", "operationId": "openapi",
+        "security": [], "responses": {"200": {"description": "OpenAPI 3 document",
+                                              "content": {"application/json": {"schema": {
+                                                  "type": "object"}}}}}}})
+    spec.path(path="/api/v1/me", operations={"get": {
+        "tags": ["account"], "summary": "who am I", "operationId": "me",
+        "responses": {"200": {"description": "the caller", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {
+                "email": {"type": "string"}, "name": {"type": "string"},
+                "role": {"type": "string"}, "agency": {"type": "string",
+                                                       "nullable": True}}}}}},
+                      **_errors("401")}}})
+    spec.components.schema("TokenIn", schema=s.TokenIn)
+    spec.components.schema("TokenOut", schema=s.TokenOut)
+    spec.path(path="/api/v1/tokens", operations={
+        "get": {"tags": ["account"], "summary": "my API tokens (never the secrets)",
+                "operationId": "list_tokens",
+                "responses": {"200": _ok(_list_of("Tokens", "TokenOut")), **_errors("401")}},
+        "post": {"tags": ["account"], "summary": "create an API token",
+                 "operationId": "create_token",
+                 "requestBody": {"required": True, **_json("TokenIn")},
+                 "responses": {"201": _ok("TokenOut", "created, with the secret"),
+                               **_errors("400", "401", "415", "422")}}})
+    spec.path(path="/api/v1/tokens/{token_id}", operations={"delete": {
+        "tags": ["account"], "summary": "revoke one of my API tokens",
+        "operationId": "revoke_token",
+        "parameters": [{"name": "token_id", "in": "path", "required": True,
+                        "schema": {"type": "integer"}}],
+        "responses": {"200": _ok("TokenOut"), **_errors("401", "404")}}})
+    _plugin_paths(spec, app, itsm)
+    document = spec.to_dict()
+    document["security"] = [{"bearer": []}]
+    return document
