@@ -1,0 +1,226 @@
+"""Events to notifications through the transactional outbox.
+
+The record service writes an ``outbox_event`` row in the same transaction as the change.
+After commit, the dispatcher asks plugins who should hear of each event
+(``itsm_notification_recipients``), records one delivery per recipient and channel, and
+hands them to the channels (``itsm_notification_channels``). A channel that fails is
+retried with exponential backoff until ``outbox.max_attempts``; then the delivery is
+dead and shown by ``itsm doctor``. Nothing is delivered inside the user's request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import func, select, update
+
+from itsm.core.models import Delivery, Event, utcnow
+
+if TYPE_CHECKING:
+    from itsm.core.app import Itsm
+
+log = logging.getLogger("itsm.notify")
+
+LEASE = timedelta(minutes=5)  # a delivery claimed by a worker that died is retried after it
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Someone (or something) to notify over one channel: an e-mail, a URL, a user id."""
+
+    channel: str
+    address: str
+
+
+@dataclass(frozen=True)
+class EventMessage:
+    """An event as channels and hooks see it; ``id`` is stable across retries."""
+
+    id: int
+    name: str
+    record: dict[str, Any] | None
+    actor: str | None
+    payload: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, event: Event) -> EventMessage:
+        return cls(id=event.id, name=event.name, record=event.payload.get("record"),
+                   actor=event.payload.get("actor"), payload=dict(event.payload),
+                   created_at=event.created_at)
+
+
+class Channel(Protocol):
+    """A way to deliver notifications; ``deliver`` raises when it could not."""
+
+    name: str
+
+    def deliver(self, message: EventMessage, recipient: Recipient) -> None: ...
+
+
+@dataclass
+class DispatchStats:
+    events: int = 0
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Outbox:
+    """Turns committed events into deliveries and runs them, safely from many workers."""
+
+    def __init__(self, itsm: Itsm) -> None:
+        self.itsm = itsm
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- after commit ------------------------------------------------------------------
+
+    def committed(self, events: list[Event]) -> None:
+        """Called after a unit of work committed: run the post-commit hook, wake delivery."""
+        for event in events:
+            try:
+                self.itsm.hook.itsm_event_committed(event=EventMessage.of(event))
+            except Exception:  # the user's change is committed; a hook must not undo that
+                log.exception("itsm_event_committed failed for event %s", event.id)
+        if events and self._thread is not None:
+            self._wake.set()
+
+    # -- dispatch ----------------------------------------------------------------------
+
+    def fan_out(self, limit: int = 200) -> int:
+        """Create the deliveries of events not yet fanned out; return how many events."""
+        channels = self.itsm.channels
+        with self.itsm.Session() as session:
+            events = session.scalars(select(Event).where(Event.dispatched_at.is_(None))
+                                     .order_by(Event.id).limit(limit)).all()
+            for event in events:
+                claimed = session.execute(
+                    update(Event).where(Event.id == event.id, Event.dispatched_at.is_(None))
+                    .values(dispatched_at=utcnow())).rowcount
+                if not claimed:
+                    continue
+                message = EventMessage.of(event)
+                seen = set()
+                for group in self.itsm.hook.itsm_notification_recipients(event=message,
+                                                                         session=session):
+                    for recipient in group or ():
+                        key = (recipient.channel, recipient.address)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                        if recipient.channel not in channels:
+                            log.warning("event %s: no channel %r; delivery waits for it",
+                                        event.id, recipient.channel)
+                        session.add(Delivery(event_id=event.id, channel=recipient.channel,
+                                             recipient=recipient.address[:254]))
+            session.commit()
+            return len(events)
+
+    def deliver_due(self, limit: int = 200) -> DispatchStats:
+        """Run the deliveries that are due; each is claimed first so no two workers send it."""
+        stats = DispatchStats()
+        settings = self.itsm.settings
+        channels = self.itsm.channels
+        with self.itsm.Session() as session:
+            now = utcnow()
+            due = session.scalars(select(Delivery).where(
+                Delivery.state == "pending", Delivery.next_attempt_at <= now)
+                .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)).all()
+            for delivery in due:
+                claimed = session.execute(
+                    update(Delivery).where(Delivery.id == delivery.id,
+                                           Delivery.state == "pending",
+                                           Delivery.next_attempt_at == delivery.next_attempt_at)
+                    .values(next_attempt_at=now + LEASE)).rowcount
+                session.commit()
+                if not claimed:
+                    continue
+                session.refresh(delivery)
+                event = session.get(Event, delivery.event_id)
+                channel = channels.get(delivery.channel)
+                try:
+                    if channel is None:
+                        raise LookupError(f"channel {delivery.channel!r} is not enabled")
+                    channel.deliver(EventMessage.of(event),
+                                    Recipient(delivery.channel, delivery.recipient))
+                except Exception as exc:
+                    delivery.attempts += 1
+                    delivery.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                    if delivery.attempts >= settings["outbox.max_attempts"]:
+                        delivery.state = "dead"
+                        stats.dead += 1
+                    else:
+                        backoff = settings["outbox.backoff_seconds"] * 2 ** (delivery.attempts - 1)
+                        delivery.next_attempt_at = utcnow() + timedelta(seconds=backoff)
+                        stats.failed += 1
+                    stats.errors.append(f"delivery {delivery.id}: {delivery.last_error}")
+                    log.warning("delivery %s over %s failed (attempt %s): %s", delivery.id,
+                                delivery.channel, delivery.attempts, delivery.last_error)
+                else:
+                    delivery.state = "delivered"
+                    delivery.delivered_at = utcnow()
+                    delivery.attempts += 1
+                    stats.delivered += 1
+                session.commit()
+        return stats
+
+    def drain(self) -> DispatchStats:
+        """Fan out every pending event and run every due delivery once."""
+        events = 0
+        while True:
+            count = self.fan_out()
+            events += count
+            if count == 0:
+                break
+        stats = self.deliver_due()
+        stats.events = events
+        return stats
+
+    def backlog(self) -> dict[str, int]:
+        with self.itsm.Session() as session:
+            rows = session.execute(select(Delivery.state, func.count())
+                                   .group_by(Delivery.state)).all()
+            undispatched = session.scalar(select(func.count()).select_from(Event)
+                                          .where(Event.dispatched_at.is_(None)))
+        out = {state: count for state, count in rows}
+        out["events not fanned out"] = undispatched or 0
+        return out
+
+    # -- in-process worker ---------------------------------------------------------------
+
+    def start_thread(self, interval: float = 5.0) -> None:
+        """Drain in a daemon thread: woken by each commit, and every ``interval`` seconds."""
+        if self._thread is not None:
+            return
+
+        def run() -> None:
+            # Hooks may use current_itsm(): the thread needs its own application context.
+            with self.itsm.app.app_context():
+                while not self._stop.is_set():
+                    self._wake.wait(interval)
+                    self._wake.clear()
+                    try:
+                        from itsm.core import sla
+
+                        sla.sweep(self.itsm)
+                        self.drain()
+                    except Exception:
+                        log.exception("outbox worker thread: drain failed; retrying")
+
+        self._thread = threading.Thread(target=run, name="itsm-outbox", daemon=True)
+        self._thread.start()
+
+    def stop_thread(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(timeout=5)
+            self._thread = None
+            self._stop.clear()
