@@ -1,0 +1,1 @@
+"""Command groups of the `itsm` command line (attached in itsm/cli.py)."""
