@@ -1,0 +1,88 @@
+"""The console in a real headless browser: sign in, open a ticket, move it, comment on it.
+
+Needs Debian's Chromium at /usr/bin/chromium and the ``playwright`` package (its own
+browser download is not used: ``playwright install`` is never needed).
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="no /usr/bin/chromium: install it with `apt-get install -y chromium`")
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed: pip install playwright")
+expect = playwright_api.expect
+
+PASSWORD = "correct horse battery"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def server(app):
+    """The test application served on a free port of 127.0.0.1."""
+    from werkzeug.serving import make_server
+
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, name="console-test-server",
+                              daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_agent_moves_a_ticket_and_comments_in_the_browser(app, server, browser, make_token,
+                                                         tmp_path):
+    headers = make_token("agent@example.org", role="agent", password=PASSWORD)
+    created = app.test_client().post("/api/v1/tickets", headers=headers, json={
+        "title": "Printer on floor 2 jams", "priority": 3, "description": "Since Monday."})
+    number = created.json["number"]
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(15_000)
+    page.goto(server + "/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("E-mail address").fill("agent@example.org")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Welcome")
+    page.keyboard.press("Tab")  # keyboard users reach the skip link first
+    expect(page.get_by_role("link", name="Skip to main content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Tickets").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Tickets")
+    page.get_by_role("link", name=number).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Printer on floor 2 jams")
+
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page.get_by_role("status").first).to_contain_text("the state is now In progress")
+    expect(page.locator(".page-head .badge")).to_have_text("In progress")
+
+    page.get_by_label("Comment or work note").fill("New toner fitted; testing now.")
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.get_by_role("status").first).to_contain_text("Your comment has been added.")
+    expect(page.locator(".journal")).to_contain_text("New toner fitted; testing now.")
+    expect(page.locator(".journal")).to_contain_text("ran Start")
+
+    shot = tmp_path / "itsm-console.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 0
+    shutil.copyfile(shot, "/tmp/itsm-console.png")

@@ -1,0 +1,297 @@
+"""Every hook of itsm/core/hookspecs.py, exercised through a throwaway plugin."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+import sample_plugin
+from sqlalchemy import select, update
+
+from itsm.core import plugin_admin
+from itsm.core.app import create_app
+from itsm.core.auth import Actor, Permission
+from itsm.core.errors import ValidationError
+from itsm.core.models import Delivery, Event, Group, JournalEntry, Record, utcnow
+from itsm.core.notify import Recipient
+from itsm.core.records import LinkKind
+from itsm.core.sla import SlaTarget, policy_for
+from itsm.testing import make_plugin
+
+
+def token_for(application, email="agent@example.org", role="agent", agency=None):
+    from itsm.core import auth
+    from itsm.core.demo import ensure_agency
+
+    itsm = application.extensions["itsm"]
+    with application.app_context(), itsm.Session() as session:
+        if agency:
+            ensure_agency(session, agency, agency)
+        user = auth.create_user(session, email, role=role, agency=agency)
+        _, secret = auth.create_token(session, user)
+        session.commit()
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_itsm_transition_guard_veto_reaches_the_user_with_its_reason(with_plugin):
+    def itsm_transition_guard(record, transition, data):
+        if transition.name == "close" and record.priority == 1:
+            return "a priority 1 ticket needs a post-incident review before closing"
+        return None
+
+    application = with_plugin(make_plugin("reviews", itsm_transition_guard=itsm_transition_guard))
+    web, headers = application.test_client(), token_for(application)
+    number = web.post("/api/v1/tickets", json={"title": "Core switch down", "priority": 1},
+                      headers=headers).json["number"]
+    web.post(f"/api/v1/tickets/{number}/transitions",
+             json={"name": "resolve", "fields": {"resolution": "replaced"}}, headers=headers)
+    offered = {t["name"]: t for t in web.get(f"/api/v1/tickets/{number}/transitions",
+                                             headers=headers).json["items"]}
+    assert offered["close"]["allowed"] is False
+    assert offered["close"]["reasons"] == [
+        "a priority 1 ticket needs a post-incident review before closing"]
+    refused = web.post(f"/api/v1/tickets/{number}/transitions", json={"name": "close"},
+                       headers=headers)
+    assert refused.status_code == 409
+    assert refused.json["error"]["reasons"] == offered["close"]["reasons"]
+    assert web.get(f"/api/v1/tickets/{number}", headers=headers).json["state"] == "resolved"
+
+
+def test_itsm_record_changed_writes_in_the_same_transaction_and_can_refuse(with_plugin):
+    def itsm_record_changed(session, record, change):
+        if change.kind == "created" and "forbidden" in record.title:
+            raise ValidationError("titles may not say forbidden", fields={"title": ["no"]})
+        if change.kind == "created":
+            group = session.scalar(select(Group).where(Group.name == "Service Desk"))
+            record.group_id = group.id  # auto-routing, committed with the record
+
+    application = with_plugin(make_plugin("router", itsm_record_changed=itsm_record_changed))
+    web, headers = application.test_client(), token_for(application)
+    created = web.post("/api/v1/tickets", json={"title": "Mail slow"}, headers=headers)
+    assert created.json["group"] == "Service Desk"
+    refused = web.post("/api/v1/tickets", json={"title": "forbidden words"}, headers=headers)
+    assert refused.status_code == 422
+    itsm = application.extensions["itsm"]
+    with itsm.Session() as session:
+        titles = session.scalars(select(Record.title)).all()
+        events = session.scalar(select(Event.id).where(Event.payload.isnot(None)).limit(5))
+    assert titles == ["Mail slow"]  # nothing half-written for the refused one
+    assert events is not None
+
+
+def test_itsm_event_committed_runs_after_commit_and_cannot_fail_the_request(with_plugin):
+    seen = []
+
+    def itsm_event_committed(event):
+        seen.append((event.name, event.record["number"]))
+        raise RuntimeError("a broken listener")
+
+    application = with_plugin(make_plugin("listener",
+                                          itsm_event_committed=itsm_event_committed))
+    web, headers = application.test_client(), token_for(application)
+    response = web.post("/api/v1/tickets", json={"title": "Laptop"}, headers=headers)
+    assert response.status_code == 201
+    assert seen == [("record.created", "TCK0000001")]
+
+
+class FlakyChannel:
+    name = "flaky"
+
+    def __init__(self):
+        self.up = False
+        self.received = []
+
+    def deliver(self, message, recipient):
+        if not self.up:
+            raise ConnectionError("receiver is down")
+        self.received.append((message.id, message.name, recipient.address))
+
+
+def test_itsm_notification_channels_failing_channel_loses_nothing(with_plugin):
+    channel = FlakyChannel()
+    module = make_plugin(
+        "flaky", itsm_notification_channels=lambda: [channel],
+        itsm_notification_recipients=lambda event: [Recipient("flaky", "ops@example.org"),
+                                                     Recipient("flaky", "ops@example.org")])
+    application = with_plugin(module)
+    web, headers = application.test_client(), token_for(application)
+    assert web.post("/api/v1/tickets", json={"title": "Disk full"},
+                    headers=headers).status_code == 201
+    itsm = application.extensions["itsm"]
+    with application.app_context():
+        first = itsm.outbox.drain()
+        assert first.failed == 1 and channel.received == []
+        with itsm.Session() as session:
+            delivery = session.scalar(select(Delivery).where(Delivery.channel == "flaky"))
+            assert delivery.state == "pending" and delivery.attempts == 1
+            assert "receiver is down" in delivery.last_error
+            session.execute(update(Delivery).values(next_attempt_at=utcnow()))
+            session.commit()
+        channel.up = True
+        second = itsm.outbox.drain()
+    assert second.delivered >= 1
+    assert channel.received == [(1, "record.created", "ops@example.org")]  # once, deduped
+
+
+def test_itsm_notification_recipients_dead_after_max_attempts(with_plugin, itsm_config):
+    channel = FlakyChannel()
+    module = make_plugin(
+        "dead", itsm_notification_channels=lambda: [channel],
+        itsm_notification_recipients=lambda event: [Recipient("flaky", "x@example.org")])
+    application = with_plugin(module)
+    itsm = application.extensions["itsm"]
+    itsm.settings["outbox.max_attempts"] = 2
+    web, headers = application.test_client(), token_for(application)
+    web.post("/api/v1/tickets", json={"title": "Disk full"}, headers=headers)
+    with application.app_context():
+        for _ in range(2):
+            itsm.outbox.drain()
+            with itsm.Session() as session:
+                session.execute(update(Delivery).where(Delivery.state == "pending")
+                                .values(next_attempt_at=utcnow() - timedelta(days=1)))
+                session.commit()
+        assert itsm.outbox.backlog()["dead"] == 1
+
+
+def test_itsm_permissions_and_itsm_permission_check_override_the_default(with_plugin):
+    def itsm_permission_check(actor, permission, record):
+        if permission == "ticket.create" and actor.email.endswith("@contractor.example"):
+            return False
+        return None
+
+    module = make_plugin(
+        "policy", itsm_permission_check=itsm_permission_check,
+        itsm_permissions=lambda: [Permission("ticket.export", "export tickets", ("agent",))])
+    application = with_plugin(module)
+    itsm = application.extensions["itsm"]
+    assert itsm.permissions["ticket.export"].roles == ("agent",)
+    web = application.test_client()
+    contractor = token_for(application, "joe@contractor.example")
+    staff = token_for(application, "ann@example.org")
+    assert web.post("/api/v1/tickets", json={"title": "x"}, headers=contractor).status_code == 403
+    assert web.post("/api/v1/tickets", json={"title": "x"}, headers=staff).status_code == 201
+
+
+def test_itsm_sla_policy_first_result_wins_over_the_default(with_plugin, itsm):
+    record = Record(priority=1, agency_id=7)
+    default = policy_for(itsm, record, "resolution")
+    assert default is None or isinstance(default, SlaTarget)
+
+    def itsm_sla_policy(record, metric):
+        if record.agency_id == 7:
+            return SlaTarget(metric=metric, minutes=30, source="MOU DOT-1")
+        return None
+
+    application = with_plugin(make_plugin("mou_like", itsm_sla_policy=itsm_sla_policy))
+    other = application.extensions["itsm"]
+    with application.app_context():
+        assert policy_for(other, record, "response").source == "MOU DOT-1"
+        assert policy_for(other, Record(priority=1, agency_id=8), "response") is None \
+            or policy_for(other, Record(priority=1, agency_id=8), "response").source \
+            == "default policy"
+
+
+def test_default_sla_policy_reads_the_configuration(itsm):
+    itsm.settings["sla.resolution.p2"] = 480
+    target = policy_for(itsm, Record(priority=2), "resolution")
+    assert target == SlaTarget(metric="resolution", minutes=480)
+
+
+def test_itsm_link_kinds_adds_a_kind_usable_in_the_api(with_plugin):
+    kind = LinkKind("blocks", "blocks", "blocked by")
+    application = with_plugin(make_plugin("blocking", itsm_link_kinds=lambda: [kind]))
+    web, headers = application.test_client(), token_for(application)
+    a = web.post("/api/v1/tickets", json={"title": "A"}, headers=headers).json["number"]
+    b = web.post("/api/v1/tickets", json={"title": "B"}, headers=headers).json["number"]
+    linked = web.post(f"/api/v1/tickets/{a}/links", json={"target": b, "kind": "blocks"},
+                      headers=headers)
+    assert linked.status_code == 201 and linked.json["label"] == "blocks"
+    back = web.get(f"/api/v1/tickets/{b}/links", headers=headers).json["items"]
+    assert back[0]["label"] == "blocked by" and back[0]["record"]["number"] == a
+
+
+def test_itsm_app_ready_sees_the_application_of_an_enabled_plugin(with_plugin,
+                                                                   itsm_config):
+    seen = []
+
+    def itsm_app_ready(app):
+        seen.append(app.name)
+        app.add_template_filter(str.upper, "shout")
+
+    module = make_plugin("ready", itsm_app_ready=itsm_app_ready)
+    with_plugin(module)  # third-party plugins start disabled: not called yet
+    assert seen == []
+    restarted = create_app({**itsm_config, "plugins.extra": [sample_plugin, module]})
+    assert seen == ["itsm"]
+    assert "shout" in restarted.jinja_env.filters
+    restarted.extensions["itsm"].engine.dispose()
+
+
+def test_itsm_cli_commands_appear_while_the_plugin_is_enabled(with_plugin):
+    @click.command("hello")
+    def hello():
+        from itsm.core.app import current_itsm
+
+        click.echo(f"hello from {len(current_itsm().types.by_name)} record type(s)")
+
+    application = with_plugin(make_plugin("greeter", itsm_cli_commands=lambda: [hello]))
+    from itsm.testing import ItsmRunner
+
+    runner = ItsmRunner(application)
+    result = runner.invoke(["hello"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "hello from 1 record type(s)"
+    with application.app_context():
+        plugin_admin.disable(application.extensions["itsm"], "greeter")
+    assert runner.invoke(["hello"]).exit_code == 2  # no such command
+
+
+def test_itsm_record_types_and_itsm_migrations_give_a_working_collection(client, agent, itsm):
+    assert itsm.types.get("ticket").plugin == "tickets"
+    assert client.get("/api/v1/tickets", headers=agent).json == {"items": [], "next": None}
+
+
+def test_itsm_install_defaults_runs_on_enable_and_is_idempotent(with_plugin):
+    calls = []
+
+    def itsm_install_defaults(ctx):
+        from itsm.core.demo import ensure_group
+
+        calls.append(1)
+        ensure_group(ctx.session, "Facilities", "buildings")
+
+    application = with_plugin(make_plugin("defaults_maker",
+                                          itsm_install_defaults=itsm_install_defaults))
+    itsm = application.extensions["itsm"]
+    with application.app_context():
+        plugin_admin.enable(itsm, "defaults_maker")  # already enabled: nothing new
+        with itsm.Session() as session:
+            from itsm.core.demo import DemoContext
+
+            itsm.hook.itsm_install_defaults(ctx=DemoContext(itsm, session))
+            session.commit()
+            names = session.scalars(select(Group.name).where(Group.name == "Facilities")).all()
+    assert len(calls) == 2 and names == ["Facilities"]
+
+
+def test_itsm_demo_data_goes_through_the_record_service(with_plugin):
+    def itsm_demo_data(ctx):
+        service = ctx.service("pat@dot.demo.itsm")
+        service.create("ticket", {"title": "Demo: projector flickers"})
+
+    application = with_plugin(make_plugin("demo_maker", itsm_demo_data=itsm_demo_data))
+    from itsm.testing import ItsmRunner
+
+    result = ItsmRunner(application).invoke(["demo"])
+    assert result.exit_code == 0, result.output
+    itsm = application.extensions["itsm"]
+    with itsm.Session() as session:
+        record = session.scalar(select(Record).where(Record.title.like("Demo:%")))
+        journal = session.scalars(select(JournalEntry.kind)
+                                  .where(JournalEntry.record_id == record.id)).all()
+    assert record.agency_id is not None and journal == ["created"]
+
+
+def test_system_actor_is_admin_without_identity():
+    actor = Actor.system()
+    assert actor.is_system and actor.role == "admin"
