@@ -66,7 +66,10 @@ def itsm_config(tmp_path) -> dict[str, Any]:
     url = os.environ.get(TEST_DATABASE_ENV) or f"sqlite:///{tmp_path / 'itsm.db'}"
     return {"home": str(tmp_path / "instance"), "database.url": url,
             "secret_key": "test-secret", "plugins.refresh_seconds": 0.0,
-            "attachments.path": str(tmp_path / "attachments")}
+            "attachments.path": str(tmp_path / "attachments"),
+            # Only the log channel of the built-ins: a test enables what it exercises
+            # through ``itsm_plugins``, so each plugin is tested alone as well.
+            "plugins.initial": ["notify_log"]}
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ WORKFLOW = Workflow(
 )
 
 TICKET = RecordType(name="ticket", model=Ticket, prefix="TCK", collection="tickets",
-                    workflow=WORKFLOW, schema=TicketSchema, label="Ticket")
+                    workflow=WORKFLOW, schema=TicketSchema, label="Ticket", suggest=True)
 
 
 @hookimpl

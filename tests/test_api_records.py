@@ -90,7 +90,9 @@ def test_location_of_a_new_ticket_reads_it_back_with_the_same_etag(client, agent
 
     assert response.status_code == 200
     assert response.headers["ETag"] == created.headers["ETag"]
-    assert response.get_json() == created.get_json()
+    created_body = created.get_json()
+    assert isinstance(created_body.pop("suggestions"), list)  # tickets ask for suggestions
+    assert response.get_json() == created_body
 
 
 def test_a_ticket_number_may_be_typed_in_lowercase(client, agent):

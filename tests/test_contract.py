@@ -38,7 +38,8 @@ def test_the_hook_list_is_what_the_docs_promise():
                 "itsm_record_changed", "itsm_event_committed", "itsm_notification_channels",
                 "itsm_notification_recipients", "itsm_permissions", "itsm_permission_check",
                 "itsm_sla_policy", "itsm_install_defaults", "itsm_demo_data",
-                "itsm_navigation"}
+                "itsm_navigation", "itsm_record_actions", "itsm_suggestions",
+                "itsm_periodic"}
     assert set(HOOKS) == expected
 
 
@@ -85,8 +86,9 @@ def test_plugin_hook_is_documented_with_its_exact_signature(hook):
 def test_core_migrations_match_the_core_models(itsm):
     with itsm.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
+        # The full-text index is each database's own (see core_0004): not in the models.
         diffs = [d for d in compare_metadata(context, Base.metadata)
-                 if _table_of(d) in CORE_TABLES]
+                 if _table_of(d) in CORE_TABLES and "ix_record_fulltext" not in str(d)]
     assert diffs == []
 
 

@@ -8,7 +8,7 @@ import click
 from sqlalchemy import func, select, text
 
 from itsm.cli import emit_json, pass_itsm
-from itsm.core import auth, sla
+from itsm.core import auth
 from itsm.core.errors import ItsmError, NotFound
 from itsm.core.models import Agency, ApiToken, Group, GroupMember, User
 
@@ -253,10 +253,11 @@ def doctor(itsm) -> None:
 @click.option("--interval", default=5.0, show_default=True, type=click.FloatRange(0.1, 3600))
 @pass_itsm
 def worker(itsm, once: bool, interval: float) -> None:
-    """Deliver notifications from the outbox (retries with backoff)."""
+    """Run the background work: SLA sweep, plugins' periodic jobs, outbox delivery."""
+    from itsm.core.jobs import run_cycle
+
     while True:
-        sla.sweep(itsm)
-        stats = itsm.outbox.drain()
+        stats = run_cycle(itsm)
         if stats.events or stats.delivered or stats.failed or stats.dead or once:
             click.echo(f"events {stats.events}, delivered {stats.delivered}, "
                        f"retrying {stats.failed}, dead {stats.dead}")

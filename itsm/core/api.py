@@ -285,7 +285,10 @@ def list_records(service, rt):
 @record_route
 def create_record(service, rt):
     record = service.create(rt.name, json_body())
-    response = jsonify(service.to_dict(record))
+    body = service.to_dict(record)
+    if rt.suggest:
+        body["suggestions"] = [s.to_dict() for s in service.suggestions(record)]
+    response = jsonify(body)
     response.status_code = 201
     response.headers["Location"] = f"{PREFIX}/{rt.collection}/{record.number}"
     return with_etag(response, record.version)
@@ -380,6 +383,15 @@ def read_sla(service, rt, record):
     from itsm.core.sla import clocks_for
 
     return jsonify({"items": clocks_for(service.session, record)})
+
+
+@bp.get("/<collection>/<number>/suggestions")
+@record_route
+def read_suggestions(service, rt, record):
+    limit = request.args.get("limit", "5")
+    if not limit.isdigit() or not 1 <= int(limit) <= 20:
+        raise ValidationError("limit: a number from 1 to 20", fields={"limit": ["1 to 20"]})
+    return jsonify({"items": [s.to_dict() for s in service.suggestions(record, int(limit))]})
 
 
 def _attachment_dict(a) -> dict[str, Any]:

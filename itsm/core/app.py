@@ -35,7 +35,8 @@ class Itsm:
         self.engine = make_engine(settings.database_url)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
         self.host = PluginHost(discover(extra_plugins), trace=settings["trace_plugins"],
-                               refresh_seconds=settings["plugins.refresh_seconds"])
+                               refresh_seconds=settings["plugins.refresh_seconds"],
+                               initial=settings["plugins.initial"])
         if settings["plugins.strict"]:
             broken = [i.error for i in self.host.plugins.values() if i.error]
             if broken:

@@ -35,6 +35,9 @@ DEFAULTS: dict[str, Any] = {
     "auth.token_days": 90,
     "plugins.refresh_seconds": 5.0,
     "plugins.strict": False,
+    # Built-in plugins enabled on a fresh install: "*" for all, or a list of names
+    # (ITSM_PLUGINS_INITIAL=incident,knowledge). Later, enable/disable decides.
+    "plugins.initial": "*",
     "outbox.max_attempts": 8,
     "outbox.backoff_seconds": 30.0,
     "log.level": "WARNING",

@@ -170,8 +170,12 @@ def _start_session(user: User) -> None:
 def _guard():
     if request.endpoint == "console.static":
         return None
+    return _require_sign_in(OPEN_ENDPOINTS)
+
+
+def _require_sign_in(open_endpoints: tuple[str, ...] = ()):
     actor = signed_in_actor()
-    if actor is None and request.endpoint not in OPEN_ENDPOINTS:
+    if actor is None and request.endpoint not in open_endpoints:
         if request.method == "POST":
             flash("Your session has ended. Sign in again.", "error")
         target = request.full_path.rstrip("?") if request.method == "GET" else None
@@ -190,6 +194,44 @@ def _security_headers(response):
     if request.endpoint != "console.static":
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+# -- pages of plugins -----------------------------------------------------------------------
+
+
+def page_blueprint(name: str, import_name: str, *, url_prefix: str | None = None,
+                   template_folder: str | None = "templates",
+                   public: tuple[str, ...] = ()) -> Blueprint:
+    """A blueprint for a plugin's own console or portal pages, protected like the core's.
+
+    Every page requires a signed-in user (else a redirect to the sign-in page, except
+    the view names in ``public``), every POST must carry ``csrf_field()``, responses get
+    the console's security headers, and errors render the console's error page. Templates
+    extend ``console/base.html`` (blocks ``title`` and ``content``) and get ``actor`` and
+    the navigation. In views, :func:`page_actor` gives the signed-in
+    :class:`~itsm.core.auth.Actor`; write through ``current_itsm().unit_of_work(actor)``.
+    Return the blueprint from ``itsm_blueprints``.
+    """
+    blueprint = Blueprint(name, import_name, url_prefix=url_prefix,
+                          template_folder=template_folder)
+    open_endpoints = tuple(f"{name}.{view}" for view in public)
+    blueprint.before_request(lambda: _require_sign_in(open_endpoints))
+    blueprint.after_request(_security_headers)
+    blueprint.register_error_handler(ItsmError, _itsm_error)
+    blueprint.register_error_handler(HTTPException, _http_error)
+    blueprint.register_error_handler(OperationalError, _database_down)
+    blueprint.register_error_handler(Exception, _unexpected)
+    return blueprint
+
+
+def page_actor() -> Actor:
+    """The signed-in user of a page (see :func:`page_blueprint`)."""
+    return _actor()
+
+
+def render_page(template: str | list[str], status: int = 200, **context: Any):
+    """Render a plugin page's template with the console's context: ``(body, status)``."""
+    return _render(template, status, **context)
 
 
 # -- page context: navigation and filters ---------------------------------------------------
@@ -712,7 +754,23 @@ def detail_context(service: RecordService, rt: RecordType, record) -> dict[str, 
                                         number=record.number, attachment_id=a.id)}
                         for a in service.attachments(record)],
         "clocks": clocks(service, record),
+        "suggestions": _suggestions(service, rt, record),
+        "actions": record_actions(service, record),
     }
+
+
+def _suggestions(service: RecordService, rt: RecordType, record) -> list[dict[str, Any]]:
+    if not rt.suggest or record.closed_at is not None:
+        return []
+    return [s.to_dict() for s in service.suggestions(record)]
+
+
+def record_actions(service: RecordService, record) -> list[NavItem]:
+    """The links plugins add to this record's page (``itsm_record_actions``)."""
+    items = [item for _plugin, item in service.itsm.results(
+        "itsm_record_actions", record=record, actor=service.actor)
+        if isinstance(item, NavItem)]
+    return sorted(items, key=lambda item: (item.order, item.label))
 
 
 def _record_url(ref: dict[str, Any]) -> str | None:

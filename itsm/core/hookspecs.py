@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import click
     from flask import Blueprint, Flask
     from sqlalchemy.orm import Session
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from itsm.core.models import Record
     from itsm.core.notify import Channel, EventMessage, Recipient
     from itsm.core.records import LinkKind, RecordChange, RecordType
+    from itsm.core.search import Suggestion
     from itsm.core.sla import SlaTarget
     from itsm.core.web import NavItem
     from itsm.core.workflow import Transition
@@ -107,6 +110,18 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     :return: a list of :class:`itsm.core.web.NavItem` (``label``, ``url``, ``order``;
         lower ``order`` comes first). All results are used; the core adds an entry for
         each record type the actor may read.
+    """
+
+
+@hookspec
+def itsm_record_actions(record: Record, actor: Actor) -> list[NavItem] | None:
+    """Return links this plugin adds to the detail page of ``record`` for ``actor``.
+
+    The console shows them under "More" on any record's page, e.g. the knowledge plugin's
+    "Propose an article" on a resolved incident it knows nothing else about. Each
+    :class:`itsm.core.web.NavItem` points at a page of this plugin (usually a form that
+    is prefilled from the record and posts to the plugin's own route). Return None or an
+    empty list when nothing applies.
     """
 
 
@@ -285,6 +300,43 @@ def itsm_sla_policy(record: Record, metric: str) -> SlaTarget | None:
         decide. First result wins, so an agreements plugin can override the default
         policy; the core's ``trylast`` default reads ``[sla.<metric>] p<priority>``
         (minutes) from the config.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Search and answers
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def itsm_suggestions(session: Session, actor: Actor, text: str, record: Record | None,
+                     limit: int) -> list[Suggestion] | None:
+    """Offer answers for ``text`` (a new record's title and description): published
+    knowledge articles, known errors with their workarounds, anything that may help.
+
+    Called when a record of a type declared with ``suggest=True`` is created and by
+    ``GET /api/v1/<collection>/<number>/suggestions``. ``record`` is that record (None
+    when someone searches before creating one). Return at most ``limit``
+    :class:`itsm.core.search.Suggestion` objects that ``actor`` may read; the core merges
+    every plugin's by score, so use :func:`itsm.core.search.ranked` for comparable scores.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Background work
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def itsm_periodic(now: datetime) -> None:
+    """Do this plugin's time-driven work: auto-close quiet records, escalations ...
+
+    Called by the background worker (``itsm worker`` and the server's own outbox thread)
+    on every cycle, inside an application context, after the SLA sweep. Open your own
+    ``current_itsm().unit_of_work(Actor.system())`` for changes; make the work idempotent
+    and safe to run from several workers at once (claim rows with a conditional
+    UPDATE). Each plugin's implementation runs on its own: one that raises is logged and
+    the others still run. The return value is ignored.
     """
 
 

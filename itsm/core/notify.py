@@ -207,10 +207,9 @@ class Outbox:
                     self._wake.wait(interval)
                     self._wake.clear()
                     try:
-                        from itsm.core import sla
+                        from itsm.core.jobs import run_cycle
 
-                        sla.sweep(self.itsm)
-                        self.drain()
+                        run_cycle(self.itsm)
                     except Exception:
                         log.exception("outbox worker thread: drain failed; retrying")
 

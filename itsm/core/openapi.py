@@ -75,6 +75,10 @@ def _record_paths(spec: APISpec, rt, schemas: dict) -> None:
     spec.components.schema(f"{stem}In", schema=schemas["in"])
     spec.components.schema(f"{stem}Out", schema=schemas["out"])
     spec.components.schema(f"{stem}Page", schema=schemas["page"])
+    created = f"{stem}Out"
+    if rt.suggest:  # the create response also carries what other plugins suggest
+        created = f"{stem}Created"
+        spec.components.schema(created, schema=schemas["created"])
     spec.path(path=base, operations={
         "get": {"tags": [tag], "summary": f"list {rt.title.lower()} records",
                 "operationId": f"list_{rt.name}", "parameters": LIST_PARAMS,
@@ -82,7 +86,7 @@ def _record_paths(spec: APISpec, rt, schemas: dict) -> None:
         "post": {"tags": [tag], "summary": f"open a {rt.title.lower()}",
                  "operationId": f"create_{rt.name}", "requestBody": {
                      "required": True, **_json(f"{stem}In")},
-                 "responses": {"201": _ok(f"{stem}Out", "created"),
+                 "responses": {"201": _ok(created, "created"),
                                **_errors("400", "401", "403", "413", "415", "422")}}})
     spec.path(path=base + "/{number}", operations={
         "get": {"tags": [tag], "summary": f"read one {rt.title.lower()}",
@@ -137,6 +141,13 @@ def _record_paths(spec: APISpec, rt, schemas: dict) -> None:
                 "parameters": [NUMBER], "operationId": f"sla_{rt.name}",
                 "responses": {"200": _ok(_list_of("Clocks", "SlaClockOut")),
                               **_errors("401", "404")}}})
+    spec.path(path=base + "/{number}/suggestions", operations={
+        "get": {"tags": [tag], "summary": "answers other plugins suggest (articles, known "
+                "errors ...), best first", "operationId": f"suggestions_{rt.name}",
+                "parameters": [NUMBER, {"name": "limit", "in": "query", "schema": {
+                    "type": "integer", "minimum": 1, "maximum": 20}}],
+                "responses": {"200": _ok(_list_of("Suggestions", "SuggestionOut")),
+                              **_errors("401", "404", "422")}}})
     spec.path(path=base + "/{number}/attachments", operations={
         "get": {"tags": [tag], "summary": "attachments", "parameters": [NUMBER],
                 "operationId": f"attachments_{rt.name}",
@@ -193,8 +204,9 @@ def build_spec(app: Flask, itsm) -> dict[str, Any]:
                    info={"description": "IT Service Management API. Authenticate with "
                                         "`Authorization: Bearer <token>` (itsm users token)."})
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    for schema in (s.SlaClockOut, s.TransitionOut, s.ErrorOut, s.TransitionIn, s.CommentIn,
-                   s.CommentOut, s.LinkIn, s.LinkOut, s.JournalOut, s.AttachmentOut):
+    for schema in (s.SlaClockOut, s.SuggestionOut, s.TransitionOut, s.ErrorOut,
+                   s.TransitionIn, s.CommentIn, s.CommentOut, s.LinkIn, s.LinkOut,
+                   s.JournalOut, s.AttachmentOut):
         spec.components.schema(schema.__name__, schema=schema)
     for rt in itsm.types:
         _record_paths(spec, rt, itsm.types.schemas[rt.name])

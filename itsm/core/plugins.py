@@ -207,8 +207,13 @@ class PluginHost:
     """
 
     def __init__(self, plugins: dict[str, PluginInfo], *, trace: bool = False,
-                 refresh_seconds: float = 5.0) -> None:
+                 refresh_seconds: float = 5.0, initial: str | Iterable[str] = "*") -> None:
         self.plugins = plugins
+        if isinstance(initial, str):
+            initial = [] if initial.strip() == "" else (
+                None if initial.strip() == "*" else initial.split(","))
+        self.initial: set[str] | None = (None if initial is None
+                                         else {n.strip() for n in initial if n.strip()})
         self.pm = new_plugin_manager()
         self._lock = threading.RLock()
         self._enabled: set[str] = set()
@@ -258,7 +263,11 @@ class PluginHost:
     def wanted(self, stored: dict[str, bool]) -> set[str]:
         """The plugins that should be active given the stored state and the defaults."""
         return {name for name, info in self.plugins.items()
-                if info.usable and stored.get(name, info.builtin)}
+                if info.usable and stored.get(name, info.builtin and self.initially(name))}
+
+    def initially(self, name: str) -> bool:
+        """Whether built-in ``name`` starts enabled on an install with no state for it."""
+        return self.initial is None or name in self.initial
 
     def apply(self, names: set[str]) -> bool:
         """Register exactly ``names`` with pluggy; return True when anything changed."""

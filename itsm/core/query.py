@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Integer, Select, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 
+from itsm.core import search
 from itsm.core.auth import Actor
 from itsm.core.errors import ValidationError
 from itsm.core.models import Agency, Group, Record, User
@@ -183,11 +184,12 @@ def build(session: Session, model: type[Record], query: ListQuery, actor: Actor,
     if query.updated_since:
         stmt = stmt.where(Record.updated_at >= query.updated_since)
     if query.q:
-        pattern = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") \
-            + "%"
-        stmt = stmt.where(or_(Record.title.ilike(pattern, escape="\\"),
-                              Record.description.ilike(pattern, escape="\\"),
-                              Record.number == query.q.upper()))
+        # Full text over title and description (each database's own index), or the
+        # record's number typed as it is.
+        matches = search.matching(session, query.q)
+        by_number = Record.number == query.q.strip().upper()
+        stmt = stmt.where(or_(by_number, Record.id.in_(matches)) if matches is not None
+                          else by_number)
     descending = query.sort.startswith("-")
     column = _sort_column(query.sort.removeprefix("-"))
     if query.cursor:

@@ -19,7 +19,7 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from itsm.core import sla
+from itsm.core import search, sla
 from itsm.core.auth import Actor, Permission, visibility_scope
 from itsm.core.errors import Conflict, Forbidden, NotFound, StaleRecord, ValidationError
 from itsm.core.models import (
@@ -60,6 +60,9 @@ class RecordType:
     :param label: the name people read (``Incident``).
     :param requester_roles: roles that may create and read such records as requesters
         (the default lets requesters report them; use ``()`` for staff-only types).
+    :param suggest: offer answers from other plugins (``itsm_suggestions``) when such a
+        record is created: the API's create response carries ``suggestions`` and the
+        console shows them on the record.
     """
 
     name: str
@@ -70,6 +73,7 @@ class RecordType:
     schema: type[marshmallow.Schema] | None = None
     label: str = ""
     requester_roles: tuple[str, ...] = ("requester",)
+    suggest: bool = False
     plugin: str = field(default="", compare=False)
 
     @property
@@ -410,7 +414,9 @@ class RecordService:
 
     def _refusals(self, rt: RecordType, record: Record, transition: Transition,
                   data: dict[str, Any]) -> list[str]:
-        if not self.can(f"{rt.name}.transition", record):
+        own = (transition.requester and record.requester_id is not None
+               and record.requester_id == self.actor.id and self.can(f"{rt.name}.read", record))
+        if not (own or self.can(f"{rt.name}.transition", record)):
             return [f"{self.actor.email} may not move {rt.title.lower()} records"]
         values = {**self._public_values(rt, record), **data}
         reasons = rt.workflow.check(transition, record, self.actor, data, values)
@@ -531,6 +537,12 @@ class RecordService:
         return entry
 
     # -- related data ----------------------------------------------------------------
+
+    def suggestions(self, record: Record, limit: int = 5) -> list[search.Suggestion]:
+        """Answers the enabled plugins offer for ``record`` (``itsm_suggestions``)."""
+        self.require(f"{record.type}.read", record)
+        return search.suggestions(self.itsm, self.session, self.actor,
+                                  f"{record.title}\n{record.description or ''}", record, limit)
 
     def journal(self, record: Record) -> list[JournalEntry]:
         """The record's history as the actor may see it: requesters get public entries,

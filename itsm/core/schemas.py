@@ -154,6 +154,15 @@ class SlaClockOut(Schema):
     source = fields.String(allow_none=True)
 
 
+class SuggestionOut(Schema):
+    number = fields.String(required=True)
+    title = fields.String(required=True)
+    kind = fields.String(required=True, metadata={"description": "e.g. Knowledge article"})
+    summary = fields.String()
+    score = fields.Float(metadata={"description": "relevance, higher is better"})
+    url = fields.String(metadata={"description": "where a person reads it"})
+
+
 class TokenIn(Schema):
     class Meta:
         unknown = RAISE
@@ -213,4 +222,7 @@ def _build_type_schemas(name: str, own: type[Schema] | None) -> dict[str, type[S
                     "description": "cursor of the next page; null on the last page"})}
 
     page = type(f"{stem}Page", (Schema,), page_fields())
-    return {"in": record_in, "out": record_out, "page": page}
+    # The create response of a type with ``suggest=True``: the record and the answers.
+    created = type(f"{stem}Created", (record_out,), {
+        "suggestions": fields.List(fields.Nested(SuggestionOut), required=True)})
+    return {"in": record_in, "out": record_out, "page": page, "created": created}

@@ -49,7 +49,10 @@ class Transition:
 
     :param source: the states it starts from; ``("*",)`` means every non-final state.
     :param roles: the roles that may run it (admin always may); empty means anyone who
-        may update the record.
+        holds ``<type>.transition`` on the record.
+    :param requester: the record's own requester may run it too, without
+        ``<type>.transition`` (confirming a resolution, reopening): list ``"requester"``
+        in ``roles`` as well when ``roles`` is not empty.
     :param required: fields that must hold a value once the transition is applied (sent
         with it or already on the record), e.g. ``("resolution_notes",)``.
     :param fields: other fields the transition may set; anything else sent is refused.
@@ -61,6 +64,7 @@ class Transition:
     target: str
     label: str = ""
     roles: tuple[str, ...] = ()
+    requester: bool = False
     required: tuple[str, ...] = ()
     fields: tuple[str, ...] = ()
     guards: tuple[Guard, ...] = field(default=(), compare=False)

@@ -1,0 +1,192 @@
+"""Full-text search over records, one interface on every database, and suggestions.
+
+Every record's ``title`` and ``description`` are indexed by the database itself:
+
+- SQLite: an FTS5 table ``record_search`` (porter stemming) kept in step with ``record``
+  by triggers;
+- PostgreSQL: a GIN index on ``to_tsvector('english', title || ' ' || description)``;
+- MariaDB/MySQL: a ``FULLTEXT`` index on ``(title, description)``.
+
+Plugins never write SQL for it: :func:`matching` gives the ids of the records that match
+some text, ready to use in a ``WHERE record.id IN (...)``, and :func:`ranked` gives the
+best matches first with a score. A plugin that stores searchable text puts it in the
+record's ``title`` and ``description`` (a knowledge article's body is its description).
+
+Suggestions: a record type created with ``suggest=True`` (see
+:class:`~itsm.core.records.RecordType`) gets, on creation and on
+``GET /api/v1/<collection>/<number>/suggestions``, the best answers other plugins offer
+through the ``itsm_suggestions`` hook (published articles, known errors ...), so the
+plugin that owns the record knows none of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select, and_, bindparam, func, literal_column, or_, select, text
+from sqlalchemy.dialects.mysql import match as mysql_match
+from sqlalchemy.orm import Session
+
+from itsm.core.models import Record
+
+if TYPE_CHECKING:
+    from itsm.core.app import Itsm
+    from itsm.core.auth import Actor
+
+MAX_TERMS = 12
+MAX_TERM_LENGTH = 40
+PG_CONFIG = "english"
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One answer offered for a record (returned by ``itsm_suggestions``).
+
+    :param number: the suggested record's number (``KB0000012``).
+    :param title: its title.
+    :param kind: what it is, for people (``Knowledge article``, ``Known error``).
+    :param summary: a short excerpt or the workaround, plain text.
+    :param score: relevance, higher is better; :func:`ranked` gives comparable scores.
+    :param url: where a person reads it (a console or portal page), if any.
+    """
+
+    number: str
+    title: str
+    kind: str
+    summary: str = ""
+    score: float = 0.0
+    url: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def terms(text_: str) -> list[str]:
+    """The words of a search text, lower-cased, de-duplicated and bounded."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text_ or ""):
+        word = word.lower()[:MAX_TERM_LENGTH]
+        if word not in seen and word != "_" * len(word):
+            seen[word] = None
+        if len(seen) == MAX_TERMS:
+            break
+    return list(seen)
+
+
+def _sqlite_query(words: Sequence[str], any_term: bool) -> str:
+    # Each word becomes a quoted FTS5 string (quotes doubled) with a prefix star: no
+    # operator or column filter the user types can reach the FTS5 query language.
+    quoted = ['"' + w.replace('"', '""') + '"*' for w in words]
+    return (" OR " if any_term else " ").join(quoted)
+
+
+def _mysql_query(words: Sequence[str], any_term: bool) -> str:
+    # Boolean mode: '+' requires a word, '*' matches its prefix. Only \w characters
+    # remain in the words, so no other operator can be formed.
+    return " ".join(("" if any_term else "+") + w + "*" for w in words)
+
+
+def _pg_query(words: Sequence[str], any_term: bool):
+    # to_tsquery over words made of \w characters only, each quoted as a lexeme.
+    joined = (" | " if any_term else " & ").join("'" + w + "':*" for w in words)
+    return func.to_tsquery(literal_column(f"'{PG_CONFIG}'"), bindparam("ts_query", joined))
+
+
+def _pg_vector():
+    # Constants inlined, not bound: the expression must be the GIN index's, to the letter.
+    empty, space = literal_column("''"), literal_column("' '")
+    document = (func.coalesce(Record.title, empty).op("||")(space)
+                .op("||")(func.coalesce(Record.description, empty)))
+    return func.to_tsvector(literal_column(f"'{PG_CONFIG}'"), document)
+
+
+def _scored(session: Session, words: list[str], any_term: bool) -> Select | None:
+    """``SELECT record_id, score`` of the records matching ``words``; higher scores first."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return (select(literal_column("rowid").label("record_id"),
+                       (-func.bm25(literal_column("record_search"))).label("score"))
+                .select_from(text("record_search"))
+                .where(text("record_search MATCH :fts_query")
+                       .bindparams(fts_query=_sqlite_query(words, any_term))))
+    if dialect == "postgresql":
+        query = _pg_query(words, any_term)
+        vector = _pg_vector()
+        return (select(Record.id.label("record_id"),
+                       func.ts_rank(vector, query).label("score"))
+                .where(vector.op("@@")(query)))
+    if dialect in ("mysql", "mariadb"):
+        match = mysql_match(Record.title, Record.description,
+                            against=_mysql_query(words, any_term)).in_boolean_mode()
+        return select(Record.id.label("record_id"), match.label("score")).where(match > 0)
+    return None
+
+
+def matching(session: Session, text_: str, *, any_term: bool = False) -> Select | None:
+    """A ``SELECT record.id`` of the records whose title or description match ``text_``.
+
+    Every word must match (as a word or the start of one), unless ``any_term``.
+    ``None`` when the text has no word at all: the caller decides what that means.
+    """
+    words = terms(text_)
+    if not words:
+        return None
+    scored = _scored(session, words, any_term)
+    if scored is None:  # an unknown dialect: a slow but correct fallback
+        conditions = [Record.title.ilike(f"%{w}%") | Record.description.ilike(f"%{w}%")
+                      for w in words]
+        return select(Record.id).where((or_ if any_term else and_)(*conditions))
+    return select(scored.subquery().c.record_id)
+
+
+def ranked(session: Session, text_: str, *, types: Iterable[str] | None = None,
+           exclude: Iterable[int] = (), where: Sequence[Any] = (), limit: int = 5,
+           any_term: bool = True) -> list[tuple[Record, float]]:
+    """The records best matching ``text_``, best first, with a score in (0, 1].
+
+    :param types: only records of these types.
+    :param exclude: record ids to leave out (the record being worked on).
+    :param where: extra conditions on the record's model, e.g. ``Record.state == "x"``;
+        a plugin passes its own model's columns to filter on its own fields.
+    """
+    words = terms(text_)
+    if not words:
+        return []
+    scored = _scored(session, words, any_term)
+    if scored is None:
+        ids = matching(session, text_, any_term=any_term)
+        scored = select(ids.subquery().c.id.label("record_id"),
+                        literal_column("1.0").label("score"))
+    hits = scored.subquery()
+    stmt = (select(Record, hits.c.score).join(hits, hits.c.record_id == Record.id)
+            .order_by(hits.c.score.desc(), Record.id.desc()).limit(max(1, min(limit, 50))))
+    type_list = list(types or ())
+    if type_list:
+        stmt = stmt.where(Record.type.in_(type_list))
+    excluded = list(exclude)
+    if excluded:
+        stmt = stmt.where(Record.id.not_in(excluded))
+    for condition in where:
+        stmt = stmt.where(condition)
+    rows = session.execute(stmt).all()
+    if not rows:
+        return []
+    best = max(float(score or 0) for _, score in rows) or 1.0
+    return [(record, round(max(float(score or 0), 0.0) / best, 4) or 0.0001)
+            for record, score in rows]
+
+
+def suggestions(itsm: Itsm, session: Session, actor: Actor, text_: str,
+                record: Record | None = None, limit: int = 5) -> list[Suggestion]:
+    """What the enabled plugins suggest for ``text_``, best first, at most ``limit``."""
+    found: dict[str, Suggestion] = {}
+    for _plugin, item in itsm.results("itsm_suggestions", session=session, actor=actor,
+                                      text=text_, record=record, limit=limit):
+        if isinstance(item, Suggestion) and (
+                item.number not in found or found[item.number].score < item.score):
+            found[item.number] = item
+    return sorted(found.values(), key=lambda s: (-s.score, s.number))[:limit]

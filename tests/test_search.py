@@ -1,0 +1,202 @@
+"""Full-text search, suggestions, record actions, periodic work and role-named transitions:
+the core services process plugins build on."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from test_hooks import token_for
+
+from itsm.core import search
+from itsm.core.app import current_itsm
+from itsm.core.auth import Actor
+from itsm.core.jobs import run_periodic
+from itsm.core.models import Record
+from itsm.core.search import Suggestion
+from itsm.core.web import NavItem
+from itsm.core.workflow import Transition
+from itsm.testing import make_plugin
+
+TICKETS = [
+    ("Printer on floor 3 jams", "The printers in the east wing jam on every A3 job."),
+    ("VPN drops every hour", "Remote staff lose the VPN tunnel hourly since Monday."),
+    ("Password reset", "User cannot reset her password from the portal."),
+]
+
+
+def _open(client, headers, tickets=TICKETS):
+    return [client.post("/api/v1/tickets", json={"title": t, "description": d},
+                        headers=headers).json["number"] for t, d in tickets]
+
+
+def _titles(client, headers, q):
+    response = client.get("/api/v1/tickets", query_string={"q": q}, headers=headers)
+    assert response.status_code == 200, response.json
+    return sorted(item["title"] for item in response.json["items"])
+
+
+def test_search_finds_words_stems_and_prefixes_in_titles_and_descriptions(client, agent):
+    numbers = _open(client, agent)
+    assert _titles(client, agent, "vpn") == ["VPN drops every hour"]
+    assert _titles(client, agent, "tunnel remote") == ["VPN drops every hour"]  # description
+    assert _titles(client, agent, "printer") == ["Printer on floor 3 jams"]  # "printers" too
+    assert _titles(client, agent, "passw") == ["Password reset"]  # a prefix, as one types
+    assert _titles(client, agent, "vpn printer") == []  # every word must match
+    assert _titles(client, agent, numbers[2].lower()) == ["Password reset"]  # the number
+
+
+def test_search_follows_edits_and_takes_any_text_without_error(client, agent):
+    number = _open(client, agent)[0]
+    client.patch(f"/api/v1/tickets/{number}", json={"title": "Scanner on floor 3 jams"},
+                 headers=agent)
+    assert _titles(client, agent, "scanner") == ["Scanner on floor 3 jams"]
+    for nasty in ['"', "*", "NEAR(a b)", "title:vpn", "' OR 1=1 --", "a & b | !c", "-",
+                  "((((", "\\", "ü ß 東京", "x" * 300]:
+        response = client.get("/api/v1/tickets", query_string={"q": nasty}, headers=agent)
+        assert response.status_code == 200, (nasty, response.json)
+    assert _titles(client, agent, "(vpn)!") == ["VPN drops every hour"]  # words only
+
+
+def test_search_keeps_agencies_apart(client, make_token):
+    north = make_token("ann@north.example", role="requester", agency="NORTH")
+    south = make_token("bob@south.example", role="requester", agency="SOUTH")
+    _open(client, north, [("VPN broken at North", "tunnel down")])
+    _open(client, south, [("VPN broken at South", "tunnel down")])
+    assert _titles(client, north, "vpn") == ["VPN broken at North"]
+    assert _titles(client, south, "tunnel") == ["VPN broken at South"]
+
+
+def test_ranked_orders_best_matches_first_with_scores(itsm):
+    with itsm.unit_of_work(Actor.system()) as service:
+        for title, description in [("Mail", "outlook mail crash"), ("Outlook crash",
+                                   "outlook crashes when opening outlook calendar"),
+                                   ("Calendar", "shared calendar missing")]:
+            service.create("ticket", {"title": title, "description": description})
+    with itsm.Session() as session:
+        hits = search.ranked(session, "outlook crash calendar", limit=5)
+        assert [r.title for r, _ in hits][0] == "Outlook crash"
+        scores = [score for _, score in hits]
+        assert scores == sorted(scores, reverse=True) and scores[0] == 1.0
+        assert len(hits) == 3  # any word matches by default
+        only = search.ranked(session, "calendar", where=[Record.title == "Calendar"])
+        assert [r.title for r, _ in only] == ["Calendar"]
+        assert search.ranked(session, "!!! ???") == []
+
+
+def test_itsm_suggestions_are_merged_by_score_and_returned_on_create(with_plugin):
+    def itsm_suggestions(session, text, record, limit):
+        hits = search.ranked(session, text, types=["ticket"], limit=limit,
+                             exclude=[record.id] if record else [],
+                             where=[Record.state == "resolved"])
+        return [Suggestion(r.number, r.title, "Solved ticket", summary="try this",
+                           score=score) for r, score in hits]
+
+    def other_suggestions(text):
+        return [Suggestion("KB0000001", "Restart the VPN client", "Article", score=0.5)]
+
+    application = with_plugin(make_plugin("answers", itsm_suggestions=itsm_suggestions))
+    itsm = application.extensions["itsm"]
+    web, headers = application.test_client(), token_for(application)
+    solved = web.post("/api/v1/tickets", json={"title": "VPN drops", "description":
+                                                "tunnel lost"}, headers=headers).json
+    web.post(f"/api/v1/tickets/{solved['number']}/transitions",
+             json={"name": "resolve", "fields": {"resolution": "new client"}}, headers=headers)
+    itsm.host.pm.register(make_plugin("more", itsm_suggestions=other_suggestions), "more")
+    created = web.post("/api/v1/tickets", json={"title": "VPN keeps dropping"},
+                       headers=headers)
+    assert created.status_code == 201
+    assert [(s["number"], s["kind"]) for s in created.json["suggestions"]] == [
+        (solved["number"], "Solved ticket"), ("KB0000001", "Article")]
+    again = web.get(f"/api/v1/tickets/{created.json['number']}/suggestions", headers=headers)
+    assert again.json["items"] == created.json["suggestions"]
+    one = web.get(f"/api/v1/tickets/{created.json['number']}/suggestions?limit=1",
+                  headers=headers)
+    assert [s["number"] for s in one.json["items"]] == [solved["number"]]
+    assert web.get(f"/api/v1/tickets/{created.json['number']}/suggestions?limit=0",
+                   headers=headers).status_code == 422
+    page = web.get(f"/api/v1/tickets/{created.json['number']}", headers=headers)
+    assert "suggestions" not in page.json  # only the create response carries them
+
+
+def test_itsm_record_actions_appear_on_any_records_page(with_plugin, make_token):
+    def itsm_record_actions(record, actor):
+        if record.state == "resolved" and actor.role != "requester":
+            return [NavItem("Propose an article", f"/kb/propose?from={record.number}")]
+        return None
+
+    application = with_plugin(make_plugin("kb", itsm_record_actions=itsm_record_actions))
+    web = application.test_client()
+    headers = token_for(application)
+    number = web.post("/api/v1/tickets", json={"title": "Disk full"}, headers=headers) \
+        .json["number"]
+    _sign_in(application, web)
+    assert "Propose an article" not in web.get(f"/records/tickets/{number}").text
+    web.post(f"/api/v1/tickets/{number}/transitions",
+             json={"name": "resolve", "fields": {"resolution": "cleaned"}}, headers=headers)
+    page = web.get(f"/records/tickets/{number}").text
+    assert f'href="/kb/propose?from={number}"' in page
+
+
+def _sign_in(application, web, email="lead@example.org"):
+    from itsm.core import auth
+
+    itsm = application.extensions["itsm"]
+    with application.app_context(), itsm.Session() as session:
+        auth.create_user(session, email, role="agent", password="long enough secret")
+        session.commit()
+    token = web.get("/login").text.split('name="csrf_token" value="')[1].split('"')[0]
+    response = web.post("/login", data={"email": email, "password": "long enough secret",
+                                        "csrf_token": token})
+    assert response.status_code == 302
+
+
+def test_itsm_periodic_runs_each_plugin_on_its_own(with_plugin, caplog):
+    seen = []
+
+    def itsm_periodic(now):
+        with current_itsm().unit_of_work(Actor.system()) as service:
+            service.create("ticket", {"title": f"Nightly check {now:%Y-%m-%d}"})
+        seen.append(now)
+
+    def broken_periodic():
+        raise RuntimeError("downstream gone")
+
+    application = with_plugin(make_plugin("nightly", itsm_periodic=itsm_periodic))
+    itsm = application.extensions["itsm"]
+    itsm.host.pm.register(make_plugin("broken", itsm_periodic=broken_periodic), "broken")
+    with application.app_context():
+        failed = run_periodic(itsm)
+    assert failed == ["broken"]
+    assert len(seen) == 1
+    with itsm.Session() as session:
+        assert session.scalars(select(Record.title)).all() == [f"Nightly check {seen[0]:%Y-%m-%d}"]
+    assert "periodic work of plugin broken failed" in caplog.text
+
+
+def test_a_transition_open_to_the_requester_is_theirs_alone(with_plugin):
+    application = with_plugin(make_plugin("confirm"))
+    itsm = application.extensions["itsm"]
+    workflow = itsm.types.get("ticket").workflow
+    original = workflow.transitions["close"]
+    workflow.transitions["close"] = Transition("close", ("resolved",), "closed",
+                                               requester=True)
+    try:
+        web = application.test_client()
+        ann = token_for(application, "ann@north.example", role="requester", agency="NORTH")
+        cat = token_for(application, "cat@north.example", role="requester", agency="NORTH")
+        agent = token_for(application)
+        number = web.post("/api/v1/tickets", json={"title": "Screen flickers"},
+                          headers=ann).json["number"]
+        web.post(f"/api/v1/tickets/{number}/transitions",
+                 json={"name": "resolve", "fields": {"resolution": "cable"}}, headers=agent)
+        refused = web.post(f"/api/v1/tickets/{number}/transitions", json={"name": "reopen"},
+                           headers=ann)
+        assert refused.status_code == 409  # not open to requesters: no ticket.transition
+        colleague = web.post(f"/api/v1/tickets/{number}/transitions", json={"name": "close"},
+                             headers=cat)
+        assert colleague.status_code == 409  # same agency, but not the requester
+        assert "may not move ticket records" in colleague.json["error"]["reasons"][0]
+        done = web.post(f"/api/v1/tickets/{number}/transitions", json={"name": "close"},
+                        headers=ann)
+        assert done.status_code == 200 and done.json["state"] == "closed"
+    finally:
+        workflow.transitions["close"] = original
