@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -146,3 +146,30 @@ def make_token(app) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {secret}"}
 
     return factory
+
+
+def schema_drift(engine, tables: Iterable[str]) -> list:
+    """Differences between the database's schema and the models for ``tables``.
+
+    A plugin's test asserts ``schema_drift(engine, ["my_table"]) == []`` after its
+    migrations ran: the migrations create exactly what the models describe.
+    """
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from itsm.core.models import Base
+
+    names = set(tables)
+
+    def touches(diff) -> bool:
+        for item in diff if isinstance(diff, list) else [diff]:
+            for part in item[1:]:
+                if names & {part if isinstance(part, str) else None,
+                            getattr(part, "name", None),
+                            getattr(getattr(part, "table", None), "name", None)}:
+                    return True
+        return False
+
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return [d for d in compare_metadata(context, Base.metadata) if touches(d)]

@@ -8,7 +8,7 @@ transaction (see :func:`itsm.core.app.Itsm.unit_of_work`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -63,6 +63,10 @@ class RecordType:
     :param suggest: offer answers from other plugins (``itsm_suggestions``) when such a
         record is created: the API's create response carries ``suggestions`` and the
         console shows them on the record.
+    :param derive: ``(record) -> {field: value}``, fields computed from others (an
+        incident's priority from impact x urgency), applied on create, update and
+        transition before the change is journaled, so the journal and the SLA clocks
+        see them. Raise ``ValueError`` with a message to refuse the values.
     """
 
     name: str
@@ -74,6 +78,8 @@ class RecordType:
     label: str = ""
     requester_roles: tuple[str, ...] = ("requester",)
     suggest: bool = False
+    derive: Callable[[Record], dict[str, Any] | None] | None = field(default=None,
+                                                                      compare=False)
     plugin: str = field(default="", compare=False)
 
     @property
@@ -354,6 +360,7 @@ class RecordService:
                           created_by_id=self.actor.id, **values)
         if rt.workflow.state(record.state).final:
             record.closed_at = now
+        self._derive(rt, record)
         self.session.add(record)
         self.session.flush()
         shown = {k: jsonable(v) for k, v in self._public_values(rt, record).items()}
@@ -381,12 +388,25 @@ class RecordService:
         old_description = record.description
         for key, value in values.items():
             setattr(record, key, value)
+        self._derive(rt, record)
         after = self._public_values(rt, record)
         changes = {k: [jsonable(before.get(k)), jsonable(v)] for k, v in after.items()
                    if before.get(k) != v}
         if "description" in values and old_description != record.description:
             changes["description"] = ["(edited)", "(edited)"]  # long text: note the edit only
         return changes
+
+    def _derive(self, rt: RecordType, record: Record) -> None:
+        """Set the fields the type derives from others, before anything is journaled."""
+        if rt.derive is None:
+            return
+        try:
+            derived = rt.derive(record) or {}
+        except ValueError as exc:
+            raise ValidationError(f"invalid {rt.title.lower()}: {exc}",
+                                  fields={"_": [str(exc)]}) from None
+        for key, value in derived.items():
+            setattr(record, key, value)
 
     def update(self, record: Record, data: Any, *, expected_version: int | None = None) \
             -> Record:

@@ -1,0 +1,42 @@
+"""Incident management: restore normal service as fast as possible.
+
+The reference process plugin: everything here is built on the core's public hooks, as a
+vendor's plugin would be. It knows no other process plugin; problems, knowledge articles
+and changes reach incidents through links, events and the suggestions hook.
+
+- Record ``incident`` (INC…): category tree, impact x urgency -> priority (a configurable
+  matrix), routing by category, channel, major-incident flag, workaround, resolution.
+- Workflow: new -> in progress -> on hold (waiting on customer/supplier: SLA paused) ->
+  resolved -> closed (confirmed by the requester, or automatically after a quiet
+  period); cancelled; reopen within a window.
+- Escalation from the SLA clocks: warning -> management told, breach -> reassigned to
+  the breach group when one is configured; each step is taken once.
+- Major incidents: children linked to the major one follow its updates and resolution;
+  a post-incident review (PIR…) must be done before the major incident closes.
+- Satisfaction rating by the requester on resolution.
+"""
+
+from __future__ import annotations
+
+from itsm import Plugin
+from itsm.plugins.incident.hooks import (
+    itsm_blueprints,
+    itsm_cli_commands,
+    itsm_demo_data,
+    itsm_link_kinds,
+    itsm_navigation,
+    itsm_notification_recipients,
+    itsm_periodic,
+    itsm_record_changed,
+    itsm_record_types,
+    itsm_transition_guard,
+)
+from itsm.plugins.incident.rules import DEFAULT_SETTINGS
+
+plugin = Plugin(name="incident", version="0.1.0",
+                description="Incidents: log, route, escalate, resolve and learn from them.",
+                requires_itsm=">=0.1,<1", settings=DEFAULT_SETTINGS)
+
+__all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_link_kinds",
+           "itsm_navigation", "itsm_notification_recipients", "itsm_periodic",
+           "itsm_record_changed", "itsm_record_types", "itsm_transition_guard", "plugin"]

@@ -1,0 +1,245 @@
+"""The incident plugin's own API routes (the generic record routes come from the core)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from marshmallow import RAISE, Schema, fields, validate
+from sqlalchemy import select
+
+from itsm.core.api import current_actor, document, json_body
+from itsm.core.app import current_itsm
+from itsm.core.errors import Conflict, Forbidden, ValidationError
+from itsm.core.models import Record, utcnow
+from itsm.core.records import RecordService
+from itsm.core.sla_models import SlaClock
+from itsm.plugins.incident.hooks import CHILD_OF, OPEN_STATES, REVIEWS, linked
+from itsm.plugins.incident.models import Incident
+
+bp = Blueprint("incident_api", __name__, url_prefix="/api/v1/incidents")
+TAGS = ["Incident"]
+
+
+class SatisfactionIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    rating = fields.Integer(required=True, validate=validate.Range(1, 5))
+    comment = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class SatisfactionOut(Schema):
+    number = fields.String()
+    satisfaction = fields.Integer()
+    satisfaction_comment = fields.String()
+
+
+class ChildIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    incident = fields.String(required=True, validate=validate.Length(min=3, max=32),
+                             metadata={"description": "number of the child incident"})
+
+
+class EscalateIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    group = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    reason = fields.String(required=True, validate=validate.Length(min=3, max=2000))
+
+
+class RefOut(Schema):
+    number = fields.String()
+    title = fields.String()
+    state = fields.String()
+
+
+class RefPage(Schema):
+    items = fields.List(fields.Nested(RefOut))
+
+
+class BreachingOut(Schema):
+    number = fields.String()
+    title = fields.String()
+    priority = fields.Integer(allow_none=True)
+    group = fields.String(allow_none=True)
+    metric = fields.String()
+    breach_due_at = fields.String()
+    minutes_left = fields.Float()
+
+
+class BreachingPage(Schema):
+    items = fields.List(fields.Nested(BreachingOut))
+
+
+def _incident(service: RecordService, number: str) -> Incident:
+    record = service.get(number.upper()[:32], "incident")
+    assert isinstance(record, Incident)
+    return record
+
+
+def _ref(record: Record) -> dict[str, Any]:
+    return {"number": record.number, "title": record.title, "state": record.state}
+
+
+@bp.post("/<number>/satisfaction")
+@document(summary="rate the resolution (the requester, once resolved)", body=SatisfactionIn,
+          response=SatisfactionOut, tags=TAGS)
+def rate(number: str):
+    data = SatisfactionIn().load(json_body())
+    actor = current_actor()
+    with current_itsm().unit_of_work(actor) as service:
+        incident = _incident(service, number)
+        if incident.requester_id != actor.id:
+            raise Forbidden("only the requester rates the resolution of an incident")
+        if incident.state not in ("resolved", "closed"):
+            raise Conflict(f"{incident.number} is not resolved yet: rate it once it is")
+        incident.satisfaction = data["rating"]
+        incident.satisfaction_comment = data["comment"]
+        text = f"Rated the resolution {data['rating']}/5"
+        service.comment(incident, text + (f": {data['comment']}" if data["comment"] else "."))
+        out = {"number": incident.number, "satisfaction": incident.satisfaction,
+               "satisfaction_comment": incident.satisfaction_comment}
+    return jsonify(out)
+
+
+@bp.get("/<number>/children")
+@document(summary="child incidents of a major incident", response=RefPage, tags=TAGS)
+def children(number: str):
+    with current_itsm().unit_of_work(current_actor()) as service:
+        incident = _incident(service, number)
+        items = [_ref(r) for r in linked(service.session, incident, CHILD_OF, incoming=True)
+                 if service.can("incident.read", r)]
+    return jsonify({"items": items})
+
+
+@bp.post("/<number>/children")
+@document(summary="attach an incident to this major incident", body=ChildIn,
+          response=RefOut, status=201, tags=TAGS)
+def add_child(number: str):
+    data = ChildIn().load(json_body())
+    with current_itsm().unit_of_work(current_actor()) as service:
+        parent = _incident(service, number)
+        if not parent.major:
+            raise Conflict(f"{parent.number} is not a major incident; mark it major first",
+                           reasons=["not a major incident"])
+        try:
+            child = _incident(service, data["incident"])
+        except Exception:
+            raise ValidationError(f"no incident {data['incident']}",
+                                  fields={"incident": ["no such incident"]}) from None
+        if child.major:
+            raise ValidationError("a major incident cannot be the child of another",
+                                  fields={"incident": ["is a major incident"]})
+        service.link(child, parent.number, CHILD_OF)
+        out = _ref(child)
+    response = jsonify(out)
+    response.status_code = 201
+    return response
+
+
+@bp.post("/<number>/review")
+@document(summary="open the post-incident review of a major incident (timeline from the "
+                  "journal)", response=RefOut, status=201, tags=TAGS)
+def open_review(number: str):
+    with current_itsm().unit_of_work(current_actor()) as service:
+        incident = _incident(service, number)
+        if not incident.major:
+            raise Conflict(f"{incident.number} is not a major incident",
+                           reasons=["post-incident reviews are for major incidents"])
+        existing = [r for r in linked(service.session, incident, REVIEWS, incoming=True)
+                    if r.type == "incident_review"]
+        if existing:
+            raise Conflict(f"{incident.number} already has review {existing[0].number}")
+        timeline = [{"at": e.created_at.isoformat(), "kind": e.kind,
+                     "actor": service.ref("user", e.actor_id) or "system",
+                     "summary": _summary(e)} for e in service.journal(incident)]
+        review = service.create("incident_review", {
+            "title": f"Review of {incident.number}: {incident.title}"[:300],
+            "description": incident.description or ""})
+        review.incident_number = incident.number
+        review.timeline = timeline
+        service.link(review, incident.number, REVIEWS)
+        out = _ref(review)
+    response = jsonify(out)
+    response.status_code = 201
+    return response
+
+
+def _summary(entry) -> str:
+    data = entry.data or {}
+    if entry.kind == "transitioned":
+        state = (data.get("changes") or {}).get("state", ["", ""])
+        return f"{data.get('transition', 'moved')}: {state[0]} -> {state[1]}"
+    if entry.kind in ("commented", "work_noted"):
+        return (entry.body or "")[:200]
+    if entry.kind == "updated":
+        return "changed " + ", ".join(sorted(data.get("changes") or {}))
+    if entry.kind == "linked":
+        return f"{data.get('kind', 'linked')} {data.get('target', '')}"
+    return entry.kind
+
+
+@bp.post("/<number>/escalate")
+@document(summary="functional escalation: hand the incident to another group", body=EscalateIn,
+          response=RefOut, tags=TAGS)
+def escalate(number: str):
+    data = EscalateIn().load(json_body())
+    with current_itsm().unit_of_work(current_actor()) as service:
+        incident = _incident(service, number)
+        if incident.state not in OPEN_STATES:
+            raise Conflict(f"{incident.number} is {incident.state}; only open incidents move")
+        service.update(incident, {"group": data["group"], "assignee": None})
+        service.comment(incident, f"Escalated to {data['group']}: {data['reason']}",
+                        public=False)
+        out = _ref(incident)
+    return jsonify(out)
+
+
+@bp.get("/breaching")
+@document(summary="open incidents whose next SLA target falls due soon (the 'breaching "
+                  "soon' queue), soonest first", response=BreachingPage, tags=TAGS,
+          params=[{"name": "within", "in": "query", "schema": {
+              "type": "integer", "minimum": 1, "maximum": 10080},
+              "description": "minutes ahead (default 120)"},
+              {"name": "group", "in": "query", "schema": {"type": "string"}}])
+def breaching():
+    return jsonify({"items": breaching_soon(current_actor(), request.args)})
+
+
+def breaching_soon(actor, args) -> list[dict[str, Any]]:
+    """Open incidents the actor may read whose running clock falls due within a window."""
+    within = args.get("within", "120")
+    if not within.isdigit() or not 1 <= int(within) <= 10080:
+        raise ValidationError("within: minutes from 1 to 10080",
+                              fields={"within": ["minutes from 1 to 10080"]})
+    now = utcnow()
+    horizon = now + timedelta(minutes=int(within))
+    with current_itsm().unit_of_work(actor) as service:
+        stmt = (select(Incident, SlaClock)
+                .join(SlaClock, SlaClock.record_id == Incident.id)
+                .where(Incident.state.in_(("new", "in_progress")),
+                       SlaClock.state == "running", SlaClock.breach_due_at.is_not(None),
+                       SlaClock.breach_due_at <= horizon)
+                .order_by(SlaClock.breach_due_at, Incident.id).limit(200))
+        if args.get("group"):
+            from itsm.core.models import Group
+
+            stmt = stmt.join(Group, Group.id == Incident.group_id).where(
+                Group.name == args["group"][:100])
+        items = []
+        for incident, clock in service.session.execute(stmt):
+            if not service.can("incident.read", incident):
+                continue
+            items.append({"number": incident.number, "title": incident.title,
+                          "priority": incident.priority,
+                          "group": service.ref("group", incident.group_id),
+                          "metric": clock.metric,
+                          "breach_due_at": clock.breach_due_at.isoformat(),
+                          "minutes_left": round((clock.breach_due_at - now)
+                                                .total_seconds() / 60, 1)})
+    return items

@@ -1,0 +1,51 @@
+"""``itsm incident ...``: the incident plugin's commands."""
+
+from __future__ import annotations
+
+import click
+
+from itsm.cli import emit_json, pass_itsm
+from itsm.core.auth import Actor
+from itsm.core.models import utcnow
+
+
+@click.group()
+def incident() -> None:
+    """Incident management: escalations, auto-close, reports."""
+
+
+@incident.command("housekeeping")
+@pass_itsm
+def housekeeping(itsm) -> None:
+    """Take due escalation steps and close quiet resolved incidents now."""
+    from itsm.core import sla
+    from itsm.plugins.incident.hooks import auto_close, escalate
+
+    now = utcnow()
+    sla.sweep(itsm, now)
+    escalated = escalate(now)
+    closed = auto_close(now)
+    click.echo(f"escalation steps taken: {escalated}; incidents closed: {closed}")
+
+
+@incident.command("breaching")
+@click.option("--within", default=120, show_default=True, type=click.IntRange(1, 10080),
+              help="minutes ahead")
+@click.option("--group", help="only this assignment group")
+@click.option("--json", "as_json", is_flag=True)
+@pass_itsm
+def breaching(itsm, within: int, group: str | None, as_json: bool) -> None:
+    """Open incidents whose next SLA target falls due soon, soonest first."""
+    from itsm.plugins.incident.api import breaching_soon
+
+    args = {"within": str(within), **({"group": group} if group else {})}
+    items = breaching_soon(Actor.system(), args)
+    if as_json:
+        emit_json(items)
+        return
+    if not items:
+        click.echo(f"nothing falls due within {within} minutes")
+    for item in items:
+        click.echo(f"{item['number']:<12} P{item['priority'] or '-'} "
+                   f"{item['metric']:<11} {item['minutes_left']:>8.1f} min  "
+                   f"{item['group'] or '-':<20} {item['title']}")
