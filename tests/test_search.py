@@ -80,6 +80,9 @@ def test_ranked_orders_best_matches_first_with_scores(itsm):
         only = search.ranked(session, "calendar", where=[Record.title == "Calendar"])
         assert [r.title for r, _ in only] == ["Calendar"]
         assert search.ranked(session, "!!! ???") == []
+        # Stop words and short words do not make a suggestion of everything.
+        assert search.ranked(session, "it is in the calendar")[0][0].title == "Calendar"
+        assert search.ranked(session, "it is a an") == []
 
 
 def test_itsm_suggestions_are_merged_by_score_and_returned_on_create(with_plugin):

@@ -214,7 +214,9 @@ class RecordService:
         self.itsm = itsm
         self.session = session
         self.actor = actor
-        self.events: list[Event] = []
+        # Shared by every service on this session: events of records a hook changes
+        # through a service of its own are announced with the command's (after commit).
+        self.events: list[Event] = session.info.setdefault("itsm_events", [])
         self.denials: list[tuple[str, int | None]] = []
         self._refs: dict[tuple[str, int], str | None] = {}
 

@@ -65,11 +65,25 @@ class Suggestion:
         return asdict(self)
 
 
-def terms(text_: str) -> list[str]:
-    """The words of a search text, lower-cased, de-duplicated and bounded."""
+# Left out when ranking free text (suggestions): they match nearly everything.
+STOP_WORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "cannot", "could",
+    "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if", "in",
+    "into", "is", "it", "its", "me", "my", "no", "not", "of", "on", "or", "our", "please",
+    "since", "so", "that", "the", "their", "them", "then", "there", "this", "to", "too",
+    "us", "was", "we", "were", "what", "when", "where", "which", "while", "who", "why",
+    "will", "with", "you", "your"
+})
+
+
+def terms(text_: str, *, ranking: bool = False) -> list[str]:
+    """The words of a search text, lower-cased, de-duplicated and bounded; ``ranking``
+    also drops stop words and one- and two-letter words."""
     seen: dict[str, None] = {}
     for word in _WORD.findall(text_ or ""):
         word = word.lower()[:MAX_TERM_LENGTH]
+        if ranking and (len(word) < 3 or word in STOP_WORDS):
+            continue
         if word not in seen and word != "_" * len(word):
             seen[word] = None
         if len(seen) == MAX_TERMS:
@@ -153,7 +167,7 @@ def ranked(session: Session, text_: str, *, types: Iterable[str] | None = None,
     :param where: extra conditions on the record's model, e.g. ``Record.state == "x"``;
         a plugin passes its own model's columns to filter on its own fields.
     """
-    words = terms(text_)
+    words = terms(text_, ranking=True)
     if not words:
         return []
     scored = _scored(session, words, any_term)
