@@ -154,13 +154,17 @@ def test_document_is_public(client):
 
 
 def test_every_api_route_of_the_app_is_in_the_document(app, api):
-    collections = list(app.extensions["itsm"].types.by_collection)
+    itsm = app.extensions["itsm"]
+    collections = list(itsm.types.by_collection)
+    disabled = {bp for bp, owner in itsm.blueprint_owners.items()
+                if not itsm.host.is_enabled(owner)}
+    assert disabled, "the built-in process plugins are installed but off in this test"
     documented = {(path, method) for path, item in api.document["paths"].items()
                   for method in item if method in METHODS}
     missing = []
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/api/v1"):
-            continue
+        if not rule.rule.startswith("/api/v1") or rule.endpoint.split(".")[0] in disabled:
+            continue  # a disabled plugin's routes answer 404 and are left out
         template = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         paths = ([template.replace("{collection}", c) for c in collections]
                  if "{collection}" in template else [template])

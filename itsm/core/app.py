@@ -46,6 +46,7 @@ class Itsm:
         self.outbox = Outbox(self)
         self.app: Flask | None = None
         self.types = RecordTypes([])
+        self.blueprint_owners: dict[str, str] = {}  # blueprint name -> plugin
         self.link_kinds: dict[str, LinkKind] = {}
         self.permissions: dict[str, Permission] = {}
         self.channels: dict[str, Any] = {}
@@ -168,6 +169,7 @@ def _plugin_blueprints(app: Flask, itsm: Itsm) -> None:
         for blueprint in call_plugin(info, "itsm_blueprints") or ():
             app.register_blueprint(blueprint)
             owners[blueprint.name] = info.name
+    itsm.blueprint_owners = owners
 
     @app.before_request
     def gate_disabled_plugins():

@@ -179,6 +179,9 @@ def _plugin_paths(spec: APISpec, app: Flask, itsm) -> None:
         if meta is None:
             continue
         blueprint = rule.endpoint.rsplit(".", 1)[0] if "." in rule.endpoint else ""
+        owner = itsm.blueprint_owners.get(blueprint.split(".")[0])
+        if owner and not itsm.host.is_enabled(owner):
+            continue  # a disabled plugin's routes answer 404: not in the document
         owners.setdefault(blueprint, None)
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
