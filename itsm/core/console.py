@@ -201,20 +201,22 @@ def _security_headers(response):
 
 def page_blueprint(name: str, import_name: str, *, url_prefix: str | None = None,
                    template_folder: str | None = "templates",
+                   static_folder: str | None = None,
                    public: tuple[str, ...] = ()) -> Blueprint:
     """A blueprint for a plugin's own console or portal pages, protected like the core's.
 
     Every page requires a signed-in user (else a redirect to the sign-in page, except
     the view names in ``public``), every POST must carry ``csrf_field()``, responses get
     the console's security headers, and errors render the console's error page. Templates
-    extend ``console/base.html`` (blocks ``title`` and ``content``) and get ``actor`` and
-    the navigation. In views, :func:`page_actor` gives the signed-in
-    :class:`~itsm.core.auth.Actor`; write through ``current_itsm().unit_of_work(actor)``.
-    Return the blueprint from ``itsm_blueprints``.
+    extend ``console/base.html`` (blocks ``title``, ``head`` for a plugin stylesheet
+    from ``static_folder``, and ``content``) and get ``actor`` and the navigation. In
+    views, :func:`page_actor` gives the signed-in :class:`~itsm.core.auth.Actor`; write
+    through ``current_itsm().unit_of_work(actor)``. Return the blueprint from
+    ``itsm_blueprints``.
     """
     blueprint = Blueprint(name, import_name, url_prefix=url_prefix,
-                          template_folder=template_folder)
-    open_endpoints = tuple(f"{name}.{view}" for view in public)
+                          template_folder=template_folder, static_folder=static_folder)
+    open_endpoints = tuple(f"{name}.{view}" for view in (*public, "static"))
     blueprint.before_request(lambda: _require_sign_in(open_endpoints))
     blueprint.after_request(_security_headers)
     blueprint.register_error_handler(ItsmError, _itsm_error)

@@ -76,6 +76,20 @@ class BreachingPage(Schema):
     items = fields.List(fields.Nested(BreachingOut))
 
 
+def rate_resolution(service: RecordService, incident: Incident, rating: int,
+                    comment: str = "") -> None:
+    """The requester rates the resolution (1-5), once the incident is resolved; the API
+    and the portal both come here. The rating is journaled as a public comment."""
+    if incident.requester_id is None or incident.requester_id != service.actor.id:
+        raise Forbidden("only the requester rates the resolution of an incident")
+    if incident.state not in ("resolved", "closed"):
+        raise Conflict(f"{incident.number} is not resolved yet: rate it once it is")
+    incident.satisfaction = rating
+    incident.satisfaction_comment = comment
+    text = f"Rated the resolution {rating}/5"
+    service.comment(incident, text + (f": {comment}" if comment else "."))
+
+
 def _incident(service: RecordService, number: str) -> Incident:
     record = service.get(number.upper()[:32], "incident")
     assert isinstance(record, Incident)
@@ -91,17 +105,9 @@ def _ref(record: Record) -> dict[str, Any]:
           response=SatisfactionOut, tags=TAGS)
 def rate(number: str):
     data = SatisfactionIn().load(json_body())
-    actor = current_actor()
-    with current_itsm().unit_of_work(actor) as service:
+    with current_itsm().unit_of_work(current_actor()) as service:
         incident = _incident(service, number)
-        if incident.requester_id != actor.id:
-            raise Forbidden("only the requester rates the resolution of an incident")
-        if incident.state not in ("resolved", "closed"):
-            raise Conflict(f"{incident.number} is not resolved yet: rate it once it is")
-        incident.satisfaction = data["rating"]
-        incident.satisfaction_comment = data["comment"]
-        text = f"Rated the resolution {data['rating']}/5"
-        service.comment(incident, text + (f": {data['comment']}" if data["comment"] else "."))
+        rate_resolution(service, incident, data["rating"], data["comment"])
         out = {"number": incident.number, "satisfaction": incident.satisfaction,
                "satisfaction_comment": incident.satisfaction_comment}
     return jsonify(out)

@@ -49,3 +49,24 @@ def breaching(itsm, within: int, group: str | None, as_json: bool) -> None:
         click.echo(f"{item['number']:<12} P{item['priority'] or '-'} "
                    f"{item['metric']:<11} {item['minutes_left']:>8.1f} min  "
                    f"{item['group'] or '-':<20} {item['title']}")
+
+
+@incident.command("report")
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1, 3650),
+              help="the period: this many days up to now")
+@click.option("--group", help="only this assignment group")
+@click.option("--json", "as_json", is_flag=True, help="the report as JSON (as the API)")
+@pass_itsm
+def report(itsm, days: int, group: str | None, as_json: bool) -> None:
+    """Incident counts, mean times, SLA compliance, backlog and weekly trends."""
+    from itsm.core.errors import ItsmError
+    from itsm.plugins.incident.reports import report_for, text_report
+
+    try:
+        data = report_for(Actor.system(), days, group)
+    except ItsmError as exc:
+        raise click.ClickException(exc.message) from None
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(text_report(data))

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from itsm import hookimpl
 from itsm.core.app import current_itsm
-from itsm.core.auth import Actor
+from itsm.core.auth import Actor, Permission
 from itsm.core.models import (
     Event,
     Group,
@@ -157,6 +157,12 @@ REVIEWS = "reviews"
 @hookimpl
 def itsm_record_types() -> list[RecordType]:
     return [INCIDENT, REVIEW]
+
+
+@hookimpl
+def itsm_permissions() -> list[Permission]:
+    return [Permission("incident.report", "see incident reports and the dashboard",
+                       ("agent",))]
 
 
 @hookimpl
