@@ -114,3 +114,25 @@ def test_optimistic_locking_refuses_the_second_of_two_stale_writers(backend_app)
         service.update(service.get(number), {"title": "second"}, expected_version=1)
     with itsm.unit_of_work(Actor.system()) as service:
         assert service.get(number).title == "first"
+
+
+def test_full_text_search_uses_each_databases_index_and_ranks(backend_app):
+    from itsm.core import search
+
+    itsm = backend_app
+    with itsm.unit_of_work(Actor.system()) as service:
+        for title, description in [("VPN tunnel drops", "remote workers lose the tunnel"),
+                                   ("Printers jam", "the A3 printer jams"),
+                                   ("Mailbox full", "archive old mail to free space")]:
+            service.create("ticket", {"title": title, "description": description})
+        service.update(service.get("TCK0000003"), {"title": "Mailbox quota reached"})
+    with itsm.unit_of_work(Actor.system()) as service:
+        found, _ = service.list("ticket", ListQuery(q="tunnel"))
+        assert [r.title for r in found] == ["VPN tunnel drops"]
+        found, _ = service.list("ticket", ListQuery(q="quota"))  # the edit is indexed
+        assert [r.title for r in found] == ["Mailbox quota reached"]
+        found, _ = service.list("ticket", ListQuery(q="printer jams"))
+        assert [r.title for r in found] == ["Printers jam"]
+        hits = search.ranked(service.session, "remote tunnel for the mail archive")
+        assert {r.title for r, _ in hits} == {"VPN tunnel drops", "Mailbox quota reached"}
+        assert hits[0][1] == 1.0
