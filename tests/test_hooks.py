@@ -295,3 +295,15 @@ def test_itsm_demo_data_goes_through_the_record_service(with_plugin):
 def test_system_actor_is_admin_without_identity():
     actor = Actor.system()
     assert actor.is_system and actor.role == "admin"
+
+
+def test_itsm_blueprints_that_raise_leave_the_rest_of_the_install_running(with_plugin):
+    def itsm_blueprints():
+        raise ImportError("cannot import name 'charts'")
+
+    application = with_plugin(make_plugin("halfdone", itsm_blueprints=itsm_blueprints))
+    web, headers = application.test_client(), token_for(application)
+    assert web.post("/api/v1/tickets", json={"title": "still served"},
+                    headers=headers).status_code == 201
+    errors = application.extensions["itsm"].errors
+    assert any("plugin 'halfdone': its pages and routes failed to load" in e for e in errors)

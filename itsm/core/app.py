@@ -47,6 +47,7 @@ class Itsm:
         self.app: Flask | None = None
         self.types = RecordTypes([])
         self.blueprint_owners: dict[str, str] = {}  # blueprint name -> plugin
+        self.load_errors: list[str] = []  # plugins' start-up failures, kept across rebuilds
         self.link_kinds: dict[str, LinkKind] = {}
         self.permissions: dict[str, Permission] = {}
         self.channels: dict[str, Any] = {}
@@ -109,7 +110,7 @@ class Itsm:
                 declared.setdefault(permission.name, permission)
         self.permissions = declared
         self.channels = {c.name: c for _, c in self.results("itsm_notification_channels")}
-        self.errors = list(self.types.errors)
+        self.errors = [*self.types.errors, *self.load_errors]
         for error in self.errors:
             log.warning("%s", error)
 
@@ -166,7 +167,16 @@ def _plugin_blueprints(app: Flask, itsm: Itsm) -> None:
     for info in itsm.host.plugins.values():
         if not info.usable:
             continue
-        for blueprint in call_plugin(info, "itsm_blueprints") or ():
+        try:
+            declared = call_plugin(info, "itsm_blueprints") or ()
+        except Exception as exc:  # one broken plugin must not keep the others down
+            message = (f"plugin {info.name!r}: its pages and routes failed to load: "
+                       f"{type(exc).__name__}: {exc}")
+            log.exception("%s", message)
+            itsm.load_errors.append(message)
+            itsm.errors.append(message)
+            continue
+        for blueprint in declared:
             app.register_blueprint(blueprint)
             owners[blueprint.name] = info.name
     itsm.blueprint_owners = owners
