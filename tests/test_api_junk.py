@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+import itsm.plugins.catalog as catalog_plugin
 import itsm.plugins.incident as incident_plugin
 import itsm.plugins.knowledge as knowledge_plugin
 import itsm.plugins.problem as problem_plugin
@@ -23,7 +24,7 @@ JUNK_QUERIES = [{"limit": "-1"}, {"days": "abc", "min": "x"}, {"q": "\x00"},
 
 @pytest.fixture
 def itsm_plugins():
-    return [incident_plugin, problem_plugin, knowledge_plugin]
+    return [incident_plugin, problem_plugin, knowledge_plugin, catalog_plugin]
 
 
 def _numbers(client, admin) -> dict[str, str]:
