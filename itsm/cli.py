@@ -249,10 +249,11 @@ def db_current(itsm) -> None:
 # -- plugins ---------------------------------------------------------------------------------
 
 from itsm.commands.admin import agencies, audit, doctor, groups, users, worker  # noqa: E402
+from itsm.commands.outbox import outbox  # noqa: E402
 from itsm.commands.plugins import plugins  # noqa: E402
 from itsm.commands.sla import sla_group  # noqa: E402
 
-for command in (plugins, users, agencies, groups, doctor, worker, sla_group, audit):
+for command in (plugins, users, agencies, groups, doctor, worker, sla_group, audit, outbox):
     cli.add_command(command)
 
 

@@ -1,0 +1,223 @@
+"""The "email" channel: one event to one address, rendered from templates, sent over SMTP.
+
+Rendering: ``templates/email/<event name>.txt`` and ``.html`` (``record.created.txt``),
+else ``default.txt`` / ``default.html``; a folder named by the ``templates_path`` setting
+is searched first, so an install can restyle every mail without touching the package.
+The HTML template is autoescaped; the text one is not (it is not HTML).
+
+Threading: every mail about one record carries ``References: <itsm.INC0000042.…@domain>``,
+the Message-ID of the mail that announced the record (``record.created``); later mails
+answer it (``In-Reply-To``), so a mail client groups them by record. The Message-ID of
+each mail is derived from the event id and the recipient, so a mail sent twice (a retry
+after a lost answer of the server) is recognisable as the same one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader
+from sqlalchemy import select
+
+from itsm.adapters.email.models import NotificationPreference
+from itsm.core.models import User
+from itsm.core.notify import EventMessage, Recipient
+
+log = logging.getLogger("itsm.notify.email")
+
+TEMPLATES = Path(__file__).parent / "templates"
+CHANNEL = "email"
+
+# How an event reads in a subject line; others are shown as their name's last part.
+EVENT_LABELS = {
+    "record.created": "new",
+    "record.updated": "updated",
+    "record.transitioned": "state changed",
+    "record.commented": "new comment",
+    "record.work_noted": "work note",
+    "record.linked": "linked",
+    "record.attached": "new attachment",
+    "incident.escalated": "escalated",
+}
+
+
+def event_label(name: str) -> str:
+    return EVENT_LABELS.get(name) or name.rsplit(".", 1)[-1].replace("_", " ")
+
+
+# -- preferences ---------------------------------------------------------------------------
+
+
+def rule_matches(pattern: str, name: str) -> int:
+    """How specifically ``pattern`` matches the event ``name`` (0: not at all).
+
+    ``*`` matches everything (1), ``record.*`` every name under ``record.`` (its length),
+    and an exact name beats every wildcard.
+    """
+    if pattern == name:
+        return 10_000
+    if pattern == "*":
+        return 1
+    if pattern.endswith(".*") and name.startswith(pattern[:-1]):
+        return len(pattern)
+    return 0
+
+
+def wanted(rules: list[tuple[str, bool]], name: str) -> bool:
+    """The user's choice for event ``name``: the most specific rule wins, default yes."""
+    best, choice = 0, True
+    for pattern, enabled in rules:
+        score = rule_matches(pattern, name)
+        if score > best:
+            best, choice = score, enabled
+    return choice
+
+
+def user_wants(session, address: str, channel: str, name: str) -> bool:
+    """False when the user behind ``address`` turned ``name`` off for ``channel``."""
+    rows = session.execute(
+        select(NotificationPreference.event, NotificationPreference.enabled)
+        .join(User, User.id == NotificationPreference.user_id)
+        .where(User.email == address.lower(), NotificationPreference.channel == channel)).all()
+    return wanted([(event, enabled) for event, enabled in rows], name)
+
+
+# -- rendering -----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def environments(extra: str) -> tuple[Environment, Environment]:
+    """Jinja environments for text (no escaping) and HTML (autoescaped) templates."""
+    folders = [extra] if extra else []
+    loader = ChoiceLoader([FileSystemLoader([*folders, str(TEMPLATES)])])
+    # Lenient undefined values: a template an admin wrote for one event must not break
+    # the mail of another whose payload lacks a field.
+    text = Environment(loader=loader, autoescape=False, keep_trailing_newline=True)
+    html = Environment(loader=loader, autoescape=True)
+    return text, html
+
+
+def render(env: Environment, name: str, suffix: str, context: dict[str, Any]) -> str:
+    template = env.select_template([f"email/{name}.{suffix}", f"email/default.{suffix}"])
+    return template.render(**context)
+
+
+def _domain(settings: dict[str, Any]) -> str:
+    if settings.get("message_id_domain"):
+        return str(settings["message_id_domain"])
+    _, address = parseaddr(str(settings["sender"]))
+    return address.rpartition("@")[2] or "itsm.local"
+
+
+def thread_ids(message: EventMessage, address: str, domain: str) -> tuple[str, str | None]:
+    """(Message-ID, thread root) of the mail telling ``address`` about ``message``."""
+    who = hashlib.sha256(address.lower().encode()).hexdigest()[:12]
+    number = (message.record or {}).get("number")
+    if not number:
+        return f"<itsm.event-{message.id}.{who}@{domain}>", None
+    root = f"<itsm.{number}.{who}@{domain}>"
+    if message.name == "record.created":
+        return root, None
+    return f"<itsm.{number}.event-{message.id}.{who}@{domain}>", root
+
+
+def build_message(message: EventMessage, address: str, settings: dict[str, Any],
+                  link: str | None) -> EmailMessage:
+    """The complete mail (headers, text and HTML parts) for one event and one address."""
+    record = message.record or {}
+    label = event_label(message.name)
+    number = record.get("number")
+    subject = f"[{number}] {record.get('title', '')} ({label})" if number else \
+        f"[itsm] {label}"
+    context = {"event": message, "record": record, "label": label, "actor": message.actor,
+               "payload": message.payload, "link": link, "recipient": address,
+               "subject": subject}
+    text_env, html_env = environments(str(settings.get("templates_path") or ""))
+    mail = EmailMessage()
+    mail["Subject"] = " ".join(subject.split())  # no line breaks from a title in a header
+    mail["From"] = str(settings["sender"])
+    mail["To"] = address
+    mail["Date"] = format_datetime(message.created_at)
+    message_id, root = thread_ids(message, address, _domain(settings))
+    mail["Message-ID"] = message_id
+    if root:
+        mail["In-Reply-To"] = root
+        mail["References"] = root
+    mail["X-Itsm-Event-Id"] = str(message.id)
+    mail["X-Itsm-Event"] = message.name
+    # RFC 3834: replies by vacation responders must not come back to us in a loop.
+    mail["Auto-Submitted"] = "auto-generated"
+    mail.set_content(render(text_env, message.name, "txt", context))
+    mail.add_alternative(render(html_env, message.name, "html", context), subtype="html")
+    return mail
+
+
+# -- sending -------------------------------------------------------------------------------
+
+
+def tls_context(settings: dict[str, Any]) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=settings.get("ca_file") or None)
+    if not settings.get("verify_tls", True):  # a test server's self-signed certificate
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def send(mail: EmailMessage, settings: dict[str, Any]) -> None:
+    """Hand ``mail`` to the SMTP server of the settings; raise when it was not accepted."""
+    host, port = str(settings["host"]), int(settings["port"])
+    timeout = float(settings["timeout"])
+    if settings.get("ssl"):
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout,
+                                              context=tls_context(settings))
+    else:
+        smtp = smtplib.SMTP(host, port, timeout=timeout)
+    with smtp:
+        smtp.ehlo()
+        if settings.get("starttls") and not settings.get("ssl"):
+            smtp.starttls(context=tls_context(settings))
+            smtp.ehlo()
+        if settings.get("username"):
+            smtp.login(str(settings["username"]), str(settings.get("password") or ""))
+        _, sender = parseaddr(str(settings["sender"]))
+        refused = smtp.send_message(mail, from_addr=sender, to_addrs=[str(mail["To"])])
+        if refused:
+            raise smtplib.SMTPRecipientsRefused(refused)
+
+
+class EmailChannel:
+    """Delivers events as e-mail; ``deliver`` raises when the server did not accept it."""
+
+    name = CHANNEL
+
+    def deliver(self, message: EventMessage, recipient: Recipient) -> None:
+        from itsm.core.app import current_itsm
+
+        itsm = current_itsm()
+        settings = itsm.plugin_settings("email")
+        address = recipient.address
+        with itsm.Session() as session:
+            if not user_wants(session, address, CHANNEL, message.name):
+                log.info("event %s not mailed to %s: turned off in their preferences",
+                         message.id, address)
+                return
+        mail = build_message(message, address, settings, record_link(itsm, settings, message))
+        send(mail, settings)
+        log.info("event %s mailed to %s as %s", message.id, address, mail["Message-ID"])
+
+
+def record_link(itsm, settings: dict[str, Any], message: EventMessage) -> str | None:
+    record = message.record or {}
+    base = str(settings.get("base_url") or "").rstrip("/")
+    rt = itsm.types.by_name.get(record.get("type", ""))
+    if not base or rt is None or not record.get("number"):
+        return None
+    return f"{base}/records/{rt.collection}/{record['number']}"
