@@ -1,0 +1,123 @@
+"""The change console pages: calendar, approver queue with its forms, a change's page.
+Used as a person would: signed in through the login form, posting with the CSRF token."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+import sample_plugin
+
+import itsm.plugins.change
+from itsm.core.models import utcnow
+
+PASSWORD = "long enough secret"
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+MEDIUM = {"users_affected": "department", "complexity": "moderate", "tested": "partly",
+          "backout": "minutes"}
+
+
+@pytest.fixture
+def itsm_plugins():
+    return [sample_plugin, itsm.plugins.change]
+
+
+@pytest.fixture
+def people(make_token, runner):
+    made = {name: make_token(f"{name}@example.org", role="agent", password=PASSWORD)
+            for name in ("olivia", "carl", "cara")}
+    for name in ("carl", "cara"):
+        runner.invoke(["changes", "members", "add", "Change advisory board",
+                       f"{name}@example.org"])
+    return made
+
+
+def sign_in(client, email):
+    token = TOKEN.search(client.get("/login").text).group(1)
+    response = client.post("/login", data={"email": email, "password": PASSWORD,
+                                           "csrf_token": token})
+    assert response.status_code == 302
+
+
+def post(client, path, data=None, **kwargs):
+    with client.session_transaction() as state:
+        token = state["csrf"]
+    return client.post(path, data={**(data or {}), "csrf_token": token}, **kwargs)
+
+
+def change_in_cab(client, headers, start):
+    number = client.post("/api/v1/changes", headers=headers, json={
+        "title": "Upgrade the mail gateway", "services": ["E-mail"],
+        "implementation_plan": "Upgrade.", "backout_plan": "Restore.",
+        "planned_start": start.isoformat(),
+        "planned_end": (start + timedelta(hours=2)).isoformat()}).json["number"]
+    for name, fields in (("submit", {}), ("assess", {"risk_answers": MEDIUM})):
+        response = client.post(f"/api/v1/changes/{number}/transitions", headers=headers,
+                               json={"name": name, "fields": fields})
+        assert response.status_code == 200, response.json
+    return number
+
+
+def test_approver_approves_from_the_queue_page(client, people):
+    start = (utcnow() + timedelta(days=3)).replace(hour=20, minute=0, second=0,
+                                                    microsecond=0)
+    number = change_in_cab(client, people["olivia"], start)
+    sign_in(client, "carl@example.org")
+    page = client.get("/changes/approvals")
+    assert page.status_code == 200 and number in page.text
+    assert 'name="csrf_token"' in page.text and 'value="approve"' in page.text
+    assert "<script" not in page.text and 'style="' not in page.text
+    approval_id = re.search(r'action="/changes/approvals/(\d+)"', page.text).group(1)
+
+    refused = client.post(f"/changes/approvals/{approval_id}", data={"decision": "approve"})
+    assert refused.status_code == 400  # no CSRF token
+    no_reason = post(client, f"/changes/approvals/{approval_id}", {"decision": "reject"},
+                     follow_redirects=True)
+    assert "required to reject" in no_reason.text
+    done = post(client, f"/changes/approvals/{approval_id}",
+                {"decision": "approve", "comment": "Fine"}, follow_redirects=True)
+    assert f"{number}: you approved the change." in done.text
+    assert "Nothing awaits your approval." in done.text
+
+    detail = client.get(f"/changes/{number}")
+    assert detail.status_code == 200
+    assert "carl@example.org" in detail.text and "1 of" not in detail.text
+    assert "Change advisory board" in detail.text and "majority (2 of 2)" in detail.text
+    nav = client.get("/changes/calendar").text
+    assert 'href="/changes/approvals"' in nav
+
+
+def test_calendar_page_lists_the_month_with_freezes_and_conflicts(client, people, make_token):
+    admin = make_token("admin@example.org", role="admin")
+    start = utcnow().replace(day=12, hour=20, minute=0, second=0, microsecond=0) \
+        + timedelta(days=62)
+    month = start.strftime("%Y-%m")
+    first = change_in_cab(client, people["olivia"], start)
+    second = change_in_cab(client, people["olivia"], start + timedelta(hours=1))
+    client.post("/api/v1/changes/freeze-windows", headers=admin, json={
+        "name": "Audit week", "starts_at": (start - timedelta(days=1)).isoformat(),
+        "ends_at": (start + timedelta(days=1)).isoformat()})
+    sign_in(client, "olivia@example.org")
+    page = client.get(f"/changes/calendar?month={month}")
+    assert page.status_code == 200
+    assert first in page.text and second in page.text
+    assert f"Conflicts with {second}" in page.text and "Freeze: Audit week" in page.text
+    assert start.strftime("%a %d %b") in page.text
+    assert "change.css" in page.text
+    other = client.get("/changes/calendar?month=2001-01")
+    assert first not in other.text and "0 changes planned" in other.text
+    bad = client.get("/changes/calendar?month=soon")
+    assert bad.status_code == 400 and "is not a month" in bad.text
+    overview = client.get(f"/changes/{first}").text
+    assert "Audit week" in overview and "it needs an emergency approval" in overview
+    asked = post(client, f"/changes/{first}/freeze-exception", follow_redirects=True)
+    assert "group has no one but this change" in asked.text  # nobody in the emergency CAB
+
+
+def test_pages_need_sign_in_and_staff(client, people, make_token):
+    assert client.get("/changes/calendar").status_code == 302
+    make_token("pat@dot.example.org", role="requester", agency="DOT", password=PASSWORD)
+    sign_in(client, "pat@dot.example.org")
+    assert client.get("/changes/calendar").status_code == 403
+    assert client.get("/changes/CHG0000001").status_code == 404
