@@ -17,7 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from itsm.adapters.storage import make_engine
 from itsm.adapters.storage.attachments import LocalFolderStore
 from itsm.core.auth import Actor, Permission
-from itsm.core.errors import ConfigError, Conflict, StaleRecord
+from itsm.core.errors import ConfigError, Conflict, StaleRecord, ValidationError
 from itsm.core.migrate import call_plugin
 from itsm.core.models import AccessDenial
 from itsm.core.notify import Outbox
@@ -221,6 +221,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     itsm.app = app
     app.extensions["itsm"] = itsm
     api.init_app(app)
+
+    @app.before_request
+    def refuse_nul_characters():
+        # No database stores NUL in text and PostgreSQL refuses the whole query: one
+        # clear 422 for every route, the plugins' included, instead of a 500 deep down.
+        sent = [(name, value) for name, value in request.args.items(multi=True)]
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            sent += list(request.form.items(multi=True))
+        bad = sorted({name for name, value in sent if "\x00" in value})
+        if bad:
+            raise ValidationError("parameters may not contain NUL characters",
+                                  fields={name: ["contains a NUL character"] for name in bad})
+
     # Before the plugins' blueprints: the generic templates come first, a plugin adds
     # records/<type>/*.html beside them (see itsm.core.console).
     app.register_blueprint(console.bp)

@@ -48,7 +48,7 @@ reports_api = Blueprint("incident_reports", __name__,
 @reports_api.get("/summary")
 @document(summary="incident report: counts, mean times to respond and resolve, SLA "
                   "compliance, backlog by group and weekly trends (IT staff)",
-          response=reports.ReportSummary, tags=TAGS,
+          response=reports.IncidentReportSummary, tags=TAGS,
           params=[{"name": "days", "in": "query", "schema": {
               "type": "integer", "minimum": 1, "maximum": reports.MAX_DAYS},
               "description": f"the period: this many days up to now (default "

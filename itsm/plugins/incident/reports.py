@@ -106,7 +106,7 @@ class Period(Schema):
     group = fields.String(allow_none=True)
 
 
-class ReportSummary(Schema):
+class IncidentReportSummary(Schema):
     period = fields.Nested(Period)
     counts = fields.Nested(Counts, metadata={"description": "incidents opened in the period"})
     mean_minutes = fields.Nested(PerMetric, metadata={
