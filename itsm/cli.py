@@ -203,7 +203,9 @@ def demo(itsm) -> None:
         click.echo("demo: agencies, groups and users")
         core_demo(ctx)
         session.flush()
-        impls = itsm.hook.itsm_demo_data.get_hookimpls()
+        # pluggy keeps implementations in reverse call order: tryfirst ones run first and
+        # trylast ones (demo data that links to other plugins' records) last.
+        impls = list(reversed(itsm.hook.itsm_demo_data.get_hookimpls()))
         with click.progressbar(impls, label="demo: plugins", file=sys.stderr,
                                item_show_func=lambda i: i.plugin_name if i else "") as bar:
             for impl in bar:

@@ -136,3 +136,21 @@ def test_requester_cannot_probe_which_agencies_or_users_exist(client, people):
     # Staff get the helpful answer.
     assert client.get(TICKETS, query_string={"agency": "NOPE"},
                       headers=people["desk"]).status_code == 422
+
+
+def test_group_membership_from_the_cli_decides_who_works_a_record(client, people, runner):
+    number = client.post(TICKETS, json={"title": "Switch port dead", "group": "Network"},
+                         headers=people["admin"]).json["number"]
+    assert client.patch(f"{TICKETS}/{number}", json={"priority": 2},
+                        headers=people["desk"]).status_code == 403
+    added = runner.invoke(["groups", "add-member", "Network", "desk@it.example"])
+    assert added.exit_code == 0, added.output
+    assert "desk@it.example" in runner.invoke(["groups", "members", "Network"]).output
+    assert client.patch(f"{TICKETS}/{number}", json={"priority": 2},
+                        headers=people["desk"]).status_code == 200
+    assert runner.invoke(["groups", "remove-member", "Network",
+                          "desk@it.example"]).exit_code == 0
+    assert client.patch(f"{TICKETS}/{number}", json={"priority": 3},
+                        headers=people["desk"]).status_code == 403
+    missing = runner.invoke(["groups", "add-member", "Nowhere", "desk@it.example"])
+    assert missing.exit_code != 0 and "no group 'Nowhere'" in str(missing.exception)

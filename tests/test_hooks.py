@@ -12,6 +12,7 @@ from itsm.core import plugin_admin
 from itsm.core.app import create_app
 from itsm.core.auth import Actor, Permission
 from itsm.core.errors import ValidationError
+from itsm.core.hookspecs import hookimpl
 from itsm.core.models import Delivery, Event, Group, JournalEntry, Record, utcnow
 from itsm.core.notify import Recipient
 from itsm.core.records import LinkKind
@@ -290,6 +291,27 @@ def test_itsm_demo_data_goes_through_the_record_service(with_plugin):
         journal = session.scalars(select(JournalEntry.kind)
                                   .where(JournalEntry.record_id == record.id)).all()
     assert record.agency_id is not None and journal == ["created"]
+
+
+def test_itsm_demo_data_marked_trylast_runs_after_the_others(with_plugin):
+    order = []
+
+    def linker(ctx):
+        order.append("linker")
+
+    def maker(ctx):
+        order.append("maker")
+
+    linker_module = make_plugin("linker")
+    linker_module.itsm_demo_data = hookimpl(trylast=True)(linker)
+    linker_module.itsm_demo_data.__name__ = "itsm_demo_data"
+    application = with_plugin(make_plugin("maker", itsm_demo_data=maker))
+    application.extensions["itsm"].host.pm.register(linker_module, "linker")
+    from itsm.testing import ItsmRunner
+
+    result = ItsmRunner(application).invoke(["demo"])
+    assert result.exit_code == 0, result.output
+    assert order == ["maker", "linker"]
 
 
 def test_system_actor_is_admin_without_identity():

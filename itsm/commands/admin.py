@@ -214,6 +214,60 @@ def groups_list(itsm) -> None:
         click.echo(f"{name:<30} {members} member(s)")
 
 
+def _group_and_user(session, group: str, email: str) -> tuple[Group, User]:
+    found = session.scalar(select(Group).where(Group.name == group))
+    if found is None:
+        raise NotFound(f"no group {group!r} (see itsm groups list)")
+    return found, auth.user_by_email(session, email)
+
+
+@groups.command("add-member")
+@click.argument("group")
+@click.argument("email")
+@pass_itsm
+def groups_add_member(itsm, group: str, email: str) -> None:
+    """Put a user in a group (agents work the records of their groups)."""
+    with itsm.Session() as session:
+        found, user = _group_and_user(session, group, email)
+        if session.get(GroupMember, (found.id, user.id)) is None:
+            session.add(GroupMember(group_id=found.id, user_id=user.id))
+            session.commit()
+    click.echo(f"{user.email} is in {found.name}")
+
+
+@groups.command("remove-member")
+@click.argument("group")
+@click.argument("email")
+@pass_itsm
+def groups_remove_member(itsm, group: str, email: str) -> None:
+    """Take a user out of a group."""
+    with itsm.Session() as session:
+        found, user = _group_and_user(session, group, email)
+        member = session.get(GroupMember, (found.id, user.id))
+        if member is None:
+            raise ItsmError(f"{user.email} is not in {found.name}")
+        session.delete(member)
+        session.commit()
+    click.echo(f"{user.email} left {found.name}")
+
+
+@groups.command("members")
+@click.argument("group")
+@pass_itsm
+def groups_members(itsm, group: str) -> None:
+    """List a group's members."""
+    with itsm.Session() as session:
+        found = session.scalar(select(Group).where(Group.name == group))
+        if found is None:
+            raise NotFound(f"no group {group!r} (see itsm groups list)")
+        emails = session.scalars(select(User.email).join(GroupMember, GroupMember.user_id
+                                                          == User.id)
+                                 .where(GroupMember.group_id == found.id)
+                                 .order_by(User.email)).all()
+    for email in emails:
+        click.echo(email)
+
+
 # -- doctor and worker -----------------------------------------------------------------------
 
 

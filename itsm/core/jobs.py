@@ -25,7 +25,7 @@ def run_periodic(itsm: Itsm, now: datetime | None = None) -> list[str]:
     of the plugins whose work failed (logged, and tried again next cycle)."""
     now = now or utcnow()
     failed = []
-    for impl in itsm.hook.itsm_periodic.get_hookimpls():
+    for impl in reversed(itsm.hook.itsm_periodic.get_hookimpls()):  # pluggy call order
         try:
             impl.function(**{k: v for k, v in {"now": now}.items() if k in impl.argnames})
         except Exception:
