@@ -11,6 +11,7 @@ import warnings
 
 import pytest
 
+import itsm.adapters.alertmanager as alertmanager_plugin
 import itsm.adapters.email as email_plugin
 import itsm.adapters.webhooks as webhooks_plugin
 import itsm.plugins.catalog as catalog_plugin
@@ -29,7 +30,7 @@ JUNK_QUERIES = [{"limit": "-1"}, {"days": "abc", "min": "x"}, {"q": "\x00"},
 @pytest.fixture
 def itsm_plugins():
     return [incident_plugin, problem_plugin, knowledge_plugin, catalog_plugin, change_plugin,
-            email_plugin, webhooks_plugin]
+            email_plugin, webhooks_plugin, alertmanager_plugin]
 
 
 def _numbers(client, admin) -> dict[str, str]:

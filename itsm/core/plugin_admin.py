@@ -38,12 +38,16 @@ def _store(itsm: Itsm, names: list[str], enabled: bool) -> None:
 
 
 def record_builtin_state(itsm: Itsm) -> None:
-    """Write the current state of every plugin without a row (``itsm init``)."""
+    """Write the current state of every built-in plugin and every enabled one without a
+    row (``itsm init``), so that every process of the install agrees on it whatever its
+    own ``plugins.initial`` says."""
     with itsm.Session() as session:
         stored = itsm.host.stored_state(session)
-        for name in sorted(itsm.host.enabled - set(stored)):
-            session.add(PluginState(name=name, enabled=True,
-                                    version=itsm.host.plugins[name].version))
+        for name, info in sorted(itsm.host.plugins.items()):
+            enabled = itsm.host.is_enabled(name)
+            if name in stored or not (enabled or info.builtin) or not info.usable:
+                continue
+            session.add(PluginState(name=name, enabled=enabled, version=info.version))
         session.commit()
     itsm.refresh_plugins(force=True)
 
