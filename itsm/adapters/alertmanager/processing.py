@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +25,7 @@ from itsm.core.records import RecordService
 
 log = logging.getLogger("itsm.alertmanager")
 
-ATTEMPTS = 5
+ATTEMPTS = 8
 KEY_MAX = 500
 TITLE_MAX = 300
 DESCRIPTION_MAX = 50_000
@@ -167,6 +169,7 @@ def handle(itsm, actor, payload: Mapping[str, Any]) -> dict[str, Any]:
         except (_Retry, StaleRecord):
             log.info("alert group %s changed concurrently (attempt %d); retrying",
                      payload["groupKey"][:200], attempt + 1)
+            time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))  # let the winner commit
     raise StaleRecord("the alert group kept changing concurrently; Alertmanager will retry")
 
 
