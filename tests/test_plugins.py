@@ -212,3 +212,18 @@ def test_plugin_blueprint_answers_only_while_enabled(app, itsm_config):
 def test_plugin_declaration_is_plain_data():
     declaration = Plugin(name="x", version="1.0", settings={"a": 1})
     assert declaration.requires_itsm == "" and declaration.depends == {}
+
+
+def test_plugin_settings_from_toml_tables_come_back_as_dictionaries(tmp_path, monkeypatch):
+    from itsm.core.config import load_settings
+
+    home = tmp_path / "instance"
+    home.mkdir()
+    (home / "itsm.toml").write_text(
+        '[plugins.acme]\nlimit = 3\n[plugins.acme.routing]\nnetwork = "Net"\n')
+    monkeypatch.setenv("ITSM_PLUGINS_ACME_LIMIT", "7")
+    settings = load_settings({"home": str(home)})
+    got = settings.plugin_settings("acme", {"limit": 1, "routing": {"hardware": "Desk"},
+                                            "other": {}})
+    assert got == {"limit": 7, "routing": {"hardware": "Desk", "network": "Net"},
+                   "other": {}}

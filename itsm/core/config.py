@@ -118,7 +118,22 @@ class Settings(dict):
             raw = os.environ.get(env_name(prefix + key))
             if raw is not None and prefix + key not in self.overridden:
                 out[key] = _coerce(prefix + key, raw, default)
-        return out
+        return fold_tables(out, defaults)
+
+
+def fold_tables(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Fold TOML tables back into dictionaries: a setting whose default is a dict (e.g.
+    ``routing``) arrives from ``[plugins.x.routing]`` flattened as ``routing.network``;
+    the plugin gets ``{"routing": {..., "network": ...}}``."""
+    out = {k: v for k, v in values.items() if "." not in k}
+    for key, default in defaults.items():
+        if isinstance(default, Mapping):
+            table = dict(out.get(key) or {})
+            prefix = key + "."
+            table.update({k[len(prefix):]: v for k, v in values.items()
+                          if k.startswith(prefix)})
+            out[key] = table
+    return out
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:

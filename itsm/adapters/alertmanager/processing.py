@@ -35,22 +35,9 @@ class _Retry(Exception):
     """Another delivery of the same group won the race: start again from a fresh read."""
 
 
-def fold(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings with TOML tables (flattened to ``table.key``) folded back into dicts."""
-    out = {k: v for k, v in raw.items() if "." not in k}
-    for key, default in defaults.items():
-        if isinstance(default, dict):
-            table = dict(out.get(key) or {})
-            prefix = key + "."
-            table.update({k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)})
-            out[key] = table
-    return out
-
-
 def settings(itsm) -> dict[str, Any]:
-    from itsm.adapters.alertmanager import plugin
 
-    return fold(itsm.plugin_settings("alertmanager"), plugin.settings)
+    return itsm.plugin_settings("alertmanager")
 
 
 def storage_key(group_key: str) -> str:

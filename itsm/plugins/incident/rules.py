@@ -37,20 +37,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 
 
 def settings() -> dict[str, Any]:
-    """The incident settings, with TOML tables folded back into dictionaries."""
-    raw = current_itsm().plugin_settings("incident")
-    return fold(raw, DEFAULT_SETTINGS)
-
-
-def fold(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in raw.items() if "." not in k}
-    for key, default in defaults.items():
-        if isinstance(default, dict):
-            table = dict(out.get(key) or {})
-            prefix = key + "."
-            table.update({k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)})
-            out[key] = table
-    return out
+    """The incident settings (TOML tables come back as dictionaries)."""
+    return current_itsm().plugin_settings("incident")
 
 
 def priority_of(impact: int | None, urgency: int | None,
