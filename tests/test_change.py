@@ -272,12 +272,41 @@ def test_moving_a_scheduled_change_into_a_freeze_blocks_implementation(client, p
     assert moved.status_code == 200, moved.json
     refused = run(client, owner, number, "implement")
     assert refused.status_code == 409
-    assert "needs an emergency approval" in refused.json["error"]["reasons"][0]
-    asked = client.post(f"/api/v1/changes/{number}/freeze-exception", headers=owner)
-    assert asked.status_code == 201, asked.json
-    assert [a["approver"] for a in asked.json["items"]] == ["erin@example.org"]
+    reasons = " ".join(refused.json["error"]["reasons"])
+    # The approval was for the old window: the CAB is asked again, and the freeze
+    # approvers too, without anyone having to ask.
+    assert "awaits CAB approval" in reasons and "emergency approval" in reasons
+    assert [a["purpose"] for a in pending_for(client, people["erin"], number)] == ["freeze"]
+    decide(client, people["mona"], number)
+    still = run(client, owner, number, "implement")
+    assert "emergency approval" in " ".join(still.json["error"]["reasons"])
     decide(client, people["erin"], number, purpose="freeze")
     assert run(client, owner, number, "implement").json["state"] == "implementing"
+
+
+def test_moving_an_approved_window_asks_the_cab_again(client, people):
+    owner = people["olivia"]
+    number = to_cab(client, owner, LOW)["number"]
+    decide(client, people["mona"], number)
+    assert run(client, owner, number, "schedule").status_code == 200
+    assert client.patch(f"/api/v1/changes/{number}", headers=owner,
+                        json={"planned_start": at(12), "planned_end": at(12, 3)}
+                        ).status_code == 200
+    refused = run(client, owner, number, "implement")
+    assert refused.status_code == 409
+    assert "awaits CAB approval" in " ".join(refused.json["error"]["reasons"])
+    assert len(pending_for(client, people["mona"], number)) == 1
+    rejected = decide(client, people["mona"], number, "reject", "not during the audit")
+    assert rejected.status_code == 200, rejected.json
+    assert run(client, owner, number, "implement").status_code == 409
+    assert client.get(f"/api/v1/changes/{number}", headers=owner).json["state"] == "scheduled"
+    assert client.patch(f"/api/v1/changes/{number}", headers=owner,
+                        json={"planned_start": at(14), "planned_end": at(14, 3)}
+                        ).status_code == 200
+    decide(client, people["mona"], number)
+    done = run(client, owner, number, "implement")
+    assert done.status_code == 200, done.json
+    assert done.json["state"] == "implementing"
 
 
 # -- standard and emergency changes ---------------------------------------------------------------

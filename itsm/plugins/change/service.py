@@ -402,7 +402,8 @@ def decide(service: RecordService, approval_id: int, decision: str, comment: str
     if approval.state != "pending":
         raise Conflict(f"approval request {approval_id} is {approval.state} already")
     change = session.get(Change, approval.record_id)
-    if approval.purpose == "cab" and change.state != "cab_review":
+    # A scheduled change whose plan moved is asked again (see replan) while scheduled.
+    if approval.purpose == "cab" and change.state not in ("cab_review", "scheduled"):
         raise Conflict(f"{change.number} is {change.state}, no longer in CAB review")
     approval.state = "approved" if decision == "approve" else "rejected"
     approval.comment = comment.strip()[:5000]
@@ -422,9 +423,16 @@ def decide(service: RecordService, approval_id: int, decision: str, comment: str
             row.state = "not_needed"
         emit(session, "change.decided", change, service.actor, purpose=approval.purpose,
              decision=status["state"])
-    if status["state"] == "rejected" and approval.purpose == "cab":
+    if status["state"] == "rejected" and approval.purpose == "cab" \
+            and change.state == "cab_review":
         system_service(session).transition(change, "reject", comment=(
             "Rejected: the CAB quorum can no longer be reached."))
+    elif status["state"] == "rejected" and approval.purpose == "cab":
+        # A re-planned scheduled change stays scheduled and cannot be implemented: its
+        # owner plans again or cancels it.
+        system_service(session).comment(change, (
+            "The CAB rejected the new plan: the change cannot be implemented as planned."),
+            public=False)
     elif status["state"] == "approved":
         system_service(session).comment(change, (
             f"{what} complete: quorum reached. The change may be scheduled."
@@ -447,6 +455,9 @@ def on_changed(session: Session, change: Change, kind: str, transition: str | No
             raise ValidationError("invalid risk answers: " + "; ".join(errors),
                                   fields={"risk_answers": errors})
         change.risk_score, change.risk_level = score, level
+    if kind == "updated" and REPLAN_FIELDS & set(changed) \
+            and change.state in ("cab_review", "scheduled") and change.change_type != "standard":
+        replan(session, change, actor)
     if kind != "transitioned":
         return
     now = utcnow()
@@ -462,6 +473,23 @@ def on_changed(session: Session, change: Change, kind: str, transition: str | No
         for row in session.scalars(select(Approval).where(
                 Approval.record_id == change.id, Approval.state == "pending")):
             row.state = "superseded"
+
+
+# What the CAB approved: moving any of it needs a new approval.
+REPLAN_FIELDS = frozenset({"planned_start", "planned_end", "services", "config_items",
+                           "environment"})
+
+
+def replan(session: Session, change: Change, actor: Actor) -> None:
+    """The window or scope of a change in CAB review or scheduled moved: the decisions
+    taken on the old plan no longer count, and the approvers are asked again."""
+    for row in session.scalars(select(Approval).where(
+            Approval.record_id == change.id, Approval.state != "superseded")):
+        row.state = "superseded"
+    session.flush()
+    request_approvals(session, change, "cab", actor)
+    if freeze_of(session, change) and change.change_type != "emergency":
+        request_approvals(session, change, "freeze", actor)
 
 
 def _check_type(session: Session, change: Change, kind: str, changed: dict[str, Any]) -> None:
