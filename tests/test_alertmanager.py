@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 import itsm.adapters.alertmanager as alertmanager_plugin
 import itsm.plugins.incident as incident_plugin
@@ -194,24 +193,13 @@ def test_migration_creates_exactly_what_the_model_describes(itsm):
     assert schema_drift(itsm.engine, ["alert_incident"]) == []
 
 
-# -- served for real -------------------------------------------------------------------
+# -- served for real -----------------------------------------------------------------------
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture
-def served(app):
-    """The application served over HTTP on 127.0.0.1 in a thread."""
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
 
 
 def post_json(url, body, headers=None):
@@ -225,12 +213,12 @@ def post_json(url, body, headers=None):
         return exc.code, exc.read()
 
 
-def test_concurrent_deliveries_open_one_incident(served, bot, itsm):
+def test_concurrent_deliveries_open_one_incident(live_server, bot, itsm):
     body = payload(alert(severity="critical"))
     results: list[int] = []
 
     def deliver():
-        results.append(post_json(served + URL, body, bot)[0])
+        results.append(post_json(live_server + URL, body, bot)[0])
 
     threads = [threading.Thread(target=deliver) for _ in range(6)]
     for thread in threads:
@@ -256,7 +244,7 @@ def wait_for(condition, timeout=60.0, what="condition"):
 
 @pytest.mark.skipif(BINARY is None, reason="prometheus-alertmanager is not installed "
                     "(apt-get install prometheus-alertmanager)")
-def test_a_real_alertmanager_opens_and_resolves_an_incident(served, bot, itsm, tmp_path):
+def test_a_real_alertmanager_opens_and_resolves_an_incident(live_server, bot, itsm, tmp_path):
     token = bot["Authorization"].removeprefix("Bearer ")
     port = free_port()
     config = tmp_path / "alertmanager.yml"
@@ -264,7 +252,7 @@ def test_a_real_alertmanager_opens_and_resolves_an_incident(served, bot, itsm, t
         "route": {"receiver": "itsm", "group_by": ["alertname"], "group_wait": "1s",
                   "group_interval": "1s", "repeat_interval": "1h"},
         "receivers": [{"name": "itsm", "webhook_configs": [{
-            "url": served + URL, "send_resolved": True,
+            "url": live_server + URL, "send_resolved": True,
             "http_config": {"authorization": {"type": "Bearer", "credentials": token}}}]}],
     }))
     storage = tmp_path / "alertmanager-data"

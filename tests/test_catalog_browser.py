@@ -7,7 +7,6 @@ Needs Debian's Chromium at /usr/bin/chromium and the ``playwright`` package.
 from __future__ import annotations
 
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -23,8 +22,6 @@ playwright_api = pytest.importorskip(
 expect = playwright_api.expect
 
 PASSWORD = "correct horse battery"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture
@@ -32,30 +29,9 @@ def itsm_plugins():
     return [catalog_plugin]
 
 
-@pytest.fixture
-def server(app):
-    from werkzeug.serving import make_server
-
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, name="catalog-test-server",
-                              daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=10)
-
-
-@pytest.fixture
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
-
-
 @pytest.mark.parametrize("viewport", [{"width": 390, "height": 844},
                                       {"width": 1280, "height": 900}], ids=["phone", "desktop"])
-def test_requester_finds_and_requests_a_laptop_in_the_browser(app, runner, server, browser,
+def test_requester_finds_and_requests_a_laptop_in_the_browser(app, runner, live_server, browser,
                                                                make_token, tmp_path, viewport):
     assert runner.invoke(["demo"]).exit_code == 0
     make_token("pat@dot.demo.itsm")  # the demo requester; password below
@@ -74,18 +50,18 @@ def test_requester_finds_and_requests_a_laptop_in_the_browser(app, runner, serve
     page.set_default_timeout(15_000)
     messages: list[str] = []
     page.on("console", lambda m: messages.append(m.text))
-    page.goto(server + "/portal/catalog")
+    page.goto(live_server + "/portal/catalog")
     page.get_by_label("E-mail address").fill("pat@dot.demo.itsm")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.goto(server + "/portal/catalog")
+    page.goto(live_server + "/portal/catalog")
     expect(page.get_by_role("heading", level=1)).to_have_text("Service catalog")
 
     page.get_by_label("What do you need?").fill("remote access")
     page.get_by_role("button", name="Search").click()
     expect(page.get_by_role("link", name="Remote access (VPN)")).to_be_visible()
 
-    page.goto(server + "/portal/catalog")
+    page.goto(live_server + "/portal/catalog")
     page.get_by_role("link", name="Devices").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Devices")
     page.get_by_role("link", name="Laptop", exact=True).click()

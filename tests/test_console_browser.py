@@ -7,7 +7,6 @@ browser download is not used: ``playwright install`` is never needed).
 from __future__ import annotations
 
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,33 +20,9 @@ playwright_api = pytest.importorskip(
 expect = playwright_api.expect
 
 PASSWORD = "correct horse battery"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-@pytest.fixture
-def server(app):
-    """The test application served on a free port of 127.0.0.1."""
-    from werkzeug.serving import make_server
-
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, name="console-test-server",
-                              daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=10)
-
-
-@pytest.fixture
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def test_agent_moves_a_ticket_and_comments_in_the_browser(app, server, browser, make_token,
+def test_agent_moves_a_ticket_and_comments_in_the_browser(app, live_server, browser, make_token,
                                                          tmp_path):
     headers = make_token("agent@example.org", role="agent", password=PASSWORD)
     created = app.test_client().post("/api/v1/tickets", headers=headers, json={
@@ -56,7 +31,7 @@ def test_agent_moves_a_ticket_and_comments_in_the_browser(app, server, browser, 
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(15_000)
-    page.goto(server + "/")
+    page.goto(live_server + "/")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.get_by_label("E-mail address").fill("agent@example.org")
     page.get_by_label("Password").fill(PASSWORD)
