@@ -11,7 +11,11 @@ file; that database is emptied before every test.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import sqlite3
+import sys
 import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -72,22 +76,165 @@ def itsm_config(tmp_path) -> dict[str, Any]:
             "plugins.initial": ["notify_log"]}
 
 
+class InstallTemplates:
+    """Initialised databases kept for the rest of the test session, one per install shape.
+
+    Migrating the core and the enabled plugins and installing their defaults is most of
+    a test's set-up. The first test of a shape (the same settings, plugin modules and
+    ``ITSM_*`` environment) initialises as an admin would and keeps a copy: a SQLite
+    file, or a PostgreSQL database used as ``CREATE DATABASE ... TEMPLATE``. Later tests
+    of that shape start from a copy. Shapes with throwaway plugin modules (built by
+    :func:`make_plugin`) are never copied, and any failure to copy falls back to a full
+    initialisation, so a test sees exactly what ``itsm init`` gives.
+    """
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.kept: dict[str, str | None] = {}  # shape -> template (None: cannot be kept)
+        self.server_templates: list[tuple[str, str]] = []  # (admin url, database)
+
+    @staticmethod
+    def shape(config: dict[str, Any], plugins: list[types.ModuleType]) -> str | None:
+        if any(sys.modules.get(m.__name__) is not m or not getattr(m, "__file__", None)
+               for m in plugins):
+            return None
+        stable = sorted((k, repr(v)) for k, v in config.items()
+                        if k not in ("home", "database.url", "attachments.path"))
+        env = sorted((k, v) for k, v in os.environ.items()
+                     if k.startswith("ITSM_") and not k.startswith("ITSM_TEST_"))
+        url = config["database.url"]
+        server = "sqlite" if url.startswith("sqlite") else url
+        text = repr((stable, [m.__name__ for m in plugins], env, server))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def restore(self, shape: str | None, url: str) -> bool:
+        """Put the kept copy of ``shape`` at ``url``; False when there is none."""
+        template = self.kept.get(shape) if shape else None
+        if template is None:
+            return False
+        try:
+            if url.startswith("sqlite"):
+                _sqlite_copy(template, _sqlite_path(url))
+            else:
+                _server_copy(url, template, replace=True)
+        except Exception:  # noqa: BLE001 - any trouble: initialise in full instead
+            self.kept[shape] = None
+            return False
+        return True
+
+    def keep(self, shape: str | None, url: str, engine) -> None:
+        """Keep a copy of the freshly initialised database at ``url`` for ``shape``."""
+        if shape is None or shape in self.kept:
+            return
+        self.kept[shape] = None
+        try:
+            if url.startswith("sqlite"):
+                template = os.path.join(self.folder, f"{shape}.db")
+                _sqlite_copy(_sqlite_path(url), template)
+            else:
+                engine.dispose()  # a template database must have no open connection
+                template = _server_copy(url, f"{shape}", replace=False)
+                self.server_templates.append((url, template))
+        except Exception:  # noqa: BLE001 - keeping a copy is only a speed-up
+            return
+        self.kept[shape] = template
+
+    def drop_server_templates(self) -> None:
+        for url, database in self.server_templates:
+            # Best effort: the next session replaces a template left behind anyway.
+            with contextlib.suppress(Exception):
+                _admin_execute(url, f"DROP DATABASE IF EXISTS {_quoted(database)}")
+
+
+def _sqlite_path(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).database or ""
+
+
+def _sqlite_copy(source: str, target: str) -> None:
+    # The backup API copies a consistent database, whatever its WAL holds.
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
+def _quoted(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"unexpected database name {name!r}")
+    return f'"{name}"'
+
+
+def _admin_execute(url: str, *statements: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from itsm.adapters.storage import normalize_url
+
+    admin = make_url(normalize_url(url)).set(database="postgres")
+    from sqlalchemy import create_engine
+
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def _server_copy(url: str, template: str, *, replace: bool) -> str:
+    """PostgreSQL: recreate the test database from ``template`` (``replace``), or keep
+    the test database as template ``<database>__tpl_<template>``. Returns its name."""
+    from sqlalchemy.engine import make_url
+
+    if not make_url(url).drivername.startswith("postgres"):
+        raise ValueError("templates are a PostgreSQL feature")
+    database = make_url(url).database or ""
+    if replace:
+        _admin_execute(url, f"DROP DATABASE IF EXISTS {_quoted(database)} WITH (FORCE)",
+                       f"CREATE DATABASE {_quoted(database)} TEMPLATE {_quoted(template)} "
+                       "STRATEGY FILE_COPY")
+        return database
+    name = f"{database}__tpl_{template}"[:63]
+    _admin_execute(url, f"DROP DATABASE IF EXISTS {_quoted(name)}",
+                   f"CREATE DATABASE {_quoted(name)} TEMPLATE {_quoted(database)} "
+                   "STRATEGY FILE_COPY")
+    return name
+
+
+@pytest.fixture(scope="session")
+def itsm_install_templates(tmp_path_factory) -> Iterator[InstallTemplates]:
+    """The session's kept initialised databases (see :class:`InstallTemplates`)."""
+    templates = InstallTemplates(str(tmp_path_factory.mktemp("itsm-templates")))
+    yield templates
+    templates.drop_server_templates()
+
+
 @pytest.fixture
-def app(itsm_config, itsm_plugins) -> Iterator[Flask]:
+def app(itsm_config, itsm_plugins, itsm_install_templates) -> Iterator[Flask]:
     """An initialised itsm application with ``itsm_plugins`` registered and enabled."""
     from itsm.core import plugin_admin
     from itsm.core.app import create_app
     from itsm.core.install import initialise
 
-    if not itsm_config["database.url"].startswith("sqlite"):
-        empty_database(itsm_config["database.url"])
+    url = itsm_config["database.url"]
+    shape = itsm_install_templates.shape(itsm_config, list(itsm_plugins))
+    restored = itsm_install_templates.restore(shape, url)
+    if not restored and not url.startswith("sqlite"):
+        empty_database(url)
     application = create_app({**itsm_config, "plugins.extra": list(itsm_plugins)})
     application.config["TESTING"] = True
     itsm = application.extensions["itsm"]
     with application.app_context():
-        initialise(itsm)
-        for module in itsm_plugins:
-            plugin_admin.enable(itsm, module.plugin.name)
+        if restored:
+            itsm.refresh_plugins(force=True)
+        else:
+            initialise(itsm)
+            for module in itsm_plugins:
+                plugin_admin.enable(itsm, module.plugin.name)
+            itsm_install_templates.keep(shape, url, itsm.engine)
     yield application
     itsm.outbox.stop_thread()
     itsm.engine.dispose()
