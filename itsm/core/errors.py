@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+import marshmallow
+
+if TYPE_CHECKING:
+    from marshmallow import Schema
+
 
 class ItsmError(Exception):
     """Base of every error a user may see. ``status`` is the HTTP status it maps to."""
@@ -59,3 +66,16 @@ class ConfigError(ItsmError):
 
 class PluginError(ItsmError):
     code = "plugin"
+
+
+def load_input(schema: Schema, data: Any, **kwargs: Any) -> dict[str, Any]:
+    """``schema.load(data)`` for a plugin's service layer: anything but an object, or any
+    marshmallow error, becomes a :class:`ValidationError` (422 with field messages)."""
+    if not isinstance(data, dict):
+        raise ValidationError("send an object", fields={"_": ["send an object"]})
+    try:
+        return schema.load(data, **kwargs)
+    except marshmallow.ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
+        raise ValidationError("invalid input: " + ", ".join(sorted(map(str, messages))),
+                              fields=messages) from None

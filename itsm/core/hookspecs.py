@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     from itsm.core.migrate import Migrations
     from itsm.core.models import Record
     from itsm.core.notify import Channel, EventMessage, Recipient
-    from itsm.core.records import LinkKind, RecordChange, RecordType
+    from itsm.core.records import LinkKind, RecordChange, RecordService, RecordType
     from itsm.core.search import Suggestion
+    from itsm.core.services import ServiceRef
     from itsm.core.sla import SlaTarget
     from itsm.core.web import NavItem
     from itsm.core.workflow import Transition
@@ -203,6 +204,68 @@ def itsm_record_changed(session: Session, record: Record, change: RecordChange) 
 
 
 # ---------------------------------------------------------------------------------------
+# Services of a service catalog (between plugins that keep or use one)
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def itsm_service_status_guard(
+    session: Session, service: ServiceRef, status: str, actor: Actor
+) -> str | list[str] | None:
+    """Veto a change of status of a service in a service catalog.
+
+    Called by any plugin that keeps a service catalog, inside its transaction, before a
+    service changes status (also when a new service is created with a status), e.g. via
+    :func:`itsm.core.services.check_status_change`.
+
+    :param session: the open SQLAlchemy session of the change.
+    :param service: a :class:`itsm.core.services.ServiceRef` (``key``, ``name`` and the
+        current ``status``, empty for a service being created).
+    :param status: the status asked for (``live`` publishes the service).
+    :param actor: who asks for it.
+    :return: None to allow; a reason (or a list of reasons) to refuse. Every reason of
+        every plugin is collected and shown to the user (HTTP 409 with ``reasons``, the
+        same shape as :func:`itsm_transition_guard` refusals).
+
+    All results are used.
+    """
+
+
+@hookspec(firstresult=True)
+def itsm_service_lookup(session: Session, key: str) -> ServiceRef | None:
+    """Find a service of the service catalog by its key (or name).
+
+    Called by plugins that refer to catalog services without importing the catalog
+    plugin (a transition gate recording which service goes live).
+
+    :param session: a session to read the catalog with.
+    :param key: the service's key (a slug) as a user typed it.
+    :return: a :class:`itsm.core.services.ServiceRef`, or None when the catalog does not
+        know the service. First result wins; with no catalog plugin enabled the hook
+        returns None.
+    """
+
+
+@hookspec(firstresult=True)
+def itsm_change_service_status(svc: RecordService, key: str,
+                               status: str) -> ServiceRef | None:
+    """Move the catalog service ``key`` to ``status`` (``live`` publishes it).
+
+    Called by a plugin that decides a service's status (a transition gate whose gate
+    passed), inside its own transaction: ``svc`` is a record service on that session.
+    The catalog applies its own rules, including :func:`itsm_service_status_guard`, so a
+    caller whose own guard would refuse must record its decision (flush) first.
+
+    :param svc: a :class:`itsm.core.records.RecordService` (session and actor).
+    :param key: the service's key.
+    :param status: the new status.
+    :return: the :class:`itsm.core.services.ServiceRef` after the change, or None when no
+        catalog is enabled or it does not know ``key``. First result wins. A refusal
+        raises :class:`itsm.core.errors.ItsmError` (409 with ``reasons``).
+    """
+
+
+# ---------------------------------------------------------------------------------------
 # Events and notifications (after commit)
 # ---------------------------------------------------------------------------------------
 
@@ -248,6 +311,9 @@ def itsm_notification_recipients(
     :return: a list of :class:`itsm.core.notify.Recipient` (``channel``, ``address``).
         Duplicates across plugins are delivered once.
 
+    An exception is logged and holds up only this event: it is looked at again on the
+    next cycle (nothing is lost), and the events after it go on. Look up, do not write.
+
     All results are used.
     """
 
@@ -292,10 +358,18 @@ def itsm_permission_check(
 
 
 @hookspec(firstresult=True)
-def itsm_sla_policy(record: Record, metric: str) -> SlaTarget | None:
+def itsm_sla_policy(record: Record, metric: str, session: Session | None) -> SlaTarget | None:
     """Return the service level target for ``metric`` (``response``, ``resolution`` or a
     plugin's own) of ``record``.
 
+    Called whenever a record's clocks are brought up to date (every change, ``itsm sla
+    recompute``), once per metric and priority the record had.
+
+    :param record: the record (when its history is replayed, it shows the priority it
+        had then).
+    :param metric: the metric asked for.
+    :param session: the session of the change being made, so that rows written earlier
+        in the same transaction count; None when asked outside one (then open your own).
     :return: an :class:`itsm.core.sla.SlaTarget`, or None to let the next implementation
         decide. First result wins, so an agreements plugin can override the default
         policy; the core's ``trylast`` default reads ``[sla.<metric>] p<priority>``

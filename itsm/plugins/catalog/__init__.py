@@ -11,9 +11,10 @@
 - Feedback on catalog entries with a review queue; a technical catalog of versioned
   documents for resolver teams (IT staff only); import/export, reports, demo data.
 
-Another plugin (a transition gate) publishes a service with
-:func:`itsm.plugins.catalog.service.set_service_status` or
-``PATCH /api/v1/catalog/services/<id>`` ``{"status": "live"}``.
+Another plugin (a transition gate) finds a service and publishes it through the hooks
+``itsm_service_lookup`` and ``itsm_change_service_status``, and may hold it back with
+``itsm_service_status_guard``, which every status change asks (the API's
+``PATCH /api/v1/catalog/services/<id>`` ``{"status": "live"}`` too: 409 with reasons).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 from itsm import Plugin
 from itsm.plugins.catalog.hooks import (
     itsm_blueprints,
+    itsm_change_service_status,
     itsm_cli_commands,
     itsm_demo_data,
     itsm_install_defaults,
@@ -29,6 +31,7 @@ from itsm.plugins.catalog.hooks import (
     itsm_permissions,
     itsm_record_changed,
     itsm_record_types,
+    itsm_service_lookup,
     itsm_sla_policy,
 )
 
@@ -39,4 +42,5 @@ plugin = Plugin(name="catalog", version="0.1.0",
 
 __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
            "itsm_link_kinds", "itsm_navigation", "itsm_permissions", "itsm_record_changed",
-           "itsm_record_types", "itsm_sla_policy", "plugin"]
+           "itsm_record_types", "itsm_sla_policy", "itsm_service_lookup",
+           "itsm_change_service_status", "plugin"]

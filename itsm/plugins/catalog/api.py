@@ -58,8 +58,14 @@ class OfferingOut(Schema):
     code = fields.String()
     name = fields.String()
     form = fields.List(fields.Dict())
+    description = fields.String()
     approval = fields.String()
+    approval_group = fields.String(allow_none=True)
     tasks = fields.List(fields.Dict())
+    task_order = fields.String()
+    response_minutes = fields.Integer(allow_none=True)
+    resolution_minutes = fields.Integer(allow_none=True)
+    active = fields.Boolean()
 
 
 class OfferingRequestIn(Schema):
@@ -85,6 +91,10 @@ class FeedbackOut(Schema):
     state = fields.String()
     answer = fields.String()
     author = fields.String(allow_none=True)
+    service_name = fields.String()
+    answered_by = fields.String(allow_none=True)
+    created_at = fields.String()
+    updated_at = fields.String()
 
 
 class FeedbackPage(Schema):
@@ -100,6 +110,7 @@ class DocumentOut(Schema):
     version = fields.Integer()
     review_due = fields.String(allow_none=True)
     overdue = fields.Boolean()
+    updated_at = fields.String()
     body = fields.String()
 
 

@@ -14,6 +14,7 @@ from itsm.core.auth import Actor, Permission
 from itsm.core.errors import ValidationError
 from itsm.core.models import Group, Record, utcnow
 from itsm.core.records import LinkKind, RecordChange, RecordService, RecordType
+from itsm.core.services import ServiceRef
 from itsm.core.sla import SlaTarget
 from itsm.core.web import NavItem
 from itsm.core.workflow import State, Transition, Workflow
@@ -313,6 +314,33 @@ def itsm_sla_policy(record: Record, metric: str) -> SlaTarget | None:
     calendar = current_itsm().plugin_settings("catalog")["sla_calendar"]
     return SlaTarget(metric=metric, minutes=int(minutes), calendar=calendar,
                      source=f"catalog offering {record.offering_id}")
+
+
+# -- services for other plugins ----------------------------------------------------------------
+
+
+@hookimpl
+def itsm_service_lookup(session: Session, key: str) -> ServiceRef | None:
+    """A catalog service by slug (or exact name), for plugins that refer to services."""
+    from itsm.plugins.catalog.service import service_ref
+
+    key = (key or "").strip()[:200]
+    found = session.scalar(select(Service).where(Service.slug == key.lower()[:100])) \
+        or session.scalar(select(Service).where(Service.name == key).limit(1))
+    return service_ref(found) if found is not None else None
+
+
+@hookimpl
+def itsm_change_service_status(svc: RecordService, key: str, status: str) \
+        -> ServiceRef | None:
+    """Move a catalog service to ``status`` for another plugin (a transition gate's
+    go-live), through the catalog's own rules (``set_service_status``)."""
+    from itsm.plugins.catalog.service import service_ref, set_service_status
+
+    found = itsm_service_lookup(svc.session, key)
+    if found is None:
+        return None
+    return service_ref(set_service_status(svc, found.key, status))
 
 
 # -- web, CLI, data --------------------------------------------------------------------------

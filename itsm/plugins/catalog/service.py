@@ -4,7 +4,9 @@ check. Functions take the caller's :class:`~itsm.core.records.RecordService` (ac
 session and permission check of one unit of work).
 
 For a transition-gate plugin: :func:`set_service_status` moves a service to ``live``
-(``PATCH /api/v1/catalog/services/<id>`` does the same over HTTP).
+(``PATCH /api/v1/catalog/services/<id>`` does the same over HTTP); other plugins reach it
+through the hooks ``itsm_service_lookup`` and ``itsm_change_service_status``, and may veto
+a status change with ``itsm_service_status_guard`` (checked in :func:`save_service`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from itsm.core.errors import Conflict, Forbidden, NotFound, ValidationError
+from itsm.core.errors import load_input as load
 from itsm.core.models import Agency, Group, User, utcnow
 from itsm.core.records import RecordService
+from itsm.core.services import ServiceRef, check_status_change
 from itsm.plugins.catalog.forms import check_definition, summary_of, validate_answers
 from itsm.plugins.catalog.models import (
     APPROVALS,
@@ -45,16 +49,6 @@ SLUG = validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,99}$",
 URL = validate.Regexp(r"^(https?://\S+|/\S*)?$", error="a web address (https://...)")
 
 
-def load(schema: Schema, data: Any, **kwargs: Any) -> dict[str, Any]:
-    """``schema.load`` with the service layer's ValidationError (422 with field messages)."""
-    if not isinstance(data, dict):
-        raise ValidationError("send an object", fields={"_": ["send an object"]})
-    try:
-        return schema.load(data, **kwargs)
-    except marshmallow.ValidationError as exc:
-        messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
-        raise ValidationError("invalid input: " + ", ".join(sorted(map(str, messages))),
-                              fields=messages) from None
 
 
 class ServiceIn(Schema):
@@ -295,11 +289,17 @@ def save_service(svc: RecordService, data: Any, service: Service | None = None) 
         if session.scalar(select(Service.id).where(Service.slug == values["slug"])):
             raise Conflict(f"a service {values['slug']} exists already",
                            fields={"slug": ["taken"]})
-        service = Service(slug=values["slug"], name=values["name"])
+        service = Service(slug=values["slug"], name=values["name"], status="")
+        values.setdefault("status", "planned")
         session.add(service)
     elif "slug" in values and values["slug"] != service.slug and session.scalar(
             select(Service.id).where(Service.slug == values["slug"])):
         raise Conflict(f"a service {values['slug']} exists already", fields={"slug": ["taken"]})
+    if "status" in values and values["status"] != (previous := service.status or ""):
+        # Other plugins may hold a service back (a transition gate vetoes "live").
+        check_status_change(svc.itsm, session, ServiceRef(service.slug, service.name,
+                                                          previous), values["status"],
+                            svc.actor)
     if "category" in values:
         values["category_id"] = (ensure_category(session, values.pop("category")).id
                                  if values["category"] else values.pop("category"))
@@ -341,6 +341,12 @@ def set_service_status(svc: RecordService, key: str | int, status: str) -> Servi
     """
     service = get_service(svc, key)
     return save_service(svc, {"status": status}, service)
+
+
+def service_ref(service: Service) -> ServiceRef:
+    """The service as other plugins see it (hooks ``itsm_service_lookup`` and
+    ``itsm_change_service_status``)."""
+    return ServiceRef(service.slug, service.name, service.status)
 
 
 def save_offering(svc: RecordService, service: Service, data: Any,
