@@ -29,7 +29,7 @@ This module is longer than most because the engine reads best in one place.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -92,9 +92,10 @@ def default_target(settings, record: Record, metric: str) -> SlaTarget | None:
                      warn_at=float(settings.get("sla.warn_at", 0.75)))
 
 
-def policy_for(itsm: Itsm, record: Record, metric: str) -> SlaTarget | None:
+def policy_for(itsm: Itsm, record: Record, metric: str,
+               session: Session | None = None) -> SlaTarget | None:
     """The target of ``metric`` for ``record``: first answer of the SLA-policy hook."""
-    return itsm.hook.itsm_sla_policy(record=record, metric=metric)
+    return itsm.hook.itsm_sla_policy(record=record, metric=metric, session=session)
 
 
 def _names(settings: Mapping[str, Any], name: str, default: str) -> tuple[str, ...]:
@@ -136,8 +137,8 @@ class ClockFigures:
     breach_due_at: datetime | None
 
     def values(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {name: data[name] for name in FIGURES}
+        # Not dataclasses.asdict: it deep-copies every timestamp, and replay runs per record.
+        return {name: getattr(self, name) for name in FIGURES}
 
 
 @dataclass
@@ -327,7 +328,8 @@ class _AtPriority:
         return getattr(self._record, name)
 
 
-def targets_for(itsm: Itsm, record: Record) -> Callable[[int | None, str], SlaTarget | None]:
+def targets_for(itsm: Itsm, record: Record, session: Session | None = None) \
+        -> Callable[[int | None, str], SlaTarget | None]:
     """``(priority, metric) -> target`` for ``record``, asking the policy hook once each."""
     cache: dict[tuple[int | None, str], SlaTarget | None] = {}
 
@@ -335,7 +337,7 @@ def targets_for(itsm: Itsm, record: Record) -> Callable[[int | None, str], SlaTa
         key = (priority, metric)
         if key not in cache:
             seen = record if priority == record.priority else _AtPriority(record, priority)
-            target = policy_for(itsm, seen, metric)
+            target = policy_for(itsm, seen, metric, session)
             if target is not None and (not isinstance(target.minutes, int)
                                        or target.minutes < 0):
                 raise ConfigError(f"SLA target of {metric} ({target.source}) is "
@@ -355,7 +357,8 @@ def replay_record(itsm: Itsm, session: Session, record: Record, workflow: Workfl
             JournalEntry.record_id == record.id, JournalEntry.kind.in_(CLOCK_KINDS))
             .order_by(JournalEntry.id)))
     settings = itsm.settings
-    return replay(entries, workflow, targets_for(itsm, record), load_calendars(settings),
+    return replay(entries, workflow, targets_for(itsm, record, session),
+                  load_calendars(settings),
                   now, metrics=metrics_of(settings), met_once=met_once_of(settings))
 
 
@@ -455,6 +458,12 @@ def _announce(session: Session, clock: SlaClock, kind: str, record: dict[str, An
     claim = claim.values({_SENT[kind]: True, _FLAG[kind]: True})
     if not session.execute(claim.execution_options(synchronize_session=False)).rowcount:
         return None
+    return _claimed(session, clock, kind, record, calendars, now)
+
+
+def _claimed(session: Session, clock: SlaClock, kind: str, record: dict[str, Any],
+             calendars: Mapping[str, Calendar], now: datetime) -> Event:
+    """The event of a clock whose warning or breach this transaction has just claimed."""
     set_committed_value(clock, _SENT[kind], True)
     set_committed_value(clock, _FLAG[kind], True)
     event = Event(name=_EVENT[kind], record_id=clock.record_id, actor_id=None, payload={
@@ -463,6 +472,31 @@ def _announce(session: Session, clock: SlaClock, kind: str, record: dict[str, An
         "due_at": _iso(getattr(clock, _DUE[kind])), "source": clock.source})
     session.add(event)
     return event
+
+
+def _claim_batch(session: Session, clocks: list[SlaClock], kind: str,
+                 records: Mapping[int, dict[str, Any]], calendars: Mapping[str, Calendar],
+                 now: datetime) -> list[Event]:
+    """Claim a sweep batch in two statements instead of one UPDATE per clock.
+
+    The rows are locked in id order first (as a change's flush takes them: no deadlock);
+    one conditional UPDATE .. RETURNING then says which clocks are still due and unsent,
+    the others having been claimed meanwhile by another worker or a live change.
+    """
+    if not session.get_bind().dialect.update_returning:  # MariaDB/MySQL: clock by clock
+        return [e for c in sorted(clocks, key=lambda c: c.id)
+                if (e := _announce(session, c, kind, records[c.record_id], calendars, now,
+                                   due_by=now)) is not None]
+    ids = sorted(c.id for c in clocks)
+    sent, due = getattr(SlaClock, _SENT[kind]), getattr(SlaClock, _DUE[kind])
+    session.execute(select(SlaClock.id).where(SlaClock.id.in_(ids)).order_by(SlaClock.id)
+                    .with_for_update())
+    claim = (update(SlaClock).where(SlaClock.id.in_(ids), sent.is_(False), due <= now)
+             .values({_SENT[kind]: True, _FLAG[kind]: True}).returning(SlaClock.id)
+             .execution_options(synchronize_session=False))
+    won = set(session.scalars(claim))
+    return [_claimed(session, c, kind, records[c.record_id], calendars, now)
+            for c in sorted(clocks, key=lambda c: c.id) if c.id in won]
 
 
 @dataclass
@@ -492,13 +526,7 @@ def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 500) -> Sweep
                 records = {row.id: _summary(row) for row in session.execute(select(
                     table.c.id, table.c.number, table.c.type, table.c.title, table.c.state,
                     table.c.priority).where(table.c.id.in_({c.record_id for c in clocks})))}
-                events = []
-                # Claimed in id order, as a change's flush updates them: no deadlock.
-                for clock in sorted(clocks, key=lambda c: c.id):
-                    event = _announce(session, clock, kind, records[clock.record_id],
-                                      calendars, now, due_by=now)
-                    if event is not None:
-                        events.append(event)
+                events = _claim_batch(session, clocks, kind, records, calendars, now)
                 session.commit()
             itsm.outbox.committed(events)
             if kind == "warning":

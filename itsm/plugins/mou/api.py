@@ -1,0 +1,258 @@
+"""The MOU plugin's REST routes, beside the generic ``/api/v1/mous`` collection.
+
+- ``GET /api/v1/mous/<number>/agreement``: text, targets, contacts, signatures, versions;
+- ``PUT /api/v1/mous/<number>/sections|targets|contacts``, ``POST .../signatories``;
+- ``GET/POST /api/v1/mous/<number>/versions``, ``POST .../versions/<n>/approve|reject``;
+- ``GET /api/v1/mous/<number>/document?format=markdown|html``;
+- ``GET /api/v1/mou/mine``: the caller's agency's agreement in force;
+- ``GET /api/v1/mou/compliance?agency=&from=&to=&format=json|csv``;
+- ``GET/POST /api/v1/mou/templates``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, render_template, request
+from marshmallow import Schema, fields
+from sqlalchemy import select
+
+from itsm.core.api import current_actor, document, json_body
+from itsm.core.app import current_itsm
+from itsm.core.errors import NotFound, ValidationError
+from itsm.core.schemas import CoreRecordOut
+from itsm.plugins.mou import compliance, service
+from itsm.plugins.mou import document as export
+from itsm.plugins.mou import template as templates
+from itsm.plugins.mou.models import MouSchema, MouTemplate
+
+api = Blueprint("mou_api", __name__, url_prefix="/api/v1", template_folder="templates")
+TAGS = ["MOU"]
+
+
+class MouItems(Schema):
+    """A list of items."""
+
+    items = fields.List(fields.Dict(), required=True)
+
+
+class MouAgreement(CoreRecordOut, MouSchema):
+    """An agreement with everything in it: the record, its text, targets and people."""
+
+    sections = fields.List(fields.Dict(), metadata={
+        "description": "key, title and body of sections 1-10 and appendices A-G"})
+    targets = fields.List(fields.Dict())
+    relationship_manager = fields.Dict(allow_none=True)
+    escalation = fields.List(fields.Dict(), metadata={"description": "in order"})
+    signatories = fields.List(fields.Dict())
+    versions = fields.List(fields.Dict())
+
+
+class MouSectionsIn(Schema):
+    """Section texts of a draft, by key: ``{"sections": {"1": "...", "A": "..."}}``."""
+
+    sections = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class MouReport(Schema):
+    """Compliance of an agency with its agreement over a period."""
+
+    agency = fields.String()
+    agency_name = fields.String()
+    agreement = fields.String()
+    agreement_state = fields.String()
+    version = fields.Integer()
+    from_ = fields.String(data_key="from")
+    to = fields.String()
+    granularity = fields.String(metadata={"description": "week or month"})
+    periods = fields.List(fields.String())
+    targets = fields.List(fields.Dict())
+
+
+def _query(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": "string"},
+            "description": description}
+
+
+def _created(body: Any) -> Response:
+    response = jsonify(body)
+    response.status_code = 201
+    return response
+
+
+@api.get("/mous/<number>/agreement")
+@document(summary="an agreement with its sections, targets, contacts and versions",
+          response=MouAgreement, tags=TAGS)
+def agreement(number: str):
+    """The whole agreement, as the caller may see it."""
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        return jsonify(service.agreement_dict(svc, service.get(svc, number)))
+
+
+@api.get("/mou/mine")
+@document(summary="the caller's agency's agreement in force", response=MouAgreement,
+          tags=TAGS)
+def mine():
+    """The agreement in force of the caller's agency (404 when there is none)."""
+    actor = current_actor()
+    with current_itsm().unit_of_work(actor) as svc:
+        mou = service.active_for_agency(svc.session, actor.agency_id)
+        if mou is None:
+            raise NotFound("your agency has no agreement in force")
+        return jsonify(service.agreement_dict(svc, service.get(svc, mou.number)))
+
+
+@api.put("/mous/<number>/sections")
+@document(summary="edit section texts of a draft agreement", body=MouSectionsIn,
+          response=MouAgreement, tags=TAGS)
+def put_sections(number: str):
+    """Edit section texts while the agreement is a draft or in review."""
+    body = json_body()
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        mou = service.get(svc, number)
+        service.set_sections(svc, mou, body.get("sections"))
+        return jsonify(service.agreement_dict(svc, mou))
+
+
+@api.get("/mous/<number>/targets")
+@document(summary="service level targets of an agreement", response=MouItems, tags=TAGS)
+def get_targets(number: str):
+    """The agreement's service level targets."""
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        mou = service.get(svc, number)
+        return jsonify({"items": [service.target_dict(t)
+                                  for t in service.targets(svc.session, mou)]})
+
+
+@api.put("/mous/<number>/targets")
+@document(summary="replace the targets of a draft agreement", body=MouItems, response=MouItems,
+          tags=TAGS)
+def put_targets(number: str):
+    """Replace the targets while the agreement is a draft or in review."""
+    body = json_body()
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        rows = service.set_targets(svc, service.get(svc, number), body)
+        return jsonify({"items": [service.target_dict(t) for t in rows]})
+
+
+@api.put("/mous/<number>/contacts")
+@document(summary="relationship manager first, then escalation contacts in order",
+          body=MouItems, response=MouItems, tags=TAGS)
+def put_contacts(number: str):
+    """Replace the relationship manager and the escalation contacts."""
+    body = json_body()
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        rows = service.set_contacts(svc, service.get(svc, number), body)
+        return jsonify({"items": [service.contact_dict(c) for c in rows]})
+
+
+@api.post("/mous/<number>/signatories")
+@document(summary="a named signatory signs the current version for one side",
+          body=service.SignatoryIn, status=201, tags=TAGS)
+def post_signatory(number: str):
+    """Record a signature of the current version."""
+    body = json_body()
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        row = service.sign(svc, service.get(svc, number), body)
+        return _created({"version": row.version, "side": row.side, "name": row.name,
+                         "title": row.title, "signed_on": row.signed_on.isoformat()})
+
+
+@api.get("/mous/<number>/versions")
+@document(summary="versions of an agreement with their diffs", response=MouItems, tags=TAGS)
+def get_versions(number: str):
+    """Every version with its diff, proposer and approver."""
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        data = service.agreement_dict(svc, service.get(svc, number))
+        return jsonify({"items": data["versions"]})
+
+
+@api.post("/mous/<number>/versions")
+@document(summary="propose an amendment (a new version with its diff)",
+          body=service.AmendmentIn, status=201, tags=TAGS)
+def post_version(number: str):
+    """Propose an amendment of an approved or active agreement."""
+    body = json_body()
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        version = service.propose(svc, service.get(svc, number), body)
+        return _created(service.version_dict(version))
+
+
+@api.post("/mous/<number>/versions/<int(max=1000000):version>/<any(approve, reject):decision>")
+@document(summary="approve or reject a proposed amendment", tags=TAGS)
+def decide_version(number: str, version: int, decision: str):
+    """Approve (it takes effect at once) or reject a proposed amendment."""
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        row = service.decide(svc, service.get(svc, number), version, decision == "approve")
+        return jsonify(service.version_dict(row))
+
+
+@api.get("/mous/<number>/document")
+@document(summary="the agreement as a document (Markdown or HTML)", tags=TAGS,
+          params=[_query("format", "markdown (default) or html")])
+def get_document(number: str):
+    """The agreement with every section and appendix, as Markdown or printable HTML."""
+    kind = request.args.get("format", "markdown")
+    if kind not in ("markdown", "html"):
+        raise ValidationError("format: markdown or html", fields={"format": ["unknown"]})
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        data = service.agreement_dict(svc, service.get(svc, number))
+    if kind == "html":
+        return Response(render_template("mou/document.html", data=data, standalone=True,
+                                        targets=export.target_rows(data),
+                                        contacts=export.contact_lines(data)),
+                        mimetype="text/html")
+    return Response(export.to_markdown(data), mimetype="text/markdown", headers={
+        "Content-Disposition": f'attachment; filename="{data["number"]}.md"'})
+
+
+@api.get("/mou/compliance")
+@document(summary="an agency's compliance with its agreement's targets", response=MouReport,
+          tags=TAGS, params=[_query("agency", "agency code"),
+                             _query("from", "first day, YYYY-MM-DD"),
+                             _query("to", "last day, YYYY-MM-DD"),
+                             _query("format", "json (default) or csv")])
+def get_compliance():
+    """Per target and metric: measured, met, breached, compliance and its trend."""
+    kind = request.args.get("format", "json")
+    if kind not in ("json", "csv"):
+        raise ValidationError("format: json or csv", fields={"format": ["unknown"]})
+    agency = request.args.get("agency", "")
+    if not agency.strip() or len(agency) > 32:
+        raise ValidationError("agency: an agency code", fields={"agency": ["required"]})
+    start, end = compliance.parse_period(request.args.get("from"), request.args.get("to"))
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        svc.require(service.REPORT_PERMISSION)
+        data = compliance.report(svc.session, agency, start, end)
+    if kind == "csv":
+        return Response(compliance.to_csv(data), mimetype="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="mou-{data["agency"]}.csv"'})
+    return jsonify(data)
+
+
+def _template_dict(t: MouTemplate) -> dict[str, Any]:
+    return {"version": t.version, "sections": t.sections, "note": t.note,
+            "created_by": t.created_by, "created_at": t.created_at.isoformat()}
+
+
+@api.get("/mou/templates")
+@document(summary="versions of the standard agreement template", response=MouItems, tags=TAGS)
+def get_templates():
+    """Every version of the standard template (IT staff)."""
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        if not svc.is_staff:
+            raise NotFound("no such page")
+        rows = svc.session.scalars(select(MouTemplate).order_by(MouTemplate.version))
+        return jsonify({"items": [_template_dict(t) for t in rows]})
+
+
+@api.post("/mou/templates")
+@document(summary="publish a new version of the standard template", status=201, tags=TAGS)
+def post_template():
+    """Publish a new template version; agreements made earlier keep theirs."""
+    body = json_body()
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        svc.require(service.TEMPLATE_PERMISSION)
+        row = templates.publish(svc.session, body.get("sections"), author=svc.actor.email,
+                                note=str(body.get("note", "")))
+        return _created(_template_dict(row))

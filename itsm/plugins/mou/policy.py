@@ -1,0 +1,138 @@
+"""Which agreement target applies to a record: the SLA policy of agencies and groups.
+
+Rules (for records of any type but agreements themselves):
+
+- **OLA.** A record of a type an active OLA names (``ola_types``, tasks by default)
+  whose assignment group is the OLA's providing group, and that the OLA's customer group
+  asked for, is measured against the OLA's targets: the work one internal group asks of
+  another. The customer group asked for it when a member of it opened the record, or
+  when the record was in that group before it was routed to the provider (the journal's
+  group changes). A record the system opened straight into the provider's queue (a
+  catalog's fulfilment task, say) is not covered by an OLA, but by its agency's MOU.
+- **MOU.** Any other record of an agency is measured against the targets of that
+  agency's *active* MOU. A target matches the record's service (read generically from
+  ``affected_service``, ``service_name`` or ``service``; a target with no service covers
+  any service, and is the only kind a record without a service name, such as a catalog
+  request, matches) and its priority (a target with no priority covers any). The most specific
+  target wins: service and priority, then service, then priority, then the catch-all.
+- No active agreement, or no matching target with minutes for the metric: no answer, so
+  the next policy decides (a catalog offering's targets, then the core default).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from itsm.core.models import Group, GroupMember, JournalEntry
+from itsm.core.sla import SlaTarget
+from itsm.plugins.mou.models import LIVE_STATES, MOU, Mou, MouTarget
+from itsm.plugins.mou.service import active_for_agency
+
+SERVICE_FIELDS = ("affected_service", "service_name", "service")
+METRICS = ("response", "resolution")
+
+
+def service_of(record: Any) -> str:
+    """The service a record concerns, from whichever field its type has."""
+    for name in SERVICE_FIELDS:
+        value = getattr(record, name, None)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return ""
+
+
+def best_target(goals: list[MouTarget], service: str, priority: int | None,
+                metric: str) -> MouTarget | None:
+    """The most specific target of ``goals`` for a service and priority with minutes."""
+    wanted = service.casefold()
+
+    def rank(t: MouTarget) -> int | None:
+        if getattr(t, f"{metric}_minutes") is None:
+            return None
+        if t.service and t.service.casefold() != wanted:
+            return None
+        if t.priority is not None and t.priority != priority:
+            return None
+        return (2 if t.service else 0) + (1 if t.priority is not None else 0)
+
+    ranked = [(r, -t.id, t) for t in goals if (r := rank(t)) is not None]
+    return max(ranked, key=lambda item: item[:2])[2] if ranked else None
+
+
+def _ola_for(session: Session, record: Any) -> Mou | None:
+    group_id = getattr(record, "group_id", None)
+    if group_id is None:
+        return None
+    # One query in the usual case: no active OLA has the record's group as provider.
+    olas = session.scalars(select(Mou).join(Group, Group.name == Mou.provider_group).where(
+        Group.id == group_id, Mou.kind == "ola", Mou.state.in_(LIVE_STATES))
+        .order_by(Mou.id.desc())).all()
+    if not olas:
+        return None
+    olas = [o for o in olas if record.type in {
+        t.strip() for t in (o.ola_types or "").split(",") if t.strip()}]
+    if not olas:
+        return None
+    asking = _requesting_groups(session, record)
+    return next((ola for ola in olas if ola.customer_group in asking), None)
+
+
+def _requesting_groups(session: Session, record: Any) -> set[str]:
+    """The groups that asked for the work: the creator's groups, and every group that
+    held the record before it was routed on (from the journal's group changes)."""
+    names: set[str] = set()
+    creator = getattr(record, "created_by_id", None)
+    if creator is not None:
+        names.update(session.scalars(
+            select(Group.name).join(GroupMember, GroupMember.group_id == Group.id)
+            .where(GroupMember.user_id == creator)))
+    record_id = getattr(record, "id", None)
+    if record_id is not None:
+        for data in session.scalars(select(JournalEntry.data).where(
+                JournalEntry.record_id == record_id,
+                JournalEntry.kind.in_(("created", "updated", "transitioned")))):
+            data = data or {}
+            if data.get("group"):
+                names.add(data["group"])
+            change = (data.get("changes") or {}).get("group")
+            if isinstance(change, list) and change and change[0]:
+                names.add(change[0])
+    return names
+
+
+def agreement_for(session: Session, record: Any) -> Mou | None:
+    """The agreement governing ``record``: an OLA, else its agency's active MOU."""
+    return _ola_for(session, record) or active_for_agency(
+        session, getattr(record, "agency_id", None))
+
+
+def source_label(mou: Mou, target: MouTarget) -> str:
+    """How a clock names its target; the compliance report reads it back."""
+    return f"{mou.number} {target_key(target)}"[:200]
+
+
+def target_key(target: Any) -> str:
+    """A target's name, stable across amendments: its service and priority."""
+    return f"{target.service or 'any service'} P{target.priority or '*'}"
+
+
+def target_for(session: Session, record: Any, metric: str) -> SlaTarget | None:
+    """The agreement's target of ``metric`` for ``record``, or None."""
+    if metric not in METRICS or getattr(record, "type", None) == MOU.name:
+        return None
+    with session.no_autoflush:
+        mou = agreement_for(session, record)
+        if mou is None:
+            return None
+        goals = list(session.scalars(select(MouTarget).where(MouTarget.mou_id == mou.id)))
+        target = best_target(goals, service_of(record), getattr(record, "priority", None),
+                             metric)
+        if target is None:
+            return None
+        return SlaTarget(metric=metric, minutes=int(getattr(target, f"{metric}_minutes")),
+                         calendar=target.support_hours or "default",
+                         source=source_label(mou, target))
+
