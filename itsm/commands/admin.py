@@ -6,6 +6,7 @@ import time
 
 import click
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from itsm.cli import emit_json, pass_itsm
 from itsm.core import auth
@@ -88,10 +89,10 @@ def users_set_role(itsm, email: str, role: str) -> None:
 @pass_itsm
 def users_password(itsm, email: str, password: str) -> None:
     """Set a user's password."""
-    if len(password) < auth.MIN_PASSWORD:
-        raise ItsmError(f"password must have at least {auth.MIN_PASSWORD} characters")
     with itsm.Session() as session:
-        auth.user_by_email(session, email).password_hash = auth.hash_password(password)
+        user = auth.user_by_email(session, email)
+        auth.check_password_policy(password, user.email)
+        user.password_hash = auth.hash_password(password)
         session.commit()
     click.echo(f"password of {email} changed")
 
@@ -311,7 +312,17 @@ def worker(itsm, once: bool, interval: float) -> None:
     from itsm.core.jobs import run_cycle
 
     while True:
-        stats = run_cycle(itsm)
+        try:
+            stats = run_cycle(itsm)
+        except DBAPIError as exc:
+            if once:
+                raise
+            # The database went away: keep running, the next cycle retries on a fresh
+            # connection (the pool pre-pings) and nothing claimed is lost.
+            first = str(exc.orig or exc).strip().splitlines()[:1]
+            click.echo(f"database unavailable ({' '.join(first)}); retrying", err=True)
+            time.sleep(interval)
+            continue
         if stats.events or stats.delivered or stats.failed or stats.dead or once:
             click.echo(f"events {stats.events}, delivered {stats.delivered}, "
                        f"retrying {stats.failed}, dead {stats.dead}")

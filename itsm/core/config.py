@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "plugins.initial": "*",
     "outbox.max_attempts": 8,
     "outbox.backoff_seconds": 30.0,
+    "outbox.lease_seconds": 300.0,
     "log.level": "WARNING",
     "trace_plugins": False,
     **{f"sla.{metric}.{p}": minutes for metric, table in SLA_DEFAULTS.items()

@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Table
 from sqlalchemy import inspect as sa_inspect
 
 from itsm.core.errors import PluginError
 
+# Alembic is imported where it is used: a server never migrates, and importing it is a
+# fifth of the start-up time.
 if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     from itsm.core.app import Itsm
     from itsm.core.plugins import PluginInfo
 
@@ -66,6 +67,7 @@ def plugin_migrations(info: PluginInfo) -> Migrations | None:
 
 
 def _config(itsm: Itsm, connection) -> Config:
+    from alembic.config import Config
     locations = [str(SCRIPT_LOCATION / "versions")]
     for info in itsm.host.plugins.values():
         if info.usable:
@@ -92,6 +94,7 @@ def enabled_migrations(itsm: Itsm) -> list[tuple[str, Migrations]]:
 
 def upgrade(itsm: Itsm, progress=None) -> list[str]:
     """Bring the core and every enabled plugin to their newest schema; return steps done."""
+    from alembic import command
     done = []
     missing = unknown_revisions(itsm)
     if missing:
@@ -116,9 +119,19 @@ def upgrade(itsm: Itsm, progress=None) -> list[str]:
     return done
 
 
+def upgrade_to(itsm: Itsm, connection, revisions: Sequence[str]) -> None:
+    """Build the schema at exactly ``revisions`` (the heads another database stored),
+    on ``connection``: what ``itsm import`` restores before loading the rows."""
+    from alembic import command
+    cfg = _config(itsm, connection)
+    for revision in revisions:
+        command.upgrade(cfg, revision)
+
+
 def _applied(script: ScriptDirectory, connection) -> tuple[set[str], list[str]]:
     """Every applied revision (ancestors of the stored heads, dependencies included) and
     the stored heads no installed plugin provides any more."""
+    from alembic.runtime.migration import MigrationContext
     applied: set[str] = set()
     unknown: list[str] = []
     for head in MigrationContext.configure(connection).get_current_heads():
@@ -136,6 +149,7 @@ def current(itsm: Itsm, connection=None) -> dict[str, str]:
     Alembic stores only the heads; a plugin branch that ``depends_on`` the core hides
     the core's revision behind it, so each branch is read from the applied set.
     """
+    from alembic.script import ScriptDirectory
     if connection is None:
         with itsm.engine.connect() as conn:
             return current(itsm, conn)
@@ -153,6 +167,7 @@ def current(itsm: Itsm, connection=None) -> dict[str, str]:
 
 
 def unknown_revisions(itsm: Itsm) -> list[str]:
+    from alembic.script import ScriptDirectory
     with itsm.engine.connect() as connection:
         script = ScriptDirectory.from_config(_config(itsm, connection))
         return _applied(script, connection)[1]
@@ -160,6 +175,7 @@ def unknown_revisions(itsm: Itsm) -> list[str]:
 
 def pending(itsm: Itsm) -> dict[str, list[str]]:
     """Revisions not yet applied, per branch of the core and each enabled plugin."""
+    from alembic.script import ScriptDirectory
     with itsm.engine.connect() as connection:
         script = ScriptDirectory.from_config(_config(itsm, connection))
         applied, _ = _applied(script, connection)
@@ -183,6 +199,7 @@ def pending(itsm: Itsm) -> dict[str, list[str]]:
 
 def purge(itsm: Itsm, info: PluginInfo) -> list[str]:
     """Drop the tables a plugin owns (its branch downgraded to base); return what went."""
+    from alembic import command
     found = plugin_migrations(info)
     if not found:
         return []

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("itsm.notify")
 
-LEASE = timedelta(minutes=5)  # a delivery claimed by a worker that died is retried after it
 
 
 @dataclass(frozen=True)
@@ -97,19 +96,27 @@ class Outbox:
     def fan_out(self, limit: int = 200) -> int:
         """Create the deliveries of events not yet fanned out; return how many events."""
         channels = self.itsm.channels
+        done = 0
         with self.itsm.Session() as session:
             events = session.scalars(select(Event).where(Event.dispatched_at.is_(None))
                                      .order_by(Event.id).limit(limit)).all()
             for event in events:
+                message = EventMessage.of(event)
+                try:
+                    groups = self.itsm.hook.itsm_notification_recipients(event=message,
+                                                                         session=session)
+                except Exception:  # a broken plugin must not hold up the events after it
+                    log.exception("event %s: finding its recipients failed; it is fanned "
+                                  "out again next cycle", event.id)
+                    continue
                 claimed = session.execute(
                     update(Event).where(Event.id == event.id, Event.dispatched_at.is_(None))
                     .values(dispatched_at=utcnow())).rowcount
                 if not claimed:
                     continue
-                message = EventMessage.of(event)
+                done += 1
                 seen = set()
-                for group in self.itsm.hook.itsm_notification_recipients(event=message,
-                                                                         session=session):
+                for group in groups:
                     for recipient in group or ():
                         key = (recipient.channel, recipient.address)
                         if key in seen:
@@ -121,13 +128,16 @@ class Outbox:
                         session.add(Delivery(event_id=event.id, channel=recipient.channel,
                                              recipient=recipient.address[:254]))
             session.commit()
-            return len(events)
+            return done
 
     def deliver_due(self, limit: int = 200) -> DispatchStats:
         """Run the deliveries that are due; each is claimed first so no two workers send it."""
         stats = DispatchStats()
         settings = self.itsm.settings
         channels = self.itsm.channels
+        # A delivery claimed by a worker that died (killed, machine lost) is taken up by
+        # another once its lease has run out; receivers recognise the repeat by its key.
+        lease = timedelta(seconds=float(settings["outbox.lease_seconds"]))
         with self.itsm.Session() as session:
             now = utcnow()
             due = session.scalars(select(Delivery).where(
@@ -138,7 +148,7 @@ class Outbox:
                     update(Delivery).where(Delivery.id == delivery.id,
                                            Delivery.state == "pending",
                                            Delivery.next_attempt_at == delivery.next_attempt_at)
-                    .values(next_attempt_at=now + LEASE)).rowcount
+                    .values(next_attempt_at=now + lease)).rowcount
                 session.commit()
                 if not claimed:
                     continue

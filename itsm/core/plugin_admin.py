@@ -167,9 +167,13 @@ def purge(itsm: Itsm, name: str, progress=None) -> list[str]:
             progress(count)
     with itsm.Session() as session:
         row = session.get(PluginState, name)
-        if row is not None:
+        if name in itsm.host.plugins and itsm.host.plugins[name].builtin:
+            # A built-in plugin stays installed: without a row it would count as enabled
+            # again, with its tables gone. It stays disabled until enabled (and migrated).
+            session.merge(PluginState(name=name, enabled=False, version=info.version))
+        elif row is not None:
             session.delete(row)
-            session.commit()
+        session.commit()
     itsm.refresh_plugins(force=True)
     if not done:
         done.append("no data")

@@ -15,7 +15,10 @@ The payload (``format = "json"``) is the stable, versioned schema ``itsm.event/1
 webhooks show as a message.
 
 Headers: ``X-Itsm-Event`` (the name), ``X-Itsm-Event-Id`` (the id: a receiver that sees
-an id twice has seen a retry) and ``X-Itsm-Signature: sha256=<hex>``, the HMAC-SHA256 of
+an id twice has seen a retry), ``Idempotency-Key`` (the same on every retry of one event
+to one subscription: a receiver that keeps the keys it handled acts on each delivery
+once, even when a worker died after sending and another sent again) and
+``X-Itsm-Signature: sha256=<hex>``, the HMAC-SHA256 of
 the exact body bytes with the subscription's secret. A receiver checks it with
 ``hmac.compare_digest``. Any answer outside 2xx, a timeout or a refused connection
 raises, and the outbox retries the delivery with backoff.
@@ -64,6 +67,11 @@ def text_payload(message: EventMessage) -> dict[str, Any]:
     else:
         text = f"{message.name}{who}"
     return {"text": text}
+
+
+def idempotency_key(message: EventMessage, recipient: Recipient) -> str:
+    """The same on every retry of one event to one subscription, different otherwise."""
+    return f"itsm-event-{message.id}-webhook-{recipient.address}"
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -116,6 +124,7 @@ class WebhookChannel:
                    "User-Agent": f"itsm-webhooks/{__version__}",
                    "X-Itsm-Event": message.name,
                    "X-Itsm-Event-Id": str(message.id),
+                   "Idempotency-Key": idempotency_key(message, recipient),
                    "X-Itsm-Signature": sign(secret, body)}
         status = post(url, body, headers, float(settings["timeout"]))
         log.info("event %s posted to webhook %s (%s)", message.id, recipient.address, status)
