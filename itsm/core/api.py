@@ -71,6 +71,22 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.add_url_rule("/", "root", lambda: redirect(url_for("console.home")))
 
+    @app.before_request
+    def authenticate_api_calls():
+        # The OpenAPI document says every operation but the public ones needs a token:
+        # the caller is checked before any view reads its body or path, so an anonymous
+        # call gets 401, never a validation message or a hint of what exists.
+        if request.url_rule is None or request.endpoint in PUBLIC_ENDPOINTS:
+            return
+        view = app.view_functions.get(request.endpoint)
+        if request.blueprint != "api" and not hasattr(view, "itsm_openapi"):
+            return  # not in the document: the plugin's own business
+        itsm = _itsm()
+        owner = itsm.blueprint_owners.get((request.blueprint or "").split(".")[0])
+        if owner and not itsm.host.is_enabled(owner):
+            return  # a disabled plugin's route answers 404 (see itsm.core.app)
+        current_actor()
+
     @app.errorhandler(ItsmError)
     def handle_itsm_error(exc: ItsmError):
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
@@ -93,13 +109,21 @@ def init_app(app: Flask) -> None:
                               headers=headers)
 
     @app.errorhandler(OperationalError)
-    def handle_database_down(exc: OperationalError):
-        log.error("database unavailable: %s", exc.orig)
+    def handle_database_down(exc: DBAPIError):
+        # The transaction was rolled back; the pool drops the dead connections (pre-ping),
+        # so the service comes back by itself once the database answers again.
+        log.error("database unavailable: %s", " ".join(str(exc.orig).strip().splitlines()[:1]))
+        if not _wants_json():
+            return Response("Service unavailable: the database cannot be reached. Please "
+                            "try again in a few seconds.\n", status=503,
+                            mimetype="text/plain", headers={"Retry-After": "5"})
         return error_response(503, "unavailable", "the database is unavailable; retry soon",
                               headers={"Retry-After": "5"})
 
     @app.errorhandler(DBAPIError)
     def handle_database_error(exc: DBAPIError):
+        if exc.connection_invalidated:  # the connection broke: the database went away
+            return handle_database_down(exc)
         log.exception("database error")
         return error_response(500, "internal", "internal error; it has been logged")
 
@@ -161,6 +185,22 @@ def _nul_fields(value: Any, path: str = "") -> list[str]:
     return []
 
 
+# The largest value of an INTEGER column (signed 32 bits on PostgreSQL and MariaDB): ids
+# and numbers of the API are such columns, and a larger one would fail in the database.
+LARGEST_INTEGER = 2**31 - 1
+
+
+def _huge_number_fields(value: Any, path: str = "") -> list[str]:
+    """The fields (innermost keys) holding an integer no database column can store."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [path or "_body"] if abs(value) > LARGEST_INTEGER else []
+    if isinstance(value, dict):
+        return [f for k, v in value.items() for f in _huge_number_fields(v, k)]
+    if isinstance(value, list):
+        return [f for item in value for f in _huge_number_fields(item, path)]
+    return []
+
+
 def json_body() -> dict[str, Any]:
     if not request.is_json and (request.content_length or request.mimetype):
         raise UnsupportedMedia("send the body as application/json")
@@ -177,6 +217,10 @@ def json_body() -> dict[str, Any]:
     if bad:
         raise ValidationError("text may not contain NUL characters",
                               fields={name: ["contains a NUL character"] for name in bad})
+    huge = sorted(set(_huge_number_fields(data)))
+    if huge:
+        raise ValidationError("a number is too large",
+                              fields={name: ["too large a number"] for name in huge})
     return data
 
 
@@ -202,7 +246,7 @@ def with_etag(response: Response, version: int) -> Response:
 
 def document(*, summary: str, body: type | None = None, response: type | None = None,
              status: int = 200, tags: list[str] | None = None,
-             params: list[dict] | None = None) -> Callable:
+             params: list[dict] | None = None, also: tuple[int, ...] = ()) -> Callable:
     """Describe a plugin's API view for the OpenAPI document.
 
     :param summary: one line shown in the document.
@@ -211,11 +255,14 @@ def document(*, summary: str, body: type | None = None, response: type | None = 
     :param status: the success status code.
     :param tags: OpenAPI tags (default: the blueprint name).
     :param params: extra OpenAPI parameter objects (query parameters).
+    :param also: other success status codes with the same response (e.g. 201 when the
+        call created something, 200 when it updated).
     """
 
     def mark(view: Callable) -> Callable:
         view.itsm_openapi = {"summary": summary, "body": body, "response": response,
-                             "status": status, "tags": tags, "params": params or []}
+                             "status": status, "tags": tags, "params": params or [],
+                             "also": tuple(also)}
         return view
 
     return mark
@@ -225,6 +272,7 @@ def document(*, summary: str, body: type | None = None, response: type | None = 
 
 
 FIXED_ROUTES = {"me": ["GET"], "openapi.json": ["GET"]}
+PUBLIC_ENDPOINTS = {"api.index", "api.openapi"}  # documented with "security": []
 
 
 def record_route(view: Callable) -> Callable:

@@ -233,6 +233,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         if bad:
             raise ValidationError("parameters may not contain NUL characters",
                                   fields={name: ["contains a NUL character"] for name in bad})
+        # An <int:...> path value larger than any database integer names nothing there.
+        if any(isinstance(value, int) and value > api.LARGEST_INTEGER
+               for value in (request.view_args or {}).values()):
+            abort(404)
 
     # Before the plugins' blueprints: the generic templates come first, a plugin adds
     # records/<type>/*.html beside them (see itsm.core.console).

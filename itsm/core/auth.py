@@ -26,6 +26,7 @@ TOKEN_PREFIX = "itsm_"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _hasher = PasswordHasher()
 MIN_PASSWORD = 8
+MAX_PASSWORD = 1024  # hashing a megabyte on every sign-in attempt would be a lever for DoS
 
 
 class TooManyAttempts(ItsmError):
@@ -67,6 +68,32 @@ class Actor:
     @property
     def is_system(self) -> bool:
         return self.id is None
+
+
+def password_problem(password: str, email: str = "") -> tuple[str, str] | None:
+    """Why ``password`` may not be used by the user ``email`` (a sentence and a short
+    field message), or None when it may.
+
+    The policy: at least :data:`MIN_PASSWORD` characters (at most :data:`MAX_PASSWORD`),
+    and not the e-mail address nor its name part, which anyone who knows the user knows.
+    """
+    if len(password) < MIN_PASSWORD:
+        return f"the password must have at least {MIN_PASSWORD} characters", "too short"
+    if len(password) > MAX_PASSWORD:
+        return f"the password may have at most {MAX_PASSWORD} characters", "too long"
+    address = (email or "").strip().lower()
+    guessable = {address, address.split("@")[0]} - {""}
+    if password.strip().lower() in guessable:
+        return ("the password may not be the e-mail address or its name part",
+                "the e-mail address")
+    return None
+
+
+def check_password_policy(password: str, email: str = "", field: str = "password") -> None:
+    """Raise a ValidationError naming ``field`` when ``password`` breaks the policy."""
+    problem = password_problem(password, email)
+    if problem:
+        raise ValidationError(problem[0], fields={field: [problem[1]]})
 
 
 def hash_password(password: str) -> str:
@@ -117,9 +144,8 @@ def create_user(session: Session, email: str, *, password: str | None = None,
     if role not in allowed:
         raise ValidationError(f"unknown role {role!r} (roles: {', '.join(allowed)})",
                               fields={"role": ["unknown role"]})
-    if password is not None and len(password) < MIN_PASSWORD:
-        raise ValidationError(f"password must have at least {MIN_PASSWORD} characters",
-                              fields={"password": ["too short"]})
+    if password is not None:
+        check_password_policy(password, email)
     if session.scalar(select(User.id).where(User.email == email)):
         raise ValidationError(f"a user with e-mail {email} exists already",
                               fields={"email": ["already exists"]})
@@ -147,12 +173,16 @@ def user_for_token(session: Session, secret: str) -> User | None:
     """The active user owning ``secret``, or None if unknown, revoked or expired."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
+    # The token and its user in one query: this runs on every API request.
+    found = session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                            .where(ApiToken.token_hash == hash_token(secret))).first()
     now = utcnow()
-    if token is None or token.revoked_at or (token.expires_at and token.expires_at <= now):
+    if found is None:
         return None
-    user = session.get(User, token.user_id)
-    if user is None or not user.active:
+    token, user = found
+    if token.revoked_at or (token.expires_at and token.expires_at <= now):
+        return None
+    if not user.active:
         return None
     # Record use at most once a minute: a write on every request would serialise readers.
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
@@ -210,9 +240,7 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
     if not check_password(user.password_hash, current):
         raise ValidationError("the current password is wrong",
                               fields={"current_password": ["wrong password"]})
-    if len(new) < MIN_PASSWORD:
-        raise ValidationError(f"the new password needs at least {MIN_PASSWORD} characters",
-                              fields={"new_password": ["too short"]})
+    check_password_policy(new, user.email, field="new_password")
     user.password_hash = hash_password(new)
 
 

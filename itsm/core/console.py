@@ -185,13 +185,15 @@ def _require_sign_in(open_endpoints: tuple[str, ...] = ()):
     return None
 
 
-@bp.after_request
+@bp.after_app_request
 def _security_headers(response):
+    # On every response of the application, not only the console's: an unknown URL's
+    # error page, a plugin's page and the API's JSON get them too.
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    if request.endpoint != "console.static":
+    if not (request.endpoint or "").endswith("static"):
         response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -370,7 +372,8 @@ def _no_such_page(exc: HTTPException):
 @bp.errorhandler(OperationalError)
 def _database_down(exc: OperationalError):
     log.error("database unavailable: %s", exc.orig)
-    return _error_page(503, "The database is unavailable. Try again in a minute.")
+    body, status = _error_page(503, "The database is unavailable. Try again in a minute.")
+    return body, status, {"Retry-After": "5"}
 
 
 @bp.errorhandler(Exception)

@@ -12,6 +12,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
+from werkzeug.routing.converters import AnyConverter, IntegerConverter
 
 from itsm import __version__
 from itsm.core import schemas as s
@@ -87,7 +88,7 @@ def _record_paths(spec: APISpec, rt, schemas: dict) -> None:
                  "operationId": f"create_{rt.name}", "requestBody": {
                      "required": True, **_json(f"{stem}In")},
                  "responses": {"201": _ok(created, "created"),
-                               **_errors("400", "401", "403", "413", "415", "422")}}})
+                               **_errors("400", "401", "403", "409", "413", "415", "422")}}})
     spec.path(path=base + "/{number}", operations={
         "get": {"tags": [tag], "summary": f"read one {rt.title.lower()}",
                 "operationId": f"read_{rt.name}", "parameters": [NUMBER],
@@ -163,12 +164,23 @@ def _record_paths(spec: APISpec, rt, schemas: dict) -> None:
     spec.path(path=base + "/{number}/attachments/{attachment_id}", operations={
         "get": {"tags": [tag], "summary": "download an attachment",
                 "operationId": f"download_{rt.name}",
-                "parameters": [NUMBER, {"name": "attachment_id", "in": "path",
-                                        "required": True, "schema": {"type": "integer"}}],
+                "parameters": [NUMBER, {"name": "attachment_id", "in": "path", "required": True,
+                                        "schema": {"type": "integer", "minimum": 0}}],
                 "responses": {"200": {"description": "the file, as it was uploaded",
                                       "content": {"application/octet-stream": {
                                           "schema": {"type": "string", "format": "binary"}}}},
                               **_errors("401", "404")}}})
+
+
+def _path_schema(converter) -> dict[str, Any]:
+    """The schema of a path parameter, from the URL rule's converter: ``<int:id>`` matches
+    only digits and ``<any(a, b):name>`` only the names listed."""
+    if isinstance(converter, IntegerConverter) and not converter.signed:
+        return {"type": "integer", "minimum": converter.min or 0,
+                **({"maximum": converter.max} if converter.max is not None else {})}
+    if isinstance(converter, AnyConverter):
+        return {"type": "string", "enum": sorted(converter.items)}
+    return {"type": "string"}
 
 
 def _plugin_paths(spec: APISpec, app: Flask, itsm) -> None:
@@ -184,20 +196,43 @@ def _plugin_paths(spec: APISpec, app: Flask, itsm) -> None:
             continue  # a disabled plugin's routes answer 404: not in the document
         owners.setdefault(blueprint, None)
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
-        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for n in rule.arguments] + list(meta["params"])
+        params = [{"name": n, "in": "path", "required": True,
+                   "schema": _path_schema(rule._converters.get(n))}
+                  for n in sorted(rule.arguments)] + list(meta["params"])
         operations = {}
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            # A write may be refused by the workflow or a plugin's rule (409), and a body
+            # may be too large or not JSON (413, 415).
+            errors = ("400", "401", "403", "404", "422") if method == "GET" else (
+                "400", "401", "403", "404", "409", "413", "415", "422")
+            success = _ok(meta["response"]) if meta["response"] else {"description": "success"}
             op = {"summary": meta["summary"], "tags": meta["tags"] or [blueprint or "itsm"],
                   "operationId": rule.endpoint.replace(".", "_") + "_" + method.lower(),
                   "parameters": params,
-                  "responses": {str(meta["status"]): _ok(meta["response"])
-                                if meta["response"] else {"description": "success"},
-                                **_errors("400", "401", "403", "404", "422")}}
+                  "responses": {**{str(code): success
+                                   for code in (meta["status"], *meta.get("also", ()))},
+                                **_errors(*errors)}}
             if meta["body"] is not None and method in ("POST", "PUT", "PATCH"):
                 op["requestBody"] = {"required": True, **_json(meta["body"])}
             operations[method.lower()] = op
         spec.path(path=path, operations=operations)
+
+
+def _numeric_bounds(node: Any) -> Any:
+    """Bounds as JSON numbers: a decimal field sent as a string (``as_string=True``) with a
+    ``Range`` comes out of apispec as ``"maximum": "1000000000.00"``, which is not OpenAPI."""
+    if isinstance(node, list):
+        return [_numeric_bounds(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _numeric_bounds(value) for key, value in node.items()}
+    for key in ("minimum", "maximum"):
+        if isinstance(out.get(key), str):
+            try:
+                out[key] = float(out[key])
+            except ValueError:
+                del out[key]
+    return out
 
 
 def build_spec(app: Flask, itsm) -> dict[str, Any]:
@@ -246,9 +281,9 @@ def build_spec(app: Flask, itsm) -> dict[str, Any]:
         "tags": ["account"], "summary": "revoke one of my API tokens",
         "operationId": "revoke_token",
         "parameters": [{"name": "token_id", "in": "path", "required": True,
-                        "schema": {"type": "integer"}}],
+                        "schema": {"type": "integer", "minimum": 0}}],
         "responses": {"200": _ok("TokenOut"), **_errors("401", "404")}}})
     _plugin_paths(spec, app, itsm)
-    document = spec.to_dict()
+    document = _numeric_bounds(spec.to_dict())
     document["security"] = [{"bearer": []}]
     return document

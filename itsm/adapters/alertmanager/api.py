@@ -17,7 +17,8 @@ TAGS = ["Integrations"]
 @bp.post("")
 @document(summary="Alertmanager webhook: a firing alert group opens or updates one "
                   "incident, a resolved one resolves it",
-          body=AlertmanagerPayload, response=AlertmanagerResult, tags=TAGS)
+          body=AlertmanagerPayload, response=AlertmanagerResult, status=201, also=(200,),
+          tags=TAGS)
 def receive():
     actor = current_actor()
     if actor.role == "requester":  # the same test as RecordService.is_staff

@@ -18,8 +18,8 @@ class RuleSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    event = fields.String(required=True, validate=validate.Regexp(
-        preferences.PATTERN, error="an event name, a prefix like record.* or *"),
+    event = fields.String(required=True, validate=[validate.Length(max=100), validate.Regexp(
+        preferences.PATTERN, error="an event name, a prefix like record.* or *")],
         metadata={"description": "event name (record.commented), prefix (record.*) or *"})
     channel = fields.String(load_default="email", validate=validate.Length(min=1, max=64))
     enabled = fields.Boolean(required=True, metadata={"description": "false: not notified"})

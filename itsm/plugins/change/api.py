@@ -62,7 +62,7 @@ class ApprovalPage(Schema):
     items = fields.List(fields.Nested(ApprovalOut))
 
 
-class DecisionIn(Schema):
+class ApprovalDecisionIn(Schema):
     class Meta:
         unknown = RAISE
 
@@ -78,20 +78,27 @@ class CausedIncidentIn(Schema):
 
 
 class CalendarOut(Schema):
+    # "from" is a Python keyword: the attribute names differ, the keys do not.
+    period_from = fields.DateTime(data_key="from")
+    period_to = fields.DateTime(data_key="to")
     changes = fields.List(fields.Dict())
     freeze_windows = fields.List(fields.Dict())
 
 
 class OverviewOut(Schema):
     number = fields.String()
+    change_type = fields.String()
+    risk_score = fields.Integer(allow_none=True)
     risk_level = fields.String()
     approved = fields.Boolean()
     approval = fields.Dict()
+    freeze_approval = fields.Dict()
     approvals = fields.List(fields.Nested(ApprovalOut))
     conflicts = fields.List(fields.Dict())
     freeze_windows = fields.List(fields.String())
     gate_calls = fields.List(fields.Dict())
     incidents_caused = fields.List(fields.Dict())
+    incident_management = fields.Boolean()
 
 
 class CatalogPage(Schema):
@@ -173,9 +180,9 @@ def approvals():
 
 @bp.post("/approvals/<int:approval_id>")
 @document(summary="approve or reject a change (the approver; a comment is required to "
-                  "reject)", body=DecisionIn, response=ApprovalOut, tags=TAGS)
+                  "reject)", body=ApprovalDecisionIn, response=ApprovalOut, tags=TAGS)
 def decide(approval_id: int):
-    data = _load(DecisionIn)
+    data = _load(ApprovalDecisionIn)
     with current_itsm().unit_of_work(current_actor()) as service:
         approval = changes.decide(service, approval_id, data["decision"], data["comment"])
         out = changes.approval_dict(service.session, approval)

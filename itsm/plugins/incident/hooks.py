@@ -61,7 +61,7 @@ class IncidentSchema(Schema):
     hold_reason = fields.String(validate=validate.Length(max=500))
     resolution_code = fields.String(validate=validate.OneOf(("", *RESOLUTION_CODES)))
     resolution_notes = fields.String(validate=validate.Length(max=20000))
-    resolved_at = fields.DateTime(dump_only=True)
+    resolved_at = fields.DateTime(dump_only=True, allow_none=True)
     reopen_count = fields.Integer(dump_only=True)
     satisfaction = fields.Integer(dump_only=True, allow_none=True)
     satisfaction_comment = fields.String(dump_only=True)

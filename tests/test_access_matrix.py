@@ -1,0 +1,344 @@
+"""The access matrix: role × agency × record type × page, every cell as the permission
+model says, every built-in plugin enabled; and no read across agencies by any way in
+(search, reports, links, attachments, journals, pages, inbound e-mail replies).
+
+The model, in one table (``PAGES``) and one rule (``granted``):
+
+- an anonymous caller gets 401 from every protected operation;
+- an admin may do everything;
+- any other role holds a permission when the plugin declares it for that role
+  (``itsm_permissions`` and the record type's defaults);
+- a requester stays inside their agency: another agency's record answers 404 on every
+  page, as if it did not exist, and is never listed or found;
+- a requester may move their own record through the transitions the workflow opens to
+  requesters; an agent works records no group holds yet (the targets here).
+
+The record types come from the enabled plugins, the roles from the permissions they
+declare, so a new plugin's records and roles join the matrix without an edit here.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import every_plugin
+import pytest
+from sqlalchemy import func, select
+
+from itsm.core.auth import CORE_ROLES
+from itsm.core.models import JournalEntry
+
+AGENCY_A, AGENCY_B = "DOT", "DOH"
+REQUESTER_A, REQUESTER_B = "pat@dot.demo.itsm", "sam@doh.demo.itsm"
+CANARY = "Zanzibarcanary"  # a word only agency B's records hold
+
+# page: (permission, method, path after the record, body, status when done,
+#        status when the permission is missing; a record the caller may not read
+#        answers 404 on every page but the list, which leaves it out)
+PAGES = {
+    "list":        ("read", "GET", None, None, 200, 403),
+    "search":      ("read", "GET", None, None, 200, 403),
+    "read":        ("read", "GET", "", None, 200, 404),
+    "journal":     ("read", "GET", "/journal", None, 200, 404),
+    "links":       ("read", "GET", "/links", None, 200, 404),
+    "attachments": ("read", "GET", "/attachments", None, 200, 404),
+    "sla":         ("read", "GET", "/sla", None, 200, 404),
+    "update":      ("update", "PATCH", "", {"title": "Edited in the matrix"}, 200, 403),
+    "comment":     ("comment", "POST", "/comments", {"body": "Matrix comment"}, 201, 403),
+    "attach":      ("comment", "POST", "/attachments", "file", 201, 403),
+    "transition":  ("transition", "POST", "/transitions", "first", 200, 409),
+}
+
+
+# Where a plugin narrows the core rule for requesters with its own itsm_permission_check:
+# record type -> (requesters may call the generic list, requesters may read this record).
+NARROWER_FOR_REQUESTERS = {
+    # They find articles through the knowledge search, and read published ones only.
+    "article": (False, lambda record: record["state"] == "published"),
+    # An agency reads its own agreement once it is active, and nothing else of the plugin.
+    "mou": (True, lambda record: record["state"] == "active"),
+}
+
+
+def granted(role: str, permission, actor_agency: str | None, record_agency: str) -> bool:
+    """The permission model of the core (``default_permission_check``), for a record
+    no group holds."""
+    if role == "admin":
+        return True
+    if permission is None or role not in permission.roles:
+        return False
+    return role != "requester" or actor_agency == record_agency
+
+
+@pytest.fixture
+def itsm_plugins():
+    return every_plugin.builtin_plugins()
+
+
+@pytest.fixture
+def people(app, runner, make_token):
+    """Every role: anonymous, both agencies' requesters, an agent, an admin, and one user
+    for each role a plugin declares. ``{name: (role, agency, headers)}``."""
+    every_plugin.load_demo(runner)
+    itsm = app.extensions["itsm"]
+    cast = {"anonymous": ("anonymous", None, {}),
+            "requester A": ("requester", AGENCY_A,
+                            make_token(REQUESTER_A, role="requester", agency=AGENCY_A)),
+            "requester B": ("requester", AGENCY_B,
+                            make_token(REQUESTER_B, role="requester", agency=AGENCY_B)),
+            "agent": ("agent", None, make_token("matrix-agent@it.example", role="agent")),
+            "admin": ("admin", None, make_token("matrix-admin@it.example", role="admin"))}
+    declared = {role for p in itsm.permissions.values() for role in p.roles}
+    for role in sorted(declared - set(CORE_ROLES)):
+        cast[role] = (role, None, make_token(f"matrix-{role}@it.example", role=role))
+    return cast
+
+
+def open_target(client, app, admin: dict, rt, title: str, agency: str = AGENCY_A) -> str:
+    """A record of type ``rt`` in ``agency``, requested by that agency's requester and
+    held by no group. Made from a title, or else as a copy of a demo record."""
+    base = f"/api/v1/{rt.collection}"
+    requester = REQUESTER_A if agency == AGENCY_A else REQUESTER_B
+    core = {"agency": agency, "requester": requester}
+    made = client.post(base, json={"title": title, **core}, headers=admin)
+    if made.status_code != 201:
+        fields = app.extensions["itsm"].types.schemas[rt.name]["in"]().fields
+        writable = {f.data_key or name for name, f in fields.items() if not f.dump_only}
+        demo = client.get(base, headers=admin).get_json()["items"]
+        assert demo, f"no way to open a {rt.name}: {made.get_json()}"
+        copy = {k: v for k, v in demo[0].items() if k in writable and v not in (None, "", [])}
+        made = client.post(base, json={**copy, "title": title, **core, "group": None,
+                                       "assignee": None}, headers=admin)
+    assert made.status_code == 201, (rt.name, made.get_json())
+    return made.get_json()["number"]
+
+
+def call_page(client, rt, page: str, number: str, headers: dict):
+    permission, method, suffix, body, _, _ = PAGES[page]
+    base = f"/api/v1/{rt.collection}"
+    if page == "list":
+        return client.get(base, query_string={"limit": 200}, headers=headers)
+    if page == "search":
+        return client.get(base, query_string={"q": number}, headers=headers)
+    url = f"{base}/{number}{suffix}"
+    if body == "file":
+        return client.post(url, data={"file": (io.BytesIO(b"matrix"), "matrix.txt")},
+                           content_type="multipart/form-data", headers=headers)
+    if body == "first":
+        return client.post(url, json={"name": first_transition(rt).name}, headers=headers)
+    return client.open(url, method=method, json=body, headers=headers)
+
+
+def first_transition(rt):
+    """The first transition the workflow has from the record's initial state."""
+    return rt.workflow.from_state(rt.workflow.initial)[0]
+
+
+def expected(rt, page: str, role: str, agency: str | None, itsm, record: dict):
+    """(status, listed) the model promises for one cell."""
+    permission_name, _, _, _, done, refused = PAGES[page]
+    declared = itsm.permissions
+    if role == "anonymous":
+        return 401, False
+    readable = granted(role, declared.get(f"{rt.name}.read"), agency, AGENCY_A)
+    may_list = role == "admin" or role in getattr(declared.get(f"{rt.name}.read"),
+                                                   "roles", ())
+    if role == "requester" and rt.name in NARROWER_FOR_REQUESTERS:
+        lists, reads = NARROWER_FOR_REQUESTERS[rt.name]
+        may_list, readable = may_list and lists, readable and reads(record)
+    if page in ("list", "search"):
+        return (200, readable) if may_list else (refused, False)
+    if not readable:
+        return 404, False
+    permission = declared.get(f"{rt.name}.{permission_name}")
+    allowed = granted(role, permission, agency, AGENCY_A)
+    if page == "transition":
+        transition = first_transition(rt)
+        allowed = allowed or (transition.requester and agency == AGENCY_A
+                              and role == "requester")
+    return (done if allowed else refused), False
+
+
+def test_every_cell_of_the_access_matrix_answers_as_the_model_says(app, client, people):
+    itsm = app.extensions["itsm"]
+    admin = people["admin"][2]
+    types = [rt for rt in itsm.types if rt.workflow.from_state(rt.workflow.initial)]
+    assert len(types) >= 5, "every built-in record type should be in the matrix"
+    wrong, cells = [], 0
+    for rt in types:
+        for who, (role, agency, headers) in people.items():
+            number = open_target(client, app, admin, rt, f"Matrix {rt.name} for {who}")
+            record = client.get(f"/api/v1/{rt.collection}/{number}", headers=admin).get_json()
+            for page in PAGES:
+                status, listed = expected(rt, page, role, agency, itsm, record)
+                response = call_page(client, rt, page, number, headers)
+                cells += 1
+                got = response.status_code
+                body = response.get_json(silent=True) or {}
+                ok = got == status
+                if page == "transition" and status == 200:
+                    # Allowed to move: the workflow may still ask for fields (409/422),
+                    # but never for lack of permission.
+                    reasons = " ".join((body.get("error") or {}).get("reasons", []))
+                    ok = got in (200, 409, 422) and "may not move" not in reasons
+                elif page == "transition" and status == 409:
+                    reasons = " ".join((body.get("error") or {}).get("reasons", []))
+                    ok = got == 409 and "may not move" in reasons
+                if ok and page in ("list", "search") and got == 200:
+                    numbers = {item.get("number") for item in body.get("items", [])}
+                    ok = (number in numbers) == listed
+                    if page == "list" and not listed and role == "requester":
+                        ok = ok and all(item.get("agency") == agency
+                                        for item in body.get("items", []))
+                if not ok:
+                    wrong.append(f"{rt.name:16} {who:14} {page:12} expected {status}"
+                                 f"{' listed' if listed else ''}, got {got}: "
+                                 f"{response.get_data(as_text=True)[:160]}")
+    print(f"access matrix: {len(types)} record types × {len(people)} roles × {len(PAGES)} "
+          f"pages = {cells} cells")
+    assert wrong == [], f"{len(wrong)} of {cells} cells differ from the model:\n" + \
+        "\n".join(wrong)
+
+
+# -- nothing of agency B reaches agency A's requester, whatever the way in -------------------
+
+
+def test_no_operation_nor_page_shows_another_agencys_records(app, client, people):
+    """Agency B's records carry a canary word, a comment, a link and an attachment; agency
+    A's requester then calls every GET operation of the document, searches for the word,
+    and walks every console and portal page reachable from the home page."""
+    itsm = app.extensions["itsm"]
+    admin = people["admin"][2]
+    secrets_of_b: set[str] = {CANARY}
+    for rt in itsm.types:
+        number = open_target(client, app, admin, rt, f"{CANARY} secret of B", AGENCY_B)
+        secrets_of_b.add(number)
+        base = f"/api/v1/{rt.collection}/{number}"
+        client.post(f"{base}/comments", json={"body": f"{CANARY} comment"}, headers=admin)
+        client.post(f"{base}/attachments", headers=admin, content_type="multipart/form-data",
+                    data={"file": (io.BytesIO(CANARY.encode()), f"{CANARY}.txt")})
+    # A record of A linked to one of B: A's requester sees the link of neither side.
+    first = next(iter(itsm.types))
+    mine = open_target(client, app, admin, first, "Printer of A")
+    theirs = sorted(n for n in secrets_of_b if n.startswith(first.prefix))[0]
+    client.post(f"/api/v1/{first.collection}/{mine}/links", json={"target": theirs},
+                headers=admin)
+
+    requester = people["requester A"][2]
+    document = client.get("/api/v1/openapi.json").get_json()
+    known = every_plugin.path_values(client, admin, document)
+    leaks, calls = [], 0
+    for method, template, operation in every_plugin.operations(document):
+        if method != "get":
+            continue
+        if "{" in template and template not in known:
+            continue
+        url = template.format(**known[template]) if "{" in template else template
+        queries = [{}]
+        if any(p["name"] == "q" for p in operation.get("parameters", [])):
+            queries.append({"q": CANARY})
+        for query in queries:
+            response = client.get(url, query_string=query, headers=requester)
+            calls += 1
+            leaks += [f"GET {url} {query}: {s}" for s in _found(response, secrets_of_b, url)]
+    for url, html in every_plugin.crawl(client, people_login(client, REQUESTER_A)).items():
+        calls += 1
+        leaks += [f"page {url}: {s}" for s in sorted(secrets_of_b) if s in html]
+    for rt in itsm.types:  # a guess at a page of each of B's records
+        for number in sorted(n for n in secrets_of_b if n.startswith(rt.prefix)):
+            for url in (f"/records/{rt.collection}/{number}",):
+                response = client.get(url)
+                leaks += [f"page {url}: {s}" for s in _found(response, secrets_of_b, url)]
+    print(f"cross-agency probe: {calls} calls by {REQUESTER_A}")
+    assert calls > 50
+    assert leaks == [], "\n".join(leaks)
+
+
+def _found(response, secrets: set[str], url: str) -> list[str]:
+    """The secrets in the answer, but for those the caller sent (a 404 names the number
+    it did not find)."""
+    text = response.get_data(as_text=True)
+    return [secret for secret in sorted(secrets) if secret in text and secret not in url]
+
+
+def people_login(client, email: str) -> str:
+    """Sign ``email`` in to the console with the demo password; the home page's URL."""
+    from itsm.core.demo import DEMO_PASSWORD
+
+    page = client.get("/login")
+    token = every_plugin.csrf_of(page.get_data(as_text=True))
+    signed = client.post("/login", data={"email": email, "password": DEMO_PASSWORD,
+                                         "csrf_token": token})
+    assert signed.status_code == 302, signed.get_data(as_text=True)[:300]
+    return "/home"
+
+
+# -- inbound e-mail ----------------------------------------------------------------------------
+
+
+def reply(number: str, sender: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = "desk@itsm.example"
+    message["Subject"] = f"Re: [{number}] your ticket"
+    message["Message-ID"] = make_msgid(domain="matrix.example")
+    message.set_content(f"{CANARY} reply from {sender}")
+    return message.as_bytes()
+
+
+def test_an_email_reply_reaches_a_record_only_through_its_agency(app, runner, people):
+    """Every record type: the other agency's requester can neither add a reply to a
+    record nor learn its title; its own requester adds one where the model lets them."""
+    itsm = app.extensions["itsm"]
+    if "mailgate" not in {info.name for info in itsm.host.plugins.values()
+                          if itsm.host.is_enabled(info.name)}:
+        pytest.skip("the inbound e-mail plugin is not built in")
+    admin = people["admin"][2]
+    client = app.test_client()
+    wrong = []
+    for rt in itsm.types:
+        title = f"Mail target {rt.name} secret title"
+        number = open_target(client, app, admin, rt, title)
+
+        def journal_size() -> int:
+            with itsm.Session() as session:
+                return session.scalar(select(func.count()).select_from(JournalEntry)
+                                      .where(JournalEntry.body.contains(CANARY)))
+
+        before = journal_size()
+        result = runner.invoke(["mail", "ingest"], input=reply(number, REQUESTER_B))
+        if result.exit_code == 0 or journal_size() != before or "secret" in result.output:
+            wrong.append(f"{rt.name}: the other agency's reply: {result.output.strip()}")
+        may_comment = granted("requester", itsm.permissions.get(f"{rt.name}.comment"),
+                              AGENCY_A, AGENCY_A)
+        result = runner.invoke(["mail", "ingest"], input=reply(number, REQUESTER_A))
+        added = journal_size() == before + 1
+        if added != may_comment or (result.exit_code == 0) != may_comment:
+            wrong.append(f"{rt.name}: own requester's reply (may comment: {may_comment}): "
+                         f"{result.output.strip()}")
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_anonymous_gets_401_from_every_protected_operation(app, client):
+    """The first row of the matrix for every operation of the document, the plugins'
+    reports and exports included: without a token, 401 before anything else is looked at."""
+    document = client.get("/api/v1/openapi.json").get_json()
+    wrong, protected = [], 0
+    for method, template, operation in every_plugin.operations(document):
+        if operation.get("security", document.get("security")) == []:
+            continue
+        protected += 1
+        enums = {p["name"]: p["schema"]["enum"][0] for p in operation.get("parameters", [])
+                 if "enum" in p.get("schema", {})}
+        url = re.sub(r"\{([^}]+)\}", lambda m, e=enums: str(e.get(m.group(1), 1)), template)
+        for headers in ({}, {"Authorization": "Bearer itsm_forged"}):
+            response = client.open(url, method=method.upper(), json={}, headers=headers)
+            if response.status_code != 401 or \
+                    response.headers.get("WWW-Authenticate") != "Bearer":
+                wrong.append(f"{method.upper()} {template} {headers}: "
+                             f"{response.status_code}")
+    assert protected > 100
+    assert wrong == [], "\n".join(wrong)
