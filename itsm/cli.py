@@ -156,7 +156,7 @@ def init(ctx: click.Context, admin_email: str | None, admin_password: str | None
         for step in initialise(itsm, progress=lambda n: click.echo(f"  schema: {n}")):
             click.echo(f"  migrated {step}")
         if admin_email:
-            from itsm.core.auth import create_user, hash_password
+            from itsm.core.auth import check_password_policy, create_user, hash_password
             from itsm.core.models import User
 
             with itsm.Session() as session:
@@ -170,6 +170,7 @@ def init(ctx: click.Context, admin_email: str | None, admin_password: str | None
                 else:
                     user.role = "admin"
                     if admin_password:
+                        check_password_policy(admin_password, user.email)
                         user.password_hash = hash_password(admin_password)
                     click.echo(f"  admin {user.email} exists")
                 session.commit()
@@ -251,11 +252,14 @@ def db_current(itsm) -> None:
 # -- plugins ---------------------------------------------------------------------------------
 
 from itsm.commands.admin import agencies, audit, doctor, groups, users, worker  # noqa: E402
+from itsm.commands.exchange import export_command, import_command  # noqa: E402
 from itsm.commands.outbox import outbox  # noqa: E402
 from itsm.commands.plugins import plugins  # noqa: E402
+from itsm.commands.records import records  # noqa: E402
 from itsm.commands.sla import sla_group  # noqa: E402
 
-for command in (plugins, users, agencies, groups, doctor, worker, sla_group, audit, outbox):
+for command in (plugins, users, agencies, groups, doctor, worker, sla_group, audit, outbox,
+                export_command, import_command, records):
     cli.add_command(command)
 
 

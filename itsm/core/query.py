@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.orm import Session
 
 from itsm.core import search
@@ -102,7 +112,9 @@ def parse_args(args: dict[str, str], *, default_limit: int, max_limit: int) -> L
 
 def _sort_column(name: str) -> ColumnElement:
     if name == "priority":
-        return func.coalesce(Record.priority, NO_PRIORITY)
+        # A literal, not a bound parameter: the queue index (core_0005) is on this very
+        # expression, and a planner matches it only against a constant.
+        return func.coalesce(Record.priority, literal_column(str(NO_PRIORITY)))
     return getattr(Record, name)
 
 

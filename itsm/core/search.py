@@ -118,8 +118,14 @@ def _pg_vector():
     return func.to_tsvector(literal_column(f"'{PG_CONFIG}'"), document)
 
 
-def _scored(session: Session, words: list[str], any_term: bool) -> Select | None:
-    """``SELECT record_id, score`` of the records matching ``words``; higher scores first."""
+def _scored(session: Session, words: list[str], any_term: bool,
+            types: Sequence[str] = ()) -> Select | None:
+    """``SELECT record_id, score`` of the records matching ``words``; higher scores first.
+
+    ``types`` limits the matches before they are scored (PostgreSQL, MariaDB): free text
+    matches most of a big desk's incidents, and scoring them all only to keep five
+    knowledge articles made every incident's creation slower as the desk grew.
+    """
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         return (select(literal_column("rowid").label("record_id"),
@@ -130,13 +136,15 @@ def _scored(session: Session, words: list[str], any_term: bool) -> Select | None
     if dialect == "postgresql":
         query = _pg_query(words, any_term)
         vector = _pg_vector()
-        return (select(Record.id.label("record_id"),
+        stmt = (select(Record.id.label("record_id"),
                        func.ts_rank(vector, query).label("score"))
                 .where(vector.op("@@")(query)))
+        return stmt.where(Record.type.in_(types)) if types else stmt
     if dialect in ("mysql", "mariadb"):
         match = mysql_match(Record.title, Record.description,
                             against=_mysql_query(words, any_term)).in_boolean_mode()
-        return select(Record.id.label("record_id"), match.label("score")).where(match > 0)
+        stmt = select(Record.id.label("record_id"), match.label("score")).where(match > 0)
+        return stmt.where(Record.type.in_(types)) if types else stmt
     return None
 
 
@@ -170,7 +178,8 @@ def ranked(session: Session, text_: str, *, types: Iterable[str] | None = None,
     words = terms(text_, ranking=True)
     if not words:
         return []
-    scored = _scored(session, words, any_term)
+    type_list = list(types or ())
+    scored = _scored(session, words, any_term, type_list)
     if scored is None:
         ids = matching(session, text_, any_term=any_term)
         scored = select(ids.subquery().c.id.label("record_id"),
@@ -178,7 +187,6 @@ def ranked(session: Session, text_: str, *, types: Iterable[str] | None = None,
     hits = scored.subquery()
     stmt = (select(Record, hits.c.score).join(hits, hits.c.record_id == Record.id)
             .order_by(hits.c.score.desc(), Record.id.desc()).limit(max(1, min(limit, 50))))
-    type_list = list(types or ())
     if type_list:
         stmt = stmt.where(Record.type.in_(type_list))
     excluded = list(exclude)

@@ -1,0 +1,57 @@
+-- One wrk script for every operation: wrk ... -s load.lua URL -- MODE TOKEN DATAFILE
+-- MODE: create | rt_create | get | transition (DATAFILE lines: paths, or numbers in turn)
+-- TOKEN: an itsm API token, "Cookie: <session cookie>" (Request Tracker), or "-".
+-- Prints one JSON line with the figures at the end.
+local mode, token, items, counter = nil, nil, {}, 0
+local headers = {}
+
+function init(args)
+  mode, token = args[1], args[2]
+  if args[3] and args[3] ~= "-" then
+    for line in io.lines(args[3]) do
+      if #line > 0 then items[#items + 1] = line end
+    end
+  end
+  headers["Content-Type"] = "application/json"
+  if token and token:sub(1, 7) == "Cookie:" then
+    headers["Cookie"] = token:sub(9)
+  elseif token and token ~= "-" then
+    headers["Authorization"] = "Bearer " .. token
+  end
+  math.randomseed(os.time())
+  counter = math.random(1, 1000000)
+  if mode == "transition" then counter = 0 end  -- each record once, in turn
+end
+
+function request()
+  counter = counter + 1
+  if mode == "create" then
+    local body = string.format('{"title":"Cannot reach the VPN gateway from site %d",'
+      .. '"description":"Users of floor %d report timeouts since this morning",'
+      .. '"category":"network","subcategory":"vpn","impact":2,"urgency":2,'
+      .. '"group":"Resolver %02d"}', counter % 97, counter % 9, counter % 30 + 1)
+    return wrk.format("POST", "/api/v1/incidents", headers, body)
+  elseif mode == "rt_create" then
+    local body = string.format('{"Queue":"General","Subject":"Cannot reach the VPN gateway '
+      .. 'from site %d","Content":"Users of floor %d report timeouts since this morning",'
+      .. '"Priority":%d}', counter % 97, counter % 9, counter % 5 + 1)
+    return wrk.format("POST", "/REST/2.0/ticket", headers, body)
+  elseif mode == "transition" then
+    local number = items[(counter % #items) + 1]
+    headers["If-Match"] = '"1"'
+    return wrk.format("POST", "/api/v1/incidents/" .. number .. "/transitions", headers,
+                      '{"name":"start"}')
+  else
+    return wrk.format("GET", items[math.random(1, #items)], headers)
+  end
+end
+
+function done(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout + summary.errors.status
+  io.write(string.format('BENCH {"requests":%d,"seconds":%.3f,"rps":%.1f,"p50_ms":%.2f,'
+    .. '"p99_ms":%.2f,"max_ms":%.2f,"errors":%d,"non_2xx":%d}\n',
+    summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
+    errors, summary.errors.status))
+end

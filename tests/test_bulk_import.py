@@ -1,0 +1,158 @@
+"""Bulk import of records: `itsm records import FILE --type incident`."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+import itsm.plugins.incident as incident_plugin
+from itsm.core import sla
+from itsm.core.bulk import ImportError_
+from itsm.core.demo import ensure_agency, ensure_group
+from itsm.core.models import Event, JournalEntry, Record, utcnow
+from itsm.core.sla_models import SlaClock
+
+INCIDENTS = "/api/v1/incidents"
+STATES = ("new", "in_progress", "on_hold", "resolved", "closed", "cancelled")
+
+
+@pytest.fixture
+def itsm_plugins():
+    return [incident_plugin]
+
+
+@pytest.fixture
+def desk(itsm, make_token):
+    """An agency, a group, an agent and a requester, as an install has them."""
+    agent = make_token("agent@example.org", role="agent")
+    make_token("pat@dot.example", role="requester", agency="DOT")
+    with itsm.Session() as session:
+        ensure_agency(session, "DOT", "Department of Transport")
+        ensure_group(session, "Network")
+        session.commit()
+    return agent
+
+
+def incident_line(i: int, **extra) -> dict:
+    now = utcnow()
+    state = STATES[i % len(STATES)]
+    row = {"title": f"VPN drops every hour at site {i}", "description": "since Monday",
+           "category": "network", "subcategory": "vpn", "impact": 1 + i % 3,
+           "urgency": 1 + (i // 3) % 3, "requester": "pat@dot.example", "group": "Network",
+           "state": state, "created_at": (now - timedelta(days=3, minutes=i)).isoformat(),
+           "updated_at": (now - timedelta(days=1)).isoformat()}
+    if state != "new":
+        row["assignee"] = "agent@example.org"
+    if i % 7 == 0:
+        row["comments"] = [{"body": "called the user", "public": False}]
+    row.update(extra)
+    return row
+
+
+def write(tmp_path, rows) -> str:
+    path = tmp_path / "incidents.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def count(itsm, model, *where) -> int:
+    with itsm.Session() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_import_writes_records_journal_and_the_clocks_recompute_would(itsm, desk, runner,
+                                                                       tmp_path):
+    path = write(tmp_path, [incident_line(i) for i in range(300)])
+    result = runner.invoke(["records", "import", path, "--type", "incident", "--batch", "64"])
+    assert result.exit_code == 0, result.output
+    assert "300 incident record(s) imported" in result.output
+    assert count(itsm, Record, Record.type == "incident") == 300
+    assert count(itsm, JournalEntry, JournalEntry.kind == "created") == 300
+    moved = sum(1 for i in range(300) if STATES[i % 6] != "new")
+    assert count(itsm, JournalEntry, JournalEntry.kind == "transitioned") == moved
+    assert count(itsm, JournalEntry, JournalEntry.kind == "work_noted") == 43
+    assert count(itsm, SlaClock) == 600
+    # The clocks written are exactly those a rebuild from the journals gives.
+    assert sla.recompute(itsm, "incident").changed == 0
+    # A history load notifies nobody.
+    assert count(itsm, Event) == 0
+
+
+def test_imported_incidents_read_like_any_other(itsm, desk, runner, client, tmp_path):
+    path = write(tmp_path, [incident_line(1, impact=1, urgency=1)])
+    assert runner.invoke(["records", "import", path, "--type", "incident"]).exit_code == 0
+    number = client.get(INCIDENTS, headers=desk).get_json()["items"][0]["number"]
+    body = client.get(f"{INCIDENTS}/{number}", headers=desk).get_json()
+    assert body["priority"] == 1  # the plugin's impact x urgency matrix
+    assert (body["state"], body["agency"], body["group"]) == ("in_progress", "DOT", "Network")
+    assert body["assignee"] == "agent@example.org"
+    moved = client.post(f"{INCIDENTS}/{number}/transitions", headers=desk,
+                        json={"name": "hold", "fields": {"hold_kind": "customer",
+                                                         "hold_reason": "waiting"}})
+    assert moved.status_code == 200, moved.get_json()
+
+
+def test_numbers_never_repeat_between_imports_and_live_creates(itsm, desk, runner, client,
+                                                                tmp_path):
+    new = {"title": "Printer jam", "category": "hardware", "subcategory": "printer"}
+    before = client.post(INCIDENTS, headers=desk, json=new).get_json()["number"]
+    path = write(tmp_path, [incident_line(i) for i in range(120)])
+    assert runner.invoke(["records", "import", path, "--type", "incident",
+                          "--batch", "50"]).exit_code == 0
+    after = client.post(INCIDENTS, headers=desk, json=new).get_json()["number"]
+    with itsm.Session() as session:
+        numbers = list(session.scalars(select(Record.number).where(Record.type == "incident")))
+    assert len(numbers) == len(set(numbers)) == 122
+    assert before < min(set(numbers) - {before, after}) and after == max(numbers)
+
+
+def test_a_bad_line_stops_the_import_and_nothing_of_its_batch_is_written(itsm, desk, runner,
+                                                                         tmp_path):
+    rows = [incident_line(i) for i in range(250)]
+    rows[229]["impact"] = 9
+    path = write(tmp_path, rows)
+    result = runner.invoke(["records", "import", path, "--type", "incident", "--batch", "100"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ImportError_)
+    message = result.exception.message
+    assert message.startswith("line 230: invalid incident: impact")
+    assert "200 record(s) imported before it" in message and "\n" not in message
+    assert count(itsm, Record, Record.type == "incident") == 200
+    assert count(itsm, JournalEntry, JournalEntry.kind == "created") == 200
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ({"group": "Nowhere"}, "group: unknown group 'Nowhere'"),
+    ({"assignee": "ghost@example.org"}, "assignee: unknown user 'ghost@example.org'"),
+    ({"state": "parked"}, "state: 'parked' is not a state of incident"),
+    ({"title": ""}, "title:"),
+    ({"colour": "red"}, "colour: Unknown field."),
+    ({"subcategory": "printer"}, "subcategory: one of"),
+    ({"created_at": "yesterday"}, "created_at: not an ISO 8601 date-time"),
+    ({"updated_at": "2020-01-01T00:00:00"}, "updated_at: needs a time zone"),
+    ({"closed_at": "2020-01-01T00:00:00Z", "state": "new"}, "closed_at: 'new' is not a final"),
+])
+def test_bad_values_are_named_in_one_line(itsm, desk, runner, tmp_path, change, says):
+    path = write(tmp_path, [incident_line(0), incident_line(6, **change)])
+    result = runner.invoke(["records", "import", path, "--type", "incident"])
+    assert isinstance(result.exception, ImportError_), result.output
+    assert result.exception.message.startswith("line 2: invalid incident: ")
+    assert says in result.exception.message
+    assert count(itsm, Record) == 0
+
+
+def test_not_json_is_refused_with_its_line(itsm, desk, runner, tmp_path):
+    path = tmp_path / "broken.jsonl"
+    path.write_text(json.dumps(incident_line(0)) + "\n{not json\n", encoding="utf-8")
+    result = runner.invoke(["records", "import", str(path), "--type", "incident"])
+    assert result.exception.message.startswith("line 2: not valid JSON")
+    assert count(itsm, Record) == 0
+
+
+def test_unknown_type_is_refused(itsm, desk, runner, tmp_path):
+    path = write(tmp_path, [incident_line(0)])
+    result = runner.invoke(["records", "import", path, "--type", "spaceship"])
+    assert "no record type 'spaceship' is enabled" in result.exception.message
