@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -81,7 +82,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture
 def browser():
-    """Debian's headless Chromium driven by Playwright."""
+    """Debian's headless Chromium driven by Playwright (``ITSM_TEST_BROWSER=0``: skipped,
+    for a second pass over another database that would only repeat the same pages)."""
+    if os.environ.get("ITSM_TEST_BROWSER") == "0":
+        pytest.skip("browser tests are off in this pass (ITSM_TEST_BROWSER=0)")
     playwright_api = pytest.importorskip(
         "playwright.sync_api", reason="playwright is not installed: pip install playwright")
     with playwright_api.sync_playwright() as playwright:
