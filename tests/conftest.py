@@ -86,6 +86,8 @@ def browser():
     for a second pass over another database that would only repeat the same pages)."""
     if os.environ.get("ITSM_TEST_BROWSER") == "0":
         pytest.skip("browser tests are off in this pass (ITSM_TEST_BROWSER=0)")
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium: install it with `apt-get install -y chromium`")
     playwright_api = pytest.importorskip(
         "playwright.sync_api", reason="playwright is not installed: pip install playwright")
     with playwright_api.sync_playwright() as playwright:

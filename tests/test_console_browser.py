@@ -7,17 +7,8 @@ browser download is not used: ``playwright install`` is never needed).
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
-import pytest
-
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="no /usr/bin/chromium: install it with `apt-get install -y chromium`")
-playwright_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed: pip install playwright")
-expect = playwright_api.expect
+from browsing import expect
 
 PASSWORD = "correct horse battery"
 

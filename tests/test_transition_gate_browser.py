@@ -6,19 +6,10 @@ Needs Debian's Chromium at /usr/bin/chromium and the ``playwright`` package.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from browsing import expect
 
 import itsm.plugins.transition_gate as gate_plugin
-
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="no /usr/bin/chromium: install it with `apt-get install -y chromium`")
-playwright_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed: pip install playwright")
-expect = playwright_api.expect
 
 PASSWORD = "correct horse battery"
 SM = "sm@it.example"

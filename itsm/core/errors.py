@@ -68,14 +68,21 @@ class PluginError(ItsmError):
     code = "plugin"
 
 
-def load_input(schema: Schema, data: Any, **kwargs: Any) -> dict[str, Any]:
+def load_input(schema: Schema, data: Any, *, what: str = "input", **kwargs: Any) -> Any:
     """``schema.load(data)`` for a plugin's service layer: anything but an object, or any
-    marshmallow error, becomes a :class:`ValidationError` (422 with field messages)."""
-    if not isinstance(data, dict):
-        raise ValidationError("send an object", fields={"_": ["send an object"]})
+    marshmallow error, becomes a :class:`ValidationError` (422 with field messages) whose
+    message starts with ``invalid <what>``; a list is expected instead of an object when the
+    schema loads ``many``."""
+    if not isinstance(data, list if getattr(schema, "many", False) else dict):
+        kind = "a list" if getattr(schema, "many", False) else "an object"
+        raise ValidationError(f"send {kind}", fields={"_body": [f"not {kind}"]})
     try:
         return schema.load(data, **kwargs)
     except marshmallow.ValidationError as exc:
-        messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
-        raise ValidationError("invalid input: " + ", ".join(sorted(map(str, messages))),
-                              fields=messages) from None
+        raise ValidationError(f"invalid {what}: " + ", ".join(sorted(map(str, messages_of(exc)))),
+                              fields=messages_of(exc)) from None
+
+
+def messages_of(exc: marshmallow.ValidationError) -> dict[str, Any]:
+    """A marshmallow error's messages by field (``_`` for messages of no field)."""
+    return exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}

@@ -16,6 +16,8 @@ from typing import Any
 import marshmallow
 from marshmallow import Schema, fields, validate, validates_schema
 
+from itsm.core.errors import ValidationError, messages_of
+
 FIELD_TYPES = ("text", "textarea", "integer", "date", "email", "choice", "multichoice",
                "checkbox")
 CHOICE_TYPES = ("choice", "multichoice")
@@ -144,3 +146,16 @@ def summary_of(definition: list[dict[str, Any]], answers: dict[str, Any]) -> lis
             value = "yes" if value else "no"
         out.append((d["label"], str(value)))
     return out
+
+
+def checked_answers(form: list[dict[str, Any]], answers: Any) -> dict[str, Any]:
+    """A request's answers checked against its offering's form; a 422 naming each
+    missing or invalid answer (``fields={"answers": {name: [messages]}}``) otherwise."""
+    try:
+        return validate_answers(form, answers)
+    except marshmallow.ValidationError as exc:
+        messages = messages_of(exc)
+        messages = messages.get("answers", messages) if len(messages) == 1 else messages
+        raise ValidationError("some answers are missing or invalid: "
+                              + ", ".join(sorted(map(str, messages))),
+                              fields={"answers": messages}) from None

@@ -3,7 +3,6 @@ tasks, approvals, fulfillment in order or in parallel, SLA targets per offering.
 
 from __future__ import annotations
 
-import marshmallow
 from marshmallow import Schema, fields
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,7 +17,7 @@ from itsm.core.services import ServiceRef
 from itsm.core.sla import SlaTarget
 from itsm.core.web import NavItem
 from itsm.core.workflow import State, Transition, Workflow
-from itsm.plugins.catalog.forms import validate_answers
+from itsm.plugins.catalog.forms import checked_answers
 from itsm.plugins.catalog.models import (
     Approver,
     FulfillmentTask,
@@ -207,15 +206,7 @@ def _check_new_request(session: Session, record: ServiceRequest, actor: Actor) -
     if not may_request(session, service.id, record.agency_id):
         raise ValidationError(f"{service.name} is not offered to this agency",
                               fields={"offering_id": ["not offered to your agency"]})
-    try:
-        record.answers = validate_answers(offering.form, record.answers or {})
-    except marshmallow.ValidationError as exc:
-        messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
-        if "answers" in messages and len(messages) == 1:
-            messages = messages["answers"]
-        raise ValidationError("some answers are missing or invalid: "
-                              + ", ".join(sorted(messages)),
-                              fields={"answers": messages}) from None
+    record.answers = checked_answers(offering.form, record.answers or {})
     record.service_id = service.id
     record.approval = offering.approval
     record.response_minutes = offering.response_minutes

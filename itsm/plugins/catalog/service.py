@@ -24,7 +24,7 @@ from itsm.core.errors import load_input as load
 from itsm.core.models import Agency, Group, User, utcnow
 from itsm.core.records import RecordService
 from itsm.core.services import ServiceRef, check_status_change
-from itsm.plugins.catalog.forms import check_definition, summary_of, validate_answers
+from itsm.plugins.catalog.forms import check_definition, checked_answers, summary_of
 from itsm.plugins.catalog.models import (
     APPROVALS,
     BILLING_PERIODS,
@@ -422,14 +422,7 @@ def submit_request(svc: RecordService, offering: Offering, answers: Any,
     if service.status != "live":
         raise ValidationError(f"{service.name} is not live: it cannot be requested yet",
                               fields={"offering_id": ["the service is not live"]})
-    try:
-        checked = validate_answers(offering.form, answers)
-    except marshmallow.ValidationError as exc:
-        messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
-        messages = messages.get("answers", messages) if len(messages) == 1 else messages
-        raise ValidationError("some answers are missing or invalid: "
-                              + ", ".join(sorted(map(str, messages))),
-                              fields={"answers": messages}) from None
+    checked = checked_answers(offering.form, answers)
     lines = [f"{label}: {value}" for label, value in summary_of(offering.form, checked)]
     text = "\n".join(filter(None, [description.strip(), "\n".join(lines)]))
     record = svc.create("request", {"title": (title or f"{offering.name}: {service.name}")[:300],

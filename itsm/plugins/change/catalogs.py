@@ -16,7 +16,7 @@ from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from itsm.core.errors import Conflict, NotFound, ValidationError
+from itsm.core.errors import Conflict, NotFound, ValidationError, load_input
 from itsm.core.models import Base, Group, GroupMember, User
 from itsm.core.records import RecordService
 from itsm.plugins.change import service as changes
@@ -123,14 +123,7 @@ class Catalog:
     key: str
 
     def load(self, data: Any, *, partial: bool = False) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            raise ValidationError("send a JSON object", fields={"_body": ["not an object"]})
-        try:
-            return self.schema().load(data, partial=partial)
-        except marshmallow.ValidationError as exc:
-            messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
-            raise ValidationError(f"invalid {self.label}: " + ", ".join(sorted(messages)),
-                                  fields=messages) from None
+        return load_input(self.schema(), data, what=self.label, partial=partial)
 
     def dump(self, session: Session, row: Base) -> dict[str, Any]:
         out = self.schema().dump(row)

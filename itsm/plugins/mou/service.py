@@ -13,11 +13,10 @@ from datetime import date
 from typing import Any
 
 from marshmallow import Schema, fields, validate
-from marshmallow import ValidationError as SchemaError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from itsm.core.errors import Conflict, NotFound, ValidationError
+from itsm.core.errors import Conflict, NotFound, ValidationError, load_input
 from itsm.core.models import utcnow
 from itsm.core.records import RecordService
 from itsm.plugins.mou import template as templates
@@ -96,12 +95,7 @@ class AmendmentIn(Schema):
 
 def load(schema: Schema, data: Any, what: str) -> Any:
     """``schema.load`` with the plugin's 422 error naming the fields."""
-    try:
-        return schema.load(data)
-    except SchemaError as exc:
-        messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
-        raise ValidationError(f"invalid {what}: " + ", ".join(sorted(map(str, messages))),
-                              fields=messages) from None
+    return load_input(schema, data, what=what)
 
 
 def load_list(schema: type[Schema], data: Any, what: str) -> list[dict[str, Any]]:
