@@ -85,13 +85,22 @@ class InstallTemplates:
     file, or a PostgreSQL database used as ``CREATE DATABASE ... TEMPLATE``. Later tests
     of that shape start from a copy. Shapes with throwaway plugin modules (built by
     :func:`make_plugin`) are never copied, and any failure to copy falls back to a full
-    initialisation, so a test sees exactly what ``itsm init`` gives.
+    initialisation, so a test sees exactly what ``itsm init`` gives. A shape whose copy
+    failed twice (a busy server, say) is initialised in full from then on.
     """
+
+    MAX_FAILURES = 2
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
-        self.kept: dict[str, str | None] = {}  # shape -> template (None: cannot be kept)
+        self.kept: dict[str, str | None] = {}  # shape -> template (None: given up)
+        self.failures: dict[str, int] = {}
         self.server_templates: list[tuple[str, str]] = []  # (admin url, database)
+
+    def _failed(self, shape: str) -> None:
+        self.failures[shape] = self.failures.get(shape, 0) + 1
+        if self.failures[shape] >= self.MAX_FAILURES:
+            self.kept[shape] = None
 
     @staticmethod
     def shape(config: dict[str, Any], plugins: list[types.ModuleType]) -> str | None:
@@ -118,15 +127,14 @@ class InstallTemplates:
             else:
                 _server_copy(url, template, replace=True)
         except Exception:  # noqa: BLE001 - any trouble: initialise in full instead
-            self.kept[shape] = None
+            self._failed(shape)
             return False
         return True
 
     def keep(self, shape: str | None, url: str, engine) -> None:
         """Keep a copy of the freshly initialised database at ``url`` for ``shape``."""
-        if shape is None or shape in self.kept:
+        if shape is None or shape in self.kept:  # kept already, or given up
             return
-        self.kept[shape] = None
         try:
             if url.startswith("sqlite"):
                 template = os.path.join(self.folder, f"{shape}.db")
@@ -136,6 +144,7 @@ class InstallTemplates:
                 template = _server_copy(url, f"{shape}", replace=False)
                 self.server_templates.append((url, template))
         except Exception:  # noqa: BLE001 - keeping a copy is only a speed-up
+            self._failed(shape)
             return
         self.kept[shape] = template
 
