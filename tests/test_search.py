@@ -3,10 +3,11 @@ the core services process plugins build on."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 from test_hooks import token_for
 
-from itsm.core import search
+from itsm.core import query, search
 from itsm.core.app import current_itsm
 from itsm.core.auth import Actor
 from itsm.core.jobs import run_periodic
@@ -54,6 +55,119 @@ def test_search_follows_edits_and_takes_any_text_without_error(client, agent):
         response = client.get("/api/v1/tickets", query_string={"q": nasty}, headers=agent)
         assert response.status_code == 200, (nasty, response.json)
     assert _titles(client, agent, "(vpn)!") == ["VPN drops every hour"]  # words only
+
+
+def _pages(client, headers, q, limit):
+    """Every page of a search, followed by its cursors: the numbers in order."""
+    numbers, cursor = [], None
+    while True:
+        args = {"q": q, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        response = client.get("/api/v1/tickets", query_string=args, headers=headers)
+        assert response.status_code == 200, response.json
+        numbers += [item["number"] for item in response.json["items"]]
+        cursor = response.json.get("next")
+        if not cursor:
+            return numbers
+
+
+def test_search_lists_matches_newest_first_page_by_page(client, agent):
+    towns = ["Lisbon", "Oslo", "Turin", "Lyon", "Bergen", "Porto", "Ghent", "Graz", "Split",
+             "Cork", "Brno"]
+    tickets = [(f"VPN drops in {town}" if i % 3 else f"Printer jams in {town}",
+                "tunnel lost" if i % 3 else "paper stuck") for i, town in enumerate(towns, 1)]
+    numbers = _open(client, agent, tickets)
+    vpn = [n for n, (title, _) in zip(numbers, tickets, strict=True) if "VPN" in title]
+    assert len(vpn) == 8
+    assert _pages(client, agent, "vpn", 50) == vpn[::-1]  # newest first
+    assert _pages(client, agent, "vpn", 3) == vpn[::-1]  # the same across pages
+    assert _pages(client, agent, "tunn", 2) == vpn[::-1]  # a prefix, in descriptions
+    assert _pages(client, agent, "vpn lyon", 50) == [numbers[3]]
+    assert _pages(client, agent, "printer lyon", 50) == []
+    # A number typed as it is finds its record, whatever its words.
+    assert _pages(client, agent, numbers[2], 50) == [numbers[2]]
+    assert _pages(client, agent, f" {numbers[0].lower()} ", 50) == [numbers[0]]
+    assert _pages(client, agent, "nothing matches this", 50) == []
+    # Sorted another way, the same records.
+    response = client.get("/api/v1/tickets", query_string={"q": "vpn", "sort": "number"},
+                          headers=agent)
+    assert [i["number"] for i in response.json["items"]] == vpn
+
+
+@pytest.mark.parametrize("walk", [1, 4, query.SEARCH_WALK])
+def test_a_search_page_is_the_same_however_many_newest_records_are_walked(
+        client, agent, monkeypatch, walk):
+    # PostgreSQL walks the newest records first and asks the index only when they hold
+    # too few matches: either way, the same records in the same order.
+    monkeypatch.setattr(query, "SEARCH_WALK", walk)
+    tickets = [("Docking station dead" if i % 4 == 0 else f"VPN drops {i}",
+                "the docking station of desk" if i % 5 == 0 else "tunnel lost")
+               for i in range(1, 15)]
+    numbers = _open(client, agent, tickets)
+    docking = [n for n, (t, d) in zip(numbers, tickets, strict=True) if "ocking" in t + d]
+    assert len(docking) == 5
+    assert _pages(client, agent, "docking station", 2) == docking[::-1]
+    assert _pages(client, agent, "docking station", 50) == docking[::-1]
+    assert _pages(client, agent, "vpn tunnel", 4) == [
+        n for n, (t, d) in zip(numbers, tickets, strict=True)
+        if "VPN" in t and "tunnel" in d][::-1]
+    response = client.get("/api/v1/tickets", query_string={
+        "q": "dock", "sort": "number", "limit": 2}, headers=agent)
+    assert [i["number"] for i in response.json["items"]] == docking[:2]
+
+
+def test_search_forgets_the_words_an_edit_removed(client, agent):
+    number = _open(client, agent)[1]
+    changed = client.patch(f"/api/v1/tickets/{number}",
+                           json={"description": "Remote staff cannot reach the intranet."},
+                           headers=agent)
+    assert changed.status_code == 200, changed.json
+    assert _titles(client, agent, "intranet") == ["VPN drops every hour"]
+    assert _titles(client, agent, "tunnel") == []
+    assert _titles(client, agent, "vpn") == ["VPN drops every hour"]  # the title stays
+    client.patch(f"/api/v1/tickets/{number}", json={"title": "Intranet unreachable"},
+                 headers=agent)
+    assert _titles(client, agent, "vpn") == []
+    assert _titles(client, agent, "unreach intranet") == ["Intranet unreachable"]
+
+
+def test_several_searches_in_one_query_each_keep_their_own_words(itsm):
+    with itsm.unit_of_work(Actor.system()) as service:
+        for title, description in TICKETS:
+            service.create("ticket", {"title": title, "description": description})
+    with itsm.Session() as session:
+        def titles(*texts: str) -> list[str]:
+            return session.scalars(select(Record.title).where(
+                *[Record.id.in_(search.matching(session, t)) for t in texts])).all()
+
+        assert titles("printer", "jams") == ["Printer on floor 3 jams"]
+        assert titles("vpn", "printer") == []
+        assert titles("password", "portal") == ["Password reset"]
+
+
+def test_records_written_before_the_search_upgrade_are_found_after_it(itsm):
+    from alembic import command
+
+    from itsm.core import migrate
+
+    with itsm.engine.begin() as connection:
+        command.downgrade(migrate._config(itsm, connection), "core_0005")
+    with itsm.unit_of_work(Actor.system()) as service:
+        for title, description in TICKETS:
+            service.create("ticket", {"title": title, "description": description})
+    assert migrate.upgrade(itsm) == ["core: core_0005 -> core_0006"]
+    with itsm.Session() as session:
+        def titles(text_: str) -> list[str]:
+            return sorted(session.scalars(select(Record.title).where(
+                Record.id.in_(search.matching(session, text_)))))
+
+        assert titles("printers jam") == ["Printer on floor 3 jams"]
+        assert titles("hour") == ["VPN drops every hour"]
+        assert [r.title for r, _ in search.ranked(session, "password portal")] == [
+            "Password reset"]
+    with itsm.unit_of_work(Actor.system()) as service:  # and what is written after it
+        service.create("ticket", {"title": "Badge reader dead", "description": "lobby"})
+    with itsm.Session() as session:
+        assert titles("lobby badge") == ["Badge reader dead"]
 
 
 def test_search_keeps_agencies_apart(client, make_token):

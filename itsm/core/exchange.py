@@ -9,8 +9,8 @@ The file is a zip archive:
 
 Export reads every table the database holds — the core's, every plugin's (enabled,
 disabled or no longer installed) — so a new plugin is covered without any change here.
-Only what the database derives by itself is left out (SQLite's full-text index, rebuilt
-by its triggers on import).
+Only what the database derives by itself is left out (the full-text index of records,
+``record_search`` on SQLite and PostgreSQL, rebuilt by its triggers on import).
 
 Import builds the schema at exactly the exported revisions, loads the rows in foreign
 key order, puts every attachment back and moves PostgreSQL's id sequences past the
@@ -110,8 +110,15 @@ def decode(value: Any, kind: str) -> Any:
 # -- which tables --------------------------------------------------------------------------
 
 
+# PostgreSQL's stored full-text documents (core_0006), filled by triggers on ``record``.
+PG_DERIVED = frozenset({"record_search"})
+
+
 def derived_tables(connection: Connection) -> set[str]:
-    """Tables the database maintains by itself: SQLite virtual tables and their shadows."""
+    """Tables the database maintains by itself: SQLite virtual tables and their shadows,
+    PostgreSQL's full-text documents."""
+    if connection.dialect.name == "postgresql":
+        return set(PG_DERIVED)
     if connection.dialect.name != "sqlite":
         return set()
     virtual = [name for (name,) in connection.execute(text(

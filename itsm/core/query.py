@@ -17,13 +17,15 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    false,
     func,
     literal,
     literal_column,
-    or_,
     select,
     tuple_,
+    union_all,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from itsm.core import search
@@ -172,47 +174,130 @@ def _user_filter(session: Session, actor: Actor, value: str, name: str):
     return _lookup(session, User, User.email, value.strip().lower(), name, actor)
 
 
-def build(session: Session, model: type[Record], query: ListQuery, actor: Actor,
-          scope: ColumnElement | None) -> Select:
-    """The SELECT for one page (``limit + 1`` rows, to know whether another page exists)."""
-    stmt = select(model)
-    if scope is not None:
-        stmt = stmt.where(scope)
+def _text_search(session: Session, q: str) -> ColumnElement[bool]:
+    """Full text over title and description (each database's own index), or the record's
+    number typed as it is.
+
+    The number is looked up first (its unique index, one row) rather than joined to the
+    text match with OR: under an OR no database can walk the page's order and check each
+    record's document, so every match of a common word was gathered for each page.
+    """
+    number = q.strip().upper()
+    found = session.scalar(select(Record.id).where(Record.number == number)) \
+        if number else None
+    matches = search.matching(session, q)
+    if matches is None:
+        return Record.id == found if found is not None else false()
+    if found is None:
+        return Record.id.in_(matches)
+    return Record.id.in_(union_all(select(literal(found, type_=Integer())), matches))
+
+
+def _filters(session: Session, query: ListQuery, actor: Actor,
+             scope: ColumnElement | None) -> list[ColumnElement]:
+    """The page's conditions on ``record``, the text search and the model's type apart."""
+    conditions = [] if scope is None else [scope]
     if query.state:
-        stmt = stmt.where(Record.state.in_(query.state))
+        conditions.append(Record.state.in_(query.state))
     for name, column in (("assignee", Record.assignee_id), ("requester", Record.requester_id)):
         value = getattr(query, name)
         if value:
             user_id = _user_filter(session, actor, value, name)
-            stmt = stmt.where(column.is_(None) if user_id is None else column == user_id)
+            conditions.append(column.is_(None) if user_id is None else column == user_id)
     if query.group:
-        stmt = stmt.where(Record.group_id == _lookup(session, Group, Group.name, query.group,
+        conditions.append(Record.group_id == _lookup(session, Group, Group.name, query.group,
                                                      "group", actor))
     if query.agency:
-        stmt = stmt.where(Record.agency_id == _lookup(session, Agency, Agency.code,
+        conditions.append(Record.agency_id == _lookup(session, Agency, Agency.code,
                                                       query.agency, "agency", actor))
     if query.priority:
-        stmt = stmt.where(Record.priority.in_(query.priority))
+        conditions.append(Record.priority.in_(query.priority))
     if query.updated_since:
-        stmt = stmt.where(Record.updated_at >= query.updated_since)
-    if query.q:
-        # Full text over title and description (each database's own index), or the
-        # record's number typed as it is.
-        matches = search.matching(session, query.q)
-        by_number = Record.number == query.q.strip().upper()
-        stmt = stmt.where(or_(by_number, Record.id.in_(matches)) if matches is not None
-                          else by_number)
-    descending = query.sort.startswith("-")
-    column = _sort_column(query.sort.removeprefix("-"))
+        conditions.append(Record.updated_at >= query.updated_since)
     if query.cursor:
         value, last_id = decode_cursor(query.cursor, query.sort)
+        column = _sort_column(query.sort.removeprefix("-"))
         key = tuple_(column, Record.id)
         # Bound with the column's own type: a timestamp must go to the database as the
         # naive UTC value it stores, whatever the session's time zone.
         after = tuple_(literal(value, type_=column.type), literal(last_id, type_=Integer()))
-        stmt = stmt.where(key < after if descending else key > after)
-    order = (column.desc(), Record.id.desc()) if descending else (column.asc(), Record.id.asc())
-    return stmt.order_by(*order).limit(query.limit + 1)
+        conditions.append(key < after if query.sort.startswith("-") else key > after)
+    return conditions
+
+
+def _order(query: ListQuery) -> tuple[ColumnElement, ColumnElement]:
+    column = _sort_column(query.sort.removeprefix("-"))
+    if query.sort.startswith("-"):
+        return column.desc(), Record.id.desc()
+    return column.asc(), Record.id.asc()
+
+
+def build(session: Session, model: type[Record], query: ListQuery, actor: Actor,
+          scope: ColumnElement | None) -> Select:
+    """The SELECT for one page (``limit + 1`` rows, to know whether another page exists)."""
+    stmt = select(model).where(*_filters(session, query, actor, scope))
+    if query.q:
+        stmt = stmt.where(_text_search(session, query.q))
+    return stmt.order_by(*_order(query)).limit(query.limit + 1)
+
+
+# Records of a search page's order checked one by one (PostgreSQL) before the full-text
+# index is asked for every match: a page of a word found in one record in 200.
+SEARCH_WALK = 10_000
+
+
+def search_page(session: Session, model: type[Record], query: ListQuery, actor: Actor,
+                scope: ColumnElement | None) -> list[Record] | None:
+    """A search page's records (``limit + 1``, as :func:`build` selects) where each
+    record's document is stored apart (PostgreSQL); ``None`` elsewhere, or when a record
+    number was typed: :func:`build` then gives the page.
+
+    First the newest :data:`SEARCH_WALK` records of the page's order (after its other
+    filters) are walked and each one's document checked: a common word fills the page
+    after a few thousand records, however large the desk, where gathering its every
+    match grows with the desk. When they hold too few matches, the word is rare among
+    them: every match comes from the full-text index, then only those are sorted.
+
+    The planner is not left to choose between the two: its estimate multiplies each
+    word's share, but words that come together ("docking station") match far more often,
+    and words that never do ("vpn printer") far less, so that it gathered tens of
+    thousands of matches for one, or walked the whole desk to find none for the other.
+    """
+    q = query.q or ""
+    if search.row_matches(session, q, Record.id) is None or \
+            session.scalar(select(Record.id).where(Record.number == q.strip().upper())):
+        return None
+    conditions = _filters(session, query, actor, scope)
+    mapper = sa_inspect(model)
+    if mapper.inherits is not None:  # the model's own table is joined for the page only
+        conditions.append(Record.type.in_([m.polymorphic_identity
+                                           for m in mapper.self_and_descendants]))
+    column = _sort_column(query.sort.removeprefix("-"))
+    # Limits written into the statement: a generic plan of a prepared statement would
+    # not know them (see search._pg_query).
+    page = literal_column(str(int(query.limit) + 1))
+
+    def load(candidates) -> list[Record]:
+        keys = (candidates.c.sort_key, candidates.c.id)
+        first = (select(candidates.c.id)
+                 .order_by(*(k.desc() if query.sort.startswith("-") else k.asc()
+                             for k in keys)).limit(page))
+        if candidates is walk:
+            first = first.where(search.row_matches(session, q, walk.c.id))
+        return list(session.scalars(select(model).where(Record.id.in_(first))
+                                    .order_by(*_order(query)).limit(page)))
+
+    walk = (select(Record.id.label("id"), column.label("sort_key")).where(*conditions)
+            .order_by(*_order(query)).limit(literal_column(str(SEARCH_WALK)))
+            .subquery("search_walk"))
+    rows = load(walk)
+    if len(rows) > query.limit:
+        return rows
+    # Materialised: every match, in no order, so that no index walk can be chosen.
+    hits = (select(Record.id.label("id"), column.label("sort_key"))
+            .where(*conditions, Record.id.in_(search.matching(session, q)))
+            .cte("search_hits").prefix_with("MATERIALIZED"))
+    return load(hits)
 
 
 def cursor_after(record: Record, sort: str) -> str:

@@ -4,7 +4,10 @@ Every record's ``title`` and ``description`` are indexed by the database itself:
 
 - SQLite: an FTS5 table ``record_search`` (porter stemming) kept in step with ``record``
   by triggers;
-- PostgreSQL: a GIN index on ``to_tsvector('english', title || ' ' || description)``;
+- PostgreSQL: a table ``record_search`` holding each record's
+  ``to_tsvector('english', title || ' ' || description)``, with a GIN index, kept in step
+  by triggers (core_0006): a search checks the stored document instead of building it
+  again for every candidate row;
 - MariaDB/MySQL: a ``FULLTEXT`` index on ``(title, description)``.
 
 Plugins never write SQL for it: :func:`matching` gives the ids of the records that match
@@ -26,8 +29,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, and_, bindparam, func, literal_column, or_, select, text
-from sqlalchemy.dialects.mysql import match as mysql_match
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from itsm.core.models import Record
@@ -104,43 +119,44 @@ def _mysql_query(words: Sequence[str], any_term: bool) -> str:
     return " ".join(("" if any_term else "+") + w + "*" for w in words)
 
 
+# PostgreSQL: each record's document, stored by the triggers of core_0006 (the database's
+# own, like SQLite's FTS5 table of the same name: not a model).
+PG_SEARCH = table("record_search", column("record_id", Integer), column("document"))
+
+
 def _pg_query(words: Sequence[str], any_term: bool):
-    # to_tsquery over words made of \w characters only, each quoted as a lexeme.
+    # to_tsquery over words made of \w characters only, each quoted as a lexeme. The
+    # server plans each run with the words' own statistics, prepared or not (the engine
+    # sets plan_cache_mode, see itsm.adapters.storage.make_engine).
     joined = (" | " if any_term else " & ").join("'" + w + "':*" for w in words)
-    return func.to_tsquery(literal_column(f"'{PG_CONFIG}'"), bindparam("ts_query", joined))
-
-
-def _pg_vector():
-    # Constants inlined, not bound: the expression must be the GIN index's, to the letter.
-    empty, space = literal_column("''"), literal_column("' '")
-    document = (func.coalesce(Record.title, empty).op("||")(space)
-                .op("||")(func.coalesce(Record.description, empty)))
-    return func.to_tsvector(literal_column(f"'{PG_CONFIG}'"), document)
+    return func.to_tsquery(literal_column(f"'{PG_CONFIG}'"),
+                           bindparam("ts_query", joined, unique=True))
 
 
 def _scored(session: Session, words: list[str], any_term: bool,
             types: Sequence[str] = ()) -> Select | None:
     """``SELECT record_id, score`` of the records matching ``words``; higher scores first.
 
-    ``types`` limits the matches before they are scored (PostgreSQL, MariaDB): free text
-    matches most of a big desk's incidents, and scoring them all only to keep five
-    knowledge articles made every incident's creation slower as the desk grew.
+    ``types`` limits the matches before they are scored (MariaDB; on PostgreSQL the
+    planner starts from :func:`ranked`'s condition on the type, a column of ``record``,
+    and scores only those records): free text matches most of a big desk's incidents,
+    and scoring them all only to keep five knowledge articles made every incident's
+    creation slower as the desk grew.
     """
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
+        fts_query = bindparam("fts_query", _sqlite_query(words, any_term), unique=True)
         return (select(literal_column("rowid").label("record_id"),
                        (-func.bm25(literal_column("record_search"))).label("score"))
                 .select_from(text("record_search"))
-                .where(text("record_search MATCH :fts_query")
-                       .bindparams(fts_query=_sqlite_query(words, any_term))))
+                .where(text("record_search MATCH :fts_query").bindparams(fts_query)))
     if dialect == "postgresql":
-        query = _pg_query(words, any_term)
-        vector = _pg_vector()
-        stmt = (select(Record.id.label("record_id"),
-                       func.ts_rank(vector, query).label("score"))
-                .where(vector.op("@@")(query)))
-        return stmt.where(Record.type.in_(types)) if types else stmt
+        query, document = _pg_query(words, any_term), PG_SEARCH.c.document
+        return (select(PG_SEARCH.c.record_id, func.ts_rank(document, query).label("score"))
+                .where(document.op("@@")(query)))
     if dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import match as mysql_match  # only there: a large import
+
         match = mysql_match(Record.title, Record.description,
                             against=_mysql_query(words, any_term)).in_boolean_mode()
         stmt = select(Record.id.label("record_id"), match.label("score")).where(match > 0)
@@ -157,12 +173,34 @@ def matching(session: Session, text_: str, *, any_term: bool = False) -> Select 
     words = terms(text_)
     if not words:
         return None
+    if session.get_bind().dialect.name == "postgresql":
+        # The ids alone: the planner may then check each record's stored document while
+        # it walks a page's order, rather than gather every match first.
+        return select(PG_SEARCH.c.record_id).where(
+            PG_SEARCH.c.document.op("@@")(_pg_query(words, any_term)))
     scored = _scored(session, words, any_term)
     if scored is None:  # an unknown dialect: a slow but correct fallback
         conditions = [Record.title.ilike(f"%{w}%") | Record.description.ilike(f"%{w}%")
                       for w in words]
         return select(Record.id).where((or_ if any_term else and_)(*conditions))
     return select(scored.subquery().c.record_id)
+
+
+def row_matches(session: Session, text_: str, record_id: Any) -> ColumnElement[bool] | None:
+    """Whether the record whose id is ``record_id`` (a column) matches every word of
+    ``text_``, checked row by row against its stored document, without the index.
+
+    For a list that walks records in its own order and keeps the first that match: its
+    cost follows the records walked, not the number of matches in the whole database.
+    ``None`` where the database stores no document apart (SQLite, MariaDB) or when the
+    text has no word.
+    """
+    words = terms(text_)
+    if not words or session.get_bind().dialect.name != "postgresql":
+        return None
+    document = (select(PG_SEARCH.c.document).where(PG_SEARCH.c.record_id == record_id)
+                .scalar_subquery())
+    return document.op("@@")(_pg_query(words, False))
 
 
 def ranked(session: Session, text_: str, *, types: Iterable[str] | None = None,

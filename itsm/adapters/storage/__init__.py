@@ -58,6 +58,12 @@ def make_engine(url: str, **kwargs) -> Engine:
     if backend in ("mysql", "mariadb"):
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         return create_engine(parsed, pool_pre_ping=True, pool_recycle=3600, **kwargs)
+    if backend == "postgresql" and "options" not in parsed.query:
+        # A statement the driver prepares (psycopg does after five runs) is planned for
+        # the values of each run, never once for all: a search's words, a queue's group
+        # differ too much in how many rows they match for one plan to suit them all.
+        kwargs.setdefault("connect_args", {}).setdefault(
+            "options", "-c plan_cache_mode=force_custom_plan")
     try:
         return create_engine(parsed, pool_pre_ping=True, **kwargs)
     except ModuleNotFoundError as exc:
