@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from itsm.cli import pass_itsm
-from itsm.core import exchange
+
+# The commands import itsm.core.exchange themselves: every `itsm` run loads this module.
 
 
 class _Bar:
@@ -36,6 +37,8 @@ def export_command(itsm, file: Path, force: bool) -> None:
 
     The rows are one consistent snapshot, taken while itsm keeps running.
     """
+    from itsm.core import exchange
+
     if file.exists() and not force:
         raise exchange.ExchangeError(f"{file} exists: choose another name or add --force")
     partial = file.with_name(file.name + ".partial")
@@ -69,6 +72,8 @@ def import_command(itsm, file: Path) -> None:
     The schema is built at the exported revisions; run `itsm db upgrade` afterwards when
     this itsm is newer. Works across back ends: export from SQLite, import into PostgreSQL.
     """
+    from itsm.core import exchange
+
     with exchange.open_export(file) as archive:
         manifest = exchange.read_manifest(archive)
     exchange.refuse_non_empty(itsm)

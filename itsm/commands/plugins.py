@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from itsm.cli import emit_json, pass_itsm
-from itsm.core import plugin_admin
 from itsm.core.errors import ItsmError
+
+# The commands import itsm.core.plugin_admin themselves: every `itsm` run loads this module.
 
 
 @click.group()
@@ -49,6 +50,8 @@ def list_plugins(itsm, as_json: bool) -> None:
 @pass_itsm
 def plugin_info(itsm, name: str, as_json: bool) -> None:
     """Details of one plugin: hooks it implements, dependencies, record types."""
+    from itsm.core import plugin_admin
+
     itsm.refresh_plugins(force=True)
     row = _row(itsm, itsm.host.get(name))
     row["record_types"] = plugin_admin.record_types_of(itsm, name) if not row["error"] else []
@@ -69,6 +72,8 @@ def plugin_info(itsm, name: str, as_json: bool) -> None:
 @pass_itsm
 def enable(itsm, name: str) -> None:
     """Enable a plugin (and the plugins it needs); its schema is migrated."""
+    from itsm.core import plugin_admin
+
     newly = plugin_admin.enable(itsm, name)
     if not newly:
         click.echo(f"{name} is already enabled")
@@ -81,6 +86,8 @@ def enable(itsm, name: str) -> None:
 @pass_itsm
 def disable(itsm, name: str) -> None:
     """Disable a plugin; its data stays and comes back when it is enabled again."""
+    from itsm.core import plugin_admin
+
     was = plugin_admin.disable(itsm, name)
     click.echo(f"disabled {name} (data kept)" if was else f"{name} is already disabled")
 
@@ -89,6 +96,8 @@ def disable(itsm, name: str) -> None:
 @pass_itsm
 def check(itsm) -> None:
     """Preflight before an upgrade: load errors, versions, dependencies, migrations."""
+    from itsm.core import plugin_admin
+
     report = plugin_admin.check(itsm)
     for note in report.notes:
         click.echo(f"note: {note}")
@@ -107,6 +116,8 @@ def check(itsm) -> None:
 @pass_itsm
 def uninstall(itsm, name: str, purge: bool, yes: bool) -> None:
     """Remove all data of a plugin, then `pip uninstall` its package. Cannot be undone."""
+    from itsm.core import plugin_admin
+
     if not purge:
         raise click.UsageError("uninstall deletes data: say so with --purge "
                                "(to keep the data, use `itsm plugins disable`)")

@@ -5,24 +5,28 @@ from __future__ import annotations
 import importlib
 import logging
 import secrets
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from flask import Flask, abort, current_app, request
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-from sqlalchemy.orm import sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
+from itsm.core.plugins import PluginHost, collector_paused, discover
 
-from itsm.adapters.storage import make_engine
-from itsm.adapters.storage.attachments import LocalFolderStore
-from itsm.core.auth import Actor, Permission
-from itsm.core.errors import ConfigError, Conflict, StaleRecord, ValidationError
-from itsm.core.migrate import call_plugin
-from itsm.core.models import AccessDenial
-from itsm.core.notify import Outbox
-from itsm.core.plugins import PluginHost, discover
-from itsm.core.records import LinkKind, RecordService, RecordTypes
+with collector_paused():  # the bulk of the start-up's imports
+    from flask import Flask, abort, current_app, request
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+    from sqlalchemy.orm import sessionmaker
+    from sqlalchemy.orm.exc import StaleDataError
+    from werkzeug.routing import Rule
+
+    from itsm.adapters.storage import make_engine
+    from itsm.adapters.storage.attachments import LocalFolderStore
+    from itsm.core.auth import Actor, Permission
+    from itsm.core.errors import ConfigError, Conflict, StaleRecord, ValidationError
+    from itsm.core.migrate import call_plugin
+    from itsm.core.models import AccessDenial
+    from itsm.core.notify import Outbox
+    from itsm.core.records import LinkKind, RecordService, RecordTypes
 
 log = logging.getLogger("itsm")
 
@@ -46,12 +50,12 @@ class Itsm:
         self.outbox = Outbox(self)
         self.app: Flask | None = None
         self.types = RecordTypes([])
-        self.blueprint_owners: dict[str, str] = {}  # blueprint name -> plugin
+        self._blueprint_owners: dict[str, str] = {}  # blueprint name -> plugin
         self.load_errors: list[str] = []  # plugins' start-up failures, kept across rebuilds
         self.link_kinds: dict[str, LinkKind] = {}
         self.permissions: dict[str, Permission] = {}
         self.channels: dict[str, Any] = {}
-        self.errors: list[str] = []
+        self._errors: list[str] = []
         self.host.on_change.append(self.rebuild)
         self.load_plugin_state()
 
@@ -68,6 +72,33 @@ class Itsm:
     @property
     def hook(self):
         return self.host.hook
+
+    # The routes are registered when the application is first used (see ItsmApp): what
+    # registering them adds here is complete whenever it is read.
+
+    @property
+    def blueprint_owners(self) -> dict[str, str]:
+        """Blueprint name -> the plugin that provides it."""
+        self._register_blueprints()
+        return self._blueprint_owners
+
+    @blueprint_owners.setter
+    def blueprint_owners(self, owners: dict[str, str]) -> None:
+        self._blueprint_owners = owners
+
+    @property
+    def errors(self) -> list[str]:
+        """What is wrong with the install's plugins: record type clashes, load failures."""
+        self._register_blueprints()
+        return self._errors
+
+    @errors.setter
+    def errors(self, errors: list[str]) -> None:
+        self._errors = errors
+
+    def _register_blueprints(self) -> None:
+        if isinstance(self.app, ItsmApp):
+            self.app.register_deferred()
 
     def plugin_settings(self, name: str) -> dict[str, Any]:
         info = self.host.get(name)
@@ -110,8 +141,8 @@ class Itsm:
                 declared.setdefault(permission.name, permission)
         self.permissions = declared
         self.channels = {c.name: c for _, c in self.results("itsm_notification_channels")}
-        self.errors = [*self.types.errors, *self.load_errors]
-        for error in self.errors:
+        self._errors = [*self.types.errors, *self.load_errors]
+        for error in self._errors:
             log.warning("%s", error)
 
     # -- units of work ---------------------------------------------------------------
@@ -161,6 +192,98 @@ def current_itsm() -> Itsm:
     return current_app.extensions["itsm"]
 
 
+def _deferring(name: str) -> property:
+    """An attribute of :class:`ItsmApp` that runs the deferred registration when read."""
+    slot = f"_itsm_{name}"
+
+    def get(self: ItsmApp) -> Any:
+        if self._deferred is not None:
+            self.register_deferred()
+        return self.__dict__[slot]
+
+    def set(self: ItsmApp, value: Any) -> None:
+        self.__dict__[slot] = value
+
+    return property(get, set, doc=f"Flask's ``{name}``, complete with the deferred routes.")
+
+
+class _Rule(Rule):
+    """A URL rule whose URL builders (for ``url_for``) are compiled on first use.
+
+    Werkzeug compiles two small functions per rule when it is added, most of the cost of
+    adding it; most rules are never built from in a process. Matching is unchanged.
+    """
+
+    def _compile_builder(self, *args: Any, **kwargs: Any) -> Callable[..., tuple[str, str]]:
+        compile_builder = super()._compile_builder
+        compiled: Callable[..., tuple[str, str]] | None = None
+
+        def build(rule: Rule, *values: Any, **named: Any) -> tuple[str, str]:
+            nonlocal compiled
+            if compiled is None:
+                compiled = compile_builder(*args, **kwargs)
+            return compiled(rule, *values, **named)
+
+        return build
+
+
+class ItsmApp(Flask):
+    """The itsm Flask application, whose routes are registered when it is first used.
+
+    Importing the API, console and every plugin's page and API modules and building
+    their URL rules is a large part of the start-up, and a command or a worker that
+    serves no request does not need them. They are registered (see ``_web``) the first
+    time the URL map, the view functions or the blueprints are read, or anything a
+    blueprint adds to: every request (its URL is matched before anything else runs),
+    ``url_for``, a template lookup, a handler added later and any inspection of
+    ``app.url_map`` see exactly the application an eager registration makes, in the
+    same order.
+    """
+
+    # What registering the routes reads or changes: reading or changing any of them first
+    # completes the registration, so nothing added later lands before the routes.
+    url_map = _deferring("url_map")
+    view_functions = _deferring("view_functions")
+    blueprints = _deferring("blueprints")
+    error_handler_spec = _deferring("error_handler_spec")
+    before_request_funcs = _deferring("before_request_funcs")
+    after_request_funcs = _deferring("after_request_funcs")
+    teardown_request_funcs = _deferring("teardown_request_funcs")
+    template_context_processors = _deferring("template_context_processors")
+    url_value_preprocessors = _deferring("url_value_preprocessors")
+    url_default_functions = _deferring("url_default_functions")
+
+    url_rule_class = _Rule
+    _deferred: Callable[[], None] | None = None
+
+    def defer(self, register: Callable[[], None]) -> None:
+        """Run ``register`` (routes, request hooks, error handlers) on first use."""
+        self._deferred_lock = threading.RLock()
+        self._deferred_running = False
+        self._deferred_error: BaseException | None = None
+        self._deferred = register
+
+    def register_deferred(self) -> None:
+        """Run the deferred registration now, once; other threads wait for it."""
+        if self._deferred is None:
+            return
+        with self._deferred_lock:
+            if self._deferred_error is not None:
+                raise self._deferred_error
+            if self._deferred is None or self._deferred_running:
+                return  # done meanwhile, or read by the registration itself
+            self._deferred_running = True
+            try:
+                with collector_paused():
+                    self._deferred()
+            except BaseException as exc:  # as eager registration would: never half-served
+                self._deferred_error = exc
+                raise
+            finally:
+                self._deferred_running = False
+            self._deferred = None
+
+
 def _plugin_blueprints(app: Flask, itsm: Itsm) -> None:
     """Register every installed plugin's blueprints; a disabled plugin's answer 404."""
     owners: dict[str, str] = {}
@@ -174,7 +297,7 @@ def _plugin_blueprints(app: Flask, itsm: Itsm) -> None:
                        f"{type(exc).__name__}: {exc}")
             log.exception("%s", message)
             itsm.load_errors.append(message)
-            itsm.errors.append(message)
+            itsm._errors.append(message)
             continue
         for blueprint in declared:
             app.register_blueprint(blueprint)
@@ -196,7 +319,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         (``{"database.url": ..., "home": ...}``); ``plugins.extra`` adds plugin modules
         that are not installed as packages (tests, scripts).
     """
-    from itsm.core import api, console
+    with collector_paused():  # plugin modules, models, schemas: long-lived objects
+        return _create_app(config)
+
+
+def _create_app(config: Mapping[str, Any] | None) -> Flask:
     from itsm.core.config import load_settings
 
     config = dict(config or {})
@@ -204,7 +331,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(config)
     logging.basicConfig(level=settings["log.level"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = Flask("itsm", instance_path=str(settings.home))
+    app = ItsmApp("itsm", instance_path=str(settings.home))
     secret = settings["secret_key"]
     if not secret:
         log.warning("no secret_key configured (run `itsm init`): sessions last until restart")
@@ -220,6 +347,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     itsm = Itsm(settings, extra)
     itsm.app = app
     app.extensions["itsm"] = itsm
+    app.defer(lambda: _web(app, itsm))
+    if itsm.hook.itsm_app_ready.get_hookimpls():
+        # A plugin that sees the application sees it complete: routes, request hooks
+        # and error handlers in place before whatever it adds.
+        app.register_deferred()
+    itsm.hook.itsm_app_ready(app=app)
+    return app
+
+
+def _web(app: Flask, itsm: Itsm) -> None:
+    """The routes, request hooks and error handlers: the API's, the console's, then every
+    plugin's. Registered when the application is first used (see :class:`ItsmApp`)."""
+    from itsm.core import api, console
+
     api.init_app(app)
 
     @app.before_request
@@ -242,5 +383,3 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # records/<type>/*.html beside them (see itsm.core.console).
     app.register_blueprint(console.bp)
     _plugin_blueprints(app, itsm)
-    itsm.hook.itsm_app_ready(app=app)
-    return app

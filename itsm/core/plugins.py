@@ -9,25 +9,28 @@ with the reason and left out; the rest still start.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from itsm.core import hookspecs
 from itsm.core.errors import PluginError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger("itsm.plugins")
 
@@ -35,6 +38,24 @@ ENTRY_POINT_GROUP = "itsm.plugins"
 CORE_DISTRIBUTION = "itsm"
 # Registered always, like pytest's essential plugins: the core's overridable defaults.
 ESSENTIAL_PLUGINS = ("itsm.core.defaults",)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector, if it runs, for the ``with`` block.
+
+    For start-up work (importing modules, mapping models, building the application):
+    it makes many objects that live as long as the process and next to no garbage, so
+    collecting meanwhile only walks the same objects again and again. The collector is
+    turned back on at the end of the outermost block, even when the block fails.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -256,9 +277,15 @@ class PluginHost:
                 from None
 
     def stored_state(self, session: Session) -> dict[str, bool]:
+        from sqlalchemy import select
+
         from itsm.core.models import PluginState
 
-        return {row.name: row.enabled for row in session.scalars(select(PluginState))}
+        # The table, not the mapped class: an ORM query would configure every model's
+        # mapper first, work that a process which reads no record never needs.
+        table = PluginState.__table__
+        return {name: enabled
+                for name, enabled in session.execute(select(table.c.name, table.c.enabled))}
 
     def wanted(self, stored: dict[str, bool]) -> set[str]:
         """The plugins that should be active given the stored state and the defaults."""

@@ -11,8 +11,7 @@ import click
 from itsm.cli import emit_json, pass_itsm
 from itsm.core.auth import Actor
 from itsm.core.errors import ItsmError
-from itsm.plugins.change import catalogs, reports, schedule
-from itsm.plugins.change import gate as deploy_gate
+from itsm.plugins.change import catalogs, reports
 
 
 def _fail(exc: ItsmError) -> click.ClickException:
@@ -37,6 +36,8 @@ def gate(itsm, service_name: str, environment: str, as_json: bool) -> None:
 
     For a pipeline step; the call is recorded on the change.
     """
+    from itsm.plugins.change import gate as deploy_gate
+
     try:
         with itsm.unit_of_work(Actor.system()) as service:
             answer = deploy_gate.gate(service, service_name.strip(), environment.strip())
@@ -71,6 +72,8 @@ def _date(value: str | None, default: datetime) -> datetime:
 def calendar(itsm, start: str | None, end: str | None, service_name: str | None,
              as_json: bool) -> None:
     """Changes planned in a period, with freeze windows and conflicts."""
+    from itsm.plugins.change import schedule
+
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     first = _date(start, today)
     last = _date(end, first + timedelta(days=31))

@@ -24,9 +24,6 @@ from itsm.core.records import RecordChange, RecordType
 from itsm.core.search import Suggestion
 from itsm.core.web import NavItem
 from itsm.plugins.knowledge import service as knowledge
-from itsm.plugins.knowledge.api import api
-from itsm.plugins.knowledge.demo import load_demo_articles
-from itsm.plugins.knowledge.pages import pages
 from itsm.plugins.knowledge.rendering import plain_text
 from itsm.plugins.knowledge.workflow import ARTICLE, PUBLISH_PERMISSION, allowed
 
@@ -121,9 +118,14 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
 
 @itsm.hookimpl
 def itsm_blueprints() -> list[Blueprint]:
+    from itsm.plugins.knowledge.api import api
+    from itsm.plugins.knowledge.pages import pages
+
     return [api, pages]
 
 
 @itsm.hookimpl
 def itsm_demo_data(ctx: DemoContext) -> None:
+    from itsm.plugins.knowledge.demo import load_demo_articles
+
     load_demo_articles(ctx)

@@ -7,10 +7,13 @@ out escaped, and markdown-it's link validation drops ``javascript:``, ``vbscript
 
 from __future__ import annotations
 
-from markdown_it import MarkdownIt
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING
+
 from markupsafe import Markup
 
-_markdown = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 
 def _link_open(renderer, tokens, idx, options, env) -> str:
@@ -19,19 +22,30 @@ def _link_open(renderer, tokens, idx, options, env) -> str:
     return renderer.renderToken(tokens, idx, options, env)
 
 
-_markdown.add_render_rule("link_open", _link_open)
+@cache
+def _markdown() -> MarkdownIt:
+    # Made on first use: markdown-it is a large import that the start-up does not need.
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+    parser.add_render_rule("link_open", _link_open)
+    return parser
 
 
 def render_markdown(body: str | None) -> Markup:
     """The article body as HTML that is safe to put into a page as it is."""
-    return Markup(_markdown.render(body or ""))  # safe: raw HTML is off, see above
+    return Markup(_markdown().render(body or ""))  # safe: raw HTML is off, see above
 
 
+@lru_cache(maxsize=1024)
 def plain_text(body: str | None, limit: int | None = None) -> str:
     """The words of a Markdown body without its markup, on one line; cut at ``limit``
-    characters (on a word boundary, with an ellipsis)."""
+    characters (on a word boundary, with an ellipsis).
+
+    Kept for the latest bodies asked for: the same articles are suggested for many new
+    records, and parsing one costs more than the rest of its suggestion."""
     parts: list[str] = []
-    for token in _markdown.parse(body or ""):
+    for token in _markdown().parse(body or ""):
         if token.type == "inline":
             for child in token.children or ():
                 if child.type in ("text", "code_inline"):

@@ -46,7 +46,7 @@ from itsm.core.notify import EventMessage, Recipient
 from itsm.core.records import RecordChange, RecordService, RecordType
 from itsm.core.sla import SlaTarget
 from itsm.core.web import NavItem
-from itsm.plugins.mou import alerts, policy, service, template
+from itsm.plugins.mou import policy, service, template
 from itsm.plugins.mou.models import MOU, Mou, MouContact
 
 plugin = itsm.Plugin(
@@ -211,6 +211,8 @@ def itsm_periodic(now: datetime) -> None:
     if last is not None and timedelta(0) <= now - last < timedelta(minutes=minutes):
         return
     _LAST_CHECK["alerts"] = now
+    from itsm.plugins.mou import alerts
+
     alerts.check(install, now)
 
 
@@ -218,8 +220,9 @@ def itsm_periodic(now: datetime) -> None:
 def itsm_notification_recipients(event: EventMessage, session: Session) \
         -> list[Recipient] | None:
     """A compliance alert goes to the agency's relationship manager."""
-    address = event.payload.get("relationship_manager") if event.name == alerts.EVENT \
-        else None
+    from itsm.plugins.mou.alerts import EVENT
+
+    address = event.payload.get("relationship_manager") if event.name == EVENT else None
     if not address:
         return None
     install = current_itsm()

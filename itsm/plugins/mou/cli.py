@@ -9,8 +9,7 @@ import click
 from itsm.cli import pass_itsm
 from itsm.core.auth import Actor
 from itsm.core.errors import ItsmError
-from itsm.plugins.mou import compliance, service
-from itsm.plugins.mou import document as export
+from itsm.plugins.mou import service
 
 
 @click.group("mou")
@@ -29,6 +28,8 @@ def mou_group() -> None:
 def compliance_command(itsm, agency: str, start: str | None, end: str | None,
                        kind: str) -> None:
     """Compliance of AGENCY's records with its agreement's targets over a period."""
+    from itsm.plugins.mou import compliance
+
     try:
         first, last = compliance.parse_period(start, end)
         with itsm.unit_of_work(Actor.system()) as svc:
@@ -58,6 +59,8 @@ def compliance_command(itsm, agency: str, start: str | None, end: str | None,
 @pass_itsm
 def export_command(itsm, number: str) -> None:
     """Print agreement NUMBER as Markdown, with every section and appendix."""
+    from itsm.plugins.mou import document as export
+
     try:
         with itsm.unit_of_work(Actor.system()) as svc:
             data = service.agreement_dict(svc, service.get(svc, number))

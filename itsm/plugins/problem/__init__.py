@@ -42,10 +42,7 @@ from itsm.core.models import Record, utcnow
 from itsm.core.records import LinkKind, RecordChange, RecordService, RecordType
 from itsm.core.web import NavItem
 from itsm.plugins.problem import service as problems
-from itsm.plugins.problem.api import api
-from itsm.plugins.problem.cli import problem_group
 from itsm.plugins.problem.models import PROBLEM, PROBLEM_OF, Problem
-from itsm.plugins.problem.pages import pages
 
 plugin = itsm.Plugin(
     name="problem", version="0.1.0",
@@ -77,12 +74,17 @@ def itsm_permissions() -> list[Permission]:
 @itsm.hookimpl
 def itsm_blueprints() -> list[Blueprint]:
     """The API routes and the console pages."""
+    from itsm.plugins.problem.api import api
+    from itsm.plugins.problem.pages import pages
+
     return [api, pages]
 
 
 @itsm.hookimpl
 def itsm_cli_commands() -> list[click.Command]:
     """``itsm problem trends`` and ``itsm problem known-errors``."""
+    from itsm.plugins.problem.cli import problem_group
+
     return [problem_group]
 
 

@@ -12,7 +12,6 @@ from itsm.core.auth import Actor
 from itsm.core.errors import ItsmError
 from itsm.core.models import utcnow
 from itsm.plugins.transition_gate import gate as gating
-from itsm.plugins.transition_gate import plan, views
 from itsm.plugins.transition_gate import service as gate
 
 
@@ -34,6 +33,8 @@ def transitions_group() -> None:
 @pass_itsm
 def list_command(itsm, include: bool, as_json: bool) -> None:
     """The readiness dashboard: % complete, late deliverables, next milestone, gate."""
+    from itsm.plugins.transition_gate import views
+
     with itsm.unit_of_work(Actor.system()) as svc:
         items = views.dashboard(svc, include_closed=include)
     if as_json:
@@ -55,6 +56,8 @@ def list_command(itsm, include: bool, as_json: bool) -> None:
 @pass_itsm
 def show_command(itsm, number: str, as_json: bool) -> None:
     """One transition's gate: exactly what is missing before go-live."""
+    from itsm.plugins.transition_gate import views
+
     try:
         with itsm.unit_of_work(Actor.system()) as svc:
             data = views.overview(svc, gate.get_transition(svc, number))
@@ -85,6 +88,8 @@ def remind_command(itsm) -> None:
 @pass_itsm
 def templates_command(itsm, path: str | None) -> None:
     """List the checklist templates, or load one from a JSON file."""
+    from itsm.plugins.transition_gate import plan
+
     try:
         with itsm.unit_of_work(Actor.system()) as svc:
             if path:
