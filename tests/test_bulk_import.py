@@ -156,3 +156,68 @@ def test_unknown_type_is_refused(itsm, desk, runner, tmp_path):
     path = write(tmp_path, [incident_line(0)])
     result = runner.invoke(["records", "import", path, "--type", "spaceship"])
     assert "no record type 'spaceship' is enabled" in result.exception.message
+
+
+def test_values_the_schema_converts_are_imported_as_the_api_takes_them(itsm, desk, runner,
+                                                                      tmp_path):
+    # Strings for integers and booleans: the schema converts them, as on the API.
+    path = write(tmp_path, [incident_line(0, impact="1", urgency="2", major="true"),
+                            incident_line(1, impact=3, urgency=3, major=False)])
+    result = runner.invoke(["records", "import", path, "--type", "incident"])
+    assert result.exit_code == 0, result.output
+    from itsm.plugins.incident.models import Incident
+
+    with itsm.Session() as session:
+        rows = session.execute(select(Incident.title, Incident.impact, Incident.urgency,
+                                      Incident.major, Incident.priority)
+                               .order_by(Incident.id)).all()
+    assert [tuple(r) for r in rows] == [
+        ("VPN drops every hour at site 0", 1, 2, True, 2),
+        ("VPN drops every hour at site 1", 3, 3, False, 5)]
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ({"impact": True}, "impact: Not a valid integer."),
+    ({"requester": "not-an-email"}, "requester: Not a valid email address."),
+    ({"title": None}, "title: Field may not be null."),
+    ({"channel": "fax"}, "channel: Must be one of: portal, email"),
+    ({"description": 42}, "description: Not a valid string."),
+    ({"title": "x" * 301}, "title: Length must be between 1 and 300."),
+])
+def test_a_bad_value_in_a_later_batch_names_its_line_and_field_and_writes_no_part_of_it(
+        itsm, desk, runner, tmp_path, change, says):
+    rows = [incident_line(i) for i in range(9)]
+    rows[7].update(change)
+    path = write(tmp_path, rows)
+    result = runner.invoke(["records", "import", path, "--type", "incident", "--batch", "4"])
+    assert isinstance(result.exception, ImportError_), result.output
+    message = result.exception.message
+    assert message.startswith(f"line 8: invalid incident: {says}"), message
+    assert "4 record(s) imported before it" in message
+    assert count(itsm, Record) == 4
+    assert count(itsm, JournalEntry, JournalEntry.kind == "created") == 4
+    assert count(itsm, SlaClock) == 8
+
+
+def test_the_journal_and_clocks_of_each_record_are_its_own(itsm, desk, runner, tmp_path):
+    rows = [incident_line(i) for i in range(40)]
+    path = write(tmp_path, rows)
+    assert runner.invoke(["records", "import", path, "--type", "incident",
+                          "--batch", "7"]).exit_code == 0
+    with itsm.Session() as session:
+        titles = {r.id: r.title for r in session.execute(select(Record.id, Record.title))}
+        created = session.execute(select(JournalEntry.record_id, JournalEntry.data)
+                                  .where(JournalEntry.kind == "created")).all()
+        clocked = session.execute(select(SlaClock.record_id, func.count())
+                                  .group_by(SlaClock.record_id)).all()
+    assert len(titles) == 40
+    assert {record_id: data["title"] for record_id, data in created} == titles
+    assert {r[0]: r[1] for r in clocked} == dict.fromkeys(titles, 2)
+    # The created entry shows the type's own fields as the schema dumps them.
+    data = next(d for _, d in created if d["title"] == "VPN drops every hour at site 3")
+    assert {k: data[k] for k in ("category", "subcategory", "impact", "urgency", "major",
+                                 "resolved_at", "reopen_count", "satisfaction")} == {
+        "category": "network", "subcategory": "vpn", "impact": 1, "urgency": 2,
+        "major": False, "resolved_at": None, "reopen_count": 0, "satisfaction": None}
+    assert (data["state"], data["priority"], data["group"], data["agency"]) == \
+        ("new", 2, "Network", "DOT")

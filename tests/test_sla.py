@@ -587,3 +587,102 @@ def test_calendar_objects_refuse_naive_datetimes():
     calendar = Calendar("utc", weekly=(((0, 1440),),) * 7)
     with pytest.raises(ValueError, match="aware"):
         calendar.between(datetime(2099, 1, 1), datetime(2099, 1, 2))
+
+
+# -- sweeps of many due clocks -----------------------------------------------------------------
+
+
+def _due(minutes: int) -> str:
+    return (T0 + timedelta(minutes=minutes, microseconds=1)).isoformat()
+
+
+def test_a_sweep_of_many_due_clocks_sends_one_event_each_with_its_payload(itsm, monkeypatch):
+    from itsm.core.notify import EventMessage
+
+    numbers = [open_ticket(itsm, title=f"t{i}") for i in range(23)]
+    heard: list[EventMessage] = []
+    committed = itsm.outbox.committed
+
+    def listen(events):
+        heard.extend(EventMessage.of(e) for e in events)
+        committed(events)
+
+    monkeypatch.setattr(itsm.outbox, "committed", listen)
+    stats = sweep(itsm, now=T0 + timedelta(days=3), batch=5)
+    assert (stats.warned, stats.breached) == (2 * 23, 2 * 23)
+    events = sla_events(itsm)
+    sent = [(e.name, e.payload["record"]["number"], e.payload["metric"]) for e in events]
+    assert len(sent) == len(set(sent)) == 4 * 23
+    # Each event as the clock-by-clock announcement wrote it: the record as it is, the
+    # time used by the sweep's instant (24x7: three days), the due time that passed.
+    due = {("sla.warning", "response"): _due(45), ("sla.breached", "response"): _due(60),
+           ("sla.warning", "resolution"): _due(180),
+           ("sla.breached", "resolution"): _due(240)}
+    target = {"response": 60, "resolution": 240}
+    for event in events:
+        number, metric = event.payload["record"]["number"], event.payload["metric"]
+        assert event.payload == {
+            "record": {"number": number, "type": "ticket", "title": f"t{numbers.index(number)}",
+                       "state": "new", "priority": 3},
+            "metric": metric, "target_minutes": target[metric], "elapsed_minutes": 4320.0,
+            "due_at": due[(event.name, metric)], "source": "default policy"}
+        assert event.actor_id is None and event.dispatched_at is None
+    # The post-commit hooks hear of every event once, by the id it has in the outbox.
+    assert sorted((m.id, m.name, m.payload["record"]["number"], m.payload["metric"])
+                  for m in heard) == \
+        sorted((e.id, e.name, e.payload["record"]["number"], e.payload["metric"])
+               for e in events)
+    assert {m.id: m.payload for m in heard} == {e.id: e.payload for e in events}
+    assert all(m.record == m.payload["record"] for m in heard)
+    with itsm.Session() as session:
+        flags = session.execute(select(SlaClock.warned, SlaClock.breached,
+                                       SlaClock.warning_sent, SlaClock.breach_sent)).all()
+    assert set(flags) == {(True, True, True, True)}
+    assert sweep(itsm, now=T0 + timedelta(days=4)) == type(stats)(0, 0)
+
+
+def test_a_sweep_batch_is_a_few_statements_whatever_its_size(itsm):
+    from sqlalchemy import event
+
+    for i in range(30):
+        open_ticket(itsm, title=f"t{i}")
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement.split()[0].upper())
+
+    event.listen(itsm.engine, "before_cursor_execute", count)
+    try:
+        stats = sweep(itsm, now=T0 + timedelta(days=3), batch=500)
+    finally:
+        event.remove(itsm.engine, "before_cursor_execute", count)
+    assert (stats.warned, stats.breached) == (60, 60)
+    # Per kind: the claim (UPDATE .. RETURNING), the records, the events' INSERT; then
+    # the empty claim that ends the kind is not even needed below a full batch.
+    assert statements.count("UPDATE") == 2
+    assert statements.count("INSERT") == 2
+    assert len(statements) <= 12, statements
+
+
+def test_sweepers_racing_over_many_clocks_announce_each_once(itsm):
+    numbers = [open_ticket(itsm, title=f"t{i}") for i in range(25)]
+    later = T0 + timedelta(days=3)
+    totals, errors = [], []
+
+    def sweeper() -> None:
+        try:
+            with itsm.app.app_context():
+                stats = sweep(itsm, now=later, batch=3)
+            totals.append((stats.warned, stats.breached))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sweeper) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(w for w, _ in totals) == sum(b for _, b in totals) == 2 * len(numbers)
+    sent = [(e.name, e.record_id, e.payload["metric"]) for e in sla_events(itsm)]
+    assert len(sent) == len(set(sent)) == 4 * len(numbers)

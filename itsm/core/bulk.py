@@ -7,9 +7,11 @@ INSERTs instead of one ORM unit of work per record, which would be a hundred tim
 
 What it keeps from :class:`~itsm.core.records.RecordService`:
 
-- validation by the type's own marshmallow schema, reference lookup (agency codes,
-  e-mails, group names), the type's ``derive`` rules (an incident's priority from its
-  impact and urgency) and a workflow state check;
+- validation by the type's own marshmallow schema (its field checks precompiled for
+  rows that need no conversion; any other row goes to the schema itself, so values and
+  messages are the schema's own), reference lookup (agency codes, e-mails, group names,
+  read up front), the type's ``derive`` rules (an incident's priority from its impact
+  and urgency) and a workflow state check;
 - human numbers from the same ``number_sequence`` row, taken a block per batch in a
   transaction of its own: a failed batch leaves a gap, never a number given twice, and
   the row is not held locked while a batch is written, so live requests keep numbering;
@@ -38,6 +40,7 @@ from types import SimpleNamespace
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import marshmallow
+from marshmallow import fields as mf
 from sqlalchemy import func, insert, inspect, select, update
 
 from itsm.core import sla
@@ -92,6 +95,103 @@ class _Row:
     entries: list[tuple[_Entry, dict[str, Any]]] = field(default_factory=list)
 
 
+# Field classes whose valid input is one exact Python type, returned as it is: a value of
+# that type passing the field's validators loads to itself (and dumps to itself).
+_EXACT: dict[type, type] = {mf.String: str, mf.Email: str, mf.Integer: int, mf.Boolean: bool}
+# Field classes that dump None as None.
+_NONE_DUMPS_NONE = (*_EXACT, mf.DateTime, mf.Date, mf.Float, mf.Decimal)
+_PLAIN = (str, int, bool, type(None))  # what the journal keeps as it is (see jsonable)
+
+
+class _Loader:
+    """A marshmallow schema's ``load``, precompiled for the rows an import is made of.
+
+    A row whose every value already has its field's exact type (a string for a string
+    field, an int for an integer field ...) and passes the field's validators loads to
+    itself: it is checked here with a few comparisons per field. Anything else (a value
+    to convert, a missing required field, an unknown field, an invalid value) goes to the
+    schema itself, so results and error messages are the schema's own. A schema with
+    hooks (``pre_load``, ``validates_schema`` ...) or other field classes always does.
+    """
+
+    def __init__(self, schema: marshmallow.Schema) -> None:
+        self.schema = schema
+        self.fields: dict[str, tuple[str, type, bool, tuple[Any, ...]]] | None = None
+        self.absent: list[tuple[str, str, bool, Any]] = []  # required or defaulted fields
+        if any(schema._hooks.values()):
+            return
+        compiled = {}
+        for name, fld in schema.load_fields.items():
+            kind = _EXACT.get(type(fld))
+            if kind is None or getattr(fld, "pre_load", None) or getattr(fld, "post_load", None):
+                return
+            key, attr = fld.data_key or name, fld.attribute or name
+            compiled[key] = (attr, kind, fld.allow_none, tuple(fld.validators))
+            if fld.required or fld.load_default is not marshmallow.missing:
+                self.absent.append((key, attr, fld.required, fld.load_default))
+        self.fields = compiled
+
+    def load(self, data: dict[str, Any]) -> dict[str, Any]:
+        compiled = self.fields
+        if compiled is None:
+            return self.schema.load(data)
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            spec = compiled.get(key)
+            if spec is None:
+                return self.schema.load(data)
+            attr, kind, allow_none, validators = spec
+            if value is None:
+                if not allow_none:
+                    return self.schema.load(data)
+            elif type(value) is not kind:
+                return self.schema.load(data)
+            else:
+                try:
+                    for validator in validators:
+                        if validator(value) is False:
+                            return self.schema.load(data)
+                except marshmallow.ValidationError:
+                    return self.schema.load(data)
+            out[attr] = value
+        for key, attr, required, default in self.absent:
+            if key not in data:
+                if required:
+                    return self.schema.load(data)
+                out[attr] = default() if callable(default) else default
+        return out
+
+
+class _Dumper:
+    """A marshmallow schema's ``dump`` of plain values (str, int, bool, None), precompiled
+    as :class:`_Loader`; any other value, or a schema with hooks, goes to the schema."""
+
+    def __init__(self, schema: marshmallow.Schema) -> None:
+        self.schema = schema
+        self.fields: list[tuple[str, str, type | None]] | None = None
+        if any(schema._hooks.values()):
+            return
+        compiled = []
+        for name, fld in schema.dump_fields.items():
+            if type(fld) not in _NONE_DUMPS_NONE \
+                    or fld.dump_default is not marshmallow.missing:
+                return
+            compiled.append((fld.data_key or name, fld.attribute or name, _EXACT.get(type(fld))))
+        self.fields = compiled
+
+    def dump(self, obj: Any) -> dict[str, Any]:
+        if self.fields is None:
+            return self.schema.dump(obj)
+        out = {}
+        for key, attr, kind in self.fields:
+            value = getattr(obj, attr, marshmallow.missing)
+            if value is None or (kind is not None and type(value) is kind):
+                out[key] = value
+            else:
+                return self.schema.dump(obj)
+        return out
+
+
 @contextmanager
 def _settings_fixed(itsm: Itsm) -> Iterator[None]:
     """Read each plugin's settings once for the length of an import: the type's
@@ -132,11 +232,14 @@ def _insert(session, table, rows: list[dict[str, Any]], *, ids: bool = False) ->
     """Insert ``rows`` (all with the same keys); with ``ids``, return the new ids in order.
 
     PostgreSQL gets COPY, several times faster than multi-row INSERTs: the ids are taken
-    from the table's sequence first. Elsewhere a multi-row INSERT .. RETURNING.
+    from the table's sequence first. SQLite gets the driver's ``executemany`` (see
+    :func:`_insert_sqlite`). Elsewhere a multi-row INSERT .. RETURNING.
     """
     if not rows:
         return []
     dialect = session.get_bind().dialect
+    if dialect.name == "sqlite" and _complete(table, rows[0]):
+        return _insert_sqlite(session, table, rows, ids=ids)
     if dialect.name != "postgresql":
         if not ids:
             session.execute(insert(table), rows)
@@ -151,9 +254,7 @@ def _insert(session, table, rows: list[dict[str, Any]], *, ids: bool = False) ->
             .select_from(func.generate_series(1, len(rows)))))
         keys = ["id", *keys]
         rows = [{"id": id_, **row} for id_, row in zip(new_ids, rows, strict=True)]
-    # Each column's own conversion (aware timestamps to naive UTC, JSON to text).
-    convert = [(key, table.c[key].type.dialect_impl(dialect).bind_processor(dialect))
-               for key in keys]
+    convert = _converters(table, keys, dialect)
     cursor = session.connection().connection.driver_connection.cursor()
     columns = ", ".join(dialect.identifier_preparer.quote(k) for k in keys)
     with cursor.copy(f"COPY {dialect.identifier_preparer.quote(table.name)} "
@@ -161,6 +262,48 @@ def _insert(session, table, rows: list[dict[str, Any]], *, ids: bool = False) ->
         for row in rows:
             copy.write_row([row[key] if fn is None or row[key] is None else fn(row[key])
                             for key, fn in convert])
+    return new_ids
+
+
+def _converters(table, keys: list[str], dialect) -> list[tuple[str, Any]]:
+    """Each column's own conversion of a value to the driver's (aware timestamps to naive
+    UTC, JSON to text ...): what SQLAlchemy applies to a bound parameter."""
+    return [(key, table.c[key].type.dialect_impl(dialect).bind_processor(dialect))
+            for key in keys]
+
+
+def _complete(table, row: dict[str, Any]) -> bool:
+    """Whether ``row`` names every column that has a client-side default (but ``id``):
+    then nothing is left for SQLAlchemy to fill in."""
+    return all(c.key in row for c in table.columns
+               if c.key != "id" and (c.default is not None or c.onupdate is not None))
+
+
+def _insert_sqlite(session, table, rows: list[dict[str, Any]], *, ids: bool) -> list[int]:
+    """SQLite: one ``executemany`` of the driver, the values converted as SQLAlchemy would.
+
+    With ``ids``, the first row is inserted alone (its INSERT takes the database's write
+    lock for the transaction and gives the next free id) and the others get the ids that
+    follow, unused since the first one was the largest plus one.
+    """
+    dialect = session.get_bind().dialect
+    keys = list(rows[0])
+    new_ids: list[int] = []
+    if ids:
+        first = session.scalar(insert(table).returning(table.c.id), rows[0])
+        new_ids = list(range(first, first + len(rows)))
+        rows = [{"id": id_, **row} for id_, row in zip(new_ids[1:], rows[1:], strict=True)]
+        keys = ["id", *keys]
+    convert = _converters(table, keys, dialect)
+    quote = dialect.identifier_preparer.quote
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(k) for k in keys)}) "
+           f"VALUES ({', '.join('?' for _ in keys)})")
+    cursor = session.connection().connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql, [[row[key] if fn is None or row[key] is None else fn(row[key])
+                                  for key, fn in convert] for row in rows])
+    finally:
+        cursor.close()
     return new_ids
 
 
@@ -176,8 +319,8 @@ class BulkImporter:
         self.batch = batch
         self.actor = actor or Actor.system()
         self.now = now or utcnow()
-        self.schema = itsm.types.schemas[self.rt.name]["in"]()
-        self.own_schema = self.rt.schema() if self.rt.schema else None
+        self.schema = _Loader(itsm.types.schemas[self.rt.name]["in"]())
+        self.own_schema = _Dumper(self.rt.schema()) if self.rt.schema else None
         self.calendars = load_calendars(itsm.settings)
         self.metrics = sla.metrics_of(itsm.settings)
         self.met_once = sla.met_once_of(itsm.settings)
@@ -278,7 +421,7 @@ class BulkImporter:
                  "group": self._name("group", record.group_id)}
         if self.own_schema is not None:
             shown.update(self.own_schema.dump(record))
-        shown = {k: jsonable(v) for k, v in shown.items()}
+        shown = {k: v if type(v) in _PLAIN else jsonable(v) for k, v in shown.items()}
         row.entries.append((_Entry("created", created, shown), {"body": ""}))
         if state != self.workflow.initial:
             changes = {"changes": {"state": [self.workflow.initial, state]}, "imported": True}
@@ -315,7 +458,7 @@ class BulkImporter:
             session.commit()
         return last - count + 1
 
-    def _write(self, rows: list[_Row], stats: ImportStats) -> None:
+    def _write(self, rows: list[_Row], stats: ImportStats, lookups) -> None:
         rt = self.rt
         first = self._numbers(len(rows))
         numbers = [f"{rt.prefix}{first + i:07d}" for i in range(len(rows))]
@@ -337,7 +480,7 @@ class BulkImporter:
                                     "actor_id": self.actor.id, "created_at": entry.created_at,
                                     "public": extra.get("public", True),
                                     "body": extra["body"], "data": entry.data})
-                clocks.extend(self._clocks(id_, row))
+                clocks.extend(self._clocks(lookups, id_, row))
             _insert(session, JournalEntry.__table__, journal)
             _insert(session, SlaClock.__table__, clocks)
             session.commit()
@@ -348,11 +491,18 @@ class BulkImporter:
         stats.first = stats.first or numbers[0]
         stats.last = numbers[-1]
 
-    def _clocks(self, record_id: int, row: _Row) -> list[dict[str, Any]]:
-        """The record's SLA clocks, replayed from the journal entries being written."""
+    def _clocks(self, session, record_id: int, row: _Row) -> list[dict[str, Any]]:
+        """The record's SLA clocks, replayed from the journal entries being written.
+
+        The policy is asked with the import's reading session (outside the batch's
+        transaction, as it was asked before with none): a policy plugin reads its rows
+        there, and may keep what it read for the next records, instead of opening a
+        session for each record and metric.
+        """
         seen = SimpleNamespace(**row.values, id=record_id, type=self.rt.name)
         entries = [e for e, _ in row.entries if e.kind in sla.CLOCK_KINDS]
-        figures = sla.replay(entries, self.workflow, sla.targets_for(self.itsm, seen),
+        figures = sla.replay(entries, self.workflow,
+                             sla.targets_for(self.itsm, seen, session),
                              self.calendars, self.now, metrics=self.metrics,
                              met_once=self.met_once)
         return [{"record_id": record_id, "metric": f.metric, "warning_sent": False,
@@ -387,12 +537,12 @@ class BulkImporter:
                         f"this batch was written; {stats.records} record(s) imported before "
                         "it)") from None
                 if len(pending) == self.batch:
-                    self._write(pending, stats)
+                    self._write(pending, stats, lookups)
                     if progress:
                         progress(len(pending))
                     pending = []
             if pending:
-                self._write(pending, stats)
+                self._write(pending, stats, lookups)
                 if progress:
                     progress(len(pending))
         stats.seconds = time.perf_counter() - started

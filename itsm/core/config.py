@@ -99,6 +99,31 @@ class Settings(dict):
         super().__init__(values)
         self.home = home
         self.overridden = overridden  # names set by the caller of create_app: they win
+        # plugin -> (its defaults, its settings): read once, forgotten on any change
+        self._plugins: dict[str, tuple[Mapping[str, Any], dict[str, Any]]] = {}
+
+    def _changed(self) -> None:
+        self._plugins.clear()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._changed()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def pop(self, *args: Any) -> Any:
+        self._changed()
+        return super().pop(*args)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self._changed()
+        return super().setdefault(key, default)
 
     @property
     def database_url(self) -> str:
@@ -109,7 +134,16 @@ class Settings(dict):
         return Path(self["attachments.path"] or self.home / "attachments")
 
     def plugin_settings(self, plugin: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
-        """A plugin's settings: its declared defaults, itsm.toml ``[plugins.<name>]``, env."""
+        """A plugin's settings: its declared defaults, itsm.toml ``[plugins.<name>]``, env.
+
+        Read once per plugin (hooks ask on every event: a sweep asks thousands of times);
+        each caller gets its own copy."""
+        kept = self._plugins.get(plugin)
+        if kept is None or kept[0] is not defaults:
+            kept = self._plugins[plugin] = (defaults, self._read_plugin(plugin, defaults))
+        return {k: dict(v) if isinstance(v, dict) else v for k, v in kept[1].items()}
+
+    def _read_plugin(self, plugin: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
         out = dict(defaults)
         prefix = f"plugins.{plugin}."
         for key, value in self.items():

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -394,7 +394,8 @@ def _summary(record: Any) -> dict[str, Any]:
 
 
 def on_record_changed(itsm: Itsm, session: Session, record: Record, change: RecordChange,
-                      *, now: datetime | None = None) -> list[Event]:
+                      *, now: datetime | None = None,
+                      entry: JournalEntry | None = None) -> list[Event]:
     """Bring the record's clocks up to date inside the change's transaction.
 
     Call it from the record service after the journal entry is added. It recomputes the
@@ -402,6 +403,10 @@ def on_record_changed(itsm: Itsm, session: Session, record: Record, change: Reco
     and writes the ``sla.warning``/``sla.breached`` events the change made due (a priority
     raised past the time used, a record resolved after its breach time and before the
     sweep saw it). Returns those outbox events, for :meth:`Outbox.committed`.
+
+    ``entry`` is the change's journal entry: a record just created, whose clocks no
+    earlier change of this session has touched, has that entry for its whole history and
+    no clocks yet, so neither is read back.
     """
     if change.kind not in CLOCK_KINDS:
         return []  # comments, links and attachments never move a clock
@@ -410,18 +415,27 @@ def on_record_changed(itsm: Itsm, session: Session, record: Record, change: Reco
         return []
     session.flush()  # the new journal entry gets its time (and id) here
     now = now or utcnow()
-    existing = list(session.scalars(select(SlaClock).where(SlaClock.record_id == record.id)))
-    figures = replay_record(itsm, session, record, rt.workflow, now)
+    clocked = session.info.setdefault("itsm_sla_clocked", set())
+    if change.kind == "created" and entry is not None and record.id not in clocked:
+        existing, history = [], [entry]
+    else:
+        existing = list(session.scalars(select(SlaClock)
+                                        .where(SlaClock.record_id == record.id)))
+        history = None
+    clocked.add(record.id)
+    figures = replay_record(itsm, session, record, rt.workflow, now, history)
     rows, _ = _store(session, record.id, figures, existing)
-    session.flush()
+    due = [(clock, kind) for clock in rows for kind in ("warning", "breach")
+           if getattr(clock, _FLAG[kind]) and not getattr(clock, _SENT[kind])]
+    if not due:  # the usual case: nothing to announce, the commit writes the clocks
+        return []
+    session.flush()  # the claims below update the rows by id
     calendars = load_calendars(itsm.settings)
     events = []
-    for clock in sorted(rows, key=lambda c: c.id):
-        for kind in ("warning", "breach"):
-            if getattr(clock, _FLAG[kind]) and not getattr(clock, _SENT[kind]):
-                event = _announce(session, clock, kind, _summary(record), calendars, now)
-                if event is not None:
-                    events.append(event)
+    for clock, kind in sorted(due, key=lambda item: item[0].id):
+        event = _announce(session, clock, kind, _summary(record), calendars, now)
+        if event is not None:
+            events.append(event)
     return events
 
 
@@ -433,9 +447,13 @@ _DUE = {"warning": "warn_due_at", "breach": "breach_due_at"}
 _EVENT = {"warning": "sla.warning", "breach": "sla.breached"}
 
 
-def elapsed_at(clock: SlaClock, calendars: Mapping[str, Calendar], now: datetime) -> float:
-    """Working seconds used by ``now`` (a running clock keeps counting after ``as_of``)."""
-    if not clock.running or now <= clock.as_of:
+def elapsed_at(clock: Any, calendars: Mapping[str, Calendar], now: datetime) -> float:
+    """Working seconds used by ``now`` (a running clock keeps counting after ``as_of``).
+
+    ``clock`` is a :class:`SlaClock` or any row with its ``state``, ``as_of``,
+    ``elapsed_seconds`` and ``calendar``.
+    """
+    if clock.state != "running" or now <= clock.as_of:
         return clock.elapsed_seconds
     calendar = calendars.get(clock.calendar)
     if calendar is None:  # a calendar removed from the settings: show what is known
@@ -466,10 +484,8 @@ def _claimed(session: Session, clock: SlaClock, kind: str, record: dict[str, Any
     """The event of a clock whose warning or breach this transaction has just claimed."""
     set_committed_value(clock, _SENT[kind], True)
     set_committed_value(clock, _FLAG[kind], True)
-    event = Event(name=_EVENT[kind], record_id=clock.record_id, actor_id=None, payload={
-        "record": record, "metric": clock.metric, "target_minutes": clock.target_minutes,
-        "elapsed_minutes": round(elapsed_at(clock, calendars, now) / 60, 2),
-        "due_at": _iso(getattr(clock, _DUE[kind])), "source": clock.source})
+    event = Event(name=_EVENT[kind], record_id=clock.record_id, actor_id=None,
+                  payload=_event_payload(clock, kind, record, calendars, now))
     session.add(event)
     return event
 
@@ -499,6 +515,94 @@ def _claim_batch(session: Session, clocks: list[SlaClock], kind: str,
             for c in sorted(clocks, key=lambda c: c.id) if c.id in won]
 
 
+# What the sweep reads back from the clocks it claims, to write their events.
+_CLAIM_COLUMNS = ("id", "record_id", "metric", "target_minutes", "source", "state",
+                  "elapsed_seconds", "as_of", "calendar", "warn_due_at", "breach_due_at")
+
+
+def _event_payload(clock: Any, kind: str, record: dict[str, Any],
+                   calendars: Mapping[str, Calendar], now: datetime) -> dict[str, Any]:
+    return {"record": record, "metric": clock.metric, "target_minutes": clock.target_minutes,
+            "elapsed_minutes": round(elapsed_at(clock, calendars, now) / 60, 2),
+            "due_at": _iso(getattr(clock, _DUE[kind])), "source": clock.source}
+
+
+def _summaries(session: Session, record_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    table = Record.__table__
+    return {row.id: _summary(row) for row in session.execute(select(
+        table.c.id, table.c.number, table.c.type, table.c.title, table.c.state,
+        table.c.priority).where(table.c.id.in_(set(record_ids))))}
+
+
+@dataclass(slots=True)
+class _Written:
+    """An outbox event the sweep wrote with a multi-row INSERT, as the post-commit hooks
+    read it (:meth:`itsm.core.notify.Outbox.committed`): building an ORM object for each
+    would cost more than writing the row."""
+
+    id: int
+    name: str
+    record_id: int | None
+    actor_id: int | None
+    payload: dict[str, Any]
+    created_at: datetime
+    dispatched_at: datetime | None = None
+
+
+def _sweep_batch(session: Session, kind: str, now: datetime, batch: int,
+                 calendars: Mapping[str, Calendar]) -> tuple[int, list[Any]]:
+    """Claim up to ``batch`` due clocks and write their events, in a few statements.
+
+    One ``UPDATE .. RETURNING`` is the claim: it marks the clocks still unsent and due
+    and gives back what their events say, so of two workers (or a sweep and a live
+    change) only one ever announces a clock. On PostgreSQL the rows are picked ``FOR
+    UPDATE SKIP LOCKED``: concurrent sweeps take disjoint batches and never wait on a
+    row another transaction holds (no deadlock with a change's flush). Then one query
+    for the records and one multi-row INSERT of the events. Returns how many clocks
+    were claimed and the events, in clock id order.
+    """
+    sent, due = getattr(SlaClock, _SENT[kind]), getattr(SlaClock, _DUE[kind])
+    pick = (select(SlaClock.id).where(sent.is_(False), due <= now)
+            .order_by(due, SlaClock.id).limit(batch))
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    claim = (update(SlaClock)
+             .where(SlaClock.id.in_(pick.scalar_subquery()), sent.is_(False), due <= now)
+             .values({_SENT[kind]: True, _FLAG[kind]: True})
+             .returning(*(getattr(SlaClock, name) for name in _CLAIM_COLUMNS))
+             .execution_options(synchronize_session=False))
+    clocks = sorted(session.execute(claim).all(), key=lambda row: row.id)
+    if not clocks:
+        return 0, []
+    records = _summaries(session, (c.record_id for c in clocks))
+    created = utcnow()
+    rows = [{"name": _EVENT[kind], "record_id": c.record_id, "actor_id": None,
+             "payload": _event_payload(c, kind, records[c.record_id], calendars, now),
+             "created_at": created} for c in clocks]
+    ids = _event_ids(session, len(rows))
+    session.execute(insert(Event.__table__), [{"id": id_, **row}
+                                              for id_, row in zip(ids, rows, strict=True)])
+    return len(clocks), [_Written(id_, **row) for id_, row in zip(ids, rows, strict=True)]
+
+
+def _event_ids(session: Session, count: int) -> list[int]:
+    """Ids for ``count`` new outbox events, in order, so that one multi-row INSERT (or
+    ``executemany``) writes them all: an INSERT .. RETURNING whose rows must come back
+    in order is sent row by row on SQLite.
+
+    PostgreSQL: taken from the table's sequence. SQLite: the ids after the largest, as
+    SQLite itself gives them; the claim's UPDATE holds the database's write lock, so no
+    one else inserts meanwhile.
+    """
+    table = Event.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        return sorted(session.scalars(
+            select(func.nextval(func.pg_get_serial_sequence(table.name, "id")))
+            .select_from(func.generate_series(1, count))))
+    last = session.scalar(select(func.max(table.c.id))) or 0
+    return list(range(last + 1, last + 1 + count))
+
+
 @dataclass
 class SweepStats:
     warned: int = 0
@@ -508,7 +612,8 @@ class SweepStats:
 def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 500) -> SweepStats:
     """Announce every warning and breach whose due time has passed, once per clock.
 
-    Each batch is one transaction: the clocks marked and their outbox events together.
+    Each batch is one transaction: the clocks marked and their outbox events together,
+    written with a few statements whatever the batch size (see :func:`_sweep_batch`).
     Safe to run from several workers at once.
     """
     now = now or utcnow()
@@ -518,22 +623,24 @@ def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 500) -> Sweep
         sent, due = getattr(SlaClock, _SENT[kind]), getattr(SlaClock, _DUE[kind])
         while True:
             with itsm.Session() as session:
-                clocks = session.scalars(select(SlaClock).where(sent.is_(False), due <= now)
-                                         .order_by(due, SlaClock.id).limit(batch)).all()
-                if not clocks:
+                if session.get_bind().dialect.name in ("postgresql", "sqlite"):
+                    claimed, events = _sweep_batch(session, kind, now, batch, calendars)
+                else:  # MariaDB/MySQL: no UPDATE .. RETURNING, claimed clock by clock
+                    clocks = session.scalars(select(SlaClock).where(sent.is_(False),
+                                                                    due <= now)
+                                             .order_by(due, SlaClock.id).limit(batch)).all()
+                    claimed = len(clocks)
+                    records = _summaries(session, (c.record_id for c in clocks))
+                    events = _claim_batch(session, clocks, kind, records, calendars, now)
+                if not claimed:
                     break
-                table = Record.__table__
-                records = {row.id: _summary(row) for row in session.execute(select(
-                    table.c.id, table.c.number, table.c.type, table.c.title, table.c.state,
-                    table.c.priority).where(table.c.id.in_({c.record_id for c in clocks})))}
-                events = _claim_batch(session, clocks, kind, records, calendars, now)
                 session.commit()
             itsm.outbox.committed(events)
             if kind == "warning":
                 stats.warned += len(events)
             else:
                 stats.breached += len(events)
-            if len(clocks) < batch:
+            if claimed < batch:
                 break
     return stats
 
