@@ -349,6 +349,23 @@ def test_a_hook_raising_inside_the_transaction_fails_the_request_and_writes_noth
     assert again["state"] == "new" and again["version"] == created.get_json()["version"]
 
 
+def test_a_suggestions_hook_raising_still_answers_the_created_record(with_plugin):
+    # Suggestions are looked up after the commit: the record exists, so the client gets
+    # its 201 (and no reason to send the create again), with no suggestions.
+    application, itsm, headers = _tickets(with_plugin, itsm_suggestions=_boom)
+    client = application.test_client()
+    created = client.post("/api/v1/tickets", headers=headers, json={"title": "printer jam"})
+    assert created.status_code == 201, created.get_json()
+    body = created.get_json()
+    assert body["suggestions"] == []
+    again = client.get(f"/api/v1/tickets/{body['number']}", headers=headers)
+    assert again.status_code == 200 and again.get_json()["title"] == "printer jam"
+    journal = client.get(f"/api/v1/tickets/{body['number']}/journal", headers=headers)
+    assert [e["kind"] for e in journal.get_json()["items"]] == ["created"]
+    with application.app_context():
+        assert _count(itsm, Event) == 1
+
+
 def test_a_recipients_hook_raising_holds_up_only_its_event(with_plugin):
     calls = []
 

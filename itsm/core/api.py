@@ -335,7 +335,15 @@ def create_record(service, rt):
     record = service.create(rt.name, json_body())
     body = service.to_dict(record)
     if rt.suggest:
-        body["suggestions"] = [s.to_dict() for s in service.suggestions(record)]
+        # Committed before the suggestions are looked up: the record's number keeps its
+        # sequence row locked until the commit, and every other create waits on it.
+        service.session.commit()
+        try:
+            body["suggestions"] = [s.to_dict() for s in service.suggestions(record)]
+        except Exception:  # the record exists: answer 201 rather than invite a retry
+            log.exception("suggestions for %s failed", record.number)
+            service.session.rollback()
+            body["suggestions"] = []
     response = jsonify(body)
     response.status_code = 201
     response.headers["Location"] = f"{PREFIX}/{rt.collection}/{record.number}"

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
 
 import marshmallow
-from sqlalchemy import and_, insert, literal, or_, select, union_all, update
+from sqlalchemy import Update, and_, insert, literal, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -206,14 +206,26 @@ def next_number(session: Session, prefix: str) -> str:
     table = NumberSequence.__table__
     bump = update(table).where(table.c.prefix == prefix) \
         .values(last_value=table.c.last_value + 1)
-    if session.execute(bump).rowcount == 0:
+    value = _bump(session, bump, prefix)
+    if value is None:
         try:
             with session.begin_nested():
                 session.execute(insert(table).values(prefix=prefix, last_value=1))
+            value = 1
         except IntegrityError:  # another transaction created the row first
-            session.execute(bump)
-    value = session.scalar(select(table.c.last_value).where(table.c.prefix == prefix))
+            value = _bump(session, bump, prefix)
     return f"{prefix}{value:07d}"
+
+
+def _bump(session: Session, bump: Update, prefix: str) -> int | None:
+    """Run the UPDATE of :func:`next_number`; the new value, or None without a row.
+    One round trip where the database returns updated values (PostgreSQL, SQLite)."""
+    table = NumberSequence.__table__
+    if session.get_bind().dialect.update_returning:
+        return session.execute(bump.returning(table.c.last_value)).scalar()
+    if session.execute(bump).rowcount == 0:
+        return None
+    return session.scalar(select(table.c.last_value).where(table.c.prefix == prefix))
 
 
 class RecordService:
@@ -272,8 +284,13 @@ class RecordService:
             # that the database can use the open-records queue index (core_0005).
             scope = and_(scope, Record.closed_at.is_(None)) if scope is not None \
                 else Record.closed_at.is_(None)
-        stmt = build(self.session, rt.model, query, self.actor, scope)
-        rows = list(self.session.scalars(stmt))
+        from itsm.core.query import search_page
+
+        rows = search_page(self.session, rt.model, query, self.actor, scope) \
+            if query.q else None
+        if rows is None:
+            rows = list(self.session.scalars(build(self.session, rt.model, query,
+                                                   self.actor, scope)))
         more = len(rows) > query.limit
         rows = rows[:query.limit]
         cursor = cursor_after(rows[-1], query.sort) if more and rows else None
@@ -357,11 +374,12 @@ class RecordService:
         """Turn agency codes, e-mails and group names into ids, with field messages."""
         out = dict(values)
         errors: dict[str, list[str]] = {}
-        lookups = {"agency": (Agency, Agency.code, "agency_id", "unknown agency"),
-                   "requester": (User, User.email, "requester_id", "unknown user"),
-                   "assignee": (User, User.email, "assignee_id", "unknown user"),
-                   "group": (Group, Group.name, "group_id", "unknown group")}
-        for name, (model, column, attr, message) in lookups.items():
+        lookups = {"agency": (Agency, Agency.code, "agency", "unknown agency"),
+                   "requester": (User, User.email, "user", "unknown user"),
+                   "assignee": (User, User.email, "user", "unknown user"),
+                   "group": (Group, Group.name, "group", "unknown group")}
+        for name, (model, column, kind, message) in lookups.items():
+            attr = f"{name}_id"
             if name not in out:
                 continue
             value = out.pop(name)
@@ -370,10 +388,13 @@ class RecordService:
                 continue
             if model is User:
                 value = value.strip().lower()
-            found = self.session.scalar(select(model.id).where(column == value))
-            if found is None:
+            row = self.session.execute(select(model.id, column).where(column == value)).first()
+            if row is None:
                 errors[name] = [message]
-            out[attr] = found
+                out[attr] = None
+                continue
+            out[attr] = row[0]
+            self._refs[(kind, row[0])] = row[1]  # the answer names it: no second lookup
         if errors:
             raise ValidationError("unknown references: " + ", ".join(sorted(errors)),
                                   fields=errors)
@@ -399,8 +420,12 @@ class RecordService:
         elif "requester_id" not in values and self.actor.id is not None:
             values["requester_id"] = self.actor.id
         if values.get("requester_id") and "agency_id" not in values:
-            requester = self.session.get(User, values["requester_id"])
-            values["agency_id"] = requester.agency_id
+            if values["requester_id"] == self.actor.id:
+                values["agency_id"] = self.actor.agency_id
+            else:
+                values["agency_id"] = self.session.get(User, values["requester_id"]).agency_id
+        if self.actor.id is not None:
+            self._refs.setdefault(("user", self.actor.id), self.actor.email)
         now = utcnow()
         record = rt.model(type=rt.name, number=next_number(self.session, rt.prefix),
                           state=rt.workflow.initial, created_at=now, updated_at=now,
@@ -591,7 +616,8 @@ class RecordService:
                              public=public, body=body, data=data)
         self.session.add(entry)
         self.itsm.hook.itsm_record_changed(session=self.session, record=record, change=change)
-        self.events.extend(sla.on_record_changed(self.itsm, self.session, record, change))
+        self.events.extend(sla.on_record_changed(self.itsm, self.session, record, change,
+                                                 entry=entry))
         event = Event(name=change.event_name, record_id=record.id, actor_id=self.actor.id,
                       payload={"record": {"number": record.number, "type": record.type,
                                           "title": record.title, "state": record.state,

@@ -21,9 +21,10 @@ Rules (for records of any type but agreements themselves):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from itsm.core.models import Group, GroupMember, JournalEntry
@@ -66,17 +67,13 @@ def _ola_for(session: Session, record: Any) -> Mou | None:
     group_id = getattr(record, "group_id", None)
     if group_id is None:
         return None
-    # One query in the usual case: no active OLA has the record's group as provider.
-    olas = session.scalars(select(Mou).join(Group, Group.name == Mou.provider_group).where(
-        Group.id == group_id, Mou.kind == "ola", Mou.state.in_(LIVE_STATES))
-        .order_by(Mou.id.desc())).all()
-    if not olas:
-        return None
-    olas = [o for o in olas if record.type in {
+    olas = [o for o in _live_olas(session, group_id) if record.type in {
         t.strip() for t in (o.ola_types or "").split(",") if t.strip()}]
-    if not olas:
+    if not olas:  # the usual case: no active OLA has the record's group as provider
         return None
-    asking = _requesting_groups(session, record)
+    asking = _cached(session, ("asking", getattr(record, "id", None),
+                               getattr(record, "created_by_id", None)),
+                     lambda: _requesting_groups(session, record))
     return next((ola for ola in olas if ola.customer_group in asking), None)
 
 
@@ -105,8 +102,7 @@ def _requesting_groups(session: Session, record: Any) -> set[str]:
 
 def agreement_for(session: Session, record: Any) -> Mou | None:
     """The agreement governing ``record``: an OLA, else its agency's active MOU."""
-    return _ola_for(session, record) or active_for_agency(
-        session, getattr(record, "agency_id", None))
+    return _ola_for(session, record) or _active_mou(session, getattr(record, "agency_id", None))
 
 
 def source_label(mou: Mou, target: MouTarget) -> str:
@@ -119,6 +115,51 @@ def target_key(target: Any) -> str:
     return f"{target.service or 'any service'} P{target.priority or '*'}"
 
 
+# What the policy read, kept on the session while nothing is written through it: the
+# policy is asked once per metric (and per priority when a history is replayed) for each
+# record, and a bulk import asks for thousands of records of a few groups and agencies.
+# Any flush or bulk statement on the session forgets it all.
+_CACHE = "itsm_mou_policy"
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_after_flush(session: Session, _context: Any) -> None:
+    session.info.pop(_CACHE, None)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _forget_on_bulk_write(state: Any) -> None:
+    if state.is_update or state.is_delete or state.is_insert:
+        state.session.info.pop(_CACHE, None)
+
+
+def _cached(session: Session, key: tuple, read: Callable[[], Any]) -> Any:
+    cache = session.info.setdefault(_CACHE, {})
+    if key not in cache:
+        cache[key] = read()
+    return cache[key]
+
+
+def _live_olas(session: Session, group_id: int) -> list[Mou]:
+    """The live OLAs whose providing group is ``group_id``, newest first."""
+    return _cached(session, ("olas", group_id), lambda: session.scalars(
+        select(Mou).join(Group, Group.name == Mou.provider_group).where(
+            Group.id == group_id, Mou.kind == "ola", Mou.state.in_(LIVE_STATES))
+        .order_by(Mou.id.desc())).all())
+
+
+def _active_mou(session: Session, agency_id: int | None) -> Mou | None:
+    if agency_id is None:
+        return None
+    return _cached(session, ("mou", agency_id),
+                   lambda: active_for_agency(session, agency_id))
+
+
+def _targets(session: Session, mou: Mou) -> list[MouTarget]:
+    return _cached(session, ("targets", mou.id), lambda: list(
+        session.scalars(select(MouTarget).where(MouTarget.mou_id == mou.id))))
+
+
 def target_for(session: Session, record: Any, metric: str) -> SlaTarget | None:
     """The agreement's target of ``metric`` for ``record``, or None."""
     if metric not in METRICS or getattr(record, "type", None) == MOU.name:
@@ -127,9 +168,8 @@ def target_for(session: Session, record: Any, metric: str) -> SlaTarget | None:
         mou = agreement_for(session, record)
         if mou is None:
             return None
-        goals = list(session.scalars(select(MouTarget).where(MouTarget.mou_id == mou.id)))
-        target = best_target(goals, service_of(record), getattr(record, "priority", None),
-                             metric)
+        target = best_target(_targets(session, mou), service_of(record),
+                             getattr(record, "priority", None), metric)
         if target is None:
             return None
         return SlaTarget(metric=metric, minutes=int(getattr(target, f"{metric}_minutes")),
