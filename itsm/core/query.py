@@ -242,8 +242,10 @@ def build(session: Session, model: type[Record], query: ListQuery, actor: Actor,
 
 
 # Records of a search page's order checked one by one (PostgreSQL) before the full-text
-# index is asked for every match: a page of a word found in one record in 200.
+# index is asked for every match: a page of a word found in one record in 200; then ten
+# times as many, for a word that the newest records happen to lack.
 SEARCH_WALK = 10_000
+SEARCH_WALK_WIDER = 10
 
 
 def search_page(session: Session, model: type[Record], query: ListQuery, actor: Actor,
@@ -255,8 +257,10 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
     First the newest :data:`SEARCH_WALK` records of the page's order (after its other
     filters) are walked and each one's document checked: a common word fills the page
     after a few thousand records, however large the desk, where gathering its every
-    match grows with the desk. When they hold too few matches, the word is rare among
-    them: every match comes from the full-text index, then only those are sorted.
+    match grows with the desk. When they hold too few matches, ten times as many are
+    walked (the newest records may all be of one kind: a burst of new tickets about
+    something else). When those too hold too few, the word is rare: every match comes
+    from the full-text index, then only those are sorted.
 
     The planner is not left to choose between the two: its estimate multiplies each
     word's share, but words that come together ("docking station") match far more often,
@@ -277,27 +281,28 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
     # not know them (see search._pg_query).
     page = literal_column(str(int(query.limit) + 1))
 
-    def load(candidates) -> list[Record]:
+    def load(candidates, *, check: bool) -> list[Record]:
         keys = (candidates.c.sort_key, candidates.c.id)
         first = (select(candidates.c.id)
                  .order_by(*(k.desc() if query.sort.startswith("-") else k.asc()
                              for k in keys)).limit(page))
-        if candidates is walk:
-            first = first.where(search.row_matches(session, q, walk.c.id))
+        if check:  # walked records: each one's document checked
+            first = first.where(search.row_matches(session, q, candidates.c.id))
         return list(session.scalars(select(model).where(Record.id.in_(first))
                                     .order_by(*_order(query)).limit(page)))
 
-    walk = (select(Record.id.label("id"), column.label("sort_key")).where(*conditions)
-            .order_by(*_order(query)).limit(literal_column(str(SEARCH_WALK)))
-            .subquery("search_walk"))
-    rows = load(walk)
-    if len(rows) > query.limit:
-        return rows
+    for size in (SEARCH_WALK, SEARCH_WALK * SEARCH_WALK_WIDER):
+        walk = (select(Record.id.label("id"), column.label("sort_key")).where(*conditions)
+                .order_by(*_order(query)).limit(literal_column(str(size)))
+                .subquery("search_walk"))
+        rows = load(walk, check=True)
+        if len(rows) > query.limit:
+            return rows
     # Materialised: every match, in no order, so that no index walk can be chosen.
     hits = (select(Record.id.label("id"), column.label("sort_key"))
             .where(*conditions, Record.id.in_(search.matching(session, q)))
             .cte("search_hits").prefix_with("MATERIALIZED"))
-    return load(hits)
+    return load(hits, check=False)
 
 
 def cursor_after(record: Record, sort: str) -> str:
