@@ -11,14 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from flask import Blueprint, jsonify
+from flask import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import ForeignKey, String, Text, func, select
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 import itsm
-from itsm.cli import pass_itsm
-from itsm.core.api import current_actor, document
 from itsm.core.app import current_itsm
 from itsm.core.auth import Permission
 from itsm.core.models import Record, utcnow
@@ -105,34 +103,13 @@ def itsm_permissions() -> list[Permission]:
     ]
 
 
-# -- an API route of its own ---------------------------------------------------------------
-
-api = Blueprint("facilities", __name__, url_prefix="/api/v1/facilities")
-
-
-class BuildingLoad(Schema):
-    building = fields.String()
-    open = fields.Integer(metadata={"description": "requests not done or cancelled"})
-
-
-class BuildingLoadPage(Schema):
-    items = fields.List(fields.Nested(BuildingLoad))
-
-
-@api.get("/buildings")
-@document(summary="open facility requests per building", response=BuildingLoadPage)
-def buildings():
-    with current_itsm().unit_of_work(current_actor()) as service:
-        service.require("facilities.report")
-        rows = service.session.execute(
-            select(FacilityRequest.building, func.count(FacilityRequest.id))
-            .where(FacilityRequest.closed_at.is_(None))
-            .group_by(FacilityRequest.building).order_by(FacilityRequest.building)).all()
-    return jsonify({"items": [{"building": b, "open": n} for b, n in rows]})
-
+# -- an API route of its own (itsm_facilities.api, imported when itsm serves requests) -----
 
 @itsm.hookimpl
 def itsm_blueprints() -> list[Blueprint]:
+    # Imported here, not at the top: a command that serves no request never needs it.
+    from itsm_facilities.api import api
+
     return [api]
 
 
@@ -172,29 +149,13 @@ def itsm_notification_recipients(event: EventMessage) -> list[Recipient] | None:
     return None
 
 
-# -- command line and demo data ------------------------------------------------------------
-
-
-@click.group()
-def facilities() -> None:
-    """Facility requests."""
-
-
-@facilities.command("summary")
-@pass_itsm
-def summary(itsm_state) -> None:
-    """Count facility requests per workflow state."""
-    with itsm_state.Session() as session:
-        counts = dict(session.execute(
-            select(FacilityRequest.state, func.count(FacilityRequest.id))
-            .group_by(FacilityRequest.state)).all())
-    for state in WORKFLOW.states.values():
-        click.echo(f"{state.title:<10} {counts.get(state.name, 0)}")
-    click.echo(f"{'Total':<10} {sum(counts.values())}")
+# -- command line (itsm_facilities.cli) and demo data --------------------------------------
 
 
 @itsm.hookimpl
 def itsm_cli_commands() -> list[click.Command]:
+    from itsm_facilities.cli import facilities  # only the command line needs it
+
     return [facilities]
 
 
