@@ -125,6 +125,18 @@ class Settings(dict):
         self._changed()
         return super().setdefault(key, default)
 
+    def popitem(self) -> tuple[str, Any]:
+        self._changed()
+        return super().popitem()
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+    def __ior__(self, other: Any) -> Settings:
+        self.update(other)
+        return self
+
     @property
     def database_url(self) -> str:
         return self["database.url"] or f"sqlite:///{self.home / 'itsm.db'}"

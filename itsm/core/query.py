@@ -277,9 +277,7 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
         conditions.append(Record.type.in_([m.polymorphic_identity
                                            for m in mapper.self_and_descendants]))
     column = _sort_column(query.sort.removeprefix("-"))
-    # Limits written into the statement: a generic plan of a prepared statement would
-    # not know them (see search._pg_query).
-    page = literal_column(str(int(query.limit) + 1))
+    page = query.limit + 1
 
     def load(candidates, *, check: bool) -> list[Record]:
         keys = (candidates.c.sort_key, candidates.c.id)
@@ -293,7 +291,7 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
 
     for size in (SEARCH_WALK, SEARCH_WALK * SEARCH_WALK_WIDER):
         walk = (select(Record.id.label("id"), column.label("sort_key")).where(*conditions)
-                .order_by(*_order(query)).limit(literal_column(str(size)))
+                .order_by(*_order(query)).limit(size)
                 .subquery("search_walk"))
         rows = load(walk, check=True)
         if len(rows) > query.limit:
