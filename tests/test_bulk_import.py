@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 import itsm.plugins.incident as incident_plugin
 from itsm.core import sla
@@ -221,3 +221,26 @@ def test_the_journal_and_clocks_of_each_record_are_its_own(itsm, desk, runner, t
         "major": False, "resolved_at": None, "reopen_count": 0, "satisfaction": None}
     assert (data["state"], data["priority"], data["group"], data["agency"]) == \
         ("new", 2, "Network", "DOT")
+
+
+def test_a_batch_the_database_refuses_stops_the_import_with_what_landed_before_it(
+        itsm, desk, runner, tmp_path):
+    """A batch refused while it is written (here a number it takes is in use already:
+    a record was renumbered by hand) stops the import with one line, and the batches
+    written before it stay, whole."""
+    path = write(tmp_path, [incident_line(i) for i in range(3)])
+    assert runner.invoke(["records", "import", path, "--type", "incident"]).exit_code == 0
+    with itsm.Session() as session:
+        session.execute(update(Record).where(Record.number == "INC0000003")
+                        .values(number="INC0000007"))
+        session.commit()
+    path = write(tmp_path, [incident_line(i) for i in range(5)])
+    result = runner.invoke(["records", "import", path, "--type", "incident", "--batch", "2"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ImportError_), result.output
+    assert result.exception.message.startswith("could not write lines 3 to 4:"), \
+        result.exception.message
+    assert "2 record(s) imported before them" in result.exception.message
+    assert count(itsm, Record) == 3 + 2
+    assert count(itsm, JournalEntry, JournalEntry.kind == "created") == 5
+    assert count(itsm, SlaClock) == 10
