@@ -658,8 +658,11 @@ def test_a_sweep_batch_is_a_few_statements_whatever_its_size(itsm):
     finally:
         event.remove(itsm.engine, "before_cursor_execute", count)
     assert (stats.warned, stats.breached) == (60, 60)
-    # Per kind: the claim (UPDATE .. RETURNING), the records, the events' INSERT; then
-    # the empty claim that ends the kind is not even needed below a full batch.
+    # Per kind: the claim (UPDATE .. RETURNING), the records (PostgreSQL: in the claim),
+    # the events' INSERT (PostgreSQL: COPY, which passes no statement through the
+    # engine); the empty claim that ends the kind is not even needed below a full batch.
+    postgresql = itsm.engine.dialect.name == "postgresql"
     assert statements.count("UPDATE") == 2
-    assert statements.count("INSERT") == 2
-    assert len(statements) <= 12, statements
+    assert statements.count("INSERT") == (0 if postgresql else 2)
+    assert len(statements) <= (6 if postgresql else 12), statements
+    assert len(sla_events(itsm)) == 120

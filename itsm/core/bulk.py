@@ -2,8 +2,10 @@
 
 ``itsm records import FILE --type incident`` reads JSON Lines (one record a line, the
 same fields the API's create takes, plus ``state``, ``created_at``, ``updated_at``,
-``closed_at`` and ``comments`` for history) and writes them in batches with multi-row
-INSERTs instead of one ORM unit of work per record, which would be a hundred times slower.
+``closed_at`` and ``comments`` for history) and writes them in batches (COPY on
+PostgreSQL, the driver's ``executemany`` on SQLite, multi-row INSERTs elsewhere) instead
+of one ORM unit of work per record, which would be a hundred times slower. On a database
+server the next batch is validated while the last one is written.
 
 What it keeps from :class:`~itsm.core.records.RecordService`:
 
@@ -46,6 +48,7 @@ from marshmallow import fields as mf
 from sqlalchemy import func, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError
 
+from itsm.adapters.storage.copy import Copier, new_ids
 from itsm.core import sla
 from itsm.core.auth import Actor
 from itsm.core.calendars import load_calendars
@@ -265,7 +268,7 @@ def _insert(session, table, rows: list[dict[str, Any]], *, ids: bool = False) ->
     """Insert ``rows`` (all with the same keys); with ``ids``, return the new ids in order.
 
     SQLite gets the driver's ``executemany`` (see :func:`_insert_sqlite`); other back ends
-    but PostgreSQL (which gets :class:`_Copier`) a multi-row INSERT .. RETURNING.
+    but PostgreSQL (which gets COPY) a multi-row INSERT .. RETURNING.
     """
     if not rows:
         return []
@@ -277,43 +280,6 @@ def _insert(session, table, rows: list[dict[str, Any]], *, ids: bool = False) ->
         return []
     stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
     return list(session.scalars(stmt, rows))
-
-
-class _Copier:
-    """PostgreSQL: one table's rows written with COPY, several times faster than
-    multi-row INSERTs.
-
-    :meth:`row` converts the values as SQLAlchemy would bind them (aware timestamps to
-    naive UTC, JSON to text ...) when the batch is built; :meth:`copy` streams the rows,
-    each behind the ``lead`` values known only at write time (ids, numbers).
-    """
-
-    def __init__(self, table, lead: tuple[str, ...], dialect) -> None:
-        self.table = table
-        self.keys = [c.key for c in table.columns if c.key != "id" and c.key not in lead]
-        self.convert = [fn for _, fn in _converters(table, self.keys, dialect)]
-        quote = dialect.identifier_preparer.quote
-        self.sql = (f"COPY {quote(table.name)} "
-                    f"({', '.join(quote(k) for k in (*lead, *self.keys))}) FROM STDIN"
-                    )
-
-    def row(self, values: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(value if fn is None or value is None else fn(value)
-                     for fn, value in zip(self.convert, map(values.get, self.keys),
-                                          strict=True))
-
-    def copy(self, session, rows: Iterable[tuple[Any, ...]]) -> None:
-        cursor = session.connection().connection.driver_connection.cursor()
-        with cursor.copy(self.sql) as copy:
-            for row in rows:
-                copy.write_row(row)
-
-
-def _new_ids(session, table, count: int) -> list[int]:
-    """PostgreSQL: ``count`` ids from the table's sequence, in order."""
-    return sorted(session.scalars(
-        select(func.nextval(func.pg_get_serial_sequence(table.name, "id")))
-        .select_from(func.generate_series(1, count))))
 
 
 def _converters(table, keys: list[str], dialect) -> list[tuple[str, Any]]:
@@ -339,11 +305,11 @@ def _insert_sqlite(session, table, rows: list[dict[str, Any]], *, ids: bool) -> 
     """
     dialect = session.get_bind().dialect
     keys = list(rows[0])
-    new_ids: list[int] = []
+    taken: list[int] = []
     if ids:
         first = session.scalar(insert(table).returning(table.c.id), rows[0])
-        new_ids = list(range(first, first + len(rows)))
-        rows = [{"id": id_, **row} for id_, row in zip(new_ids[1:], rows[1:], strict=True)]
+        taken = list(range(first, first + len(rows)))
+        rows = [{"id": id_, **row} for id_, row in zip(taken[1:], rows[1:], strict=True)]
         keys = ["id", *keys]
     convert = _converters(table, keys, dialect)
     quote = dialect.identifier_preparer.quote
@@ -355,7 +321,7 @@ def _insert_sqlite(session, table, rows: list[dict[str, Any]], *, ids: bool) -> 
                                   for key, fn in convert] for row in rows])
     finally:
         cursor.close()
-    return new_ids
+    return taken
 
 
 class BulkImporter:
@@ -391,13 +357,13 @@ class BulkImporter:
         self.record_keys = [c.key for c in self.record_table.columns
                             if c.key not in ("id", "number")]
         dialect = itsm.engine.dialect
-        self.copiers: dict[str, _Copier] | None = None
+        self.copiers: dict[str, Copier] | None = None
         if dialect.name == "postgresql":
-            self.copiers = {"record": _Copier(self.record_table, ("id", "number"), dialect),
-                            "journal": _Copier(JournalEntry.__table__, ("record_id",), dialect),
-                            "clocks": _Copier(SlaClock.__table__, ("record_id",), dialect)}
+            self.copiers = {"record": Copier(self.record_table, ("id", "number"), dialect),
+                            "journal": Copier(JournalEntry.__table__, ("record_id",), dialect),
+                            "clocks": Copier(SlaClock.__table__, ("record_id",), dialect)}
             if self.own_table is not None:
-                self.copiers["own"] = _Copier(
+                self.copiers["own"] = Copier(
                     self.own_table, ("id",), dialect)
         self._refs: dict[tuple[str, str], int | None] = {}
         self._names: dict[tuple[str, int], str] = {}  # (model, id) -> code, e-mail or name
@@ -567,7 +533,7 @@ class BulkImporter:
         with self.itsm.Session() as session:
             if self.copiers is not None:
                 copiers = self.copiers
-                ids = _new_ids(session, self.record_table, batch.count)
+                ids = new_ids(session, self.record_table, batch.count)
                 copiers["record"].copy(session, (
                     (id_, number, *values)
                     for id_, number, values in zip(ids, numbers, batch.records, strict=True)))

@@ -88,11 +88,11 @@ class Calendar:
         total = self._overlap(first, start, end) + self._overlap(last, start, end)
         day = first + DAY
         while day < last:
-            if self._plain_week(day) and day + WEEK <= last:
+            if _whole_week(self, day) and day + WEEK <= last:
                 total += self._week
                 day += WEEK
             else:
-                total += self._day_total(day)
+                total += _day_length(self, day)
                 day += DAY
         return total
 
@@ -119,7 +119,7 @@ class Calendar:
             remaining -= span_end - span_start
         day += DAY
         while True:
-            if self._plain_week(day) and self._week < remaining:
+            if _whole_week(self, day) and self._week < remaining:
                 remaining -= self._week
                 day += WEEK
                 continue
@@ -145,21 +145,6 @@ class Calendar:
             if hi > lo:
                 total += hi - lo
         return total
-
-    def _day_total(self, day: date) -> timedelta:
-        return sum((e - s for s, e in _spans(self, day)), ZERO)
-
-    def _plain_week(self, monday: date) -> bool:
-        """A Monday-to-Sunday week whose real working time is the weekly naive total:
-        no holiday in it and the same UTC offset at both ends (zones change offset at
-        most once within a week)."""
-        if monday.weekday() != 0:
-            return False
-        i = bisect.bisect_left(self.holidays, monday)
-        if i < len(self.holidays) and self.holidays[i] < monday + WEEK:
-            return False
-        return _midnight_offset(self.timezone, monday) == \
-            _midnight_offset(self.timezone, monday + WEEK)
 
     def describe(self) -> dict[str, Any]:
         """The calendar as plain data (for ``itsm sla calendars``)."""
@@ -188,6 +173,27 @@ def _spans(calendar: Calendar, day: date) -> tuple[tuple[datetime, datetime], ..
         if hi > lo:  # a range inside a skipped hour is empty
             out.append((lo, hi))
     return tuple(out)
+
+
+@lru_cache(maxsize=8192)
+def _day_length(calendar: Calendar, day: date) -> timedelta:
+    """The working time of one local date (a sweep or a replay asks for the same days
+    over and over)."""
+    return sum((e - s for s, e in _spans(calendar, day)), ZERO)
+
+
+@lru_cache(maxsize=8192)
+def _whole_week(calendar: Calendar, monday: date) -> bool:
+    """A Monday-to-Sunday week whose real working time is the weekly naive total:
+    no holiday in it and the same UTC offset at both ends (zones change offset at
+    most once within a week)."""
+    if monday.weekday() != 0:
+        return False
+    i = bisect.bisect_left(calendar.holidays, monday)
+    if i < len(calendar.holidays) and calendar.holidays[i] < monday + WEEK:
+        return False
+    return _midnight_offset(calendar.timezone, monday) == \
+        _midnight_offset(calendar.timezone, monday + WEEK)
 
 
 def _instant(tz: ZoneInfo, local: datetime) -> datetime:

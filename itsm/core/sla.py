@@ -28,6 +28,7 @@ This module is longer than most because the engine reads best in one place.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from itsm.adapters.storage.copy import Copier
 from itsm.core.calendars import (
     DEFAULT,
     Calendar,
@@ -388,9 +390,12 @@ def _store(session: Session, record_id: int, figures: list[ClockFigures],
     return rows, changed
 
 
+# What an event says of its record.
+_SUMMARY = ("number", "type", "title", "state", "priority")
+
+
 def _summary(record: Any) -> dict[str, Any]:
-    return {"number": record.number, "type": record.type, "title": record.title,
-            "state": record.state, "priority": record.priority}
+    return {name: getattr(record, name) for name in _SUMMARY}
 
 
 def on_record_changed(itsm: Itsm, session: Session, record: Record, change: RecordChange,
@@ -529,9 +534,9 @@ def _event_payload(clock: Any, kind: str, record: dict[str, Any],
 
 def _summaries(session: Session, record_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     table = Record.__table__
-    return {row.id: _summary(row) for row in session.execute(select(
-        table.c.id, table.c.number, table.c.type, table.c.title, table.c.state,
-        table.c.priority).where(table.c.id.in_(set(record_ids))))}
+    return {row.id: _summary(row) for row in session.execute(
+        select(table.c.id, *(table.c[name] for name in _SUMMARY))
+        .where(table.c.id.in_(set(record_ids))))}
 
 
 @dataclass(slots=True)
@@ -557,32 +562,53 @@ def _sweep_batch(session: Session, kind: str, now: datetime, batch: int,
     and gives back what their events say, so of two workers (or a sweep and a live
     change) only one ever announces a clock. On PostgreSQL the rows are picked ``FOR
     UPDATE SKIP LOCKED``: concurrent sweeps take disjoint batches and never wait on a
-    row another transaction holds (no deadlock with a change's flush). Then one query
-    for the records and one multi-row INSERT of the events. Returns how many clocks
-    were claimed and the events, in clock id order.
+    row another transaction holds (no deadlock with a change's flush); the claim also
+    returns what the events say of each record (``UPDATE .. FROM``), and the events are
+    written with COPY. Elsewhere (SQLite) one query reads the records and one multi-row
+    INSERT writes the events. Returns how many clocks were claimed and the events, in
+    clock id order.
     """
+    postgresql = session.get_bind().dialect.name == "postgresql"
     sent, due = getattr(SlaClock, _SENT[kind]), getattr(SlaClock, _DUE[kind])
     pick = (select(SlaClock.id).where(sent.is_(False), due <= now)
             .order_by(due, SlaClock.id).limit(batch))
-    if session.get_bind().dialect.name == "postgresql":
+    if postgresql:
         pick = pick.with_for_update(skip_locked=True)
     claim = (update(SlaClock)
              .where(SlaClock.id.in_(pick.scalar_subquery()), sent.is_(False), due <= now)
              .values({_SENT[kind]: True, _FLAG[kind]: True})
              .returning(*(getattr(SlaClock, name) for name in _CLAIM_COLUMNS))
              .execution_options(synchronize_session=False))
+    if postgresql:
+        record = Record.__table__
+        claim = claim.where(record.c.id == SlaClock.record_id).returning(
+            *(record.c[name].label(f"record_{name}") for name in _SUMMARY))
     clocks = sorted(session.execute(claim).all(), key=lambda row: row.id)
     if not clocks:
         return 0, []
-    records = _summaries(session, (c.record_id for c in clocks))
+    if postgresql:
+        records = {c.record_id: {name: getattr(c, f"record_{name}") for name in _SUMMARY}
+                   for c in clocks}
+    else:
+        records = _summaries(session, (c.record_id for c in clocks))
     created = utcnow()
     rows = [{"name": _EVENT[kind], "record_id": c.record_id, "actor_id": None,
              "payload": _event_payload(c, kind, records[c.record_id], calendars, now),
              "created_at": created} for c in clocks]
     ids = _event_ids(session, len(rows))
-    session.execute(insert(Event.__table__), [{"id": id_, **row}
-                                              for id_, row in zip(ids, rows, strict=True)])
+    if postgresql:
+        copier = _event_copier(session.get_bind().dialect)
+        copier.copy(session, ((id_, *copier.row(row)) for id_, row in zip(ids, rows,
+                                                                        strict=True)))
+    else:
+        session.execute(insert(Event.__table__), [{"id": id_, **row}
+                                                  for id_, row in zip(ids, rows, strict=True)])
     return len(clocks), [_Written(id_, **row) for id_, row in zip(ids, rows, strict=True)]
+
+
+@functools.cache
+def _event_copier(dialect: Any) -> Copier:
+    return Copier(Event.__table__, ("id",), dialect)
 
 
 def _event_ids(session: Session, count: int) -> list[int]:
@@ -609,7 +635,7 @@ class SweepStats:
     breached: int = 0
 
 
-def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 500) -> SweepStats:
+def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 1000) -> SweepStats:
     """Announce every warning and breach whose due time has passed, once per clock.
 
     Each batch is one transaction: the clocks marked and their outbox events together,

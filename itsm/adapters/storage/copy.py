@@ -1,0 +1,49 @@
+"""PostgreSQL's COPY for writing many rows at once: several times faster than multi-row
+INSERTs, and what the bulk import and the SLA sweep write with on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Table, func, select
+from sqlalchemy.orm import Session
+
+
+class Copier:
+    """One table's rows written with COPY.
+
+    :meth:`row` converts a row's values as SQLAlchemy would bind them (aware timestamps
+    to naive UTC, JSON to text ...), so that it can be done ahead of the write, by
+    another thread; :meth:`copy` streams the rows, each behind the ``lead`` values known
+    only at write time (ids, numbers).
+    """
+
+    def __init__(self, table: Table, lead: tuple[str, ...], dialect: Any) -> None:
+        self.table = table
+        self.keys = [c.key for c in table.columns if c.key != "id" and c.key not in lead]
+        self.convert = [table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+                        for key in self.keys]
+        quote = dialect.identifier_preparer.quote
+        self.sql = (f"COPY {quote(table.name)} "
+                    f"({', '.join(quote(k) for k in (*lead, *self.keys))}) FROM STDIN")
+
+    def row(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        """``values`` (by column key; a missing one is NULL) in COPY order, converted."""
+        return tuple(value if fn is None or value is None else fn(value)
+                     for fn, value in zip(self.convert, map(values.get, self.keys),
+                                          strict=True))
+
+    def copy(self, session: Session, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Write ``rows`` (lead values, then :meth:`row`'s) in the session's transaction."""
+        cursor = session.connection().connection.driver_connection.cursor()
+        with cursor.copy(self.sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+def new_ids(session: Session, table: Table, count: int) -> list[int]:
+    """``count`` ids from the table's sequence, in order."""
+    return sorted(session.scalars(
+        select(func.nextval(func.pg_get_serial_sequence(table.name, "id")))
+        .select_from(func.generate_series(1, count))))
