@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-OPS = ("create", "read", "queue", "queue_next", "search", "transition",
+OPS = ("create", "create_suggest", "read", "queue", "queue_next", "search", "transition",
        "queue@1", "queue_next@1", "search@1")
 RATIO_TARGETS = {"create": 0.60, "read": 0.75, "queue": 0.75, "queue_next": 0.75}
 P99_TARGETS = {"queue": 50.0, "queue_next": 50.0, "search": 200.0}
@@ -14,7 +14,7 @@ def _fmt(value, spec: str = ".0f") -> str:
 
 def case_table(case: dict) -> list[str]:
     lines = [f"== {case['db']}, {case['n']:,} incidents (op@1: one connection) ==",
-             f"{'operation':<12} {'itsm req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+             f"{'operation':<15} {'itsm req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
              f"{'bare req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'errors':>7}"]
     for op in OPS:
         figures = case["ops"].get(op)
@@ -23,7 +23,7 @@ def case_table(case: dict) -> list[str]:
         mine, bare = figures.get("itsm", {}), figures.get("bare")
         ratio = mine["rps"] / bare["rps"] if bare and bare["rps"] else None
         errors = mine.get("errors", 0) + (bare or {}).get("errors", 0)
-        lines.append(f"{op:<12} {_fmt(mine.get('rps')):>10} {_fmt(mine.get('p50_ms'), '.1f'):>8} "
+        lines.append(f"{op:<15} {_fmt(mine.get('rps')):>10} {_fmt(mine.get('p50_ms'), '.1f'):>8} "
                      f"{_fmt(mine.get('p99_ms'), '.1f'):>8} "
                      f"{_fmt(bare and bare['rps']):>10} {_fmt(bare and bare['p50_ms'], '.1f'):>8} "
                      f"{_fmt(bare and bare['p99_ms'], '.1f'):>8} {_fmt(ratio, '.2f'):>6} "
@@ -31,7 +31,7 @@ def case_table(case: dict) -> list[str]:
     peer = case.get("peer")
     if peer:
         for op, figures in peer.get("ops", {}).items():
-            lines.append(f"RT5 {op:<8} {_fmt(figures['rps'], '.1f'):>10} "
+            lines.append(f"RT5 {op:<11} {_fmt(figures['rps'], '.1f'):>10} "
                          f"{_fmt(figures['p50_ms'], '.1f'):>8} "
                          f"{_fmt(figures['p99_ms'], '.1f'):>8}")
     if case.get("reused"):

@@ -36,7 +36,7 @@ DATA = Path(os.environ.get("ITSM_BENCH_DATA", Path(tempfile.gettempdir()) / "its
 PG_SERVER = os.environ.get("ITSM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 PG_DATABASE = os.environ.get("ITSM_BENCH_PG_DB", "itsm_bench")
 OPEN = "new,in_progress,on_hold"
-ITSM_OPS = ("read", "queue", "queue_next", "search", "create", "transition")
+ITSM_OPS = ("read", "queue", "queue_next", "search", "create", "create_suggest", "transition")
 BARE_OPS = ("read", "queue", "queue_next", "create")
 
 
@@ -341,7 +341,7 @@ def build_lists(server: Server, env: dict, workdir: Path, settings: Settings) ->
 def wrk(server: Server, mode: str, items: Path | None, settings: Settings) -> dict:
     command = ["wrk", "-t1", f"-c{settings.concurrency}", f"-d{settings.duration}s",
                "--latency", "--timeout", "10s", "-s", str(LUA), server.url, "--",
-               mode if mode in ("create", "rt_create", "transition") else "get",
+               mode if mode in ("create", "create_suggest", "rt_create", "transition") else "get",
                server.token, str(items) if items else "-"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("BENCH "))

@@ -287,6 +287,23 @@ def test_a_new_ticket_gets_published_articles_never_drafts(client, agent, pat):
     assert "**" not in suggestions[0]["summary"]
 
 
+def test_a_create_that_asks_for_no_suggestions_gets_none_and_can_fetch_them_later(
+        client, agent, pat):
+    published = publish(client, agent)["number"]
+    created = client.post("/api/v1/tickets?suggest=false", json={"title": "VPN tunnel drops"},
+                          headers=pat)
+    assert created.status_code == 201
+    assert "suggestions" not in created.json
+    later = client.get(f"/api/v1/tickets/{created.json['number']}/suggestions", headers=pat)
+    assert [s["number"] for s in later.json["items"]] == [published]
+    refused = client.post("/api/v1/tickets?suggest=maybe", json={"title": "VPN tunnel drops"},
+                          headers=pat)
+    assert refused.status_code == 422
+    assert refused.json["error"]["fields"] == {"suggest": ["use true or false"]}
+    numbers = [t["number"] for t in client.get("/api/v1/tickets", headers=agent).json["items"]]
+    assert numbers == [created.json["number"]]  # the refused one wrote nothing
+
+
 def test_agent_proposes_an_article_from_a_resolved_ticket_on_its_page(app, client, agent):
     number = client.post("/api/v1/tickets", json={
         "title": "Outlook crashes on start", "description": "Since the update.",

@@ -201,6 +201,21 @@ def _huge_number_fields(value: Any, path: str = "") -> list[str]:
     return []
 
 
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def flag_arg(name: str, *, default: bool) -> bool:
+    """A true/false query parameter; anything else is refused with the parameter named."""
+    value = request.args.get(name)
+    if value is None:
+        return default
+    try:
+        return _FLAGS[value.strip().lower()]
+    except KeyError:
+        raise ValidationError(f"{name} must be true or false",
+                              fields={name: ["use true or false"]}) from None
+
+
 def json_body() -> dict[str, Any]:
     if not request.is_json and (request.content_length or request.mimetype):
         raise UnsupportedMedia("send the body as application/json")
@@ -332,9 +347,10 @@ def list_records(service, rt):
 @bp.post("/<collection>")
 @record_route
 def create_record(service, rt):
+    suggest = rt.suggest and flag_arg("suggest", default=True)
     record = service.create(rt.name, json_body())
     body = service.to_dict(record)
-    if rt.suggest:
+    if suggest:
         # Committed before the suggestions are looked up: the record's number keeps its
         # sequence row locked until the commit, and every other create waits on it.
         service.session.commit()

@@ -45,6 +45,10 @@ def _list_of(name: str, item) -> dict:
 NUMBER = {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
             "schema": {"type": "string"}, "description": "ETag of the version you read"}
+SUGGEST = {"name": "suggest", "in": "query", "required": False,
+           "schema": {"type": "boolean", "default": True},
+           "description": "false: answer without looking up suggestions (integrations that "
+                          "never show them save the two searches)"}
 LIST_PARAMS = [
     {"name": "state", "in": "query", "schema": {"type": "string"},
      "description": "state, or states separated by commas"},
@@ -77,15 +81,18 @@ def _record_paths(spec: APISpec, rt, schemas: dict) -> None:
     spec.components.schema(f"{stem}Out", schema=schemas["out"])
     spec.components.schema(f"{stem}Page", schema=schemas["page"])
     created = f"{stem}Out"
+    create_params = []
     if rt.suggest:  # the create response also carries what other plugins suggest
         created = f"{stem}Created"
         spec.components.schema(created, schema=schemas["created"])
+        create_params = [SUGGEST]
     spec.path(path=base, operations={
         "get": {"tags": [tag], "summary": f"list {rt.title.lower()} records",
                 "operationId": f"list_{rt.name}", "parameters": LIST_PARAMS,
                 "responses": {"200": _ok(f"{stem}Page"), **_errors("401", "403", "422")}},
         "post": {"tags": [tag], "summary": f"open a {rt.title.lower()}",
-                 "operationId": f"create_{rt.name}", "requestBody": {
+                 "operationId": f"create_{rt.name}", "parameters": create_params,
+                 "requestBody": {
                      "required": True, **_json(f"{stem}In")},
                  "responses": {"201": _ok(created, "created"),
                                **_errors("400", "401", "403", "409", "413", "415", "422")}}})

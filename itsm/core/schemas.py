@@ -222,7 +222,10 @@ def _build_type_schemas(name: str, own: type[Schema] | None) -> dict[str, type[S
                     "description": "cursor of the next page; null on the last page"})}
 
     page = type(f"{stem}Page", (Schema,), page_fields())
-    # The create response of a type with ``suggest=True``: the record and the answers.
+    # The create response of a type with ``suggest=True``: the record and the answers
+    # (unless the request said ``?suggest=false``).
     created = type(f"{stem}Created", (record_out,), {
-        "suggestions": fields.List(fields.Nested(SuggestionOut), required=True)})
+        "suggestions": fields.List(fields.Nested(SuggestionOut), metadata={
+            "description": "what other plugins suggest, best first; left out when the "
+                           "request asks ?suggest=false"})})
     return {"in": record_in, "out": record_out, "page": page, "created": created}

@@ -418,12 +418,14 @@ def on_record_changed(itsm: Itsm, session: Session, record: Record, change: Reco
     rt = itsm.types.by_name.get(record.type)
     if rt is None:
         return []
-    session.flush()  # the new journal entry gets its time (and id) here
     now = now or utcnow()
     clocked = session.info.setdefault("itsm_sla_clocked", set())
     if change.kind == "created" and entry is not None and record.id not in clocked:
+        if entry.created_at is None:  # what the flush would give it: the change's one
+            entry.created_at = now  # flush then writes the entry, the clocks and the event
         existing, history = [], [entry]
     else:
+        session.flush()  # the new journal entry gets its time (and id) here
         existing = list(session.scalars(select(SlaClock)
                                         .where(SlaClock.record_id == record.id)))
         history = None
