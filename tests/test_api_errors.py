@@ -85,6 +85,51 @@ def test_a_revoked_token_is_401(app, client, make_token):
     refused(client.get("/api/v1/me", headers=headers), 401, "unauthorized")
 
 
+def test_expired_tokens_and_deactivated_users_are_401_and_use_is_noted_once_a_minute(
+        app, client, make_token):
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from itsm.core.demo import ensure_group
+    from itsm.core.models import ApiToken, GroupMember, User, utcnow
+
+    itsm = app.extensions["itsm"]
+    headers = make_token("kim@example.org")
+    with app.app_context(), itsm.Session() as session:
+        user = session.scalar(select(User).where(User.email == "kim@example.org"))
+        for name in ("Network", "Desktop"):
+            session.add(GroupMember(group_id=ensure_group(session, name).id, user_id=user.id))
+        session.commit()
+
+    def last_used():
+        with itsm.Session() as session:
+            return session.scalar(select(ApiToken.last_used_at))
+
+    me = client.get("/api/v1/me", headers=headers)
+    assert me.status_code == 200
+    assert sorted(me.json["groups"]) == ["Desktop", "Network"]  # from the one query
+    first = last_used()
+    assert first is not None and utcnow() - first < timedelta(minutes=1)
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    assert last_used() == first  # within the minute: no write
+    with itsm.Session() as session:
+        session.execute(update(ApiToken).values(last_used_at=first - timedelta(minutes=5)))
+        session.commit()
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    assert last_used() > first
+
+    with itsm.Session() as session:
+        session.execute(update(ApiToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+        session.commit()
+    refused(client.get("/api/v1/me", headers=headers), 401, "unauthorized")
+    with itsm.Session() as session:
+        session.execute(update(ApiToken).values(expires_at=None))
+        session.execute(update(User).values(active=False))
+        session.commit()
+    refused(client.get("/api/v1/me", headers=headers), 401, "unauthorized")
+
+
 def test_missing_token_is_reported_before_looking_at_a_bad_body(client):
     response = client.post(TICKETS, data="{not json", content_type="application/json")
 

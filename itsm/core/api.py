@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from itsm.core import query as listing
-from itsm.core.auth import Actor, user_for_token
+from itsm.core.auth import Actor, actor_for_token
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
 from itsm.core.models import User
 from itsm.core.schemas import CommentIn, LinkIn, TransitionIn
@@ -152,10 +152,9 @@ def current_actor(required: bool = True) -> Actor | None:
             scheme, _, secret = header.partition(" ")
             if scheme.lower() != "bearer" or not secret.strip():
                 raise Unauthorized("use the header Authorization: Bearer <token>")
-            user = user_for_token(db, secret.strip())
-            if user is None:
+            actor = actor_for_token(db, secret.strip())
+            if actor is None:
                 raise Unauthorized("the token is unknown, expired or revoked")
-            actor = Actor.of(db, user)
             db.commit()
         elif session.get("user_id"):
             user = db.get(User, session["user_id"])
@@ -504,17 +503,16 @@ def download_attachment(service, rt, record, attachment_id):
 
 @bp.get("/me")
 def me():
+    from sqlalchemy import select
+
+    from itsm.core.models import Agency, Group
+
     actor = current_actor()
-    return jsonify({"email": actor.email, "name": actor.name, "role": actor.role,
-                    "agency": None if actor.agency_id is None else _agency_code(actor.agency_id)})
-
-
-def _agency_code(agency_id: int) -> str | None:
-    from itsm.core.models import Agency
-
     with _itsm().Session() as db:
-        agency = db.get(Agency, agency_id)
-        return agency.code if agency else None
+        agency = db.get(Agency, actor.agency_id) if actor.agency_id is not None else None
+        groups = sorted(db.scalars(select(Group.name).where(Group.id.in_(actor.group_ids))))
+    return jsonify({"email": actor.email, "name": actor.name, "role": actor.role,
+                    "agency": agency.code if agency else None, "groups": groups})
 
 
 def _token_dict(token) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
@@ -169,25 +169,35 @@ def create_token(session: Session, user: User, *, name: str = "", days: int | No
     return token, secret
 
 
-def user_for_token(session: Session, secret: str) -> User | None:
-    """The active user owning ``secret``, or None if unknown, revoked or expired."""
+def actor_for_token(session: Session, secret: str) -> Actor | None:
+    """The actor of the active user owning ``secret``, or None if the token is unknown,
+    revoked or expired.
+
+    One query, the token with its user and the user's groups: this runs on every API
+    request. The token's use is recorded at most once a minute (a write on every request
+    would serialise readers); the caller commits it.
+    """
     if not secret.startswith(TOKEN_PREFIX):
         return None
-    # The token and its user in one query: this runs on every API request.
-    found = session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
-                            .where(ApiToken.token_hash == hash_token(secret))).first()
-    now = utcnow()
-    if found is None:
+    rows = session.execute(
+        select(ApiToken.id, ApiToken.revoked_at, ApiToken.expires_at, ApiToken.last_used_at,
+               User.id.label("user_id"), User.email, User.role, User.name, User.agency_id,
+               User.active, GroupMember.group_id)
+        .join(User, User.id == ApiToken.user_id)
+        .outerjoin(GroupMember, GroupMember.user_id == User.id)
+        .where(ApiToken.token_hash == hash_token(secret))).all()
+    if not rows:
         return None
-    token, user = found
-    if token.revoked_at or (token.expires_at and token.expires_at <= now):
+    found, now = rows[0], utcnow()
+    if found.revoked_at or (found.expires_at and found.expires_at <= now) or not found.active:
         return None
-    if not user.active:
-        return None
-    # Record use at most once a minute: a write on every request would serialise readers.
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        token.last_used_at = now
-    return user
+    if found.last_used_at is None or now - found.last_used_at > timedelta(minutes=1):
+        session.execute(update(ApiToken).where(ApiToken.id == found.id)
+                        .values(last_used_at=now)
+                        .execution_options(synchronize_session=False))
+    return Actor(id=found.user_id, email=found.email, role=found.role, name=found.name,
+                 agency_id=found.agency_id,
+                 group_ids=frozenset(r.group_id for r in rows if r.group_id is not None))
 
 
 def revoke_token(session: Session, token_id: int, owner: User | None = None) -> ApiToken:

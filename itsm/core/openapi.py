@@ -271,7 +271,9 @@ def build_spec(app: Flask, itsm) -> dict[str, Any]:
             "schema": {"type": "object", "properties": {
                 "email": {"type": "string"}, "name": {"type": "string"},
                 "role": {"type": "string"}, "agency": {"type": "string",
-                                                       "nullable": True}}}}}},
+                                                       "nullable": True},
+                "groups": {"type": "array", "items": {"type": "string"},
+                           "description": "the support groups the caller works in"}}}}}},
                       **_errors("401")}}})
     spec.components.schema("TokenIn", schema=s.TokenIn)
     spec.components.schema("TokenOut", schema=s.TokenOut)

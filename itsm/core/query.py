@@ -22,6 +22,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    true,
     tuple_,
     union_all,
 )
@@ -246,6 +247,7 @@ def build(session: Session, model: type[Record], query: ListQuery, actor: Actor,
 # times as many, for a word that the newest records happen to lack.
 SEARCH_WALK = 10_000
 SEARCH_WALK_WIDER = 10
+SEARCH_GATHER = 20_000  # matches in all, up to which they are gathered and sorted at once
 
 
 def search_page(session: Session, model: type[Record], query: ListQuery, actor: Actor,
@@ -257,10 +259,12 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
     First the newest :data:`SEARCH_WALK` records of the page's order (after its other
     filters) are walked and each one's document checked: a common word fills the page
     after a few thousand records, however large the desk, where gathering its every
-    match grows with the desk. When they hold too few matches, ten times as many are
-    walked (the newest records may all be of one kind: a burst of new tickets about
-    something else). When those too hold too few, the word is rare: every match comes
-    from the full-text index, then only those are sorted.
+    match grows with the desk. When they hold too few matches, the full-text index says
+    how many match in all, counting no further than :data:`SEARCH_GATHER`: that few are
+    gathered and sorted at once (a rare word, or a burst of new records about something
+    else at the head of the list); more are walked for, ten times as many records (they
+    are frequent enough to fill a page there), and only when those too hold too few are
+    all gathered.
 
     The planner is not left to choose between the two: its estimate multiplies each
     word's share, but words that come together ("docking station") match far more often,
@@ -289,18 +293,34 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
         return list(session.scalars(select(model).where(Record.id.in_(first))
                                     .order_by(*_order(query)).limit(page)))
 
-    for size in (SEARCH_WALK, SEARCH_WALK * SEARCH_WALK_WIDER):
-        walk = (select(Record.id.label("id"), column.label("sort_key")).where(*conditions)
-                .order_by(*_order(query)).limit(size)
-                .subquery("search_walk"))
-        rows = load(walk, check=True)
+    def walk(size: int) -> list[Record]:
+        return load(select(Record.id.label("id"), column.label("sort_key"))
+                    .where(*conditions).order_by(*_order(query)).limit(size)
+                    .subquery("search_walk"), check=True)
+
+    def gather() -> list[Record]:
+        # Every match from the full-text index, each record then looked up by its key
+        # (OFFSET 0 keeps the planner from turning that into a scan of every record to
+        # join with), materialised in no order so that no index walk can be chosen.
+        found = search.matching(session, q).subquery("search_found")
+        record = (select(Record.id.label("id"), column.label("sort_key"))
+                  .where(Record.id == found.c.record_id, *conditions)
+                  .offset(0).lateral("search_record"))
+        hits = (select(record.c.id, record.c.sort_key)
+                .select_from(found.join(record, true()))
+                .cte("search_hits").prefix_with("MATERIALIZED"))
+        return load(hits, check=False)
+
+    rows = walk(SEARCH_WALK)
+    if len(rows) > query.limit:
+        return rows
+    few = session.scalar(select(func.count()).select_from(
+        search.matching(session, q).limit(SEARCH_GATHER).subquery())) < SEARCH_GATHER
+    if not few:
+        rows = walk(SEARCH_WALK * SEARCH_WALK_WIDER)
         if len(rows) > query.limit:
             return rows
-    # Materialised: every match, in no order, so that no index walk can be chosen.
-    hits = (select(Record.id.label("id"), column.label("sort_key"))
-            .where(*conditions, Record.id.in_(search.matching(session, q)))
-            .cte("search_hits").prefix_with("MATERIALIZED"))
-    return load(hits, check=False)
+    return gather()
 
 
 def cursor_after(record: Record, sort: str) -> str:
