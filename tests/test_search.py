@@ -93,12 +93,15 @@ def test_search_lists_matches_newest_first_page_by_page(client, agent):
     assert [i["number"] for i in response.json["items"]] == vpn
 
 
-@pytest.mark.parametrize("walk", [1, 4, query.SEARCH_WALK])
+@pytest.mark.parametrize(("walk", "gather"), [(1, 1), (1, query.SEARCH_GATHER), (4, 1),
+                                              (4, 3), (query.SEARCH_WALK, query.SEARCH_GATHER)])
 def test_a_search_page_is_the_same_however_many_newest_records_are_walked(
-        client, agent, monkeypatch, walk):
-    # PostgreSQL walks the newest records first and asks the index only when they hold
-    # too few matches: either way, the same records in the same order.
+        client, agent, monkeypatch, walk, gather):
+    # PostgreSQL walks the newest records first; when they hold too few matches, it
+    # gathers every match when there are few, else walks further first: either way, the
+    # same records in the same order.
     monkeypatch.setattr(query, "SEARCH_WALK", walk)
+    monkeypatch.setattr(query, "SEARCH_GATHER", gather)
     tickets = [("Docking station dead" if i % 4 == 0 else f"VPN drops {i}",
                 "the docking station of desk" if i % 5 == 0 else "tunnel lost")
                for i in range(1, 15)]

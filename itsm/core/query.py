@@ -247,7 +247,7 @@ def build(session: Session, model: type[Record], query: ListQuery, actor: Actor,
 # times as many, for a word that the newest records happen to lack.
 SEARCH_WALK = 10_000
 SEARCH_WALK_WIDER = 10
-SEARCH_GATHER = 20_000  # matches in all, up to which they are gathered and sorted at once
+SEARCH_GATHER = 10_000  # matches in all, up to which they are gathered and sorted at once
 
 
 def search_page(session: Session, model: type[Record], query: ListQuery, actor: Actor,
