@@ -919,7 +919,7 @@ def test_me_tells_a_requester_who_they_are(client, requester_a):
 
     assert response.status_code == 200
     assert response.get_json() == {"email": "ann@a.example", "name": "ann",
-                                   "role": "requester", "agency": "A"}
+                                   "role": "requester", "agency": "A", "groups": []}
 
 
 def test_me_of_an_agent_has_no_agency(client, agent):

@@ -129,7 +129,7 @@ def test_a_commit_with_the_broker_down_is_not_slowed(tmp_path):
         started = time.monotonic()
         with itsm.unit_of_work(Actor.system()) as service:
             service.create("ticket", {"title": "Broker is down"})
-        assert time.monotonic() - started < 3.0
+        assert time.monotonic() - started < 2.0  # no 2 s wait before giving up the broker
         with itsm.Session() as session:  # kept in the outbox for the next cycle
             assert session.scalar(select(func.count(Event.id))) == 1
     itsm.engine.dispose()

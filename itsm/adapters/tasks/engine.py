@@ -72,8 +72,11 @@ def kick() -> None:
         if _publisher is None or _publisher.conf.broker_url != settings["broker_url"]:
             _publisher = Celery("itsm-publisher", broker=settings["broker_url"],
                                 set_as_current=False)
+            # No retry of the connection (kombu otherwise sleeps 2 s first, whatever
+            # broker_connection_max_retries says): the commit must not wait on it.
             _publisher.conf.update(broker_connection_timeout=1.0,
-                                   broker_connection_max_retries=0)
+                                   broker_connection_max_retries=0,
+                                   broker_transport_options={"max_retries": 0})
         _publisher.send_task(DRAIN, retry=False, queue=settings["queue"])
     except Exception as exc:  # the broker is down: the next cycle delivers
         log.warning("could not queue a delivery run (%s); the next cycle delivers", exc)
