@@ -48,7 +48,7 @@ from marshmallow import fields as mf
 from sqlalchemy import func, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError
 
-from itsm.adapters.storage.copy import Copier, new_ids
+from itsm.adapters.storage.copy import Copier, bind_processors, converted, new_ids
 from itsm.core import sla
 from itsm.core.auth import Actor
 from itsm.core.calendars import load_calendars
@@ -101,6 +101,10 @@ class _Row:
     entries: list[tuple[_Entry, dict[str, Any]]] = field(default_factory=list)
 
 
+# A row's values: by column key, or on PostgreSQL converted in COPY order (Copier.row).
+_Values = dict[str, Any] | tuple[Any, ...]
+
+
 @dataclass
 class _Batch:
     """A validated batch, ready to write: rows of each table without the record ids and
@@ -108,10 +112,10 @@ class _Batch:
 
     count: int
     lines: tuple[int, int]  # the first and last line of the file it holds
-    records: list[dict[str, Any]] = field(default_factory=list)
-    own: list[dict[str, Any]] = field(default_factory=list)
-    journal: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    clocks: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    records: list[_Values] = field(default_factory=list)
+    own: list[_Values] = field(default_factory=list)
+    journal: list[tuple[int, _Values]] = field(default_factory=list)
+    clocks: list[tuple[int, _Values]] = field(default_factory=list)
 
 
 # Field classes whose valid input is one exact Python type, returned as it is: a value of
@@ -282,13 +286,6 @@ def _insert(session, table, rows: list[dict[str, Any]], *, ids: bool = False) ->
     return list(session.scalars(stmt, rows))
 
 
-def _converters(table, keys: list[str], dialect) -> list[tuple[str, Any]]:
-    """Each column's own conversion of a value to the driver's (aware timestamps to naive
-    UTC, JSON to text ...): what SQLAlchemy applies to a bound parameter."""
-    return [(key, table.c[key].type.dialect_impl(dialect).bind_processor(dialect))
-            for key in keys]
-
-
 def _complete(table, row: dict[str, Any]) -> bool:
     """Whether ``row`` names every column that has a client-side default (but ``id``):
     then nothing is left for SQLAlchemy to fill in."""
@@ -311,14 +308,14 @@ def _insert_sqlite(session, table, rows: list[dict[str, Any]], *, ids: bool) -> 
         taken = list(range(first, first + len(rows)))
         rows = [{"id": id_, **row} for id_, row in zip(taken[1:], rows[1:], strict=True)]
         keys = ["id", *keys]
-    convert = _converters(table, keys, dialect)
+    convert = bind_processors(table, keys, dialect)
     quote = dialect.identifier_preparer.quote
     sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(k) for k in keys)}) "
            f"VALUES ({', '.join('?' for _ in keys)})")
     cursor = session.connection().connection.driver_connection.cursor()
     try:
-        cursor.executemany(sql, [[row[key] if fn is None or row[key] is None else fn(row[key])
-                                  for key, fn in convert] for row in rows])
+        cursor.executemany(sql, [converted(convert, map(row.__getitem__, keys))
+                                 for row in rows])
     finally:
         cursor.close()
     return taken
@@ -363,8 +360,7 @@ class BulkImporter:
                             "journal": Copier(JournalEntry.__table__, ("record_id",), dialect),
                             "clocks": Copier(SlaClock.__table__, ("record_id",), dialect)}
             if self.own_table is not None:
-                self.copiers["own"] = Copier(
-                    self.own_table, ("id",), dialect)
+                self.copiers["own"] = Copier(self.own_table, ("id",), dialect)
         self._refs: dict[tuple[str, str], int | None] = {}
         self._names: dict[tuple[str, int], str] = {}  # (model, id) -> code, e-mail or name
         self._agency_of: dict[int, int | None] = {}

@@ -38,7 +38,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from itsm.adapters.storage.copy import Copier
+from itsm.adapters.storage.copy import Copier, new_ids
 from itsm.core.calendars import (
     DEFAULT,
     Calendar,
@@ -624,9 +624,7 @@ def _event_ids(session: Session, count: int) -> list[int]:
     """
     table = Event.__table__
     if session.get_bind().dialect.name == "postgresql":
-        return sorted(session.scalars(
-            select(func.nextval(func.pg_get_serial_sequence(table.name, "id")))
-            .select_from(func.generate_series(1, count))))
+        return new_ids(session, table, count)
     last = session.scalar(select(func.max(table.c.id))) or 0
     return list(range(last + 1, last + 1 + count))
 

@@ -1,13 +1,29 @@
-"""PostgreSQL's COPY for writing many rows at once: several times faster than multi-row
-INSERTs, and what the bulk import and the SLA sweep write with on PostgreSQL."""
+"""Writing many rows at once, below the ORM: PostgreSQL's COPY (several times faster
+than multi-row INSERTs; what the bulk import and the SLA sweep write with there), and the
+conversion of values SQLAlchemy would otherwise apply to each bound parameter."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
+
+
+def bind_processors(table: Table, keys: Iterable[str], dialect: Any) \
+        -> list[Callable[[Any], Any] | None]:
+    """Each column's own conversion of a value to the driver's (aware timestamps to naive
+    UTC, JSON to text ...): what SQLAlchemy applies to a bound parameter; None where the
+    value goes as it is."""
+    return [table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys]
+
+
+def converted(processors: Iterable[Callable[[Any], Any] | None],
+              values: Iterable[Any]) -> tuple[Any, ...]:
+    """``values`` through their :func:`bind_processors` (None stays None)."""
+    return tuple(value if fn is None or value is None else fn(value)
+                 for fn, value in zip(processors, values, strict=True))
 
 
 class Copier:
@@ -22,17 +38,14 @@ class Copier:
     def __init__(self, table: Table, lead: tuple[str, ...], dialect: Any) -> None:
         self.table = table
         self.keys = [c.key for c in table.columns if c.key != "id" and c.key not in lead]
-        self.convert = [table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
-                        for key in self.keys]
+        self.convert = bind_processors(table, self.keys, dialect)
         quote = dialect.identifier_preparer.quote
         self.sql = (f"COPY {quote(table.name)} "
                     f"({', '.join(quote(k) for k in (*lead, *self.keys))}) FROM STDIN")
 
     def row(self, values: dict[str, Any]) -> tuple[Any, ...]:
         """``values`` (by column key; a missing one is NULL) in COPY order, converted."""
-        return tuple(value if fn is None or value is None else fn(value)
-                     for fn, value in zip(self.convert, map(values.get, self.keys),
-                                          strict=True))
+        return converted(self.convert, map(values.get, self.keys))
 
     def copy(self, session: Session, rows: Iterable[tuple[Any, ...]]) -> None:
         """Write ``rows`` (lead values, then :meth:`row`'s) in the session's transaction."""
