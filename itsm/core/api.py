@@ -147,16 +147,18 @@ def current_actor(required: bool = True) -> Actor | None:
     itsm = _itsm()
     actor = None
     header = request.headers.get("Authorization", "")
-    with itsm.Session() as db:
-        if header:
-            scheme, _, secret = header.partition(" ")
-            if scheme.lower() != "bearer" or not secret.strip():
-                raise Unauthorized("use the header Authorization: Bearer <token>")
-            actor = actor_for_token(db, secret.strip())
-            if actor is None:
-                raise Unauthorized("the token is unknown, expired or revoked")
-            db.commit()
-        elif session.get("user_id"):
+    if header:
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise Unauthorized("use the header Authorization: Bearer <token>")
+        # The request's unit of work goes on with this session (and its connection):
+        # no second checkout, ping and transaction for each API call.
+        db = itsm.request_session()
+        actor = actor_for_token(db, secret.strip())
+        if actor is None:
+            raise Unauthorized("the token is unknown, expired or revoked")
+    elif session.get("user_id"):
+        with itsm.Session() as db:
             user = db.get(User, session["user_id"])
             if user is not None and user.active:
                 actor = Actor.of(db, user)

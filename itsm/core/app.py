@@ -13,9 +13,9 @@ from typing import Any
 from itsm.core.plugins import PluginHost, collector_paused, discover
 
 with collector_paused():  # the bulk of the start-up's imports
-    from flask import Flask, abort, current_app, request
+    from flask import Flask, abort, current_app, has_request_context, request
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-    from sqlalchemy.orm import sessionmaker
+    from sqlalchemy.orm import Session, sessionmaker
     from sqlalchemy.orm.exc import StaleDataError
     from werkzeug.routing import Rule
 
@@ -29,6 +29,15 @@ with collector_paused():  # the bulk of the start-up's imports
     from itsm.core.records import LinkKind, RecordService, RecordTypes
 
 log = logging.getLogger("itsm")
+
+_REQUEST_SESSION = "itsm.session"  # request.environ key of Itsm.request_session()
+
+
+def _close_request_session(_exc: BaseException | None = None) -> None:
+    """End of a request: a session no unit of work took over is closed (rolled back)."""
+    session = request.environ.pop(_REQUEST_SESSION, None)
+    if session is not None:
+        session.close()
 
 
 class Itsm:
@@ -147,10 +156,24 @@ class Itsm:
 
     # -- units of work ---------------------------------------------------------------
 
+    def request_session(self) -> Session:
+        """The current request's session, opened by its first use and closed when the
+        request ends; the request's unit of work takes it over (see :meth:`unit_of_work`).
+        """
+        session = request.environ.get(_REQUEST_SESSION)
+        if session is None:
+            session = request.environ[_REQUEST_SESSION] = self.Session()
+        return session
+
     @contextmanager
     def unit_of_work(self, actor: Actor) -> Iterator[RecordService]:
-        """One command, one transaction: the change, its journal, its outbox events."""
-        session = self.Session()
+        """One command, one transaction: the change, its journal, its outbox events.
+
+        Inside a request it continues the request's session where authentication opened
+        one (the same connection and transaction); the session is closed at the end.
+        """
+        session = (request.environ.pop(_REQUEST_SESSION, None) if has_request_context()
+                   else None) or self.Session()
         service = RecordService(self, session, actor)
         try:
             yield service
@@ -362,6 +385,7 @@ def _web(app: Flask, itsm: Itsm) -> None:
     from itsm.core import api, console
 
     api.init_app(app)
+    app.teardown_request(_close_request_session)
 
     @app.before_request
     def refuse_nul_characters():

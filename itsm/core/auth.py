@@ -174,8 +174,10 @@ def actor_for_token(session: Session, secret: str) -> Actor | None:
     revoked or expired.
 
     One query, the token with its user and the user's groups: this runs on every API
-    request. The token's use is recorded at most once a minute (a write on every request
-    would serialise readers); the caller commits it.
+    request, and the request's own work goes on in the same transaction. The token's use
+    is recorded at most once a minute (a write on every request would serialise
+    readers), and then committed at once: the row stays locked only for that moment,
+    whatever the request goes on to do.
     """
     if not secret.startswith(TOKEN_PREFIX):
         return None
@@ -195,6 +197,7 @@ def actor_for_token(session: Session, secret: str) -> Actor | None:
         session.execute(update(ApiToken).where(ApiToken.id == found.id)
                         .values(last_used_at=now)
                         .execution_options(synchronize_session=False))
+        session.commit()
     return Actor(id=found.user_id, email=found.email, role=found.role, name=found.name,
                  agency_id=found.agency_id,
                  group_ids=frozenset(r.group_id for r in rows if r.group_id is not None))

@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
+from itsm.adapters.storage import plan_each_run
 from itsm.core import search
 from itsm.core.auth import Actor
 from itsm.core.errors import ValidationError
@@ -239,7 +240,7 @@ def build(session: Session, model: type[Record], query: ListQuery, actor: Actor,
     stmt = select(model).where(*_filters(session, query, actor, scope))
     if query.q:
         stmt = stmt.where(_text_search(session, query.q))
-    return stmt.order_by(*_order(query)).limit(query.limit + 1)
+    return plan_each_run(stmt.order_by(*_order(query)).limit(query.limit + 1))
 
 
 # Records of a search page's order checked one by one (PostgreSQL) before the full-text
@@ -290,8 +291,8 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
                              for k in keys)).limit(page))
         if check:  # walked records: each one's document checked
             first = first.where(search.row_matches(session, q, candidates.c.id))
-        return list(session.scalars(select(model).where(Record.id.in_(first))
-                                    .order_by(*_order(query)).limit(page)))
+        return list(session.scalars(plan_each_run(
+            select(model).where(Record.id.in_(first)).order_by(*_order(query)).limit(page))))
 
     def walk(size: int) -> list[Record]:
         return load(select(Record.id.label("id"), column.label("sort_key"))
@@ -314,8 +315,8 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
     rows = walk(SEARCH_WALK)
     if len(rows) > query.limit:
         return rows
-    few = session.scalar(select(func.count()).select_from(
-        search.matching(session, q).limit(SEARCH_GATHER).subquery())) < SEARCH_GATHER
+    few = session.scalar(plan_each_run(select(func.count()).select_from(
+        search.matching(session, q).limit(SEARCH_GATHER).subquery()))) < SEARCH_GATHER
     if not few:
         rows = walk(SEARCH_WALK * SEARCH_WALK_WIDER)
         if len(rows) > query.limit:

@@ -45,6 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from itsm.adapters.storage import plan_each_run
 from itsm.core.models import Record
 
 if TYPE_CHECKING:
@@ -126,8 +127,8 @@ PG_SEARCH = table("record_search", column("record_id", Integer), column("documen
 
 def _pg_query(words: Sequence[str], any_term: bool):
     # to_tsquery over words made of \w characters only, each quoted as a lexeme. The
-    # server plans each run with the words' own statistics, prepared or not (the engine
-    # sets plan_cache_mode, see itsm.adapters.storage.make_engine).
+    # statements that search are planned with the words' own statistics on each run
+    # (see itsm.adapters.storage.plan_each_run).
     joined = (" | " if any_term else " & ").join("'" + w + "':*" for w in words)
     return func.to_tsquery(literal_column(f"'{PG_CONFIG}'"),
                            bindparam("ts_query", joined, unique=True))
@@ -232,7 +233,7 @@ def ranked(session: Session, text_: str, *, types: Iterable[str] | None = None,
         stmt = stmt.where(Record.id.not_in(excluded))
     for condition in where:
         stmt = stmt.where(condition)
-    rows = session.execute(stmt).all()
+    rows = session.execute(plan_each_run(stmt)).all()
     if not rows:
         return []
     best = max(float(score or 0) for _, score in rows) or 1.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -59,16 +59,37 @@ def make_engine(url: str, **kwargs) -> Engine:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         return create_engine(parsed, pool_pre_ping=True, pool_recycle=3600, **kwargs)
     if backend == "postgresql" and "options" not in parsed.query:
-        # A statement the driver prepares (psycopg does after five runs) is planned for
-        # the values of each run, never once for all: a search's words, a queue's group
-        # differ too much in how many rows they match for one plan to suit them all.
         # No JIT compilation: our statements stop after a page, but a walk over many
         # records is estimated costly enough to be compiled first, which took 300 ms
         # for a search that then ran in 56.
-        kwargs.setdefault("connect_args", {}).setdefault(
-            "options", "-c plan_cache_mode=force_custom_plan -c jit=off")
+        kwargs.setdefault("connect_args", {}).setdefault("options", "-c jit=off")
     try:
-        return create_engine(parsed, pool_pre_ping=True, **kwargs)
+        engine = create_engine(parsed, pool_pre_ping=True, **kwargs)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"the driver for {backend} is not installed ({exc.name}): "
                           f"pip install 'itsm[{backend}]'") from None
+    if backend == "postgresql":
+        event.listen(engine, "do_execute", _plan_each_run)
+    return engine
+
+
+PLAN_EACH_RUN = "plan_each_run"
+
+
+def plan_each_run(statement: Executable) -> Executable:
+    """Mark ``statement`` to be planned for the values of each run.
+
+    psycopg prepares a statement after five runs, and the server may then plan it once
+    for all values. That suits a lookup by key or an insert, and saves planning them on
+    every request; it does not suit a search's words or a queue's group, which differ too
+    much in how many rows they match for one plan to serve them all. A marked statement
+    is never prepared, so the server plans it with the values it is given.
+    """
+    return statement.execution_options(**{PLAN_EACH_RUN: True})
+
+
+def _plan_each_run(cursor, statement: str, parameters, context) -> bool:
+    if context is None or not context.execution_options.get(PLAN_EACH_RUN):
+        return False
+    cursor.execute(statement, parameters, prepare=False)
+    return True
