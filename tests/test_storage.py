@@ -138,35 +138,23 @@ def test_full_text_search_uses_each_databases_index_and_ranks(backend_app):
         assert hits[0][1] == 1.0
 
 
-@pytest.mark.skipif(not os.environ.get("ITSM_TEST_POSTGRES_URL"),
-                    reason="PostgreSQL only: set ITSM_TEST_POSTGRES_URL")
-def test_postgresql_plans_a_queue_for_each_group_but_prepares_lookups(tmp_path):
+def test_postgresql_plans_a_queue_for_each_group_but_prepares_lookups(backend_app):
     """A queue or search page is planned for its own values on every run; a lookup by key
     is prepared once and its plan kept, so it is not planned again on each request."""
-    url = os.environ["ITSM_TEST_POSTGRES_URL"]
-    empty_database(url)
-    app = create_app({"home": str(tmp_path / "instance"), "database.url": url,
-                      "secret_key": "x", "plugins.refresh_seconds": 0.0,
-                      "plugins.extra": [sample_plugin]})
-    itsm = app.extensions["itsm"]
-    try:
-        with app.app_context():
-            initialise(itsm)
-            plugin_admin.enable(itsm, "tickets")
-            with itsm.unit_of_work(Actor.system()) as service:
-                numbers = [service.create("ticket", {"title": f"printer jam {i}"}).number
-                           for i in range(3)]
-            itsm.engine.dispose()  # one fresh connection for what follows
-            with itsm.unit_of_work(Actor.system()) as service:
-                for i in range(8):  # psycopg prepares a statement on its sixth run
-                    service.get(numbers[i % 3], "ticket")
-                    service.list("ticket", ListQuery(sort="priority", limit=2))
-                    service.list("ticket", ListQuery(q="printer", limit=2))
-                prepared = list(service.session.scalars(
-                    text("SELECT statement FROM pg_prepared_statements")))
-        lookups = [s for s in prepared if "WHERE record.number =" in s]
-        assert lookups, prepared
-        assert not [s for s in prepared if "ORDER BY" in s and "LIMIT" in s], prepared
-        assert not [s for s in prepared if "to_tsquery" in s], prepared
-    finally:
-        itsm.engine.dispose()
+    itsm = backend_app
+    if itsm.engine.dialect.name != "postgresql":
+        pytest.skip("prepared statements and their plans: PostgreSQL's")
+    with itsm.unit_of_work(Actor.system()) as service:
+        numbers = [service.create("ticket", {"title": f"printer jam {i}"}).number
+                   for i in range(3)]
+    itsm.engine.dispose()  # one fresh connection for what follows
+    with itsm.unit_of_work(Actor.system()) as service:
+        for i in range(8):  # psycopg prepares a statement on its sixth run
+            service.get(numbers[i % 3], "ticket")
+            service.list("ticket", ListQuery(sort="priority", limit=2))
+            service.list("ticket", ListQuery(q="printer", limit=2))
+        prepared = list(service.session.scalars(
+            text("SELECT statement FROM pg_prepared_statements")))
+    assert [s for s in prepared if "WHERE record.number =" in s], prepared
+    assert not [s for s in prepared if "ORDER BY" in s and "LIMIT" in s], prepared
+    assert not [s for s in prepared if "to_tsquery" in s], prepared
