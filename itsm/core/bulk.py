@@ -45,7 +45,7 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import marshmallow
 from marshmallow import fields as mf
-from sqlalchemy import func, insert, inspect, select, update
+from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.exc import DBAPIError
 
 from itsm.adapters.storage.copy import Copier, bind_processors, converted, new_ids
@@ -53,8 +53,8 @@ from itsm.core import sla
 from itsm.core.auth import Actor
 from itsm.core.calendars import load_calendars
 from itsm.core.errors import ItsmError
-from itsm.core.models import Agency, Group, JournalEntry, NumberSequence, Record, User, utcnow
-from itsm.core.records import RecordType, jsonable
+from itsm.core.models import Agency, Group, JournalEntry, Record, User, utcnow
+from itsm.core.records import RecordType, jsonable, take_numbers
 from itsm.core.sla_models import SlaClock
 
 if TYPE_CHECKING:
@@ -470,17 +470,8 @@ class BulkImporter:
     # -- writing -------------------------------------------------------------------------
 
     def _numbers(self, count: int) -> int:
-        """Take ``count`` numbers in a transaction of its own; return the first."""
-        table = NumberSequence.__table__
-        prefix = self.rt.prefix
-        with self.itsm.Session() as session:
-            bump = update(table).where(table.c.prefix == prefix) \
-                .values(last_value=table.c.last_value + count)
-            if session.execute(bump).rowcount == 0:
-                session.execute(insert(table).values(prefix=prefix, last_value=count))
-            last = session.scalar(select(table.c.last_value).where(table.c.prefix == prefix))
-            session.commit()
-        return last - count + 1
+        """Take ``count`` numbers in a transaction of their own; return the first."""
+        return take_numbers(self.itsm.engine, self.rt.prefix, count) - count + 1
 
     def _build(self, rows: list[_Row], lookups) -> _Batch:
         """Everything a batch writes but its ids and numbers, which only the write takes:

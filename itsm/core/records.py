@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
 
 import marshmallow
-from sqlalchemy import Update, and_, insert, literal, or_, select, union_all, update
+from sqlalchemy import and_, bindparam, insert, literal, or_, select, union_all, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +34,7 @@ from itsm.core.models import (
     NumberSequence,
     Record,
     User,
+    insert_now,
     utcnow,
 )
 from itsm.core.query import ListQuery, build, cursor_after
@@ -197,35 +199,88 @@ def schema_instance(schema: type[marshmallow.Schema]) -> marshmallow.Schema:
     return schema()
 
 
+# The statements every create runs, built once: building a statement and its cache key
+# costs more Python than running it, and a create is the platform's busiest write.
+_SEQ = NumberSequence.__table__
+_BUMP = update(_SEQ).where(_SEQ.c.prefix == bindparam("seq_prefix")) \
+    .values(last_value=_SEQ.c.last_value + bindparam("step"))
+_BUMP_RETURNING = _BUMP.returning(_SEQ.c.last_value)
+_SEQ_VALUE = select(_SEQ.c.last_value).where(_SEQ.c.prefix == bindparam("seq_prefix"))
+
+
 def next_number(session: Session, prefix: str) -> str:
     """Hand out the next human number for ``prefix``; never twice, on any back end.
 
-    The UPDATE takes the row's write lock before the value is read, so concurrent
-    transactions on PostgreSQL or MariaDB queue on it, and SQLite serialises writers.
+    On PostgreSQL and MariaDB the number is taken by :func:`take_numbers`, committed at
+    once: the sequence row is locked for one statement, not for the whole transaction
+    of the record, so concurrent creates do not wait for each other's work (they did:
+    numbering serialised every create behind the slowest). A transaction that fails
+    after taking its number leaves a gap, as a failed bulk import batch does. SQLite
+    serialises writers anyway, and a second connection would wait on this session's own
+    write lock: there the number is taken inside the session's transaction.
     """
-    table = NumberSequence.__table__
-    bump = update(table).where(table.c.prefix == prefix) \
-        .values(last_value=table.c.last_value + 1)
-    value = _bump(session, bump, prefix)
-    if value is None:
-        try:
-            with session.begin_nested():
-                session.execute(insert(table).values(prefix=prefix, last_value=1))
-            value = 1
-        except IntegrityError:  # another transaction created the row first
-            value = _bump(session, bump, prefix)
+    bind = session.get_bind()
+    if isinstance(bind, Engine) and bind.dialect.name != "sqlite":
+        value = take_numbers(bind, prefix)
+    else:
+        value = _bump(session, prefix)
+        if value is None:
+            try:
+                with session.begin_nested():
+                    session.execute(insert(_SEQ).values(prefix=prefix, last_value=1))
+                value = 1
+            except IntegrityError:  # another transaction created the row first
+                value = _bump(session, prefix)
     return f"{prefix}{value:07d}"
 
 
-def _bump(session: Session, bump: Update, prefix: str) -> int | None:
-    """Run the UPDATE of :func:`next_number`; the new value, or None without a row.
+def take_numbers(engine: Engine, prefix: str, count: int = 1) -> int:
+    """Take ``count`` numbers of ``prefix`` in a transaction of their own and return the
+    last one: the UPDATE takes the row's write lock before the value is read, so no
+    number is given twice, and the commit right after frees the row."""
+    value = _bump_alone(engine, prefix, count)
+    if value is None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(insert(_SEQ).values(prefix=prefix, last_value=count))
+            return count
+        except IntegrityError:  # another transaction created the row first
+            value = _bump_alone(engine, prefix, count)
+    return value
+
+
+def _bump_alone(engine: Engine, prefix: str, count: int) -> int | None:
+    params = {"seq_prefix": prefix, "step": count}
+    if engine.dialect.update_returning:  # one statement, its own transaction
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            return conn.execute(_BUMP_RETURNING, params).scalar()
+    with engine.begin() as conn:
+        if conn.execute(_BUMP, params).rowcount == 0:
+            return None
+        return conn.scalar(_SEQ_VALUE, params)
+
+
+def _bump(session: Session, prefix: str) -> int | None:
+    """Take the next value inside the session's transaction, or None without a row.
     One round trip where the database returns updated values (PostgreSQL, SQLite)."""
-    table = NumberSequence.__table__
+    params = {"seq_prefix": prefix, "step": 1}
     if session.get_bind().dialect.update_returning:
-        return session.execute(bump.returning(table.c.last_value)).scalar()
-    if session.execute(bump).rowcount == 0:
+        return session.execute(_BUMP_RETURNING, params).scalar()
+    if session.execute(_BUMP, params).rowcount == 0:
         return None
-    return session.scalar(select(table.c.last_value).where(table.c.prefix == prefix))
+    return session.scalar(_SEQ_VALUE, params)
+
+
+def _by_name(table: Any, column: str) -> Any:
+    return select(table.c.id, table.c[column]).where(table.c[column] == bindparam("value"))
+
+
+# What a record's references are named by in requests: (id lookup, kind, message).
+_REFERENCES = {"agency": (_by_name(Agency.__table__, "code"), "agency", "unknown agency"),
+               "requester": (_by_name(User.__table__, "email"), "user", "unknown user"),
+               "assignee": (_by_name(User.__table__, "email"), "user", "unknown user"),
+               "group": (_by_name(Group.__table__, "name"), "group", "unknown group")}
 
 
 class RecordService:
@@ -374,11 +429,7 @@ class RecordService:
         """Turn agency codes, e-mails and group names into ids, with field messages."""
         out = dict(values)
         errors: dict[str, list[str]] = {}
-        lookups = {"agency": (Agency, Agency.code, "agency", "unknown agency"),
-                   "requester": (User, User.email, "user", "unknown user"),
-                   "assignee": (User, User.email, "user", "unknown user"),
-                   "group": (Group, Group.name, "group", "unknown group")}
-        for name, (model, column, kind, message) in lookups.items():
+        for name, (lookup, kind, message) in _REFERENCES.items():
             attr = f"{name}_id"
             if name not in out:
                 continue
@@ -386,9 +437,9 @@ class RecordService:
             if value in (None, ""):
                 out[attr] = None
                 continue
-            if model is User:
+            if kind == "user":
                 value = value.strip().lower()
-            row = self.session.execute(select(model.id, column).where(column == value)).first()
+            row = self.session.execute(lookup, {"value": value}).first()
             if row is None:
                 errors[name] = [message]
                 out[attr] = None
@@ -612,20 +663,22 @@ class RecordService:
         if change.transition:
             data["transition"] = change.transition
         data.update(change.data)
+        now = utcnow()
         entry = JournalEntry(record_id=record.id, kind=change.kind, actor_id=self.actor.id,
-                             public=public, body=body, data=data)
-        self.session.add(entry)
+                             created_at=now, public=public, body=body, data=data)
+        insert_now(self.session, [entry])
         self.itsm.hook.itsm_record_changed(session=self.session, record=record, change=change)
         self.events.extend(sla.on_record_changed(self.itsm, self.session, record, change,
-                                                 entry=entry))
+                                                 now=now, entry=entry))
         event = Event(name=change.event_name, record_id=record.id, actor_id=self.actor.id,
                       payload={"record": {"number": record.number, "type": record.type,
                                           "title": record.title, "state": record.state,
                                           "priority": record.priority},
                                "actor": self.actor.email, "public": public,
-                               "body": body[:2000], **data})
-        self.session.add(event)
-        self.session.flush()
+                               "body": body[:2000], **data},
+                      created_at=now, dispatched_at=None)
+        insert_now(self.session, [event])
+        self.session.flush()  # what the command and its hooks changed besides
         self.events.append(event)
         return entry
 

@@ -47,7 +47,7 @@ from itsm.core.calendars import (
     load_calendars,
 )
 from itsm.core.errors import ConfigError
-from itsm.core.models import Event, JournalEntry, Record, utcnow
+from itsm.core.models import Event, JournalEntry, Record, insert_now, utcnow
 from itsm.core.sla_models import FIGURES, SlaClock
 
 if TYPE_CHECKING:
@@ -370,14 +370,14 @@ def _store(session: Session, record_id: int, figures: list[ClockFigures],
     were added, changed or removed. Delivery flags (``warning_sent``, ``breach_sent``)
     are never reset."""
     by_metric = {clock.metric: clock for clock in existing}
-    rows, changed = [], 0
+    rows, new, changed = [], [], 0
     for fig in figures:
         values = fig.values()
         clock = by_metric.pop(fig.metric, None)
         if clock is None:
             clock = SlaClock(record_id=record_id, metric=fig.metric, warning_sent=False,
                              breach_sent=False, **values)
-            session.add(clock)
+            new.append(clock)
             changed += 1
         elif any(getattr(clock, k) != v for k, v in values.items()):
             for key, value in values.items():
@@ -387,6 +387,7 @@ def _store(session: Session, record_id: int, figures: list[ClockFigures],
     for stale in by_metric.values():  # a metric no longer configured or targeted
         session.delete(stale)
         changed += 1
+    insert_now(session, new)
     return rows, changed
 
 

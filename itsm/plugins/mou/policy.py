@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
-from itsm.core.models import Group, GroupMember, JournalEntry
+from itsm.core.models import Group, GroupMember, JournalEntry, Record
 from itsm.core.sla import SlaTarget
 from itsm.plugins.mou.models import LIVE_STATES, MOU, Mou, MouTarget
 from itsm.plugins.mou.service import active_for_agency
@@ -140,19 +140,42 @@ def _cached(session: Session, key: tuple, read: Callable[[], Any]) -> Any:
     return cache[key]
 
 
+# The policy is asked on every record created or moved, and the usual answer is "no
+# agreement": these plain statements (built once, no ORM entity) find the ids, and only
+# agreements that exist are loaded as objects.
+_MOU, _RECORD, _GROUP = Mou.__table__, Record.__table__, Group.__table__
+_LIVE_OLA_IDS = (
+    select(_MOU.c.id).join(_RECORD, _RECORD.c.id == _MOU.c.id)
+    .join(_GROUP, _GROUP.c.name == _MOU.c.provider_group)
+    .where(_GROUP.c.id == bindparam("group_id"), _MOU.c.kind == "ola",
+           _RECORD.c.state.in_(LIVE_STATES)))
+_ACTIVE_MOU_ID = (
+    select(_MOU.c.id).join(_RECORD, _RECORD.c.id == _MOU.c.id)
+    .where(_RECORD.c.agency_id == bindparam("agency_id"), _MOU.c.kind == "mou",
+           _RECORD.c.state == "active")
+    .limit(1))
+
+
 def _live_olas(session: Session, group_id: int) -> list[Mou]:
     """The live OLAs whose providing group is ``group_id``, newest first."""
-    return _cached(session, ("olas", group_id), lambda: session.scalars(
-        select(Mou).join(Group, Group.name == Mou.provider_group).where(
-            Group.id == group_id, Mou.kind == "ola", Mou.state.in_(LIVE_STATES))
-        .order_by(Mou.id.desc())).all())
+    def read() -> list[Mou]:
+        ids = session.scalars(_LIVE_OLA_IDS, {"group_id": group_id}).all()
+        if not ids:
+            return []
+        return list(session.scalars(select(Mou).where(Mou.id.in_(ids))
+                                    .order_by(Mou.id.desc())))
+    return _cached(session, ("olas", group_id), read)
 
 
 def _active_mou(session: Session, agency_id: int | None) -> Mou | None:
     if agency_id is None:
         return None
-    return _cached(session, ("mou", agency_id),
-                   lambda: active_for_agency(session, agency_id))
+
+    def read() -> Mou | None:
+        if session.scalar(_ACTIVE_MOU_ID, {"agency_id": agency_id}) is None:
+            return None
+        return active_for_agency(session, agency_id)
+    return _cached(session, ("mou", agency_id), read)
 
 
 def _targets(session: Session, mou: Mou) -> list[MouTarget]:
