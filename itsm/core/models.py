@@ -6,6 +6,7 @@ inheritance): the shared columns live in ``record``, the type's own in its table
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,8 +24,14 @@ from sqlalchemy import (
     insert,
     inspect,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, make_transient_to_detached, \
-    mapped_column
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    make_transient_to_detached,
+    mapped_column,
+)
+from sqlalchemy.orm.attributes import instance_dict
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names so that migrations can address them on every back end.
@@ -70,54 +77,92 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
 
 
-# (INSERT .. RETURNING id for one row, for many rows in order) per table.
-_INSERTS: dict[str, tuple[Any, Any]] = {}
+def insert_now(session: Session, objects: list[Any]) -> bool:
+    """Write new objects of one mapped class with plain INSERT statements, at once, and
+    attach them to ``session`` as persistent objects with their new ids. Returns False,
+    having written nothing, for a class this cannot write (see :func:`_insert_plan`):
+    the caller then adds the objects to the session as usual.
 
-
-def insert_now(session: Session, objects: list[Base]) -> None:
-    """Write new objects of one single-table class with one plain INSERT, at once, and
-    attach them to ``session`` as persistent objects with their new ids.
-
-    For the rows every command writes beside its record (journal entry, outbox event,
-    SLA clocks): the unit of work's bookkeeping costs several times the statement, and
-    these rows are never written twice in a command. A column left None that has a
-    client-side default gets it, on the object too, as a flush would.
+    For the rows every command writes (the record, its journal entry, outbox event and
+    SLA clocks): the unit of work's bookkeeping cost several times the statements. A
+    column left None that has a client-side default gets it, on the object too, as a
+    flush would. A joined-table subclass (a record type) gets one INSERT per table.
     """
     if not objects:
-        return
-    mapper = inspect(type(objects[0]))
-    table = mapper.local_table
-    columns = [(column, mapper.get_property_by_column(column).key)
-               for column in table.columns if column.key != "id"]
-    rows = []
-    for obj in objects:
-        row = {}
-        for column, key in columns:
-            value = getattr(obj, key)
-            if value is None and column.default is not None:
-                default = column.default
-                value = default.arg(None) if default.is_callable else default.arg
-                setattr(obj, key, value)
-            row[column.key] = value
-        rows.append(row)
-    if table.name not in _INSERTS:
-        _INSERTS[table.name] = (insert(table).returning(table.c.id),
-                                insert(table).returning(table.c.id,
-                                                        sort_by_parameter_order=True))
-    one, many = _INSERTS[table.name]
+        return True
+    plan = _insert_plan(type(objects[0]))
+    if plan is None:
+        return False
+    rows = [[_row(obj, columns) for _, columns in plan] for obj in objects]
+    (base, _), *joined = plan
+    one, many = _inserts(base)
     dialect = session.get_bind().dialect
     if not dialect.insert_returning:  # MySQL: the driver's last row id
-        ids = [session.execute(insert(table), row).inserted_primary_key[0] for row in rows]
+        ids = [session.execute(insert(base), row[0]).inserted_primary_key[0] for row in rows]
     elif len(rows) == 1:
-        ids = [session.execute(one, rows[0]).scalar_one()]
+        ids = [session.execute(one, rows[0][0]).scalar_one()]
     elif dialect.insert_executemany_returning_sort_by_parameter_order:
-        ids = list(session.scalars(many, rows))
+        ids = list(session.scalars(many, [row[0] for row in rows]))
     else:
-        ids = [session.execute(one, row).scalar_one() for row in rows]
+        ids = [session.execute(one, row[0]).scalar_one() for row in rows]
+    for index, (table, _) in enumerate(joined, start=1):
+        key = table.primary_key.columns[0].key
+        session.execute(insert(table), [{**row[index], key: id_}
+                                        for row, id_ in zip(rows, ids, strict=True)])
     for obj, id_ in zip(objects, ids, strict=True):
         obj.id = id_
         make_transient_to_detached(obj)
         session.add(obj)
+    return True
+
+
+_Columns = list[tuple[Any, str, Any]]  # (column, attribute, client-side default)
+
+
+@functools.cache
+def _insert_plan(cls: type) -> list[tuple[Any, _Columns]] | None:
+    """The tables of ``cls``, base first, with the columns to write; None for a class
+    only the unit of work may write: one with relationships, insert events, server-side
+    defaults or a default that needs the statement's context."""
+    mapper = inspect(cls)
+    if mapper.relationships or mapper.dispatch.before_insert or mapper.dispatch.after_insert \
+            or [c.key for c in mapper.base_mapper.local_table.primary_key] != ["id"]:
+        return None
+    plan = []
+    for level in reversed(list(mapper.iterate_to_root())):
+        table = level.local_table
+        columns: _Columns = []
+        for column in table.columns:
+            if column.primary_key and (level.inherits is None or column.foreign_keys):
+                continue  # the base's id is returned; a subclass's is the base's
+            default = column.default
+            if column.server_default is not None or (
+                    default is not None and not default.is_scalar
+                    and not (default.is_callable and default.arg is not default._fn)):
+                return None
+            columns.append((column, mapper.get_property_by_column(column).key, default))
+        plan.append((table, columns))
+    return plan
+
+
+def _row(obj: Any, columns: _Columns) -> dict[str, Any]:
+    """The column values of a new object; every attribute ends up set on it (one never
+    set would read as expired once the object is attached, and be loaded again)."""
+    state = instance_dict(obj)  # history does not matter: the object is written now
+    row = {}
+    for column, key, default in columns:
+        value = state.get(key)
+        if value is None and default is not None:
+            value = default.arg(None) if default.is_callable else default.arg
+        state[key] = row[column.key] = value
+    return row
+
+
+@functools.cache
+def _inserts(table: Any) -> tuple[Any, Any]:
+    """INSERT .. RETURNING id for one row, and for many rows in their order."""
+    return (insert(table).returning(table.c.id),
+            insert(table).returning(table.c.id, sort_by_parameter_order=True))
 
 
 class Agency(Base):

@@ -272,6 +272,11 @@ def _bump(session: Session, prefix: str) -> int | None:
     return session.scalar(_SEQ_VALUE, params)
 
 
+def _write(session: Session, row: Any) -> None:
+    if not insert_now(session, [row]):
+        session.add(row)
+
+
 def _by_name(table: Any, column: str) -> Any:
     return select(table.c.id, table.c[column]).where(table.c[column] == bindparam("value"))
 
@@ -484,8 +489,9 @@ class RecordService:
         if rt.workflow.state(record.state).final:
             record.closed_at = now
         self._derive(rt, record)
-        self.session.add(record)
-        self.session.flush()
+        if not insert_now(self.session, [record]):
+            self.session.add(record)
+            self.session.flush()
         shown = {k: jsonable(v) for k, v in self._public_values(rt, record).items()}
         self._changed(record, RecordChange("created", self.actor, data=shown))
         return record
@@ -666,7 +672,7 @@ class RecordService:
         now = utcnow()
         entry = JournalEntry(record_id=record.id, kind=change.kind, actor_id=self.actor.id,
                              created_at=now, public=public, body=body, data=data)
-        insert_now(self.session, [entry])
+        _write(self.session, entry)
         self.itsm.hook.itsm_record_changed(session=self.session, record=record, change=change)
         self.events.extend(sla.on_record_changed(self.itsm, self.session, record, change,
                                                  now=now, entry=entry))
@@ -677,7 +683,7 @@ class RecordService:
                                "actor": self.actor.email, "public": public,
                                "body": body[:2000], **data},
                       created_at=now, dispatched_at=None)
-        insert_now(self.session, [event])
+        _write(self.session, event)
         self.session.flush()  # what the command and its hooks changed besides
         self.events.append(event)
         return entry

@@ -387,7 +387,8 @@ def _store(session: Session, record_id: int, figures: list[ClockFigures],
     for stale in by_metric.values():  # a metric no longer configured or targeted
         session.delete(stale)
         changed += 1
-    insert_now(session, new)
+    if not insert_now(session, new):
+        session.add_all(new)
     return rows, changed
 
 
