@@ -152,6 +152,23 @@ def test_a_created_record_is_whole_and_its_insert_events_still_run(backend_app):
     assert seen == ["whole True"]
 
 
+def test_a_create_undone_by_a_savepoint_leaves_nothing_behind(backend_app):
+    """A create inside a savepoint that rolls back is forgotten by the session too: the
+    command goes on and creates the next record (on SQLite, with the same row id)."""
+    from sqlalchemy import inspect
+
+    itsm = backend_app
+    with itsm.unit_of_work(Actor.system()) as service:
+        with pytest.raises(RuntimeError), service.session.begin_nested():
+            undone = service.create("ticket", {"title": "undone"})
+            raise RuntimeError("the step after the create fails")
+        assert inspect(undone).transient
+        kept = service.create("ticket", {"title": "kept"})
+        service.update(kept, {"title": "kept and edited"})
+    with itsm.Session() as session:
+        assert list(session.scalars(select(Record.title))) == ["kept and edited"]
+
+
 def test_timestamps_come_back_aware_utc_with_microseconds(backend_app):
     itsm = backend_app
     with itsm.unit_of_work(Actor.system()) as service:

@@ -80,8 +80,8 @@ class Base(DeclarativeBase):
 def insert_now(session: Session, objects: list[Any]) -> bool:
     """Write new objects of one mapped class with plain INSERT statements, at once, and
     attach them to ``session`` as persistent objects with their new ids. Returns False,
-    having written nothing, for a class this cannot write (see :func:`_insert_plan`):
-    the caller then adds the objects to the session as usual.
+    having written nothing, for a class this cannot write (see :func:`_insert_plan`) or
+    inside a savepoint: the caller then adds the objects to the session as usual.
 
     For the rows every command writes (the record, its journal entry, outbox event and
     SLA clocks): the unit of work's bookkeeping cost several times the statements. A
@@ -91,8 +91,8 @@ def insert_now(session: Session, objects: list[Any]) -> bool:
     if not objects:
         return True
     plan = _insert_plan(type(objects[0]))
-    if plan is None:
-        return False
+    if plan is None or session.in_nested_transaction():
+        return False  # in a savepoint, only the unit of work forgets what a rollback undid
     rows = [[_row(obj, columns) for _, columns in plan] for obj in objects]
     (base, _), *joined = plan
     one, many = _inserts(base)
