@@ -90,8 +90,11 @@ def insert_now(session: Session, objects: list[Any]) -> bool:
     """
     if not objects:
         return True
-    plan = _insert_plan(type(objects[0]))
-    if plan is None or session.in_nested_transaction():
+    cls = type(objects[0])
+    plan = _insert_plan(cls)
+    events = inspect(cls).dispatch  # listeners may come after the plan was made
+    if plan is None or events.before_insert or events.after_insert \
+            or session.in_nested_transaction():
         return False  # in a savepoint, only the unit of work forgets what a rollback undid
     rows = [[_row(obj, columns) for _, columns in plan] for obj in objects]
     (base, _), *joined = plan
@@ -122,10 +125,10 @@ _Columns = list[tuple[Any, str, Any]]  # (column, attribute, client-side default
 @functools.cache
 def _insert_plan(cls: type) -> list[tuple[Any, _Columns]] | None:
     """The tables of ``cls``, base first, with the columns to write; None for a class
-    only the unit of work may write: one with relationships, insert events, server-side
-    defaults or a default that needs the statement's context."""
+    only the unit of work may write: one with relationships, server-side defaults or a
+    default that needs the statement's context (insert events are checked on each call)."""
     mapper = inspect(cls)
-    if mapper.relationships or mapper.dispatch.before_insert or mapper.dispatch.after_insert \
+    if mapper.relationships \
             or [c.key for c in mapper.base_mapper.local_table.primary_key] != ["id"]:
         return None
     plan = []
@@ -138,7 +141,8 @@ def _insert_plan(cls: type) -> list[tuple[Any, _Columns]] | None:
             default = column.default
             if column.server_default is not None or (
                     default is not None and not default.is_scalar
-                    and not (default.is_callable and default.arg is not default._fn)):
+                    and not (default.is_callable  # wrapped: a function of no argument
+                             and default.arg is not getattr(default, "_fn", default.arg))):
                 return None
             columns.append((column, mapper.get_property_by_column(column).key, default))
         plan.append((table, columns))
