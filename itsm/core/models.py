@@ -98,10 +98,10 @@ def insert_now(session: Session, objects: list[Any]) -> bool:
         return False  # in a savepoint, only the unit of work forgets what a rollback undid
     rows = [[_row(obj, columns) for _, columns in plan] for obj in objects]
     (base, _), *joined = plan
-    one, many = _inserts(base)
+    plain, (one, many) = _insert(base), _returning_ids(base)
     dialect = session.get_bind().dialect
     if not dialect.insert_returning:  # MySQL: the driver's last row id
-        ids = [session.execute(insert(base), row[0]).inserted_primary_key[0] for row in rows]
+        ids = [session.execute(plain, row[0]).inserted_primary_key[0] for row in rows]
     elif len(rows) == 1:
         ids = [session.execute(one, rows[0][0]).scalar_one()]
     elif dialect.insert_executemany_returning_sort_by_parameter_order:
@@ -110,8 +110,8 @@ def insert_now(session: Session, objects: list[Any]) -> bool:
         ids = [session.execute(one, row[0]).scalar_one() for row in rows]
     for index, (table, _) in enumerate(joined, start=1):
         key = table.primary_key.columns[0].key
-        session.execute(insert(table), [{**row[index], key: id_}
-                                        for row, id_ in zip(rows, ids, strict=True)])
+        session.execute(_insert(table), [{**row[index], key: id_}
+                                         for row, id_ in zip(rows, ids, strict=True)])
     for obj, id_ in zip(objects, ids, strict=True):
         obj.id = id_
         make_transient_to_detached(obj)
@@ -163,7 +163,12 @@ def _row(obj: Any, columns: _Columns) -> dict[str, Any]:
 
 
 @functools.cache
-def _inserts(table: Any) -> tuple[Any, Any]:
+def _insert(table: Any) -> Any:
+    return insert(table)
+
+
+@functools.cache
+def _returning_ids(table: Any) -> tuple[Any, Any]:
     """INSERT .. RETURNING id for one row, and for many rows in their order."""
     return (insert(table).returning(table.c.id),
             insert(table).returning(table.c.id, sort_by_parameter_order=True))
