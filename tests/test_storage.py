@@ -117,6 +117,24 @@ def test_a_create_does_not_wait_for_another_creates_transaction(backend_app):
             ["TCK0000001", "TCK0000002", "TCK0000004"]
 
 
+def test_numbers_keep_coming_after_the_server_dropped_every_connection(backend_app):
+    """PostgreSQL: the connection that takes numbers is kept open between creates; when
+    the server ends it (a restart, an administrator), the next create opens another and
+    gets the next number, without an error."""
+    itsm = backend_app
+    if itsm.engine.dialect.name != "postgresql":
+        pytest.skip("the kept numbering connection is used on PostgreSQL")
+    with itsm.unit_of_work(Actor.system()) as service:
+        assert service.create("ticket", {"title": "before"}).number == "TCK0000001"
+    with itsm.engine.connect() as admin:
+        ended = admin.scalar(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    assert ended >= 1
+    with itsm.unit_of_work(Actor.system()) as service:
+        assert service.create("ticket", {"title": "after"}).number == "TCK0000002"
+
+
 def test_a_created_record_is_whole_and_its_insert_events_still_run(backend_app):
     """A create writes its rows with plain INSERTs, except for a type whose mapper has
     insert events (a vendor's, say): that one goes through the unit of work, so the

@@ -54,7 +54,8 @@ from itsm.core.auth import Actor
 from itsm.core.calendars import load_calendars
 from itsm.core.errors import ItsmError
 from itsm.core.models import Agency, Group, JournalEntry, Record, User, utcnow
-from itsm.core.records import RecordType, jsonable, take_numbers
+from itsm.core.numbering import take_numbers
+from itsm.core.records import RecordType, jsonable
 from itsm.core.sla_models import SlaClock
 
 if TYPE_CHECKING:

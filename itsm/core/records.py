@@ -16,9 +16,7 @@ from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
 
 import marshmallow
-from sqlalchemy import and_, bindparam, insert, literal, or_, select, union_all, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, bindparam, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from itsm.core import search, sla
@@ -31,12 +29,12 @@ from itsm.core.models import (
     Group,
     JournalEntry,
     Link,
-    NumberSequence,
     Record,
     User,
     insert_now,
     utcnow,
 )
+from itsm.core.numbering import next_number
 from itsm.core.query import ListQuery, build, cursor_after
 from itsm.core.schemas import type_schemas
 from itsm.core.workflow import Transition, Workflow, flatten_reasons
@@ -197,79 +195,6 @@ def schema_instance(schema: type[marshmallow.Schema]) -> marshmallow.Schema:
     millisecond), too much to pay for every record of a list page. Loading and dumping
     keep no state on the instance, so it is shared."""
     return schema()
-
-
-# The statements every create runs, built once: building a statement and its cache key
-# costs more Python than running it, and a create is the platform's busiest write.
-_SEQ = NumberSequence.__table__
-_BUMP = update(_SEQ).where(_SEQ.c.prefix == bindparam("seq_prefix")) \
-    .values(last_value=_SEQ.c.last_value + bindparam("step"))
-_BUMP_RETURNING = _BUMP.returning(_SEQ.c.last_value)
-_SEQ_VALUE = select(_SEQ.c.last_value).where(_SEQ.c.prefix == bindparam("seq_prefix"))
-
-
-def next_number(session: Session, prefix: str) -> str:
-    """Hand out the next human number for ``prefix``; never twice, on any back end.
-
-    On PostgreSQL and MariaDB the number is taken by :func:`take_numbers`, committed at
-    once: the sequence row is locked for one statement, not for the whole transaction
-    of the record, so concurrent creates do not wait for each other's work (they did:
-    numbering serialised every create behind the slowest). A transaction that fails
-    after taking its number leaves a gap, as a failed bulk import batch does. SQLite
-    serialises writers anyway, and a second connection would wait on this session's own
-    write lock: there the number is taken inside the session's transaction.
-    """
-    bind = session.get_bind()
-    if isinstance(bind, Engine) and bind.dialect.name != "sqlite":
-        value = take_numbers(bind, prefix)
-    else:
-        value = _bump(session, prefix)
-        if value is None:
-            try:
-                with session.begin_nested():
-                    session.execute(insert(_SEQ).values(prefix=prefix, last_value=1))
-                value = 1
-            except IntegrityError:  # another transaction created the row first
-                value = _bump(session, prefix)
-    return f"{prefix}{value:07d}"
-
-
-def take_numbers(engine: Engine, prefix: str, count: int = 1) -> int:
-    """Take ``count`` numbers of ``prefix`` in a transaction of their own and return the
-    last one: the UPDATE takes the row's write lock before the value is read, so no
-    number is given twice, and the commit right after frees the row."""
-    value = _bump_alone(engine, prefix, count)
-    if value is None:
-        try:
-            with engine.begin() as conn:
-                conn.execute(insert(_SEQ).values(prefix=prefix, last_value=count))
-            return count
-        except IntegrityError:  # another transaction created the row first
-            value = _bump_alone(engine, prefix, count)
-    return value
-
-
-def _bump_alone(engine: Engine, prefix: str, count: int) -> int | None:
-    params = {"seq_prefix": prefix, "step": count}
-    if engine.dialect.update_returning:  # one statement, its own transaction
-        with engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            return conn.execute(_BUMP_RETURNING, params).scalar()
-    with engine.begin() as conn:
-        if conn.execute(_BUMP, params).rowcount == 0:
-            return None
-        return conn.scalar(_SEQ_VALUE, params)
-
-
-def _bump(session: Session, prefix: str) -> int | None:
-    """Take the next value inside the session's transaction, or None without a row.
-    One round trip where the database returns updated values (PostgreSQL, SQLite)."""
-    params = {"seq_prefix": prefix, "step": 1}
-    if session.get_bind().dialect.update_returning:
-        return session.execute(_BUMP_RETURNING, params).scalar()
-    if session.execute(_BUMP, params).rowcount == 0:
-        return None
-    return session.scalar(_SEQ_VALUE, params)
 
 
 def _write(session: Session, row: Any) -> None:
