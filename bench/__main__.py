@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
                              "previous run left")
     parser.add_argument("--out", type=Path, help="JSON file for the figures")
     args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:  # found out before minutes of loading, not after
+        parser.exit(2, "python -m bench: wrk is not installed (apt-get install wrk)\n")
     settings = run.Settings(duration=args.duration, repeat=args.repeat,
                             concurrency=args.concurrency,
                             ops=tuple(o for o in args.ops.split(",") if o))
