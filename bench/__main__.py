@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="wrk connections")
     parser.add_argument("--ops", default=",".join(run.ITSM_OPS),
                         help="operations, comma-separated")
+    parser.add_argument("--import-jobs", type=int, default=2,
+                        help="processes validating the import's batches (itsm records "
+                             "import --jobs)")
     parser.add_argument("--peer", action="store_true",
                         help="also drive Request Tracker 5 (see bench/peers/)")
     parser.add_argument("--reuse", action="store_true",
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     if shutil.which("wrk") is None:  # found out before minutes of loading, not after
         parser.exit(2, "python -m bench: wrk is not installed (apt-get install wrk)\n")
     settings = run.Settings(duration=args.duration, repeat=args.repeat,
-                            concurrency=args.concurrency,
+                            concurrency=args.concurrency, import_jobs=args.import_jobs,
                             ops=tuple(o for o in args.ops.split(",") if o))
     result = {"machine": run.machine(), "settings": asdict(settings), "cases": []}
     for n in args.records or [100_000]:

@@ -49,6 +49,7 @@ class Settings:
     seed: int = 42
     ops: tuple[str, ...] = ITSM_OPS
     import_max: int = 100_000  # beyond: import this many, replicate the rest in SQL
+    import_jobs: int = 2  # `itsm records import --jobs`: processes validating batches
 
 
 @dataclass
@@ -178,7 +179,7 @@ def prepare(db: str, n: int, workdir: Path, settings: Settings) -> tuple[dict, d
     started = time.perf_counter()
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(itsm_cli("records", "import", str(data), "--type", "incident",
-                                   "--batch", "2000"),
+                                   "--batch", "2000", "--jobs", str(settings.import_jobs)),
                           env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -14,6 +14,7 @@ from itsm.core.bulk import ImportError_
 from itsm.core.demo import ensure_agency, ensure_group
 from itsm.core.models import Event, JournalEntry, Record, utcnow
 from itsm.core.sla_models import SlaClock
+from itsm.testing import make_plugin
 
 INCIDENTS = "/api/v1/incidents"
 STATES = ("new", "in_progress", "on_hold", "resolved", "closed", "cancelled")
@@ -63,10 +64,16 @@ def count(itsm, model, *where) -> int:
         return session.scalar(select(func.count()).select_from(model).where(*where))
 
 
+# With --jobs 3, two processes of their own validate the batches and this one writes them.
+JOBS = pytest.mark.parametrize("jobs", ["1", "3"])
+
+
+@JOBS
 def test_import_writes_records_journal_and_the_clocks_recompute_would(itsm, desk, runner,
-                                                                       tmp_path):
+                                                                       tmp_path, jobs):
     path = write(tmp_path, [incident_line(i) for i in range(300)])
-    result = runner.invoke(["records", "import", path, "--type", "incident", "--batch", "64"])
+    result = runner.invoke(["records", "import", path, "--type", "incident", "--batch", "64",
+                            "--jobs", jobs])
     assert result.exit_code == 0, result.output
     assert "300 incident record(s) imported" in result.output
     assert count(itsm, Record, Record.type == "incident") == 300
@@ -79,6 +86,41 @@ def test_import_writes_records_journal_and_the_clocks_recompute_would(itsm, desk
     assert sla.recompute(itsm, "incident").changed == 0
     # A history load notifies nobody.
     assert count(itsm, Event) == 0
+
+
+ASKED: list[tuple[str, str | None]] = []
+
+
+def _hardware_policy(record, metric):
+    ASKED.append((metric, record.category))
+    if record.category == "hardware":
+        return sla.SlaTarget(metric=metric, minutes=45, source="hardware desk")
+    return None
+
+
+HARDWARE_DESK = make_plugin("hardware_desk", itsm_sla_policy=_hardware_policy)
+
+
+@pytest.mark.parametrize("itsm_plugins", [[incident_plugin, HARDWARE_DESK]])
+def test_the_policy_is_asked_once_for_records_alike_and_each_gets_its_own_answer(
+        itsm, desk, runner, tmp_path):
+    rows = [incident_line(i, **({"category": "hardware", "subcategory": "printer"}
+                                if i % 2 else {})) for i in range(200)]
+    ASKED.clear()
+    path = write(tmp_path, rows)
+    result = runner.invoke(["records", "import", path, "--type", "incident", "--batch", "50"])
+    assert result.exit_code == 0, result.output
+    # 200 records, 2 metrics, 2 categories, 5 priorities: asked once per category,
+    # priority and metric at most, not twice per record.
+    assert 4 <= len(ASKED) <= 2 * 2 * 5
+    with itsm.Session() as session:
+        sources = dict(session.execute(
+            select(Record.title, func.min(SlaClock.source))
+            .join(SlaClock, SlaClock.record_id == Record.id).group_by(Record.title)).all())
+    assert {sources[r["title"]] for r in rows[1::2]} == {"hardware desk"}
+    assert {sources[r["title"]] for r in rows[::2]} == {"default policy"}
+    # Each record's clocks are the ones its own policy answers give, record by record.
+    assert sla.recompute(itsm, "incident").changed == 0
 
 
 def test_imported_incidents_read_like_any_other(itsm, desk, runner, client, tmp_path):
@@ -109,12 +151,14 @@ def test_numbers_never_repeat_between_imports_and_live_creates(itsm, desk, runne
     assert before < min(set(numbers) - {before, after}) and after == max(numbers)
 
 
+@JOBS
 def test_a_bad_line_stops_the_import_and_nothing_of_its_batch_is_written(itsm, desk, runner,
-                                                                         tmp_path):
-    rows = [incident_line(i) for i in range(250)]
+                                                                         tmp_path, jobs):
+    rows = [incident_line(i) for i in range(450)]
     rows[229]["impact"] = 9
     path = write(tmp_path, rows)
-    result = runner.invoke(["records", "import", path, "--type", "incident", "--batch", "100"])
+    result = runner.invoke(["records", "import", path, "--type", "incident", "--batch", "100",
+                            "--jobs", jobs])
     assert result.exit_code != 0
     assert isinstance(result.exception, ImportError_)
     message = result.exception.message
@@ -144,12 +188,36 @@ def test_bad_values_are_named_in_one_line(itsm, desk, runner, tmp_path, change, 
     assert count(itsm, Record) == 0
 
 
-def test_not_json_is_refused_with_its_line(itsm, desk, runner, tmp_path):
+@JOBS
+def test_not_json_is_refused_with_its_line(itsm, desk, runner, tmp_path, jobs):
     path = tmp_path / "broken.jsonl"
     path.write_text(json.dumps(incident_line(0)) + "\n{not json\n", encoding="utf-8")
-    result = runner.invoke(["records", "import", str(path), "--type", "incident"])
+    result = runner.invoke(["records", "import", str(path), "--type", "incident",
+                            "--jobs", jobs])
     assert result.exception.message.startswith("line 2: not valid JSON")
     assert count(itsm, Record) == 0
+
+
+@JOBS
+def test_the_batches_before_a_line_that_is_not_json_land_and_its_own_lines_are_judged_first(
+        itsm, desk, runner, tmp_path, jobs):
+    lines = [json.dumps(incident_line(i)) for i in range(7)]
+    path = tmp_path / "broken.jsonl"
+    path.write_text("\n".join([*lines, "{not json"]) + "\n", encoding="utf-8")
+    result = runner.invoke(["records", "import", str(path), "--type", "incident",
+                            "--batch", "3", "--jobs", jobs])
+    # Lines 1-6 are two whole batches, written; line 7 was read but its batch never ended.
+    assert result.exception.message.startswith("line 8: not valid JSON"), result.output
+    assert count(itsm, Record) == 6
+    # A bad line before the unreadable one, in the batch it interrupted, is the one named.
+    lines[6] = json.dumps(incident_line(6, impact=9))
+    path.write_text("\n".join([*lines, "{not json"]) + "\n", encoding="utf-8")
+    result = runner.invoke(["records", "import", str(path), "--type", "incident",
+                            "--batch", "3", "--jobs", jobs])
+    assert result.exception.message.startswith("line 7: invalid incident: impact"), \
+        result.output
+    assert "6 record(s) imported before it" in result.exception.message
+    assert count(itsm, Record) == 12
 
 
 def test_unknown_type_is_refused(itsm, desk, runner, tmp_path):
@@ -184,12 +252,14 @@ def test_values_the_schema_converts_are_imported_as_the_api_takes_them(itsm, des
     ({"description": 42}, "description: Not a valid string."),
     ({"title": "x" * 301}, "title: Length must be between 1 and 300."),
 ])
+@JOBS
 def test_a_bad_value_in_a_later_batch_names_its_line_and_field_and_writes_no_part_of_it(
-        itsm, desk, runner, tmp_path, change, says):
-    rows = [incident_line(i) for i in range(9)]
+        itsm, desk, runner, tmp_path, change, says, jobs):
+    rows = [incident_line(i) for i in range(13)]
     rows[7].update(change)
     path = write(tmp_path, rows)
-    result = runner.invoke(["records", "import", path, "--type", "incident", "--batch", "4"])
+    result = runner.invoke(["records", "import", path, "--type", "incident", "--batch", "4",
+                            "--jobs", jobs])
     assert isinstance(result.exception, ImportError_), result.output
     message = result.exception.message
     assert message.startswith(f"line 8: invalid incident: {says}"), message

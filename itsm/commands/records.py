@@ -19,8 +19,10 @@ def records() -> None:
 @click.option("--type", "type_name", required=True, help="record type, e.g. incident")
 @click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 20_000),
               help="records per transaction")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="processes validating batches (the first also writes them)")
 @pass_itsm
-def import_records(itsm, file, type_name: str, batch: int) -> None:
+def import_records(itsm, file, type_name: str, batch: int, jobs: int) -> None:
     """Import records from FILE (JSON Lines, one record a line; - reads stdin).
 
     Each line holds the fields the API's create takes, and may add state, created_at,
@@ -31,7 +33,7 @@ def import_records(itsm, file, type_name: str, batch: int) -> None:
     """
     from itsm.core.bulk import BulkImporter, read_json_lines
 
-    importer = BulkImporter(itsm, type_name, batch=batch)
+    importer = BulkImporter(itsm, type_name, batch=batch, jobs=jobs)
     total = None
     if file is not sys.stdin and file.seekable():
         total = sum(1 for line in file if line.strip())

@@ -33,10 +33,13 @@ from __future__ import annotations
 
 import functools
 import json
+import multiprocessing
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -326,9 +329,15 @@ class BulkImporter:
     """Imports records of one type, batch by batch, for one actor (the system by default)."""
 
     def __init__(self, itsm: Itsm, type_name: str, *, batch: int = DEFAULT_BATCH,
-                 actor: Actor | None = None, now: datetime | None = None) -> None:
+                 actor: Actor | None = None, now: datetime | None = None,
+                 jobs: int = 1) -> None:
         if not 1 <= batch <= MAX_BATCH:
             raise ImportError_(f"batch size {batch}: use 1 to {MAX_BATCH}")
+        if jobs < 1:
+            raise ImportError_(f"jobs {jobs}: use 1 or more")
+        if jobs > 1 and "fork" not in multiprocessing.get_all_start_methods():
+            jobs = 1  # worker processes get the install by forking; elsewhere, one process
+        self.jobs = jobs
         self.itsm = itsm
         self.rt: RecordType = itsm.types.get(type_name)
         self.batch = batch
@@ -365,6 +374,7 @@ class BulkImporter:
         self._refs: dict[tuple[str, str], int | None] = {}
         self._names: dict[tuple[str, int], str] = {}  # (model, id) -> code, e-mail or name
         self._agency_of: dict[int, int | None] = {}
+        self.policy: sla.PolicyMemo | None = None  # on the reading session, in run()
 
     # -- validation ----------------------------------------------------------------------
 
@@ -474,7 +484,7 @@ class BulkImporter:
         """Take ``count`` numbers in a transaction of their own; return the first."""
         return take_numbers(self.itsm.engine, self.rt.prefix, count) - count + 1
 
-    def _build(self, rows: list[_Row], lookups) -> _Batch:
+    def _build(self, rows: list[_Row]) -> _Batch:
         """Everything a batch writes but its ids and numbers, which only the write takes:
         dicts of column values, or on PostgreSQL rows converted for COPY."""
         copiers = self.copiers
@@ -486,7 +496,7 @@ class BulkImporter:
                         "created_at": entry.created_at, "public": extra.get("public", True),
                         "body": extra["body"], "data": entry.data}
                        for entry, extra in row.entries]
-            clocks = self._clocks(lookups, row)
+            clocks = self._clocks(row)
             if copiers is not None:
                 record = copiers["record"].row(record)
                 own = copiers["own"].row(own) if self.own_table is not None else own
@@ -552,39 +562,94 @@ class BulkImporter:
         stats.first = stats.first or numbers[0]
         stats.last = numbers[-1]
 
-    def _clocks(self, session, row: _Row) -> list[dict[str, Any]]:
+    def _clocks(self, row: _Row) -> list[dict[str, Any]]:
         """The record's SLA clocks (but their record id), replayed from the journal
         entries being written.
 
         The policy is asked with the import's reading session, before the record is
         written (a policy reading the record's rows finds none, as for a record being
-        created): a policy plugin reads its rows there, and may keep what it read for
-        the next records, instead of opening a session for each record and metric.
+        created), through a memo: records alike in all the policy reads (group, agency,
+        priority ...) share its answer, one call for thousands of records.
         """
         seen = SimpleNamespace(**row.values, id=None, type=self.rt.name)
         entries = [e for e, _ in row.entries if e.kind in sla.CLOCK_KINDS]
         figures = sla.replay(entries, self.workflow,
-                             sla.targets_for(self.itsm, seen, session),
+                             sla.targets_for(self.itsm, seen, memo=self.policy),
                              self.calendars, self.now, metrics=self.metrics,
                              met_once=self.met_once)
         return [{"metric": f.metric, "warning_sent": False,
                  "breach_sent": False, **f.values()} for f in figures]
+
+    def _prepare(self, lookups, chunk: list[tuple[int, Any]]) -> _Batch:
+        """Validate a batch's lines and build what it writes; a bad line raises
+        :class:`_BadLine`."""
+        rows = []
+        for line, data in chunk:
+            try:
+                rows.append(self._validate(lookups, line, data))
+            except ValueError as exc:
+                raise _BadLine(line, str(exc)) from None
+        return self._build(rows)
+
+    def _preload(self, lookups) -> None:
+        """Agencies and groups are few: known up front, so the journal names them also
+        when an agency comes from the requester. Users too, unless there are very many:
+        one query instead of one per person."""
+        for model, column in ((Agency, Agency.code), (Group, Group.name)):
+            for id_, value in lookups.execute(select(model.id, column)):
+                self._refs[(model.__name__, value)] = id_
+                self._names[(model.__name__, id_)] = value
+        if lookups.scalar(select(func.count()).select_from(User)) <= PRELOAD_USERS:
+            for id_, email, agency_id in lookups.execute(
+                    select(User.id, User.email, User.agency_id)):
+                self._refs[("User", email)] = id_
+                self._names[("User", id_)] = email
+                self._agency_of[id_] = agency_id
+
+    @contextmanager
+    def _preparer(self, lookups) -> Iterator[Callable[[list[tuple[int, Any]]], Future[_Batch]]]:
+        """``prepare(chunk) -> Future`` of its batch: in this process, or with ``jobs``
+        above 1 in ``jobs - 1`` forked processes of its own (what they know of the
+        install, this importer's caches included, is this process's at the fork)."""
+        if self.jobs < 2:
+            def here(chunk: list[tuple[int, Any]]) -> Future[_Batch]:
+                done: Future[_Batch] = Future()
+                try:
+                    done.set_result(self._prepare(lookups, chunk))
+                except _BadLine as bad:
+                    done.set_exception(bad)
+                return done
+
+            yield here
+            return
+        global _forked
+        _forked = self
+        try:
+            with ProcessPoolExecutor(self.jobs - 1, mp_context=multiprocessing.get_context(
+                    "fork"), initializer=_start_worker) as pool:
+                yield functools.partial(pool.submit, _prepare_in_worker)
+        finally:
+            _forked = None
 
     def run(self, lines: Iterable[tuple[int, Any]],
             progress: Callable[[int], None] | None = None) -> ImportStats:
         """Import every line; ``progress(n)`` after each batch of ``n`` records.
 
         On a database server, a batch is written by a thread of its own while the next
-        one is read and validated: the server's work on one (its indexes, foreign keys
-        and search vectors) overlaps ours on the other. A batch is validated whole before
-        its write begins, and a bad line waits for the batch before it to land, so what
-        the message says was imported is what the database holds.
+        ones are validated (by this process, or by ``jobs - 1`` processes of their own):
+        the server's work on one (its indexes, foreign keys and search vectors) overlaps
+        ours on the others. A batch is validated whole before its write begins, and a bad
+        line waits for the batches before it to land, so what the message says was
+        imported is what the database holds.
         """
         stats = ImportStats()
         started = time.perf_counter()
-        pending: list[_Row] = []
         in_flight: list[tuple[Future[None], int]] = []
         server = self.itsm.engine.dialect.name != "sqlite"
+        # Batches being validated, oldest first; with worker processes, a few ahead of
+        # the writer so that none of them waits for the next one.
+        validating: deque[Future[_Batch]] = deque()
+        ahead = 2 * (self.jobs - 1)
 
         def landed() -> None:  # wait for the batch being written (its error is ours)
             while in_flight:
@@ -596,8 +661,20 @@ class BulkImporter:
         with self.itsm.Session() as lookups, _settings_fixed(self.itsm), _quick_handover(), \
                 ThreadPoolExecutor(1, thread_name_prefix="itsm-import") as writer:
 
-            def write(rows: list[_Row]) -> None:
-                batch = self._build(rows, lookups)
+            def write_oldest() -> None:
+                try:
+                    batch = validating.popleft().result()
+                except _BadLine as bad:
+                    landed()
+                    raise ImportError_(
+                        f"line {bad.line}: invalid {self.rt.title.lower()}: {bad.reason} "
+                        f"(nothing of this batch was written; {stats.records} record(s) "
+                        "imported before it)") from None
+                except BrokenProcessPool:
+                    landed()
+                    raise ImportError_(
+                        f"a validating process stopped; {stats.records} record(s) "
+                        "imported, nothing of the batches after them") from None
                 landed()
                 if server:
                     in_flight.append((writer.submit(self._write, batch, stats), batch.count))
@@ -606,33 +683,61 @@ class BulkImporter:
                     if progress:
                         progress(batch.count)
 
-            # Agencies and groups are few: known up front, so the journal names them
-            # also when an agency comes from the requester.
-            for model, column in ((Agency, Agency.code), (Group, Group.name)):
-                for id_, value in lookups.execute(select(model.id, column)):
-                    self._refs[(model.__name__, value)] = id_
-                    self._names[(model.__name__, id_)] = value
-            # Users too, unless there are very many: one query instead of one per person.
-            if lookups.scalar(select(func.count()).select_from(User)) <= PRELOAD_USERS:
-                for id_, email, agency_id in lookups.execute(
-                        select(User.id, User.email, User.agency_id)):
-                    self._refs[("User", email)] = id_
-                    self._names[("User", id_)] = email
-                    self._agency_of[id_] = agency_id
-            for line, data in lines:
+            self._preload(lookups)
+            self.policy = sla.PolicyMemo(self.itsm, lookups)
+            with self._preparer(lookups) as prepare:
+                chunk: list[tuple[int, Any]] = []
+                unreadable: ImportError_ | None = None
                 try:
-                    pending.append(self._validate(lookups, line, data))
-                except ValueError as exc:
-                    landed()
-                    raise ImportError_(
-                        f"line {line}: invalid {self.rt.title.lower()}: {exc} (nothing of "
-                        f"this batch was written; {stats.records} record(s) imported before "
-                        "it)") from None
-                if len(pending) == self.batch:
-                    write(pending)
-                    pending = []
-            if pending:
-                write(pending)
-            landed()
+                    for item in lines:
+                        chunk.append(item)
+                        if len(chunk) == self.batch:
+                            validating.append(prepare(chunk))
+                            chunk = []
+                            while len(validating) > ahead:
+                                write_oldest()
+                except ImportError_ as exc:  # a line that is not JSON: the lines before
+                    unreadable = exc          # it are judged (and written) first
+                if chunk:
+                    validating.append(prepare(chunk))
+                while validating:
+                    if unreadable is not None and len(validating) == 1 and chunk:
+                        try:  # the lines read of the batch it interrupted: checked, not written
+                            validating[0].result()
+                        except _BadLine:
+                            write_oldest()  # raises the line's own message
+                        break
+                    write_oldest()
+                landed()
+                if unreadable is not None:
+                    raise unreadable
         stats.seconds = time.perf_counter() - started
         return stats
+
+
+class _BadLine(Exception):
+    """A line of a batch being prepared is invalid (crosses from a worker process)."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(line, reason)
+        self.line, self.reason = line, reason
+
+
+# The import a forked worker process prepares batches for, and that process's reading
+# session (see BulkImporter._preparer).
+_forked: BulkImporter | None = None
+_worker_session: Any = None
+
+
+def _start_worker() -> None:
+    global _worker_session
+    importer = _forked
+    assert importer is not None
+    importer.itsm.engine.dispose(close=False)  # the parent's connections stay the parent's
+    _worker_session = importer.itsm.Session()
+    importer.policy = sla.PolicyMemo(importer.itsm, _worker_session)
+
+
+def _prepare_in_worker(chunk: list[tuple[int, Any]]) -> _Batch:
+    assert _forked is not None
+    return _forked._prepare(_worker_session, chunk)

@@ -370,6 +370,10 @@ def itsm_sla_policy(record: Record, metric: str, session: Session | None) -> Sla
     :param metric: the metric asked for.
     :param session: the session of the change being made, so that rows written earlier
         in the same transaction count; None when asked outside one (then open your own).
+
+    Answer from the record's attributes, the settings and stored rows only: a bulk
+    import (:class:`itsm.core.sla.PolicyMemo`) asks once for each different set of values
+    of the attributes read, and gives that answer to every record alike in them.
     :return: an :class:`itsm.core.sla.SlaTarget`, or None to let the next implementation
         decide. First result wins, so an agreements plugin can override the default
         policy; the core's ``trylast`` default reads ``[sla.<metric>] p<priority>``

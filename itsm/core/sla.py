@@ -32,6 +32,7 @@ import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, update
@@ -61,7 +62,7 @@ ZERO = timedelta(0)
 # Clocks count whole microseconds; a clock is breached once it is *past* its target.
 TICK = timedelta(microseconds=1)
 
-__all__ = ["SlaClock", "SlaTarget", "ClockFigures", "default_target", "policy_for",
+__all__ = ["SlaClock", "SlaTarget", "ClockFigures", "default_target", "policy_for", "PolicyMemo",
            "replay", "on_record_changed", "sweep", "recompute", "clocks_for"]
 
 
@@ -143,6 +144,19 @@ class ClockFigures:
         return {name: getattr(self, name) for name in FIGURES}
 
 
+@functools.lru_cache(maxsize=1024)
+def _limits_of(target: SlaTarget | None) -> Mapping[str, timedelta]:
+    """How much working time a target allows before its warning and its breach (one
+    shared, read-only mapping per target)."""
+    if target is None:
+        return MappingProxyType({})
+    limit = timedelta(minutes=target.minutes)
+    out = {"breach": limit}
+    if target.warn_at is not None and target.warn_at > 0:
+        out["warn"] = limit * float(target.warn_at)
+    return MappingProxyType(out)
+
+
 @dataclass
 class _Run:
     """One clock while the journal is walked."""
@@ -158,19 +172,14 @@ class _Run:
     paused: bool = False
     met_at: datetime | None = None
     crossed: dict[str, datetime] = field(default_factory=dict)  # "warn"/"breach" -> when
+    _limits: Mapping[str, timedelta] = field(default_factory=dict)  # of ``target``
 
     @property
     def active(self) -> bool:
         return self.met_at is None and not self.paused
 
-    def limits(self) -> dict[str, timedelta]:
-        if self.target is None:
-            return {}
-        limit = timedelta(minutes=self.target.minutes)
-        out = {"breach": limit}
-        if self.target.warn_at is not None and self.target.warn_at > 0:
-            out["warn"] = limit * float(self.target.warn_at)
-        return out
+    def limits(self) -> Mapping[str, timedelta]:
+        return self._limits
 
     def due(self, kind: str, limit: timedelta) -> datetime:
         """The first instant the clock is past ``limit`` (or was, if it already is)."""
@@ -193,6 +202,7 @@ class _Run:
     def retarget(self, target: SlaTarget | None, calendars: Mapping[str, Calendar],
                  t: datetime) -> None:
         self.target = target
+        self._limits = _limits_of(target)
         if target is not None:
             self.targeted = True
             self.calendar = calendar_named(calendars, target.calendar,
@@ -248,6 +258,11 @@ class _Stops:
         return True
 
 
+@functools.lru_cache(maxsize=64)
+def _stops(workflow: Workflow, met_once: frozenset[str]) -> _Stops:
+    return _Stops(workflow, met_once)
+
+
 def replay(entries: Iterable[Any], workflow: Workflow,
            targets_for: Callable[[int | None, str], SlaTarget | None],
            calendars: Mapping[str, Calendar], now: datetime, *,
@@ -265,7 +280,7 @@ def replay(entries: Iterable[Any], workflow: Workflow,
         figure depends on the journal only.
     :return: one :class:`ClockFigures` per metric that had a target at some point.
     """
-    stops = _Stops(workflow, met_once)
+    stops = _stops(workflow, frozenset(met_once))
     # Until a metric gets a target (a priority without one), it counts on "default".
     fallback = calendars.get(DEFAULT) or builtin_calendars()[DEFAULT]
     runs: list[_Run] = []
@@ -330,24 +345,115 @@ class _AtPriority:
         return getattr(self._record, name)
 
 
-def targets_for(itsm: Itsm, record: Record, session: Session | None = None) \
+def _checked(target: SlaTarget | None, metric: str) -> SlaTarget | None:
+    if target is not None and (not isinstance(target.minutes, int) or target.minutes < 0):
+        raise ConfigError(f"SLA target of {metric} ({target.source}) is "
+                          f"{target.minutes!r} minutes: use a whole number >= 0")
+    return target
+
+
+def targets_for(itsm: Itsm, record: Record, session: Session | None = None, *,
+                memo: PolicyMemo | None = None) \
         -> Callable[[int | None, str], SlaTarget | None]:
-    """``(priority, metric) -> target`` for ``record``, asking the policy hook once each."""
+    """``(priority, metric) -> target`` for ``record``, asking the policy hook once each
+    (or ``memo``, which shares answers between records)."""
     cache: dict[tuple[int | None, str], SlaTarget | None] = {}
 
     def lookup(priority: int | None, metric: str) -> SlaTarget | None:
         key = (priority, metric)
         if key not in cache:
             seen = record if priority == record.priority else _AtPriority(record, priority)
-            target = policy_for(itsm, seen, metric, session)
-            if target is not None and (not isinstance(target.minutes, int)
-                                       or target.minutes < 0):
-                raise ConfigError(f"SLA target of {metric} ({target.source}) is "
-                                  f"{target.minutes!r} minutes: use a whole number >= 0")
-            cache[key] = target
+            cache[key] = memo.target(seen, metric) if memo is not None \
+                else _checked(policy_for(itsm, seen, metric, session), metric)
         return cache[key]
 
     return lookup
+
+
+_MISSING = object()  # an attribute the record does not have
+
+
+class _Reading:
+    """A record as the policy sees it, noting each attribute the policy reads first."""
+
+    __slots__ = ("_itsm_record", "_itsm_reads")
+
+    def __init__(self, record: Any) -> None:
+        self._itsm_record = record
+        self._itsm_reads: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._itsm_record, name, _MISSING)
+        self._itsm_reads.setdefault(name, value)
+        if value is _MISSING:
+            raise AttributeError(name)
+        return value
+
+
+@dataclass(slots=True)
+class _Ask:
+    """A step of the memo: the answer depends on this attribute's value next."""
+
+    name: str
+    then: dict[Any, _Ask | _Answer] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Answer:
+    target: SlaTarget | None
+
+
+class PolicyMemo:
+    """The SLA policy's answers for many records (a bulk import), asking the hook once
+    for each different set of values it read.
+
+    An answer is kept with the attributes the policy implementations read to give it,
+    in the order they read them, and their values: a later record with the same values
+    for those attributes gets the same answer without a call. This holds because a
+    policy answers from the record it is shown, the settings and stored rows (agreements,
+    groups) that do not change while the memo lives; a policy that reads a record's id
+    (its journal, say) is asked again for every record, the id being new each time.
+    """
+
+    def __init__(self, itsm: Itsm, session: Session | None = None) -> None:
+        self.itsm = itsm
+        self.session = session
+        self._start: dict[str, _Ask | _Answer] = {}  # by metric
+        self.asked = 0  # how many times the hook was called (for tests and profiles)
+
+    def target(self, record: Any, metric: str) -> SlaTarget | None:
+        """The policy's target of ``metric`` for ``record``."""
+        step = self._start.get(metric)
+        try:
+            while isinstance(step, _Ask):
+                step = step.then.get(getattr(record, step.name, _MISSING))
+        except TypeError:  # a value that cannot be a key: ask, keep nothing
+            return _checked(self._ask(_Reading(record), metric), metric)
+        if step is not None:
+            return step.target
+        reading = _Reading(record)
+        target = _checked(self._ask(reading, metric), metric)
+        self._keep(metric, reading._itsm_reads, target)
+        return target
+
+    def _ask(self, reading: _Reading, metric: str) -> SlaTarget | None:
+        self.asked += 1
+        return policy_for(self.itsm, reading, metric, self.session)  # type: ignore[arg-type]
+
+    def _keep(self, metric: str, reads: dict[str, Any], target: SlaTarget | None) -> None:
+        into, key = self._start, metric
+        try:
+            for name, value in reads.items():
+                step = into.get(key)
+                if step is None:
+                    step = into[key] = _Ask(name)
+                elif not isinstance(step, _Ask) or step.name != name:
+                    return  # read in another order than before: not a pure answer, keep none
+                into, key = step.then, value
+            if key not in into:
+                into[key] = _Answer(target)
+        except TypeError:  # a value that cannot be a key
+            return
 
 
 def replay_record(itsm: Itsm, session: Session, record: Record, workflow: Workflow,

@@ -39,13 +39,19 @@ class Copier:
         self.table = table
         self.keys = [c.key for c in table.columns if c.key != "id" and c.key not in lead]
         self.convert = bind_processors(table, self.keys, dialect)
+        # Only the columns that convert, by position: most of a row goes as it is.
+        self._converting = [(i, fn) for i, fn in enumerate(self.convert) if fn is not None]
         quote = dialect.identifier_preparer.quote
         self.sql = (f"COPY {quote(table.name)} "
                     f"({', '.join(quote(k) for k in (*lead, *self.keys))}) FROM STDIN")
 
     def row(self, values: dict[str, Any]) -> tuple[Any, ...]:
         """``values`` (by column key; a missing one is NULL) in COPY order, converted."""
-        return converted(self.convert, map(values.get, self.keys))
+        row = [values.get(key) for key in self.keys]
+        for i, fn in self._converting:
+            if row[i] is not None:
+                row[i] = fn(row[i])
+        return tuple(row)
 
     def copy(self, session: Session, rows: Iterable[tuple[Any, ...]]) -> None:
         """Write ``rows`` (lead values, then :meth:`row`'s) in the session's transaction."""
