@@ -597,7 +597,10 @@ def _due(minutes: int) -> str:
     return (T0 + timedelta(minutes=minutes, microseconds=1)).isoformat()
 
 
-def test_a_sweep_of_many_due_clocks_sends_one_event_each_with_its_payload(itsm, monkeypatch):
+# On PostgreSQL, a backlog is claimed by that many threads side by side.
+@pytest.mark.parametrize("claimers", [1, 3])
+def test_a_sweep_of_many_due_clocks_sends_one_event_each_with_its_payload(itsm, monkeypatch,
+                                                                        claimers):
     from itsm.core.notify import EventMessage
 
     numbers = [open_ticket(itsm, title=f"t{i}") for i in range(23)]
@@ -609,7 +612,7 @@ def test_a_sweep_of_many_due_clocks_sends_one_event_each_with_its_payload(itsm, 
         committed(events)
 
     monkeypatch.setattr(itsm.outbox, "committed", listen)
-    stats = sweep(itsm, now=T0 + timedelta(days=3), batch=5)
+    stats = sweep(itsm, now=T0 + timedelta(days=3), batch=5, claimers=claimers)
     assert (stats.warned, stats.breached) == (2 * 23, 2 * 23)
     events = sla_events(itsm)
     sent = [(e.name, e.payload["record"]["number"], e.payload["metric"]) for e in events]
@@ -645,6 +648,8 @@ def test_a_sweep_of_many_due_clocks_sends_one_event_each_with_its_payload(itsm, 
 def test_a_sweep_batch_is_a_few_statements_whatever_its_size(itsm):
     from sqlalchemy import event
 
+    if not itsm.engine.dialect.update_returning:
+        pytest.skip("MariaDB has no UPDATE .. RETURNING: its sweep claims clock by clock")
     for i in range(30):
         open_ticket(itsm, title=f"t{i}")
     statements: list[str] = []

@@ -29,7 +29,9 @@ This module is longer than most because the engine reads best in one place.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
+import queue
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -696,9 +698,9 @@ def _sweep_batch(session: Session, kind: str, now: datetime, batch: int,
     clocks = sorted(session.execute(claim).all(), key=lambda row: row.id)
     if not clocks:
         return 0, []
-    if postgresql:
-        records = {c.record_id: {name: getattr(c, f"record_{name}") for name in _SUMMARY}
-                   for c in clocks}
+    if postgresql:  # what the claim returned after the clock's columns
+        lead = len(_CLAIM_COLUMNS)
+        records = {c.record_id: dict(zip(_SUMMARY, c[lead:], strict=True)) for c in clocks}
     else:
         records = _summaries(session, (c.record_id for c in clocks))
     created = utcnow()
@@ -743,21 +745,37 @@ class SweepStats:
     breached: int = 0
 
 
-def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 1000) -> SweepStats:
+def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 1000,
+          claimers: int = 2) -> SweepStats:
     """Announce every warning and breach whose due time has passed, once per clock.
 
     Each batch is one transaction: the clocks marked and their outbox events together,
     written with a few statements whatever the batch size (see :func:`_sweep_batch`).
-    Safe to run from several workers at once.
+    Safe to run from several workers at once. On PostgreSQL, once a first batch comes
+    back full (a backlog: after an import, or the worker was down), ``claimers``
+    threads claim batches side by side, each while the others wait for the server;
+    ``FOR UPDATE SKIP LOCKED`` gives them disjoint clocks. The post-commit hooks of
+    their events run on the calling thread, one batch after another.
     """
     now = now or utcnow()
     stats = SweepStats()
     calendars = load_calendars(itsm.settings)
+    dialect = itsm.engine.dialect.name
+
+    def announced(kind: str, events: list[Any]) -> None:
+        itsm.outbox.committed(events)
+        if kind == "warning":
+            stats.warned += len(events)
+        else:
+            stats.breached += len(events)
+
     for kind in ("warning", "breach"):
         sent, due = getattr(SlaClock, _SENT[kind]), getattr(SlaClock, _DUE[kind])
-        while True:
+
+        def claim(kind: str = kind, sent: Any = sent, due: Any = due) -> tuple[int, list[Any]]:
+            """One batch in a transaction of its own: how many clocks, and their events."""
             with itsm.Session() as session:
-                if session.get_bind().dialect.name in ("postgresql", "sqlite"):
+                if dialect in ("postgresql", "sqlite"):
                     claimed, events = _sweep_batch(session, kind, now, batch, calendars)
                 else:  # MariaDB/MySQL: no UPDATE .. RETURNING, claimed clock by clock
                     clocks = session.scalars(select(SlaClock).where(sent.is_(False),
@@ -766,17 +784,51 @@ def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 1000) -> Swee
                     claimed = len(clocks)
                     records = _summaries(session, (c.record_id for c in clocks))
                     events = _claim_batch(session, clocks, kind, records, calendars, now)
-                if not claimed:
-                    break
-                session.commit()
-            itsm.outbox.committed(events)
-            if kind == "warning":
-                stats.warned += len(events)
-            else:
-                stats.breached += len(events)
-            if claimed < batch:
-                break
+                if claimed:
+                    session.commit()
+            return claimed, events
+
+        claimed, events = claim()
+        announced(kind, events)
+        if claimed < batch:
+            continue
+        if dialect == "postgresql" and claimers > 1:
+            for events in _side_by_side(claim, batch, claimers):
+                announced(kind, events)
+            continue
+        while claimed == batch:
+            claimed, events = claim()
+            announced(kind, events)
     return stats
+
+
+def _side_by_side(claim: Callable[[], tuple[int, list[Any]]], batch: int,
+                  claimers: int) -> Iterator[list[Any]]:
+    """Run ``claim`` in ``claimers`` threads until each gets a short batch; yield each
+    batch's events here, as they commit."""
+    done: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
+
+    def claim_until_short() -> None:
+        try:
+            while True:
+                claimed, events = claim()
+                done.put(events)
+                if claimed < batch:
+                    return
+        finally:
+            done.put(None)
+
+    with ThreadPoolExecutor(claimers, thread_name_prefix="itsm-sweep") as pool:
+        futures = [pool.submit(claim_until_short) for _ in range(claimers)]
+        running = claimers
+        while running:
+            events = done.get()
+            if events is None:
+                running -= 1
+            elif events:
+                yield events
+        for future in futures:
+            future.result()  # a claimer's error is the sweep's
 
 
 # -- recompute ---------------------------------------------------------------------------------
