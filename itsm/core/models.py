@@ -21,8 +21,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     insert,
     inspect,
+    select,
 )
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -100,6 +102,15 @@ def insert_now(session: Session, objects: list[Any]) -> bool:
     (base, _), *joined = plan
     plain, (one, many) = _insert(base), _returning_ids(base)
     dialect = session.get_bind().dialect
+    if len(rows) == 1 and len(joined) == 1 and dialect.name == "postgresql":
+        # A record of a type with a table of its own: both rows in one statement.
+        (base_row, own_row), = rows
+        objects[0].id = session.execute(_insert_both(cls), {
+            **{f"base_{k}": v for k, v in base_row.items()},
+            **{f"own_{k}": v for k, v in own_row.items()}}).scalar_one()
+        make_transient_to_detached(objects[0])
+        session.add(objects[0])
+        return True
     if not dialect.insert_returning:  # MySQL: the driver's last row id
         ids = [session.execute(plain, row[0]).inserted_primary_key[0] for row in rows]
     elif len(rows) == 1:
@@ -165,6 +176,23 @@ def _row(obj: Any, columns: _Columns) -> dict[str, Any]:
 @functools.cache
 def _insert(table: Any) -> Any:
     return insert(table)
+
+
+@functools.cache
+def _insert_both(cls: type) -> Any:
+    """One statement for the base and own rows of a joined-table class (PostgreSQL): the
+    base's INSERT .. RETURNING id in a WITH clause, the own table's row made from that
+    id; a round trip less on every create. Parameters: ``base_<column>``, ``own_<column>``.
+    """
+    (base, base_columns), (own, own_columns) = _insert_plan(cls)
+    new = (insert(base).values({column.key: bindparam(f"base_{column.key}", type_=column.type)
+                                for column, _, _ in base_columns})
+           .returning(base.c.id).cte("new_base"))
+    key = next(c for c in own.primary_key.columns).key
+    values = [bindparam(f"own_{column.key}", type_=column.type) for column, _, _ in own_columns]
+    return (insert(own).from_select([key, *(column.key for column, _, _ in own_columns)],
+                                    select(new.c.id, *values))
+            .returning(own.c[key]))
 
 
 @functools.cache
