@@ -622,14 +622,11 @@ class BulkImporter:
 
             yield here
             return
-        global _forked
-        _forked = self
-        try:
-            with ProcessPoolExecutor(self.jobs - 1, mp_context=multiprocessing.get_context(
-                    "fork"), initializer=_start_worker) as pool:
-                yield functools.partial(pool.submit, _prepare_in_worker)
-        finally:
-            _forked = None
+        # Forked, a process gets this importer as it is (the initializer's arguments are
+        # not pickled): its caches, the install's plugins and settings.
+        with ProcessPoolExecutor(self.jobs - 1, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_start_worker, initargs=(self,)) as pool:
+            yield functools.partial(pool.submit, _prepare_in_worker)
 
     def run(self, lines: Iterable[tuple[int, Any]],
             progress: Callable[[int], None] | None = None) -> ImportStats:
@@ -723,18 +720,16 @@ class _BadLine(Exception):
         self.line, self.reason = line, reason
 
 
-# The import a forked worker process prepares batches for, and that process's reading
-# session (see BulkImporter._preparer).
+# In a worker process (see BulkImporter._preparer): the import it prepares batches for,
+# and its own reading session.
 _forked: BulkImporter | None = None
 _worker_session: Any = None
 
 
-def _start_worker() -> None:
-    global _worker_session
-    importer = _forked
-    assert importer is not None
+def _start_worker(importer: BulkImporter) -> None:
+    global _forked, _worker_session
     importer.itsm.engine.dispose(close=False)  # the parent's connections stay the parent's
-    _worker_session = importer.itsm.Session()
+    _forked, _worker_session = importer, importer.itsm.Session()
     importer.policy = sla.PolicyMemo(importer.itsm, _worker_session)
 
 
