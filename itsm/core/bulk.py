@@ -335,8 +335,12 @@ class BulkImporter:
             raise ImportError_(f"batch size {batch}: use 1 to {MAX_BATCH}")
         if jobs < 1:
             raise ImportError_(f"jobs {jobs}: use 1 or more")
-        if jobs > 1 and "fork" not in multiprocessing.get_all_start_methods():
-            jobs = 1  # worker processes get the install by forking; elsewhere, one process
+        url = itsm.engine.url
+        if jobs > 1 and ("fork" not in multiprocessing.get_all_start_methods() or (
+                url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))):
+            # Worker processes get the install by forking, and read the same database:
+            # not where there is no fork, nor from a database in this process's memory.
+            jobs = 1
         self.jobs = jobs
         self.itsm = itsm
         self.rt: RecordType = itsm.types.get(type_name)
