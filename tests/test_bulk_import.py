@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from datetime import timedelta
 
@@ -121,6 +122,29 @@ def test_the_policy_is_asked_once_for_records_alike_and_each_gets_its_own_answer
     assert {sources[r["title"]] for r in rows[::2]} == {"default policy"}
     # Each record's clocks are the ones its own policy answers give, record by record.
     assert sla.recompute(itsm, "incident").changed == 0
+
+
+@JOBS
+def test_timestamps_with_any_offset_are_stored_as_the_instant_they_name(itsm, desk, runner,
+                                                                       tmp_path, jobs):
+    path = write(tmp_path, [
+        incident_line(0, state="closed", created_at="2026-01-31T12:00:00+02:00",
+                      updated_at="2026-01-31T23:30:00.000250-05:00"),
+        incident_line(1, created_at="2026-02-01T00:00:00Z", updated_at="2026-02-01T00:00:00Z")])
+    result = runner.invoke(["records", "import", path, "--type", "incident", "--jobs", jobs])
+    assert result.exit_code == 0, result.output
+    with itsm.Session() as session:
+        rows = session.execute(select(Record.created_at, Record.updated_at, Record.closed_at)
+                               .order_by(Record.id)).all()
+        started = session.scalars(select(SlaClock.started_at).order_by(SlaClock.id)).all()
+    utc = datetime.UTC
+    assert [tuple(r) for r in rows] == [
+        (datetime.datetime(2026, 1, 31, 10, 0, tzinfo=utc),
+         datetime.datetime(2026, 2, 1, 4, 30, 0, 250, tzinfo=utc),
+         datetime.datetime(2026, 2, 1, 4, 30, 0, 250, tzinfo=utc)),
+        (datetime.datetime(2026, 2, 1, tzinfo=utc), datetime.datetime(2026, 2, 1, tzinfo=utc),
+         None)]
+    assert started == [rows[0][0]] * 2 + [rows[1][0]] * 2
 
 
 def test_imported_incidents_read_like_any_other(itsm, desk, runner, client, tmp_path):
