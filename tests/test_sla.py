@@ -580,6 +580,27 @@ def test_sla_commands_show_sweep_and_list_calendars(app, itsm):
     assert "holidays: 2099-01-19" in listed.output
 
 
+def test_the_sweep_command_counts_what_is_due_and_shows_its_progress(app, itsm):
+    from itsm.core.models import utcnow
+    from itsm.core.sla import count_due
+
+    for i in range(3):
+        open_ticket(itsm, title=f"t{i}")
+    now = utcnow()
+    assert count_due(itsm, now) == 0
+    with itsm.Session() as session:                 # as if the worker had been down
+        session.execute(update(SlaClock).values(
+            warning_sent=False, breach_sent=False, warn_due_at=now - timedelta(hours=2),
+            breach_due_at=now - timedelta(hours=1)))
+        session.commit()
+    assert count_due(itsm, now) == 3 * 4            # warning and breach of two clocks
+    assert count_due(itsm, now - timedelta(minutes=90)) == 3 * 2
+    swept = run_sla(app, "sweep")
+    assert swept.exit_code == 0, swept.output
+    assert "announcing" in swept.output and "warnings 6, breaches 6" in swept.output
+    assert count_due(itsm, utcnow()) == 0 and len(sla_events(itsm)) == 12
+
+
 def test_the_migration_creates_exactly_the_clock_model(itsm):
     assert schema_drift(itsm.engine, ["sla_clock"]) == []
 

@@ -44,7 +44,12 @@ def recompute(itsm, type_name: str | None) -> None:
 @pass_itsm
 def sweep(itsm) -> None:
     """Announce warnings and breaches that have come due (the worker does this too)."""
-    stats = sla.sweep(itsm)
+    from itsm.core.models import utcnow
+
+    now = utcnow()
+    with click.progressbar(length=sla.count_due(itsm, now), label="announcing",
+                           file=sys.stderr, show_pos=True) as bar:
+        stats = sla.sweep(itsm, now, progress=bar.update)
     click.echo(f"warnings {stats.warned}, breaches {stats.breached}")
 
 

@@ -65,7 +65,7 @@ ZERO = timedelta(0)
 TICK = timedelta(microseconds=1)
 
 __all__ = ["SlaClock", "SlaTarget", "ClockFigures", "default_target", "policy_for", "PolicyMemo",
-           "replay", "on_record_changed", "sweep", "recompute", "clocks_for"]
+           "replay", "on_record_changed", "sweep", "count_due", "recompute", "clocks_for"]
 
 
 @dataclass(frozen=True)
@@ -745,8 +745,17 @@ class SweepStats:
     breached: int = 0
 
 
+def count_due(itsm: Itsm, now: datetime) -> int:
+    """How many warnings and breaches are due by ``now`` and not announced yet: what
+    :func:`sweep` has before it."""
+    with itsm.Session() as session:
+        return sum(session.scalar(select(func.count()).select_from(SlaClock).where(
+            getattr(SlaClock, _SENT[kind]).is_(False), getattr(SlaClock, _DUE[kind]) <= now))
+            for kind in ("warning", "breach"))
+
+
 def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 1000,
-          claimers: int = 2) -> SweepStats:
+          claimers: int = 2, progress: Callable[[int], None] | None = None) -> SweepStats:
     """Announce every warning and breach whose due time has passed, once per clock.
 
     Each batch is one transaction: the clocks marked and their outbox events together,
@@ -755,7 +764,8 @@ def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 1000,
     back full (a backlog: after an import, or the worker was down), ``claimers``
     threads claim batches side by side, each while the others wait for the server;
     ``FOR UPDATE SKIP LOCKED`` gives them disjoint clocks. The post-commit hooks of
-    their events run on the calling thread, one batch after another.
+    their events run on the calling thread, one batch after another. ``progress(n)``
+    after each batch of ``n`` announcements.
     """
     now = now or utcnow()
     stats = SweepStats()
@@ -764,6 +774,8 @@ def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 1000,
 
     def announced(kind: str, events: list[Any]) -> None:
         itsm.outbox.committed(events)
+        if progress and events:
+            progress(len(events))
         if kind == "warning":
             stats.warned += len(events)
         else:
