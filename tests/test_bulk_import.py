@@ -317,8 +317,9 @@ def test_the_journal_and_clocks_of_each_record_are_its_own(itsm, desk, runner, t
         ("new", 2, "Network", "DOT")
 
 
+@JOBS
 def test_a_batch_the_database_refuses_stops_the_import_with_what_landed_before_it(
-        itsm, desk, runner, tmp_path):
+        itsm, desk, runner, tmp_path, jobs):
     """A batch refused while it is written (here a number it takes is in use already:
     a record was renumbered by hand) stops the import with one line, and the batches
     written before it stay, whole."""
@@ -328,8 +329,9 @@ def test_a_batch_the_database_refuses_stops_the_import_with_what_landed_before_i
         session.execute(update(Record).where(Record.number == "INC0000003")
                         .values(number="INC0000007"))
         session.commit()
-    path = write(tmp_path, [incident_line(i) for i in range(5)])
-    result = runner.invoke(["records", "import", path, "--type", "incident", "--batch", "2"])
+    path = write(tmp_path, [incident_line(i) for i in range(15)])
+    result = runner.invoke(["records", "import", path, "--type", "incident", "--batch", "2",
+                            "--jobs", jobs])
     assert result.exit_code != 0
     assert isinstance(result.exception, ImportError_), result.output
     assert result.exception.message.startswith("could not write lines 3 to 4:"), \

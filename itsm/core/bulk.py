@@ -689,16 +689,21 @@ class BulkImporter:
             with self._preparer(lookups) as prepare:
                 chunk: list[tuple[int, Any]] = []
                 unreadable: ImportError_ | None = None
-                try:
-                    for item in lines:
-                        chunk.append(item)
-                        if len(chunk) == self.batch:
-                            validating.append(prepare(chunk))
-                            chunk = []
-                            while len(validating) > ahead:
-                                write_oldest()
-                except ImportError_ as exc:  # a line that is not JSON: the lines before
-                    unreadable = exc          # it are judged (and written) first
+                reader = iter(lines)
+                while True:
+                    try:
+                        item = next(reader)
+                    except StopIteration:
+                        break
+                    except ImportError_ as exc:  # a line that is not JSON: the lines
+                        unreadable = exc          # before it are judged (and written) first
+                        break
+                    chunk.append(item)
+                    if len(chunk) == self.batch:
+                        validating.append(prepare(chunk))
+                        chunk = []
+                        while len(validating) > ahead:
+                            write_oldest()
                 if chunk:
                     validating.append(prepare(chunk))
                 while validating:
