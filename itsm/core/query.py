@@ -263,9 +263,9 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
     match grows with the desk. When they hold too few matches, the full-text index says
     how many match in all, counting no further than :data:`SEARCH_GATHER`: that few are
     gathered and sorted at once (a rare word, or a burst of new records about something
-    else at the head of the list); more are walked for, ten times as many records (they
-    are frequent enough to fill a page there), and only when those too hold too few are
-    all gathered.
+    else at the head of the list); more are walked for, from the record after the last
+    one walked, up to ten times as many records in all (they are frequent enough to fill
+    a page there), and only when those too hold too few are all gathered.
 
     The planner is not left to choose between the two: its estimate multiplies each
     word's share, but words that come together ("docking station") match far more often,
@@ -294,9 +294,9 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
         return list(session.scalars(plan_each_run(
             select(model).where(Record.id.in_(first)).order_by(*_order(query)).limit(page))))
 
-    def walk(size: int) -> list[Record]:
+    def walk(size: int, *beyond: ColumnElement[bool]) -> list[Record]:
         return load(select(Record.id.label("id"), column.label("sort_key"))
-                    .where(*conditions).order_by(*_order(query)).limit(size)
+                    .where(*conditions, *beyond).order_by(*_order(query)).limit(size)
                     .subquery("search_walk"), check=True)
 
     def gather() -> list[Record]:
@@ -318,9 +318,17 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
     few = session.scalar(plan_each_run(select(func.count()).select_from(
         search.matching(session, q).limit(SEARCH_GATHER).subquery()))) < SEARCH_GATHER
     if not few:
-        rows = walk(SEARCH_WALK * SEARCH_WALK_WIDER)
-        if len(rows) > query.limit:
+        # Ten times as many records, from the one after the last the first walk checked.
+        edge = session.execute(select(column, Record.id).where(*conditions)
+                               .order_by(*_order(query)).offset(SEARCH_WALK - 1).limit(1)).first()
+        if edge is None:  # the first walk checked every record of the list
             return rows
+        key = tuple_(column, Record.id)
+        last = tuple_(literal(edge[0], type_=column.type), literal(edge[1], type_=Integer()))
+        rows += walk(SEARCH_WALK * (SEARCH_WALK_WIDER - 1),
+                     key < last if query.sort.startswith("-") else key > last)
+        if len(rows) > query.limit:
+            return rows[:page]
     return gather()
 
 
