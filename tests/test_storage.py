@@ -135,6 +135,32 @@ def test_numbers_keep_coming_after_the_server_dropped_every_connection(backend_a
         assert service.create("ticket", {"title": "after"}).number == "TCK0000002"
 
 
+def test_only_the_numbers_commit_without_waiting_for_the_disk(backend_app):
+    """PostgreSQL: a number's commit does not wait for its WAL to be flushed (the record
+    that uses it commits later, and that flush covers it); every other connection keeps
+    the server's durable commits, also after numbers were taken."""
+    from itsm.core import numbering
+
+    itsm = backend_app
+    if itsm.engine.dialect.name != "postgresql":
+        pytest.skip("the kept numbering connection is used on PostgreSQL")
+    for i in range(3):
+        with itsm.unit_of_work(Actor.system()) as service:
+            service.create("ticket", {"title": f"printer jam {i}"})
+            assert service.session.scalar(text("SHOW synchronous_commit")) == "on"
+    counter = numbering._counter(itsm.engine)
+    assert counter._connection().scalar(text("SHOW synchronous_commit")) == "off"
+    counter.close()  # as when the server ends it: never handed to a record's work
+    size = itsm.engine.pool.size()
+    connections = [itsm.engine.connect() for _ in range(size)]  # the pool's, all of them
+    try:
+        assert [c.scalar(text("SHOW synchronous_commit")) for c in connections] == \
+            ["on"] * size
+    finally:
+        for connection in connections:
+            connection.close()
+
+
 def test_a_created_record_is_whole_and_its_insert_events_still_run(backend_app):
     """A create writes its rows with plain INSERTs, except for a type whose mapper has
     insert events (a vendor's, say): that one goes through the unit of work, so the
