@@ -5,7 +5,9 @@ in a transaction of its own, committed at once: the counter row is locked for on
 statement, not for the whole transaction of the record that uses the number, so
 concurrent creates do not wait for each other's work (they did: numbering serialised
 every create behind the slowest). A command that fails after taking its number leaves a
-gap, as a failed bulk import batch does. SQLite serialises writers anyway, and a second
+gap, as a failed bulk import batch does. On PostgreSQL that transaction does not wait for
+its WAL to reach the disk (``synchronous_commit`` off on the numbering connection only):
+the record's own commit, later, flushes it too. SQLite serialises writers anyway, and a second
 connection would wait on the session's own write lock: there the number is taken inside
 the session's transaction.
 """
