@@ -141,19 +141,14 @@ def _cached(session: Session, key: tuple, read: Callable[[], Any]) -> Any:
 
 
 # The policy is asked on every record created or moved, and the usual answer is "no
-# agreement": these plain statements (built once, no ORM entity) find the ids, and only
-# agreements that exist are loaded as objects.
+# agreement": this plain statement (built once, no ORM entity) finds the ids, and only
+# agreements that exist are loaded as objects (the agency's MOU: active_for_agency).
 _MOU, _RECORD, _GROUP = Mou.__table__, Record.__table__, Group.__table__
 _LIVE_OLA_IDS = (
     select(_MOU.c.id).join(_RECORD, _RECORD.c.id == _MOU.c.id)
     .join(_GROUP, _GROUP.c.name == _MOU.c.provider_group)
     .where(_GROUP.c.id == bindparam("group_id"), _MOU.c.kind == "ola",
            _RECORD.c.state.in_(LIVE_STATES)))
-_ACTIVE_MOU_ID = (
-    select(_MOU.c.id).join(_RECORD, _RECORD.c.id == _MOU.c.id)
-    .where(_RECORD.c.agency_id == bindparam("agency_id"), _MOU.c.kind == "mou",
-           _RECORD.c.state == "active")
-    .limit(1))
 
 
 def _live_olas(session: Session, group_id: int) -> list[Mou]:
@@ -170,12 +165,8 @@ def _live_olas(session: Session, group_id: int) -> list[Mou]:
 def _active_mou(session: Session, agency_id: int | None) -> Mou | None:
     if agency_id is None:
         return None
-
-    def read() -> Mou | None:
-        if session.scalar(_ACTIVE_MOU_ID, {"agency_id": agency_id}) is None:
-            return None
-        return active_for_agency(session, agency_id)
-    return _cached(session, ("mou", agency_id), read)
+    return _cached(session, ("mou", agency_id),
+                   lambda: active_for_agency(session, agency_id))
 
 
 def _targets(session: Session, mou: Mou) -> list[MouTarget]:

@@ -13,11 +13,11 @@ from datetime import date
 from typing import Any
 
 from marshmallow import Schema, fields, validate
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from itsm.core.errors import Conflict, NotFound, ValidationError, load_input
-from itsm.core.models import utcnow
+from itsm.core.models import Record, utcnow
 from itsm.core.records import RecordService
 from itsm.plugins.mou import template as templates
 from itsm.plugins.mou.models import (
@@ -182,13 +182,23 @@ def agreement_dict(service: RecordService, mou: Mou) -> dict[str, Any]:
     return out
 
 
+# Its id first, with a plain statement built once: the SLA policy asks on every record
+# created or moved, the usual answer is "none", and only an agreement that exists is
+# loaded as an object.
+_MOU, _RECORD = Mou.__table__, Record.__table__
+_ACTIVE_MOU_ID = (
+    select(_MOU.c.id).join(_RECORD, _RECORD.c.id == _MOU.c.id)
+    .where(_RECORD.c.agency_id == bindparam("agency_id"), _MOU.c.kind == "mou",
+           _RECORD.c.state == "active")
+    .order_by(_MOU.c.id.desc()).limit(1))
+
+
 def active_for_agency(session: Session, agency_id: int | None) -> Mou | None:
     """The agency's agreement in force (the newest, should two overlap)."""
     if agency_id is None:
         return None
-    return session.scalar(select(Mou).where(Mou.kind == "mou", Mou.agency_id == agency_id,
-                                            Mou.state == "active")
-                          .order_by(Mou.id.desc()).limit(1))
+    mou_id = session.scalar(_ACTIVE_MOU_ID, {"agency_id": agency_id})
+    return None if mou_id is None else session.get(Mou, mou_id)
 
 
 # -- writing ------------------------------------------------------------------------------
