@@ -105,13 +105,11 @@ def insert_now(session: Session, objects: list[Any]) -> bool:
     if len(rows) == 1 and len(joined) == 1 and dialect.name == "postgresql":
         # A record of a type with a table of its own: both rows in one statement.
         (base_row, own_row), = rows
-        objects[0].id = session.execute(_insert_both(cls), {
+        ids = [session.execute(_insert_both(cls), {
             **{f"base_{k}": v for k, v in base_row.items()},
-            **{f"own_{k}": v for k, v in own_row.items()}}).scalar_one()
-        make_transient_to_detached(objects[0])
-        session.add(objects[0])
-        return True
-    if not dialect.insert_returning:  # MySQL: the driver's last row id
+            **{f"own_{k}": v for k, v in own_row.items()}}).scalar_one()]
+        joined = []  # written by that statement
+    elif not dialect.insert_returning:  # MySQL: the driver's last row id
         ids = [session.execute(plain, row[0]).inserted_primary_key[0] for row in rows]
     elif len(rows) == 1:
         ids = [session.execute(one, rows[0][0]).scalar_one()]
@@ -128,6 +126,15 @@ def insert_now(session: Session, objects: list[Any]) -> bool:
         make_transient_to_detached(obj)
         session.add(obj)
     return True
+
+
+def write_now(session: Session, objects: list[Any]) -> bool:
+    """:func:`insert_now`, or else add ``objects`` to the session for its next flush.
+    True when they are written already (and have their ids)."""
+    if insert_now(session, objects):
+        return True
+    session.add_all(objects)
+    return False
 
 
 _Columns = list[tuple[Any, str, Any]]  # (column, attribute, client-side default)

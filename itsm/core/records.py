@@ -31,8 +31,8 @@ from itsm.core.models import (
     Link,
     Record,
     User,
-    insert_now,
     utcnow,
+    write_now,
 )
 from itsm.core.numbering import next_number
 from itsm.core.query import ListQuery, build, cursor_after
@@ -195,11 +195,6 @@ def schema_instance(schema: type[marshmallow.Schema]) -> marshmallow.Schema:
     millisecond), too much to pay for every record of a list page. Loading and dumping
     keep no state on the instance, so it is shared."""
     return schema()
-
-
-def _write(session: Session, row: Any) -> None:
-    if not insert_now(session, [row]):
-        session.add(row)
 
 
 def _by_name(table: Any, column: str) -> Any:
@@ -414,9 +409,8 @@ class RecordService:
         if rt.workflow.state(record.state).final:
             record.closed_at = now
         self._derive(rt, record)
-        if not insert_now(self.session, [record]):
-            self.session.add(record)
-            self.session.flush()
+        if not write_now(self.session, [record]):
+            self.session.flush()  # its id, for the journal entry
         shown = {k: jsonable(v) for k, v in self._public_values(rt, record).items()}
         self._changed(record, RecordChange("created", self.actor, data=shown))
         return record
@@ -597,7 +591,7 @@ class RecordService:
         now = utcnow()
         entry = JournalEntry(record_id=record.id, kind=change.kind, actor_id=self.actor.id,
                              created_at=now, public=public, body=body, data=data)
-        _write(self.session, entry)
+        write_now(self.session, [entry])
         self.itsm.hook.itsm_record_changed(session=self.session, record=record, change=change)
         self.events.extend(sla.on_record_changed(self.itsm, self.session, record, change,
                                                  now=now, entry=entry))
@@ -608,7 +602,7 @@ class RecordService:
                                "actor": self.actor.email, "public": public,
                                "body": body[:2000], **data},
                       created_at=now, dispatched_at=None)
-        _write(self.session, event)
+        write_now(self.session, [event])
         self.session.flush()  # what the command and its hooks changed besides
         self.events.append(event)
         return entry

@@ -50,7 +50,7 @@ from itsm.core.calendars import (
     load_calendars,
 )
 from itsm.core.errors import ConfigError
-from itsm.core.models import Event, JournalEntry, Record, insert_now, utcnow
+from itsm.core.models import Event, JournalEntry, Record, utcnow, write_now
 from itsm.core.sla_models import FIGURES, SlaClock
 
 if TYPE_CHECKING:
@@ -495,8 +495,7 @@ def _store(session: Session, record_id: int, figures: list[ClockFigures],
     for stale in by_metric.values():  # a metric no longer configured or targeted
         session.delete(stale)
         changed += 1
-    if not insert_now(session, new):
-        session.add_all(new)
+    write_now(session, new)
     return rows, changed
 
 
@@ -621,15 +620,19 @@ def _claim_batch(session: Session, clocks: list[SlaClock], kind: str,
                 if (e := _announce(session, c, kind, records[c.record_id], calendars, now,
                                    due_by=now)) is not None]
     ids = sorted(c.id for c in clocks)
-    sent, due = getattr(SlaClock, _SENT[kind]), getattr(SlaClock, _DUE[kind])
     session.execute(select(SlaClock.id).where(SlaClock.id.in_(ids)).order_by(SlaClock.id)
                     .with_for_update())
-    claim = (update(SlaClock).where(SlaClock.id.in_(ids), sent.is_(False), due <= now)
+    claim = (update(SlaClock).where(SlaClock.id.in_(ids), *_unannounced(kind, now))
              .values({_SENT[kind]: True, _FLAG[kind]: True}).returning(SlaClock.id)
              .execution_options(synchronize_session=False))
     won = set(session.scalars(claim))
     return [_claimed(session, c, kind, records[c.record_id], calendars, now)
             for c in sorted(clocks, key=lambda c: c.id) if c.id in won]
+
+
+def _unannounced(kind: str, now: datetime) -> tuple[Any, Any]:
+    """A clock's warning (``kind``) or breach is due by ``now`` and not announced yet."""
+    return getattr(SlaClock, _SENT[kind]).is_(False), getattr(SlaClock, _DUE[kind]) <= now
 
 
 # What the sweep reads back from the clocks it claims, to write their events.
@@ -681,13 +684,12 @@ def _sweep_batch(session: Session, kind: str, now: datetime, batch: int,
     clock id order.
     """
     postgresql = session.get_bind().dialect.name == "postgresql"
-    sent, due = getattr(SlaClock, _SENT[kind]), getattr(SlaClock, _DUE[kind])
-    pick = (select(SlaClock.id).where(sent.is_(False), due <= now)
-            .order_by(due, SlaClock.id).limit(batch))
+    pick = (select(SlaClock.id).where(*_unannounced(kind, now))
+            .order_by(getattr(SlaClock, _DUE[kind]), SlaClock.id).limit(batch))
     if postgresql:
         pick = pick.with_for_update(skip_locked=True)
     claim = (update(SlaClock)
-             .where(SlaClock.id.in_(pick.scalar_subquery()), sent.is_(False), due <= now)
+             .where(SlaClock.id.in_(pick.scalar_subquery()), *_unannounced(kind, now))
              .values({_SENT[kind]: True, _FLAG[kind]: True})
              .returning(*(getattr(SlaClock, name) for name in _CLAIM_COLUMNS))
              .execution_options(synchronize_session=False))
@@ -749,9 +751,9 @@ def count_due(itsm: Itsm, now: datetime) -> int:
     """How many warnings and breaches are due by ``now`` and not announced yet: what
     :func:`sweep` has before it."""
     with itsm.Session() as session:
-        return sum(session.scalar(select(func.count()).select_from(SlaClock).where(
-            getattr(SlaClock, _SENT[kind]).is_(False), getattr(SlaClock, _DUE[kind]) <= now))
-            for kind in ("warning", "breach"))
+        return sum(session.scalar(select(func.count()).select_from(SlaClock)
+                                  .where(*_unannounced(kind, now)))
+                   for kind in ("warning", "breach"))
 
 
 def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 1000,
@@ -782,17 +784,16 @@ def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 1000,
             stats.breached += len(events)
 
     for kind in ("warning", "breach"):
-        sent, due = getattr(SlaClock, _SENT[kind]), getattr(SlaClock, _DUE[kind])
 
-        def claim(kind: str = kind, sent: Any = sent, due: Any = due) -> tuple[int, list[Any]]:
+        def claim(kind: str = kind) -> tuple[int, list[Any]]:
             """One batch in a transaction of its own: how many clocks, and their events."""
             with itsm.Session() as session:
                 if dialect in ("postgresql", "sqlite"):
                     claimed, events = _sweep_batch(session, kind, now, batch, calendars)
                 else:  # MariaDB/MySQL: no UPDATE .. RETURNING, claimed clock by clock
-                    clocks = session.scalars(select(SlaClock).where(sent.is_(False),
-                                                                    due <= now)
-                                             .order_by(due, SlaClock.id).limit(batch)).all()
+                    clocks = session.scalars(
+                        select(SlaClock).where(*_unannounced(kind, now))
+                        .order_by(getattr(SlaClock, _DUE[kind]), SlaClock.id).limit(batch)).all()
                     claimed = len(clocks)
                     records = _summaries(session, (c.record_id for c in clocks))
                     events = _claim_batch(session, clocks, kind, records, calendars, now)

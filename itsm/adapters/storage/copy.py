@@ -59,10 +59,12 @@ class Copier:
         # Only the columns that convert, by position: most of a row goes as it is. A
         # timestamp goes as the text COPY reads: a string is several times cheaper than a
         # datetime to pickle (an import's worker processes send their rows so) and to write.
-        self._converting = [
-            (i, _as_text(fn) if _is_timestamp(table.c[key]) else fn)
-            for i, (key, fn) in enumerate(zip(self.keys, self.convert, strict=True))
-            if fn is not None or _is_timestamp(table.c[key])]
+        self._converting: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, (key, fn) in enumerate(zip(self.keys, self.convert, strict=True)):
+            if _is_timestamp(table.c[key]):
+                fn = _as_text(fn)
+            if fn is not None:
+                self._converting.append((i, fn))
         quote = dialect.identifier_preparer.quote
         self.sql = (f"COPY {quote(table.name)} "
                     f"({', '.join(quote(k) for k in (*lead, *self.keys))}) FROM STDIN")
