@@ -3,8 +3,10 @@ the core services process plugins build on."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from test_hooks import token_for
 
 from itsm.core import query, search
@@ -102,6 +104,7 @@ def test_a_search_page_is_the_same_however_many_newest_records_are_walked(
     # same records in the same order.
     monkeypatch.setattr(query, "SEARCH_WALK", walk)
     monkeypatch.setattr(query, "SEARCH_GATHER", gather)
+    monkeypatch.setattr(query, "SEARCH_GATHER_PER_ROOT", 0)
     tickets = [("Docking station dead" if i % 4 == 0 else f"VPN drops {i}",
                 "the docking station of desk" if i % 5 == 0 else "tunnel lost")
                for i in range(1, 15)]
@@ -116,6 +119,24 @@ def test_a_search_page_is_the_same_however_many_newest_records_are_walked(
     response = client.get("/api/v1/tickets", query_string={
         "q": "dock", "sort": "number", "limit": 2}, headers=agent)
     assert [i["number"] for i in response.json["items"]] == docking[:2]
+
+
+def test_a_search_gathers_more_matches_at_once_as_the_desk_grows(itsm, monkeypatch):
+    if itsm.engine.dialect.name != "postgresql":
+        pytest.skip("the walk and the gathering are PostgreSQL's")
+    monkeypatch.setattr(query, "SEARCH_GATHER", 10)
+    with itsm.unit_of_work(Actor.system()) as service:
+        for i in range(150):
+            service.create("ticket", {"title": f"Printer {i} jams", "description": "A3"})
+    with itsm.engine.begin() as connection:
+        connection.exec_driver_sql("ANALYZE record")
+    with itsm.Session() as session:
+        records = session.scalar(select(func.count()).select_from(Record))
+        assert records >= 150
+        # 5 x the square root of the records: 5 x 12.2 for 150, never under the floor.
+        assert query.gather_cap(session) == max(10, round(5 * math.sqrt(records))) >= 61
+        monkeypatch.setattr(query, "SEARCH_GATHER", 1000)
+        assert query.gather_cap(session) == 1000
 
 
 def test_search_forgets_the_words_an_edit_removed(client, agent):

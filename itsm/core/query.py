@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +27,9 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
+from sqlalchemy import column as sql_column
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import table as sql_table
 from sqlalchemy.orm import Session
 
 from itsm.adapters.storage import plan_each_run
@@ -248,7 +251,12 @@ def build(session: Session, model: type[Record], query: ListQuery, actor: Actor,
 # times as many, for a word that the newest records happen to lack.
 SEARCH_WALK = 10_000
 SEARCH_WALK_WIDER = 10
-SEARCH_GATHER = 10_000  # matches in all, up to which they are gathered and sorted at once
+# Matches in all up to which they are gathered and sorted at once: 5 x the square root of
+# the records of the desk, never fewer than SEARCH_GATHER. Gathering M matches costs about
+# M lookups; walking for a page of 50 costs about 50 x N / M records checked, each about
+# half a lookup: the two meet near M = 5 x sqrt(N) (1,600 at 100,000, 5,000 at a million).
+SEARCH_GATHER = 1_000
+SEARCH_GATHER_PER_ROOT = 5
 
 
 def search_page(session: Session, model: type[Record], query: ListQuery, actor: Actor,
@@ -260,12 +268,13 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
     First the newest :data:`SEARCH_WALK` records of the page's order (after its other
     filters) are walked and each one's document checked: a common word fills the page
     after a few thousand records, however large the desk, where gathering its every
-    match grows with the desk. When they hold too few matches, the full-text index says
-    how many match in all, counting no further than :data:`SEARCH_GATHER`: that few are
-    gathered and sorted at once (a rare word, or a burst of new records about something
-    else at the head of the list); more are walked for, from the record after the last
-    one walked, up to ten times as many records in all (they are frequent enough to fill
-    a page there), and only when those too hold too few are all gathered.
+    match grows with the desk. When they hold a third of a page or more, the rest is
+    near: the walk goes on. When they hold fewer (a rare word, or a burst of new records
+    about something else at the head of the list), the full-text index gathers every
+    match at once, unless there are more than :func:`gather_cap`: then they are
+    frequent enough to fill a page further on, and the walk goes on from the record after
+    the last one walked, up to ten times as many records in all. Only when those too hold
+    too few are all matches gathered.
 
     The planner is not left to choose between the two: its estimate multiplies each
     word's share, but words that come together ("docking station") match far more often,
@@ -282,54 +291,78 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
         conditions.append(Record.type.in_([m.polymorphic_identity
                                            for m in mapper.self_and_descendants]))
     column = _sort_column(query.sort.removeprefix("-"))
+    descending = query.sort.startswith("-")
     page = query.limit + 1
 
-    def load(candidates, *, check: bool) -> list[Record]:
+    def first(candidates) -> Select:
+        """The ids of the page's first candidates, in the page's order."""
         keys = (candidates.c.sort_key, candidates.c.id)
-        first = (select(candidates.c.id)
-                 .order_by(*(k.desc() if query.sort.startswith("-") else k.asc()
-                             for k in keys)).limit(page))
-        if check:  # walked records: each one's document checked
-            first = first.where(search.row_matches(session, q, candidates.c.id))
+        return (select(candidates.c.id)
+                .order_by(*(k.desc() if descending else k.asc() for k in keys)).limit(page))
+
+    def load(ids) -> list[Record]:
         return list(session.scalars(plan_each_run(
-            select(model).where(Record.id.in_(first)).order_by(*_order(query)).limit(page))))
+            select(model).where(Record.id.in_(ids)).order_by(*_order(query)).limit(page))))
 
     def walk(size: int, *beyond: ColumnElement[bool]) -> list[Record]:
-        return load(select(Record.id.label("id"), column.label("sort_key"))
-                    .where(*conditions, *beyond).order_by(*_order(query)).limit(size)
-                    .subquery("search_walk"), check=True)
+        candidates = (select(Record.id.label("id"), column.label("sort_key"))
+                      .where(*conditions, *beyond).order_by(*_order(query)).limit(size)
+                      .subquery("search_walk"))
+        return load(first(candidates).where(search.row_matches(session, q, candidates.c.id)))
 
-    def gather() -> list[Record]:
-        # Every match from the full-text index, each record then looked up by its key
-        # (OFFSET 0 keeps the planner from turning that into a scan of every record to
-        # join with), materialised in no order so that no index walk can be chosen.
-        found = search.matching(session, q).subquery("search_found")
+    def gather(cap: int | None = None) -> list[Record] | None:
+        """Every match from the full-text index, sorted at once; ``None`` when there are
+        more than ``cap``, counted in the same statement, which then looks up none."""
+        found = search.matching(session, q)
+        if cap is not None:
+            found = found.limit(cap + 1)
+        found = found.cte("search_found").prefix_with("MATERIALIZED")
+        # Each match's record looked up by its key (OFFSET 0 keeps the planner from
+        # turning that into a scan of every record to join with), materialised in no
+        # order so that no index walk can be chosen.
         record = (select(Record.id.label("id"), column.label("sort_key"))
                   .where(Record.id == found.c.record_id, *conditions)
                   .offset(0).lateral("search_record"))
-        hits = (select(record.c.id, record.c.sort_key)
-                .select_from(found.join(record, true()))
-                .cte("search_hits").prefix_with("MATERIALIZED"))
-        return load(hits, check=False)
+        hits = select(record.c.id, record.c.sort_key).select_from(found.join(record, true()))
+        if cap is None:
+            return load(first(hits.cte("search_hits").prefix_with("MATERIALIZED")))
+        counted = select(func.count()).select_from(found).scalar_subquery()
+        hits = hits.where(counted <= cap).cte("search_hits").prefix_with("MATERIALIZED")
+        ids = first(hits).subquery("search_page")
+        total, page_ids = session.execute(plan_each_run(
+            select(counted, func.array_agg(ids.c.id)).select_from(ids))).one()
+        if total > cap:
+            return None
+        return load(page_ids) if page_ids else []
 
     rows = walk(SEARCH_WALK)
     if len(rows) > query.limit:
         return rows
-    few = session.scalar(plan_each_run(select(func.count()).select_from(
-        search.matching(session, q).limit(SEARCH_GATHER).subquery()))) < SEARCH_GATHER
-    if not few:
-        # Ten times as many records, from the one after the last the first walk checked.
-        edge = session.execute(select(column, Record.id).where(*conditions)
-                               .order_by(*_order(query)).offset(SEARCH_WALK - 1).limit(1)).first()
-        if edge is None:  # the first walk checked every record of the list
-            return rows
-        key = tuple_(column, Record.id)
-        last = tuple_(literal(edge[0], type_=column.type), literal(edge[1], type_=Integer()))
-        rows += walk(SEARCH_WALK * (SEARCH_WALK_WIDER - 1),
-                     key < last if query.sort.startswith("-") else key > last)
-        if len(rows) > query.limit:
-            return rows[:page]
+    if 3 * len(rows) < page:
+        gathered = gather(gather_cap(session))
+        if gathered is not None:
+            return gathered
+    # The walk goes on from the record after the last one the first walk checked.
+    edge = session.execute(select(column, Record.id).where(*conditions)
+                           .order_by(*_order(query)).offset(SEARCH_WALK - 1).limit(1)).first()
+    if edge is None:  # the first walk checked every record of the list
+        return rows
+    key = tuple_(column, Record.id)
+    last = tuple_(literal(edge[0], type_=column.type), literal(edge[1], type_=Integer()))
+    rows += walk(SEARCH_WALK * (SEARCH_WALK_WIDER - 1), key < last if descending else key > last)
+    if len(rows) > query.limit:
+        return rows[:page]
     return gather()
+
+
+def gather_cap(session: Session) -> int:
+    """How many matches a search gathers and sorts at once rather than walk on for them
+    (see :data:`SEARCH_GATHER_PER_ROOT`), by the database's own estimate of the records
+    of the desk, which costs no count."""
+    estimate = session.scalar(
+        select(sql_column("reltuples")).select_from(sql_table("pg_class"))
+        .where(sql_column("oid") == func.to_regclass(Record.__tablename__)))
+    return max(SEARCH_GATHER, round(SEARCH_GATHER_PER_ROOT * math.sqrt(max(estimate or 0, 0))))
 
 
 def cursor_after(record: Record, sort: str) -> str:
