@@ -108,6 +108,8 @@ def render(result: dict) -> str:
     s = result["settings"]
     lines = [f"itsm benchmark, {m['date']}: {m['cores']} cores, load average at start "
              f"{', '.join(f'{x:.2f}' for x in m['load_average_at_start'])}, Python {m['python']}",
+             *([f"one core: {m['cpu_reference_s']} s for a loop of 5,000,000 additions in "
+                "Python (compare runs of two machines by it)"] if "cpu_reference_s" in m else []),
              f"gunicorn {s['workers']} workers, wrk 1 thread x {s['concurrency']} connections, "
              f"{s['duration']} s per run, median of {s['repeat']} runs", ""]
     for case in result["cases"]:

@@ -69,10 +69,23 @@ def itsm_cli(*args: str) -> list[str]:
     return [sys.executable, "-c", "from itsm.cli import main; main()", *args]
 
 
+def cpu_reference_s() -> float:
+    """Seconds one core takes for a fixed Python loop (best of three): machines of the
+    same name differ by twice or more, so runs on two machines compare only through it."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(5_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
+
+
 def machine() -> dict:
     return {"cores": os.cpu_count(), "load_average_at_start": list(os.getloadavg()),
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "python": sys.version.split()[0]}
+            "python": sys.version.split()[0], "cpu_reference_s": cpu_reference_s()}
 
 
 def log(message: str) -> None:
