@@ -268,10 +268,10 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
     First the newest :data:`SEARCH_WALK` records of the page's order (after its other
     filters) are walked and each one's document checked: a common word fills the page
     after a few thousand records, however large the desk, where gathering its every
-    match grows with the desk. When they hold a third of a page or more, the rest is
-    near: the walk goes on. When they hold fewer (a rare word, or a burst of new records
-    about something else at the head of the list), the full-text index gathers every
-    match at once, unless there are more than :func:`gather_cap`: then they are
+    match grows with the desk. When they hold too few (a rare word, a word of a topic
+    that began last week, or a burst of new records about something else at the head of
+    the list), the full-text index gathers every match at once, unless there are more
+    than :func:`gather_cap`, which it counts in the same statement: then they are
     frequent enough to fill a page further on, and the walk goes on from the record after
     the last one walked, up to ten times as many records in all. Only when those too hold
     too few are all matches gathered.
@@ -338,10 +338,9 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
     rows = walk(SEARCH_WALK)
     if len(rows) > query.limit:
         return rows
-    if 3 * len(rows) < page:
-        gathered = gather(gather_cap(session))
-        if gathered is not None:
-            return gathered
+    gathered = gather(gather_cap(session))
+    if gathered is not None:
+        return gathered
     # The walk goes on from the record after the last one the first walk checked.
     edge = session.execute(select(column, Record.id).where(*conditions)
                            .order_by(*_order(query)).offset(SEARCH_WALK - 1).limit(1)).first()
