@@ -55,6 +55,7 @@ from itsm.adapters.storage.copy import Copier, bind_processors, converted, new_i
 from itsm.core import sla
 from itsm.core.auth import Actor
 from itsm.core.calendars import load_calendars
+from itsm.core.dumping import dumper
 from itsm.core.errors import ItsmError
 from itsm.core.models import Agency, Group, JournalEntry, Record, User, utcnow
 from itsm.core.numbering import take_numbers
@@ -126,7 +127,6 @@ class _Batch:
 # that type passing the field's validators loads to itself (and dumps to itself).
 _EXACT: dict[type, type] = {mf.String: str, mf.Email: str, mf.Integer: int, mf.Boolean: bool}
 # Field classes that dump None as None.
-_NONE_DUMPS_NONE = (*_EXACT, mf.DateTime, mf.Date, mf.Float, mf.Decimal)
 _PLAIN = (str, int, bool, type(None))  # what the journal keeps as it is (see jsonable)
 
 
@@ -186,36 +186,6 @@ class _Loader:
                 if required:
                     return self.schema.load(data)
                 out[attr] = default() if callable(default) else default
-        return out
-
-
-class _Dumper:
-    """A marshmallow schema's ``dump`` of plain values (str, int, bool, None), precompiled
-    as :class:`_Loader`; any other value, or a schema with hooks, goes to the schema."""
-
-    def __init__(self, schema: marshmallow.Schema) -> None:
-        self.schema = schema
-        self.fields: list[tuple[str, str, type | None]] | None = None
-        if any(schema._hooks.values()):
-            return
-        compiled = []
-        for name, fld in schema.dump_fields.items():
-            if type(fld) not in _NONE_DUMPS_NONE \
-                    or fld.dump_default is not marshmallow.missing:
-                return
-            compiled.append((fld.data_key or name, fld.attribute or name, _EXACT.get(type(fld))))
-        self.fields = compiled
-
-    def dump(self, obj: Any) -> dict[str, Any]:
-        if self.fields is None:
-            return self.schema.dump(obj)
-        out = {}
-        for key, attr, kind in self.fields:
-            value = getattr(obj, attr, marshmallow.missing)
-            if value is None or (kind is not None and type(value) is kind):
-                out[key] = value
-            else:
-                return self.schema.dump(obj)
         return out
 
 
@@ -348,7 +318,7 @@ class BulkImporter:
         self.actor = actor or Actor.system()
         self.now = now or utcnow()
         self.schema = _Loader(itsm.types.schemas[self.rt.name]["in"]())
-        self.own_schema = _Dumper(self.rt.schema()) if self.rt.schema else None
+        self.dump_own = dumper(self.rt.schema) if self.rt.schema else None
         self.calendars = load_calendars(itsm.settings)
         self.metrics = sla.metrics_of(itsm.settings)
         self.met_once = sla.met_once_of(itsm.settings)
@@ -458,8 +428,8 @@ class BulkImporter:
                  "requester": self._name("user", record.requester_id),
                  "assignee": self._name("user", record.assignee_id),
                  "group": self._name("group", record.group_id)}
-        if self.own_schema is not None:
-            shown.update(self.own_schema.dump(record))
+        if self.dump_own is not None:
+            shown.update(self.dump_own(record))
         shown = {k: v if type(v) in _PLAIN else jsonable(v) for k, v in shown.items()}
         row.entries.append((_Entry("created", created, shown), {"body": ""}))
         if state != self.workflow.initial:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from itsm.core import search, sla
 from itsm.core.auth import Actor, Permission, visibility_scope
+from itsm.core.dumping import dumper
 from itsm.core.errors import Conflict, Forbidden, NotFound, StaleRecord, ValidationError
 from itsm.core.models import (
     Agency,
@@ -334,7 +335,7 @@ class RecordService:
             "transitions": [t.name for t in rt.workflow.from_state(record.state)],
         }
         if rt.schema is not None:
-            out.update(schema_instance(rt.schema).dump(record))
+            out.update(dumper(rt.schema)(record))
         return out
 
     # -- writing ---------------------------------------------------------------------
@@ -416,7 +417,7 @@ class RecordService:
         return record
 
     def _public_values(self, rt: RecordType, record: Record) -> dict[str, Any]:
-        own = schema_instance(rt.schema).dump(record) if rt.schema else {}
+        own = dumper(rt.schema)(record) if rt.schema else {}
         return {"title": record.title, "state": record.state, "priority": record.priority,
                 "agency": self.ref("agency", record.agency_id),
                 "requester": self.ref("user", record.requester_id),
