@@ -60,6 +60,22 @@ def with_plugin(itsm_config):
         itsm.engine.dispose()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def quick_password_hashing():
+    """Argon2 at the cost itsm sets for real passwords (0.1 to 0.2 s a hash or a check on a
+    small machine) made up most of the set-up of the tests that sign people in. Here the
+    hashes are argon2 still, with the least work: what the tests check (a wrong password
+    is refused, a hash is no password) does not depend on the cost."""
+    from argon2 import PasswordHasher
+
+    from itsm.core import auth
+
+    kept = auth._hasher
+    auth._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    yield
+    auth._hasher = kept
+
+
 @pytest.fixture
 def live_server(app):
     """The test application served over HTTP on a free port of 127.0.0.1, in a thread."""
