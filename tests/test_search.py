@@ -116,6 +116,9 @@ def test_a_search_page_is_the_same_however_many_newest_records_are_walked(
     assert _pages(client, agent, "vpn tunnel", 4) == [
         n for n, (t, d) in zip(numbers, tickets, strict=True)
         if "VPN" in t and "tunnel" in d][::-1]
+    # Only the start of a word, in most records.
+    assert _pages(client, agent, "tunn", 4) == [
+        n for n, (t, d) in zip(numbers, tickets, strict=True) if "tunnel" in d][::-1]
     response = client.get("/api/v1/tickets", query_string={
         "q": "dock", "sort": "number", "limit": 2}, headers=agent)
     assert [i["number"] for i in response.json["items"]] == docking[:2]
