@@ -40,6 +40,19 @@ def test_misspelled_hook_refuses_the_plugin_by_name():
     assert "typo" in info.error and "itsm_record_typez" in info.error
 
 
+def test_refused_plugins_leave_the_next_plugin_checked_as_if_alone():
+    # Start-up checks every plugin on one scratch manager, emptied after each.
+    typo = make_plugin("typo", itsm_record_typez=lambda: [])
+    wrong = make_plugin("wrong", itsm_record_types=lambda nonsense: [])
+    good = make_plugin("good", itsm_record_types=lambda: [])
+    found = discover([typo, wrong, good, make_plugin("typo2", itsm_record_typez=lambda: [])])
+    assert "itsm_record_typez" in found["typo"].error
+    assert "nonsense" in found["wrong"].error
+    assert found["good"].error is None and found["good"].hooks == ["itsm_record_types"]
+    assert "itsm_record_typez" in found["typo2"].error
+    assert found["notify_log"].error is None  # the built-in ones, checked before them
+
+
 def test_module_without_declaration_is_reported():
     module = types.ModuleType("bare")
     info = inspect_module(module, name="bare")

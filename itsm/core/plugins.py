@@ -162,26 +162,36 @@ def new_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-def check_hooks(module: ModuleType, name: str) -> list[str]:
-    """Register ``module`` on a scratch manager; return its hooks or raise on a bad one."""
-    pm = new_plugin_manager()
+def check_hooks(module: ModuleType, name: str,
+                scratch: pluggy.PluginManager | None = None) -> list[str]:
+    """Register ``module`` on a scratch manager; return its hooks or raise on a bad one.
+
+    ``scratch`` (from :func:`new_plugin_manager`) is used and left empty again: reading
+    the hook specifications for a new manager costs more than checking a plugin, and
+    start-up checks every installed plugin.
+    """
+    pm = scratch or new_plugin_manager()
     try:
         pm.register(module, name=name)
         pm.check_pending()
+        return sorted(h.name for h in pm.get_hookcallers(module) or [])
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"plugin {name!r}: {exc}") from None
-    return sorted(h.name for h in pm.get_hookcallers(module) or [])
+    finally:
+        if pm.has_plugin(name):
+            pm.unregister(name=name)
 
 
 def inspect_module(module: ModuleType, *, name: str | None = None,
-                   distribution: str = "", builtin: bool = False) -> PluginInfo:
+                   distribution: str = "", builtin: bool = False,
+                   scratch: pluggy.PluginManager | None = None) -> PluginInfo:
     """Check an imported plugin module; never raises, errors go into ``PluginInfo.error``."""
     info = PluginInfo(name=name or getattr(getattr(module, "plugin", None), "name", "")
                       or module.__name__, module=module, distribution=distribution,
                       builtin=builtin)
     try:
         info.declaration = check_declaration(module, name)
-        info.hooks = check_hooks(module, info.name)
+        info.hooks = check_hooks(module, info.name, scratch)
     except PluginError as exc:
         info.error = exc.message
     return info
@@ -190,8 +200,15 @@ def inspect_module(module: ModuleType, *, name: str | None = None,
 def discover(extra: Iterable[ModuleType] = ()) -> dict[str, PluginInfo]:
     """Find every installed plugin (entry points) plus ``extra`` modules (tests, scripts)."""
     found: dict[str, PluginInfo] = {}
+    scratch = new_plugin_manager()
+    names: dict[int, str] = {}  # a distribution's name reads its metadata file each time
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = ep.dist.name if ep.dist else ""
+        if ep.dist is None:
+            dist = ""
+        elif id(ep.dist) in names:
+            dist = names[id(ep.dist)]
+        else:
+            dist = names[id(ep.dist)] = ep.dist.name
         builtin = dist == CORE_DISTRIBUTION
         if ep.name in found:
             other = found[ep.name].distribution
@@ -207,11 +224,12 @@ def discover(extra: Iterable[ModuleType] = ()) -> dict[str, PluginInfo]:
             log.warning("%s", found[ep.name].error)
             continue
         found[ep.name] = inspect_module(module, name=ep.name, distribution=dist,
-                                        builtin=builtin)
+                                        builtin=builtin, scratch=scratch)
     for module in extra:
         if isinstance(module, str):
             module = importlib.import_module(module)
-        info = inspect_module(module, distribution="(registered at run time)")
+        info = inspect_module(module, distribution="(registered at run time)",
+                              scratch=scratch)
         found[info.name] = info
     for info in found.values():
         if info.error:
