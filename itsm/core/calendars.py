@@ -85,16 +85,8 @@ class Calendar:
         first, last = self._local_date(start), self._local_date(end)
         if first == last:
             return self._overlap(first, start, end)
-        total = self._overlap(first, start, end) + self._overlap(last, start, end)
-        day = first + DAY
-        while day < last:
-            if _whole_week(self, day) and day + WEEK <= last:
-                total += self._week
-                day += WEEK
-            else:
-                total += _day_length(self, day)
-                day += DAY
-        return total
+        return (self._overlap(first, start, end) + _days_between(self, first + DAY, last)
+                + self._overlap(last, start, end))
 
     def add(self, start: datetime, amount: timedelta | float) -> datetime:
         """The first instant at which ``amount`` of working time has passed since ``start``.
@@ -180,6 +172,22 @@ def _day_length(calendar: Calendar, day: date) -> timedelta:
     """The working time of one local date (a sweep or a replay asks for the same days
     over and over)."""
     return sum((e - s for s, e in _spans(calendar, day)), ZERO)
+
+
+@lru_cache(maxsize=4096)
+def _days_between(calendar: Calendar, day: date, last: date) -> timedelta:
+    """The working time of the local dates from ``day`` up to ``last``, excluded. A sweep
+    asks it of every clock with the same ``last`` (today) and a few hundred ``day``s,
+    the dates its clocks last started or stopped on."""
+    total = ZERO
+    while day < last:
+        if _whole_week(calendar, day) and day + WEEK <= last:
+            total += calendar._week
+            day += WEEK
+        else:
+            total += _day_length(calendar, day)
+            day += DAY
+    return total
 
 
 @lru_cache(maxsize=8192)
