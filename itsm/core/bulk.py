@@ -126,7 +126,6 @@ class _Batch:
 # Field classes whose valid input is one exact Python type, returned as it is: a value of
 # that type passing the field's validators loads to itself (and dumps to itself).
 _EXACT: dict[type, type] = {mf.String: str, mf.Email: str, mf.Integer: int, mf.Boolean: bool}
-# Field classes that dump None as None.
 _PLAIN = (str, int, bool, type(None))  # what the journal keeps as it is (see jsonable)
 
 

@@ -22,7 +22,6 @@ from marshmallow.decorators import POST_DUMP, PRE_DUMP
 from marshmallow.utils import missing
 
 Dump = Callable[[Any], dict[str, Any]]
-_ABSENT = object()
 
 
 def _text(value: Any) -> str | None:
@@ -86,8 +85,8 @@ def dumper(schema: type[marshmallow.Schema]) -> Dump:
             return instance.dump(obj)
         out = {}
         for key, attribute, conversion in steps:
-            value = getattr(obj, attribute, _ABSENT)
-            if value is not _ABSENT:
+            value = getattr(obj, attribute, missing)  # an absent attribute: no key
+            if value is not missing:
                 out[key] = conversion(value)
         return out
 

@@ -170,7 +170,7 @@ def check_hooks(module: ModuleType, name: str,
     the hook specifications for a new manager costs more than checking a plugin, and
     start-up checks every installed plugin.
     """
-    pm = scratch or new_plugin_manager()
+    pm = scratch if scratch is not None else new_plugin_manager()
     try:
         pm.register(module, name=name)
         pm.check_pending()
