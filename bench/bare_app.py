@@ -17,6 +17,7 @@ from flask import Flask, jsonify, request
 from sqlalchemy import Integer, func, insert, literal, literal_column, select, tuple_, update
 from sqlalchemy.orm import aliased
 
+from bench.generate import PRIORITY
 from itsm.adapters.storage import make_engine
 from itsm.core.models import Agency, Group, NumberSequence, Record, User, utcnow
 from itsm.plugins.incident.models import Incident
@@ -67,8 +68,7 @@ def create_app() -> Flask:
             group_id = conn.scalar(select(Group.id).where(Group.name == data.get("group")))
             now = utcnow()
             number = f"INC{value:07d}"
-            priority = [[1, 2, 3], [2, 3, 4], [3, 4, 5]][data.get("impact", 3) - 1][
-                data.get("urgency", 3) - 1]
+            priority = PRIORITY[data.get("impact", 3) - 1][data.get("urgency", 3) - 1]
             record_id = conn.execute(insert(RECORD).values(
                 type="incident", number=number, title=data["title"],
                 description=data.get("description", ""), state="new", priority=priority,

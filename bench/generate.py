@@ -47,6 +47,8 @@ WORDS = ("since this morning after the update the user reports that the screen s
          "error code and the work is blocked for the whole team please check the server "
          "logs and the recent change on the network switch the issue started yesterday "
          "afternoon and happens every time customer waiting invoice deadline today").split()
+# impact x urgency -> priority (1 highest), as itsm's incident plugin ranks them
+PRIORITY = [[1, 2, 3], [2, 3, 4], [3, 4, 5]]
 SEARCHES = ["vpn", "printer", "outlook crash", "payroll", "timeout", "mfa token",
             "invoice deadline", "badge reader", "sharepoint", "docking station"]
 
@@ -148,6 +150,23 @@ def incident(rng: random.Random, now: datetime, host_names: list[str]) -> dict:
         row["comments"] = [{"body": " ".join(rng.choices(WORDS, k=10)),
                             "public": rng.random() < 0.5, "at": updated.isoformat()}]
     return row
+
+
+def create_bodies(count: int, *, seed: int = 42) -> list[dict]:
+    """``count`` bodies of ``POST /api/v1/incidents`` drawn as the loaded incidents are:
+    the create load writes new incidents about the same mix of topics, so a search run
+    after it finds them at the usual density (every body alike would make the newest
+    records a block that no searched word but its own matches)."""
+    rng = random.Random(seed + 1)
+    host_names = hosts(rng)
+    now = datetime.now(UTC)
+    bodies = []
+    for _ in range(count):
+        row = incident(rng, now, host_names)
+        bodies.append({key: row[key] for key in ("title", "description", "category",
+                                                 "subcategory", "impact", "urgency",
+                                                 "group")})
+    return bodies
 
 
 def write_incidents(path: Path, count: int, *, seed: int = 42,

@@ -38,6 +38,7 @@ PG_DATABASE = os.environ.get("ITSM_BENCH_PG_DB", "itsm_bench")
 OPEN = "new,in_progress,on_hold"
 ITSM_OPS = ("read", "queue", "queue_next", "search", "create", "create_suggest", "transition")
 BARE_OPS = ("read", "queue", "queue_next", "create")
+CREATE_BODIES = 2_000  # distinct create bodies, in turn (bench.generate.create_bodies)
 
 
 @dataclass
@@ -350,6 +351,10 @@ def build_lists(server: Server, env: dict, workdir: Path, settings: Settings) ->
     write_list(server, "queue_next", nexts or firsts, workdir)
     write_list(server, "search", [f"/api/v1/incidents?q={urllib.parse.quote(q)}&limit=50"
                                   for q in generate.SEARCHES], workdir)
+    bodies = [json.dumps(b, separators=(",", ":"))
+              for b in generate.create_bodies(CREATE_BODIES, seed=settings.seed)]
+    write_list(server, "create", bodies, workdir)
+    write_list(server, "create_suggest", bodies, workdir)
 
 
 def wrk(server: Server, mode: str, items: Path | None, settings: Settings) -> dict:

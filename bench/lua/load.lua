@@ -1,5 +1,6 @@
 -- One wrk script for every operation: wrk ... -s load.lua URL -- MODE TOKEN DATAFILE
--- MODE: create | create_suggest | rt_create | get | transition (DATAFILE lines: paths, or numbers in turn)
+-- MODE: create | create_suggest | rt_create | get | transition
+-- DATAFILE lines: JSON bodies (create modes), numbers in turn (transition) or paths (get)
 -- TOKEN: an itsm API token, "Cookie: <session cookie>" (Request Tracker), or "-".
 -- Prints one JSON line with the figures at the end.
 local mode, token, items, counter = nil, nil, {}, 0
@@ -29,15 +30,11 @@ function request()
     -- create: as an integration posts, without the suggestions (the operation the
     -- bare app mirrors); create_suggest: as the console does, with them
     local path = mode == "create" and "/api/v1/incidents?suggest=false" or "/api/v1/incidents"
-    local body = string.format('{"title":"Cannot reach the VPN gateway from site %d",'
-      .. '"description":"Users of floor %d report timeouts since this morning",'
-      .. '"category":"network","subcategory":"vpn","impact":2,"urgency":2,'
-      .. '"group":"Resolver %02d"}', counter % 97, counter % 9, counter % 30 + 1)
+    -- bodies drawn as the loaded incidents are (bench.generate.create_bodies), in turn
+    local body = items[(counter % #items) + 1]
     return wrk.format("POST", path, headers, body)
   elseif mode == "rt_create" then
-    local body = string.format('{"Queue":"General","Subject":"Cannot reach the VPN gateway '
-      .. 'from site %d","Content":"Users of floor %d report timeouts since this morning",'
-      .. '"Priority":%d}', counter % 97, counter % 9, counter % 5 + 1)
+    local body = items[(counter % #items) + 1]
     return wrk.format("POST", "/REST/2.0/ticket", headers, body)
   elseif mode == "transition" then
     local number = items[(counter % #items) + 1]

@@ -65,7 +65,7 @@ def rest(cookie: str, path: str) -> dict:
 
 def run(settings, *, wrk=None) -> dict:
     """RT's figures for create, read, queue and search (median of the repetitions)."""
-    from bench.run import log, median_of
+    from bench.run import CREATE_BODIES, log, median_of
 
     if not available():
         return {"skipped": "Request Tracker 5 is not installed (bench/peers/rt_setup.sh)"}
@@ -76,7 +76,14 @@ def run(settings, *, wrk=None) -> dict:
     try:
         results: dict[str, dict] = {}
         # create first: RT's tickets of this run are what read, queue and search see
-        results["create"] = _ops(settings, "rt_create", token, None, "create", log, median_of)
+        bodies = workdir / "create.txt"
+        bodies.write_text("".join(
+            json.dumps({"Queue": "General", "Subject": b["title"], "Content": b["description"],
+                        "Priority": generate.PRIORITY[b["impact"] - 1][b["urgency"] - 1]},
+                       separators=(",", ":")) + "\n"
+            for b in generate.create_bodies(CREATE_BODIES, seed=settings.seed)))
+        results["create"] = _ops(settings, "rt_create", token, bodies, "create", log,
+                                 median_of)
         total = rest(cookie, "/REST/2.0/tickets?query=" + urllib.parse.quote("id > 0")
                      + "&per_page=1")["total"]
         rng = random.Random(settings.seed)
