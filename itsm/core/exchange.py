@@ -110,8 +110,9 @@ def decode(value: Any, kind: str) -> Any:
 # -- which tables --------------------------------------------------------------------------
 
 
-# PostgreSQL's stored full-text documents (core_0006), filled by triggers on ``record``.
-PG_DERIVED = frozenset({"record_search"})
+# PostgreSQL's stored full-text documents (core_0006) and their words (core_0007), filled
+# by triggers on ``record``.
+PG_DERIVED = frozenset({"record_search", "record_search_word"})
 
 
 def derived_tables(connection: Connection) -> set[str]:

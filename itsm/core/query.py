@@ -247,8 +247,11 @@ def build(session: Session, model: type[Record], query: ListQuery, actor: Actor,
 
 
 # Records of a search page's order checked one by one (PostgreSQL) before the full-text
-# index is asked for every match: a page of a word found in one record in 200; then ten
-# times as many, for a word that the newest records happen to lack.
+# index is asked for every match: first SEARCH_WALK_FIRST, enough for a page of a word
+# found in one record in 25; on up to SEARCH_WALK (one in 200) only when the first ones
+# held at least SEARCH_WALK_FIRST / SEARCH_WALK of a page, a word that fills a page
+# within them; then ten times as many, for a word that the newest records happen to lack.
+SEARCH_WALK_FIRST = 2_000
 SEARCH_WALK = 10_000
 SEARCH_WALK_WIDER = 10
 # Matches in all up to which they are gathered and sorted at once: 5 x the square root of
@@ -265,16 +268,18 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
     record's document is stored apart (PostgreSQL); ``None`` elsewhere, or when a record
     number was typed: :func:`build` then gives the page.
 
-    First the newest :data:`SEARCH_WALK` records of the page's order (after its other
-    filters) are walked and each one's document checked: a common word fills the page
-    after a few thousand records, however large the desk, where gathering its every
-    match grows with the desk. When they hold too few (a rare word, a word of a topic
-    that began last week, or a burst of new records about something else at the head of
-    the list), the full-text index gathers every match at once, unless there are more
-    than :func:`gather_cap`, which it counts in the same statement: then they are
-    frequent enough to fill a page further on, and the walk goes on from the record after
-    the last one walked, up to ten times as many records in all. Only when those too hold
-    too few are all matches gathered.
+    First the newest :data:`SEARCH_WALK_FIRST` records of the page's order (after its
+    other filters) are walked and each one's document checked: a common word fills the
+    page after a few hundred records, however large the desk, where gathering its every
+    match grows with the desk. A word that matched often enough among them to fill the
+    page within :data:`SEARCH_WALK` records is walked on for that far. When the walk
+    holds too few (a rare word or a rare pair of words, a word of a topic that began
+    last week, or a burst of new records about something else at the head of the list),
+    the full-text index gathers every match at once, unless there are more than
+    :func:`gather_cap`, which it counts in the same statement: then they are frequent
+    enough to fill a page further on, and the walk goes on from the record after the
+    last one walked, up to :data:`SEARCH_WALK_WIDER` times :data:`SEARCH_WALK` records
+    in all. Only when those too hold too few are all matches gathered.
 
     The planner is not left to choose between the two: its estimate multiplies each
     word's share, but words that come together ("docking station") match far more often,
@@ -335,20 +340,38 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
             return None
         return load(page_ids) if page_ids else []
 
-    rows = walk(SEARCH_WALK)
+    def edge(offset: int, *beyond: ColumnElement[bool]) -> tuple[Any, int] | None:
+        """The sort key and id of the record ``offset`` places after ``beyond``."""
+        return session.execute(select(column, Record.id).where(*conditions, *beyond)
+                               .order_by(*_order(query)).offset(offset).limit(1)).first()
+
+    def after(key: tuple[Any, int]) -> ColumnElement[bool]:
+        last = tuple_(literal(key[0], type_=column.type), literal(key[1], type_=Integer()))
+        return tuple_(column, Record.id) < last if descending \
+            else tuple_(column, Record.id) > last
+
+    first_walk = min(SEARCH_WALK_FIRST, SEARCH_WALK)
+    rows = walk(first_walk)
     if len(rows) > query.limit:
         return rows
+    walked = first_walk
+    # As many matches again in each first_walk records would fill the page within
+    # SEARCH_WALK: the walk goes on from the record after the last one it checked.
+    if len(rows) * SEARCH_WALK >= page * first_walk and walked < SEARCH_WALK:
+        last = edge(walked - 1)
+        if last is None:  # the walk checked every record of the list
+            return rows
+        rows += walk(SEARCH_WALK - walked, after(last))
+        if len(rows) > query.limit:
+            return rows[:page]
+        walked = SEARCH_WALK
     gathered = gather(gather_cap(session))
     if gathered is not None:
         return gathered
-    # The walk goes on from the record after the last one the first walk checked.
-    edge = session.execute(select(column, Record.id).where(*conditions)
-                           .order_by(*_order(query)).offset(SEARCH_WALK - 1).limit(1)).first()
-    if edge is None:  # the first walk checked every record of the list
+    last = edge(walked - 1)
+    if last is None:
         return rows
-    key = tuple_(column, Record.id)
-    last = tuple_(literal(edge[0], type_=column.type), literal(edge[1], type_=Integer()))
-    rows += walk(SEARCH_WALK * (SEARCH_WALK_WIDER - 1), key < last if descending else key > last)
+    rows += walk(SEARCH_WALK * SEARCH_WALK_WIDER - walked, after(last))
     if len(rows) > query.limit:
         return rows[:page]
     return gather()

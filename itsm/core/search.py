@@ -35,7 +35,9 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    cast,
     column,
+    event,
     func,
     literal_column,
     or_,
@@ -125,13 +127,71 @@ def _mysql_query(words: Sequence[str], any_term: bool) -> str:
 PG_SEARCH = table("record_search", column("record_id", Integer), column("document"))
 
 
-def _pg_query(words: Sequence[str], any_term: bool):
+def _pg_prefix_query(words: Sequence[str], any_term: bool):
     # to_tsquery over words made of \w characters only, each quoted as a lexeme. The
     # statements that search are planned with the words' own statistics on each run
     # (see itsm.adapters.storage.plan_each_run).
     joined = (" | " if any_term else " & ").join("'" + w + "':*" for w in words)
     return func.to_tsquery(literal_column(f"'{PG_CONFIG}'"),
                            bindparam("ts_query", joined, unique=True))
+
+
+# A word's start that stands for more whole words than this is asked as a prefix.
+MAX_EXPANSION = 32
+_EXPANSIONS = "itsm.search.expansions"  # session.info key, emptied when a transaction ends
+
+# Each word as to_tsquery reads it, and, when that is one lexeme, the stored words that
+# start with it (a range of the B-tree in byte order; at most one more than the most used).
+_EXPAND = text(
+    "SELECT CAST(q AS text) AS normal, numnode(q) AS nodes, "
+    "CASE WHEN numnode(q) = 1 THEN ARRAY("
+    "  SELECT DISTINCT v.word FROM record_search_word v "
+    "  WHERE v.word >= x.lexeme AND v.word < x.lexeme || chr(1114111) "
+    "  ORDER BY v.word LIMIT :most) END AS expansion "
+    "FROM unnest(CAST(:words AS text[])) WITH ORDINALITY AS w(word, position) "
+    "CROSS JOIN LATERAL to_tsquery(CAST(:config AS regconfig), "
+    "                              quote_literal(w.word) || ':*') AS q "
+    "CROSS JOIN LATERAL (SELECT (tsvector_to_array(to_tsvector("
+    '  CAST(:config AS regconfig), w.word)))[1] COLLATE "C" AS lexeme) AS x '
+    "ORDER BY w.position")
+
+
+def _quoted(lexeme: str) -> str:
+    """A lexeme as tsquery input reads it, whatever characters it holds."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _pg_query(session: Session, words: Sequence[str], any_term: bool):
+    """The tsquery of ``words``, each the start of a word: asked as the whole words it
+    stands for where the stored words (core_0007) say there are at most
+    :data:`MAX_EXPANSION` of them, which the GIN index answers several times faster than
+    a prefix; otherwise as the prefix. Worked out once per transaction."""
+    key = (tuple(words), any_term)
+    known = session.info.setdefault(_EXPANSIONS, {})
+    if key not in known:
+        parts = []
+        for normal, nodes, expansion in session.execute(
+                _EXPAND, {"config": PG_CONFIG, "words": list(words),
+                          "most": MAX_EXPANSION + 1}):
+            if not nodes:  # a stop word: to_tsquery leaves it out too
+                continue
+            if expansion is None or len(expansion) > MAX_EXPANSION:
+                parts.append(f"({normal})")
+            elif expansion:
+                parts.append("(" + " | ".join(_quoted(w) for w in expansion) + ")")
+            elif not any_term:  # no stored word starts so: nothing can match every word
+                parts = []
+                break
+        known[key] = (" | " if any_term else " & ").join(parts)
+    from sqlalchemy.dialects.postgresql import TSQUERY  # PostgreSQL's alone: imported there
+
+    return cast(bindparam("ts_query", known[key], unique=True), TSQUERY)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_expansions(session: Session, transaction) -> None:
+    # Words stored by later transactions must be seen by later searches.
+    session.info.pop(_EXPANSIONS, None)
 
 
 def _scored(session: Session, words: list[str], any_term: bool,
@@ -152,9 +212,12 @@ def _scored(session: Session, words: list[str], any_term: bool,
                 .select_from(text("record_search"))
                 .where(text("record_search MATCH :fts_query").bindparams(fts_query)))
     if dialect == "postgresql":
-        query, document = _pg_query(words, any_term), PG_SEARCH.c.document
-        return (select(PG_SEARCH.c.record_id, func.ts_rank(document, query).label("score"))
-                .where(document.op("@@")(query)))
+        # Matched by whole words, scored by the words as typed: the same scores as before
+        # the words were stored, whichever way a word is asked.
+        document = PG_SEARCH.c.document
+        score = func.ts_rank(document, _pg_prefix_query(words, any_term))
+        return (select(PG_SEARCH.c.record_id, score.label("score"))
+                .where(document.op("@@")(_pg_query(session, words, any_term))))
     if dialect in ("mysql", "mariadb"):
         from sqlalchemy.dialects.mysql import match as mysql_match  # only there: a large import
 
@@ -178,7 +241,7 @@ def matching(session: Session, text_: str, *, any_term: bool = False) -> Select 
         # The ids alone: the planner may then check each record's stored document while
         # it walks a page's order, rather than gather every match first.
         return select(PG_SEARCH.c.record_id).where(
-            PG_SEARCH.c.document.op("@@")(_pg_query(words, any_term)))
+            PG_SEARCH.c.document.op("@@")(_pg_query(session, words, any_term)))
     scored = _scored(session, words, any_term)
     if scored is None:  # an unknown dialect: a slow but correct fallback
         conditions = [Record.title.ilike(f"%{w}%") | Record.description.ilike(f"%{w}%")
@@ -201,7 +264,7 @@ def row_matches(session: Session, text_: str, record_id: Any) -> ColumnElement[b
         return None
     document = (select(PG_SEARCH.c.document).where(PG_SEARCH.c.record_id == record_id)
                 .scalar_subquery())
-    return document.op("@@")(_pg_query(words, False))
+    return document.op("@@")(_pg_query(session, words, False))
 
 
 def ranked(session: Session, text_: str, *, types: Iterable[str] | None = None,

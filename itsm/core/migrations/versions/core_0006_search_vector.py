@@ -37,27 +37,32 @@ depends_on = None
 DOCUMENT = ("to_tsvector('english'::regconfig, "
             "(COALESCE({row}title, '') || ' ') || COALESCE({row}description, ''))")
 
-PG_UP = [
-    "CREATE TABLE record_search ("
-    "record_id integer PRIMARY KEY REFERENCES record (id) ON DELETE CASCADE, "
-    "document tsvector NOT NULL)",
-    # Inserts: one statement for all the rows an INSERT wrote (transition table).
+INSERT_FUNCTION = (
     "CREATE OR REPLACE FUNCTION record_search_insert() RETURNS trigger "
     "LANGUAGE plpgsql AS $$ BEGIN "
     "INSERT INTO record_search (record_id, document) "
     f"SELECT id, {DOCUMENT.format(row='')} FROM record_search_new "
     "ON CONFLICT (record_id) DO UPDATE SET document = excluded.document; "
-    "RETURN NULL; END $$",
-    "CREATE TRIGGER record_search_ai AFTER INSERT ON record "
-    "REFERENCING NEW TABLE AS record_search_new "
-    "FOR EACH STATEMENT EXECUTE FUNCTION record_search_insert()",
-    # Edits: only when the title or description really changed.
+    "RETURN NULL; END $$")
+UPDATE_FUNCTION = (
     "CREATE OR REPLACE FUNCTION record_search_update() RETURNS trigger "
     "LANGUAGE plpgsql AS $$ BEGIN "
     "INSERT INTO record_search (record_id, document) "
     f"VALUES (NEW.id, {DOCUMENT.format(row='NEW.')}) "
     "ON CONFLICT (record_id) DO UPDATE SET document = excluded.document; "
-    "RETURN NULL; END $$",
+    "RETURN NULL; END $$")
+
+PG_UP = [
+    "CREATE TABLE record_search ("
+    "record_id integer PRIMARY KEY REFERENCES record (id) ON DELETE CASCADE, "
+    "document tsvector NOT NULL)",
+    # Inserts: one statement for all the rows an INSERT wrote (transition table).
+    INSERT_FUNCTION,
+    "CREATE TRIGGER record_search_ai AFTER INSERT ON record "
+    "REFERENCING NEW TABLE AS record_search_new "
+    "FOR EACH STATEMENT EXECUTE FUNCTION record_search_insert()",
+    # Edits: only when the title or description really changed.
+    UPDATE_FUNCTION,
     "CREATE TRIGGER record_search_au AFTER UPDATE OF title, description ON record "
     "FOR EACH ROW WHEN (OLD.title IS DISTINCT FROM NEW.title "
     "OR OLD.description IS DISTINCT FROM NEW.description) "
