@@ -340,9 +340,9 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
             return None
         return load(page_ids) if page_ids else []
 
-    def edge(offset: int, *beyond: ColumnElement[bool]) -> tuple[Any, int] | None:
-        """The sort key and id of the record ``offset`` places after ``beyond``."""
-        return session.execute(select(column, Record.id).where(*conditions, *beyond)
+    def edge(offset: int) -> tuple[Any, int] | None:
+        """The sort key and id of the record ``offset`` places down the list."""
+        return session.execute(select(column, Record.id).where(*conditions)
                                .order_by(*_order(query)).offset(offset).limit(1)).first()
 
     def after(key: tuple[Any, int]) -> ColumnElement[bool]:
