@@ -7,7 +7,9 @@ Every record's ``title`` and ``description`` are indexed by the database itself:
 - PostgreSQL: a table ``record_search`` holding each record's
   ``to_tsvector('english', title || ' ' || description)``, with a GIN index, kept in step
   by triggers (core_0006): a search checks the stored document instead of building it
-  again for every candidate row;
+  again for every candidate row; and ``record_search_word``, every word those documents
+  held (core_0007), so that a typed word's start is asked of the index as the whole
+  words it stands for (see :func:`_pg_query`);
 - MariaDB/MySQL: a ``FULLTEXT`` index on ``(title, description)``.
 
 Plugins never write SQL for it: :func:`matching` gives the ids of the records that match
