@@ -393,7 +393,8 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     dispatched_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_outbox_event_pending", "dispatched_at", "id"),)
+    __table_args__ = (Index("ix_outbox_event_pending", "dispatched_at", "id"),
+                      Index("ix_outbox_event_record", "record_id"))
 
 
 class Delivery(Base):
