@@ -112,7 +112,8 @@ def test_normal_change_goes_through_risk_assessment_cab_quorum_and_calendar(clie
 
     refused = run(client, owner, number, "schedule")
     assert refused.status_code == 409
-    assert any("needs CAB approval first" in r for r in refused.json["error"]["reasons"])
+    assert any("a normal change needs CAB approval first" in r
+               for r in refused.json["error"]["reasons"])
 
     assert run(client, owner, number, "submit").json["state"] == "assessment"
     partial = run(client, owner, number, "assess", risk_answers={"users_affected": "few"})
@@ -344,6 +345,15 @@ def test_standard_change_from_a_template_skips_the_cab(client, people):
         "title": "x", "change_type": "sideways", "planned_start": "tomorrow"})
     assert bad.status_code == 422
     assert {"change_type", "planned_start"} <= set(bad.json["error"]["fields"])
+
+
+def test_unapproved_emergency_change_is_named_in_plain_english(client, people):
+    owner = people["olivia"]
+    number = new_change(client, owner, change_type="emergency")["number"]
+    refused = run(client, owner, number, "schedule")
+    assert refused.status_code == 409
+    assert any("an emergency change needs CAB approval first" in r
+               for r in refused.json["error"]["reasons"])
 
 
 def test_emergency_change_uses_the_emergency_cab_even_in_a_freeze(client, people):

@@ -359,6 +359,8 @@ def test_agreement_exports_as_markdown_and_html_with_every_section(client, peopl
     assert [h.split(":")[0] for h in headings[10:17]] == [
         f"## Appendix {letter}" for letter in "ABCDEFG"]
     assert "| Traffic management | Any | 10 min | 1 h 30 min |" in markdown.text
+    appendix_a = markdown.text.split("## Appendix A")[1].split("\n## ")[0]
+    assert "| Traffic management |" in appendix_a and "nothing agreed" not in appendix_a
     html = client.get(f"{API}/mous/{number}/document?format=html", headers=people["agent"])
     assert html.mimetype == "text/html" and "Confidentiality Statement" in html.text
     assert "<script" not in html.text

@@ -259,8 +259,9 @@ def approval_refusal(session: Session, change: Change) -> str | None:
     if status["state"] == "approved":
         return None
     if status["state"] == "none":
-        return (f"{change.number} is not approved: a {change.change_type} change needs CAB "
-                "approval first (submit it for assessment)")
+        article = "an" if change.change_type[:1] in "aeiou" else "a"
+        return (f"{change.number} is not approved: {article} {change.change_type} change "
+                "needs CAB approval first (submit it for assessment)")
     if status["state"] == "rejected":
         return f"{change.number} was rejected by the CAB"
     waiting = [f"{g['group']} has {g['approved']} of {g['needed']} approvals needed "

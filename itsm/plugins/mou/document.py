@@ -58,16 +58,24 @@ def to_markdown(data: dict[str, Any]) -> str:
     for section in data["sections"]:
         heading = section["title"] if section["key"].isalpha() else \
             f"{section['key']}. {section['title']}"
-        out += [f"## {heading}", "", section["body"] or "_(nothing agreed)_", ""]
+        # Appendix A carries the targets and C the contacts: an empty body there is not
+        # "nothing agreed" when the table or the list below says what was agreed.
+        attached: list[str] = []
         if section["key"] == "A" and data["targets"]:
-            out += ["| Service | Priority | Response | Resolution | Availability | "
-                    "Support hours | Compliance |", "|---|---|---|---|---|---|---|"]
-            out += ["| " + " | ".join(_cell(row[k]) for k in (
+            attached += ["| Service | Priority | Response | Resolution | Availability | "
+                         "Support hours | Compliance |", "|---|---|---|---|---|---|---|"]
+            attached += ["| " + " | ".join(_cell(row[k]) for k in (
                 "service", "priority", "response", "resolution", "availability", "hours",
                 "compliance")) + " |" for row in target_rows(data)]
-            out.append("")
-        if section["key"] == "C":
-            out += [f"- {line}" for line in contact_lines(data)] + [""]
+            attached.append("")
+        if section["key"] == "C" and contact_lines(data):
+            attached += [f"- {line}" for line in contact_lines(data)] + [""]
+        out += [f"## {heading}", ""]
+        if section["body"]:
+            out += [section["body"], ""]
+        elif not attached:
+            out += ["_(nothing agreed)_", ""]
+        out += attached
     out += ["## Signatures", ""]
     out += [f"- Version {s['version']}, {s['side']}: {s['name']}"
             + (f", {s['title']}" if s["title"] else "") + f", signed {s['signed_on']}"
