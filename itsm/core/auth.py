@@ -348,8 +348,9 @@ def sign_in(session: Session, email: str, password: str, remote_addr: str) -> Us
     email_key, addr_key = _attempt_keys(email, remote_addr)
     attempt = LoginFailure(email=email_key, remote_addr=addr_key)
     session.add(attempt)
-    session.commit()
+    session.flush()
     mine = delete(LoginFailure).where(LoginFailure.id == attempt.id)
+    session.commit()
     if login_throttled(session, email_key, addr_key, taken=1):
         session.execute(mine)
         session.commit()
