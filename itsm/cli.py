@@ -121,7 +121,7 @@ def emit_json(data) -> None:
 
 def write_config(home: Path, database_url: str | None) -> Path:
     """Create itsm.toml with a secret key and the default SLA policy, if it is missing."""
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)  # the database and files live here
     import tomli_w
 
     path = home / CONFIG_FILE
@@ -135,9 +135,11 @@ def write_config(home: Path, database_url: str | None) -> Path:
     config["calendars"] = {"default": {
         "timezone": "UTC", **{day: "08:00-18:00" for day in ("mon", "tue", "wed", "thu", "fri")},
         "sat": "", "sun": "", "holidays": []}}
-    path.write_text("# itsm instance settings; every one can also be set as ITSM_<NAME>.\n"
-                    + tomli_w.dumps(config), encoding="utf-8")
-    os.chmod(path, 0o600)  # it holds the secret key
+    # Created private, not chmod-ed afterwards: it holds the secret key from the start.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w",
+                   encoding="utf-8") as out:
+        out.write("# itsm instance settings; every one can also be set as ITSM_<NAME>.\n"
+                  + tomli_w.dumps(config))
     return path
 
 
@@ -149,6 +151,10 @@ def write_config(home: Path, database_url: str | None) -> Path:
 def init(ctx: click.Context, admin_email: str | None, admin_password: str | None,
          database_url: str | None) -> None:
     """Create the instance folder, config, schema, defaults and first admin (safe to rerun)."""
+    if admin_email and admin_password:  # refused before anything is written
+        from itsm.core.auth import check_password_policy
+
+        check_password_policy(admin_password, admin_email, field="admin_password")
     home = instance_path()
     path = write_config(home, database_url)
     click.echo(f"instance {home} (config {path.name})")
@@ -164,7 +170,7 @@ def init(ctx: click.Context, admin_email: str | None, admin_password: str | None
         if admin_email:
             from sqlalchemy import select
 
-            from itsm.core.auth import check_password_policy, create_user, hash_password
+            from itsm.core.auth import create_user, set_password
             from itsm.core.models import User
 
             with itsm.Session() as session:
@@ -178,8 +184,7 @@ def init(ctx: click.Context, admin_email: str | None, admin_password: str | None
                 else:
                     user.role = "admin"
                     if admin_password:
-                        check_password_policy(admin_password, user.email)
-                        user.password_hash = hash_password(admin_password)
+                        set_password(session, user, admin_password)
                     click.echo(f"  admin {user.email} exists")
                 session.commit()
     click.echo("ready: itsm serve")

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORE_TABLES = {"agency", "support_group", "user_account", "group_member", "api_token",
                "plugin_state", "number_sequence", "record", "journal", "record_link",
                "attachment", "outbox_event", "outbox_delivery", "login_failure",
-               "access_denial", "sla_clock"}
+               "access_denial", "sla_clock", "web_session"}
 
 
 def hook_nodes() -> dict[str, ast.FunctionDef]:

@@ -73,7 +73,7 @@ def populate(app, client, runner) -> dict[str, str]:
     result = runner.invoke(["demo"])
     assert result.exit_code == 0, result.output
     with app.app_context(), itsm.Session() as db:
-        admin = auth.create_user(db, "root@example.org", role="admin", password="pw-123456789")
+        admin = auth.create_user(db, "root@example.org", role="admin", password="pw-123456789-root")
         _, secret = auth.create_token(db, admin, name="backup test")
         with pytest.raises(Unauthorized):
             auth.sign_in(db, "agent@demo.itsm", "wrong password", "10.1.2.3")

@@ -167,7 +167,7 @@ def test_database_outage_fails_requests_cleanly_and_service_resumes_by_itself(
     assert body["error"]["code"] == "unavailable"
     page = app.test_client()
     with page.session_transaction() as session:
-        session["user_id"] = 1
+        session["sid"] = "any"  # looked up in the database, which is down
     answer = page.get("/home")
     assert answer.status_code == 503 and answer.mimetype == "text/html"  # a page, not JSON
     assert answer.headers["Retry-After"] == "5" and b"database is unavailable" in answer.data

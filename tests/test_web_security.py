@@ -323,8 +323,12 @@ def test_password_policy_is_the_same_for_the_cli_and_the_console(app, runner, cl
 
 
 def test_a_long_password_that_is_not_the_address_is_accepted(app, runner):
-    result = runner.invoke(["users", "add", "lee@it.example", "--password", "lee@it.example!"])
+    result = runner.invoke(["users", "add", "lee@it.example", "--password",
+                            "lee@it.example's own long secret"])
     assert result.exit_code == 0, result.output
+    # The address with a character added is the address still.
+    result = runner.invoke(["users", "add", "kit@it.example", "--password", "kit@it.example!"])
+    assert result.exit_code != 0 and "mostly the e-mail address" in str(result.exception)
 
 
 def test_tokens_expire_and_revoked_tokens_stop_at_once(app, client, runner, make_token):

@@ -91,24 +91,24 @@ def users_password(itsm, email: str, password: str) -> None:
     """Set a user's password."""
     with itsm.Session() as session:
         user = auth.user_by_email(session, email)
-        auth.check_password_policy(password, user.email)
-        user.password_hash = auth.hash_password(password)
+        auth.set_password(session, user, password)  # and ends the user's web sessions
         session.commit()
-    click.echo(f"password of {email} changed")
+    click.echo(f"password of {email} changed; the user's web sessions have ended")
 
 
 @users.command("token")
 @click.argument("email")
 @click.option("--name", default="cli", show_default=True, help="what the token is for")
 @click.option("--days", type=click.IntRange(0, 3650), default=None,
-              help="lifetime in days (0: never expires; default auth.token_days)")
+              help="lifetime in days (default auth.token_days; 0: as long as allowed); "
+                   "never more than auth.token_max_days")
 @pass_itsm
 def users_token(itsm, email: str, name: str, days: int | None) -> None:
     """Create an API token; prints only the token (it is shown this once)."""
     days = itsm.settings["auth.token_days"] if days is None else days
     with itsm.Session() as session:
         _, secret = auth.create_token(session, auth.user_by_email(session, email), name=name,
-                                      days=days or None)
+                                      days=days, max_days=itsm.settings["auth.token_max_days"])
         session.commit()
     click.echo(secret)
 
@@ -123,14 +123,16 @@ def users_tokens(itsm, email: str, as_json: bool) -> None:
         user = auth.user_by_email(session, email)
         tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
                                  .order_by(ApiToken.id)).all()
+    max_days = itsm.settings["auth.token_max_days"]
     data = [{"id": t.id, "name": t.name, "prefix": t.prefix, "created_at": t.created_at,
-             "expires_at": t.expires_at, "last_used_at": t.last_used_at,
+             "expires_at": auth.effective_expiry(t.created_at, t.expires_at, max_days),
+             "last_used_at": t.last_used_at,
              "revoked": t.revoked_at is not None} for t in tokens]
     if as_json:
         emit_json(data)
         return
     for t in data:
-        state = "revoked" if t["revoked"] else f"expires {t['expires_at'] or 'never'}"
+        state = "revoked" if t["revoked"] else f"expires {t['expires_at']}"
         click.echo(f"{t['id']:>5} {t['prefix']}… {t['name']:<20} {state}")
 
 

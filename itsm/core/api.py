@@ -22,17 +22,17 @@ from flask import (
     redirect,
     request,
     send_file,
-    session,
     url_for,
 )
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from itsm.core import query as listing
-from itsm.core.auth import Actor, actor_for_token
+from itsm.core.auth import Actor, token_for_secret
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
 from itsm.core.models import User
 from itsm.core.schemas import CommentIn, LinkIn, TransitionIn
+from itsm.core.web import CSRF_HEADER, csrf_matches, web_session_actor
 
 log = logging.getLogger("itsm.api")
 
@@ -136,11 +136,23 @@ def init_app(app: Flask) -> None:
 # -- authentication ------------------------------------------------------------------------
 
 
-def current_actor(required: bool = True) -> Actor | None:
-    """The caller: a Bearer token, else the web session's user.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_CREDENTIAL_EXPIRY = "itsm.credential_expires_at"  # request.environ: the token's expiry
 
-    Cached on the request itself, not on ``g``: ``g`` lives as long as the application
-    context, which can span several requests (tests, scripts).
+
+class CsrfMissing(ItsmError):
+    status = 403
+    code = "csrf"
+
+
+def current_actor(required: bool = True) -> Actor | None:
+    """The caller: a Bearer token, else the browser's web session.
+
+    A call made with the session cookie is a page's script, or another site's page riding
+    on the cookie: every unsafe method then needs the session's CSRF token in the
+    ``X-CSRF-Token`` header (a Bearer call needs none: no browser sends a token by
+    itself). Cached on the request itself, not on ``g``: ``g`` lives as long as the
+    application context, which can span several requests (tests, scripts).
     """
     if "itsm.actor" in request.environ:
         return request.environ["itsm.actor"]
@@ -154,14 +166,16 @@ def current_actor(required: bool = True) -> Actor | None:
         # The request's unit of work goes on with this session (and its connection):
         # no second checkout, ping and transaction for each API call.
         db = itsm.request_session()
-        actor = actor_for_token(db, secret.strip())
-        if actor is None:
+        found = token_for_secret(db, secret.strip(), itsm.settings["auth.token_max_days"])
+        if found is None:
             raise Unauthorized("the token is unknown, expired or revoked")
-    elif session.get("user_id"):
-        with itsm.Session() as db:
-            user = db.get(User, session["user_id"])
-            if user is not None and user.active:
-                actor = Actor.of(db, user)
+        actor, request.environ[_CREDENTIAL_EXPIRY] = found
+    else:
+        actor = web_session_actor()
+        if (actor is not None and request.method not in SAFE_METHODS
+                and not csrf_matches(request.headers.get(CSRF_HEADER))):
+            raise CsrfMissing(f"a call made with the session cookie needs the page's CSRF "
+                              f"token in the {CSRF_HEADER} header (or use a Bearer token)")
     if actor is None and required:
         raise Unauthorized("authentication required: send Authorization: Bearer <token>")
     request.environ["itsm.actor"] = actor
@@ -518,9 +532,13 @@ def me():
 
 
 def _token_dict(token) -> dict[str, Any]:
+    from itsm.core.auth import effective_expiry
+
+    expires = effective_expiry(token.created_at, token.expires_at,
+                               _itsm().settings["auth.token_max_days"])
     return {"id": token.id, "name": token.name, "prefix": token.prefix,
             "created_at": token.created_at.isoformat(),
-            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+            "expires_at": expires.isoformat(),
             "last_used_at": token.last_used_at.isoformat() if token.last_used_at else None,
             "revoked": token.revoked_at is not None}
 
@@ -549,8 +567,11 @@ def create_token():
     data = TokenIn().load(json_body())
     itsm = _itsm()
     with itsm.Session() as db:
+        # Never longer than auth.token_max_days, nor than the token making this one.
         token, secret = make(db, db.get(User, actor.id), name=data["name"],
-                             days=data.get("days", itsm.settings["auth.token_days"]) or None)
+                             days=data.get("days", itsm.settings["auth.token_days"]),
+                             max_days=itsm.settings["auth.token_max_days"],
+                             not_after=request.environ.get(_CREDENTIAL_EXPIRY))
         db.commit()
         body = {**_token_dict(token), "token": secret}
     response = jsonify(body)

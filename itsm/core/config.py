@@ -32,7 +32,10 @@ DEFAULTS: dict[str, Any] = {
     "api.page_size": 50,
     "api.max_page_size": 200,
     "api.max_body_bytes": 30 * 1024 * 1024,
-    "auth.token_days": 90,
+    "auth.token_days": 90,  # an API token's lifetime when the request names none
+    "auth.token_max_days": 365,  # no token lives longer, whatever was asked
+    "auth.session_idle_minutes": 480,  # a web session ends after this long unused
+    "auth.session_max_hours": 24 * 7,  # and this long after its sign-in, used or not
     "plugins.refresh_seconds": 5.0,
     "plugins.strict": False,
     # Built-in plugins enabled on a fresh install: "*" for all, or a list of names

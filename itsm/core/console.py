@@ -33,17 +33,18 @@ Replacing or extending a page of a plugin's record type
     but cannot shadow the generic ones by accident.
 
 Security: the session cookie (HttpOnly, SameSite=Lax, Secure with ``session.secure_cookie``)
-holds the user id, a keyed fingerprint of the password hash (changing the password ends
-every other session) and a CSRF token that every POST to the console must echo in the
-``csrf_token`` field. Signing in starts a new session. Templates are autoescaped, user
-content is never marked safe, and pages send a strict Content-Security-Policy.
+names a session kept on the server (see :mod:`itsm.core.web`): signing out, changing the
+password, the idle time and the maximum age end it, copies of the cookie included. It
+also holds a CSRF token that every POST to the console must echo in the ``csrf_token``
+field (and every unsafe API call made with the cookie in ``X-CSRF-Token``; pages carry it
+in ``<meta name="csrf-token">``). Signing in starts a new session. Templates are
+autoescaped, user content is never marked safe, and pages send a strict
+Content-Security-Policy.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -53,12 +54,10 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from markupsafe import Markup
@@ -74,7 +73,14 @@ from itsm.core.models import User
 from itsm.core.query import FILTER_ARGS, parse_args
 from itsm.core.records import STAFF_ONLY_FIELDS, RecordService, RecordType
 from itsm.core.schemas import CoreRecordIn
-from itsm.core.web import NavItem
+from itsm.core.web import (
+    NavItem,
+    csrf_matches,
+    csrf_token,
+    end_web_session,
+    start_web_session,
+    web_session_actor,
+)
 
 log = logging.getLogger("itsm.console")
 
@@ -82,7 +88,6 @@ bp = Blueprint("console", __name__, template_folder="templates", static_folder="
                static_url_path="/console/static")
 
 CSRF_FIELD = "csrf_token"
-ACTOR_KEY = "itsm.console.actor"
 OPEN_ENDPOINTS = ("console.login", "console.static")
 # No script at all, and nothing from another origin: the network may be closed anyway.
 CSP = ("default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
@@ -105,30 +110,9 @@ def _itsm():
 # -- session, actor and CSRF ---------------------------------------------------------------
 
 
-def _fingerprint(user: User) -> str:
-    """Ties a session to the password it was opened with, without revealing the hash."""
-    key = str(current_app.secret_key).encode()
-    return hmac.new(key, (user.password_hash or "").encode(), "sha256").hexdigest()[:32]
-
-
-def _load_actor() -> Actor | None:
-    user_id = session.get("user_id")
-    if not user_id:
-        return None
-    with _itsm().Session() as db:
-        user = db.get(User, user_id)
-        if user is None or not user.active or not hmac.compare_digest(
-                str(session.get("auth", "")).encode(), _fingerprint(user).encode()):
-            session.clear()
-            return None
-        return Actor.of(db, user)
-
-
 def signed_in_actor() -> Actor | None:
-    """The signed-in user of the web session (cached on the request), or None."""
-    if ACTOR_KEY not in request.environ:
-        request.environ[ACTOR_KEY] = _load_actor()
-    return request.environ[ACTOR_KEY]
+    """The signed-in user of the web session (checked once per request), or None."""
+    return web_session_actor()
 
 
 def _actor() -> Actor:
@@ -138,11 +122,7 @@ def _actor() -> Actor:
     return actor
 
 
-def csrf_token() -> str:
-    token = session.get("csrf")
-    if not token:
-        token = session["csrf"] = secrets.token_urlsafe(32)
-    return token
+bp.add_app_template_global(csrf_token, "csrf_token")  # for base.html's <meta name="csrf-token">
 
 
 @bp.app_template_global()
@@ -152,18 +132,8 @@ def csrf_field() -> Markup:
 
 
 def _check_csrf() -> None:
-    sent = request.form.get(CSRF_FIELD, "")
-    expected = session.get("csrf", "")
-    if not expected or not hmac.compare_digest(sent.encode(), str(expected).encode()):
+    if not csrf_matches(request.form.get(CSRF_FIELD, "")):
         raise CsrfRefused()
-
-
-def _start_session(user: User) -> None:
-    """A fresh session on sign-in: nothing a visitor planted before survives (fixation)."""
-    session.clear()
-    session["user_id"] = user.id
-    session["auth"] = _fingerprint(user)
-    session["csrf"] = secrets.token_urlsafe(32)
 
 
 @bp.before_request
@@ -572,11 +542,10 @@ def login():
         except auth.TooManyAttempts as exc:
             return _render("console/login.html", 429, next=next_url, email=email,
                            error=sentence(exc.message) + ".")
-        except Unauthorized:
-            db.commit()  # the failure counts towards the throttle
+        except Unauthorized:  # the failure stays counted towards the limit
             return _render("console/login.html", 401, next=next_url, email=email,
                            error="Wrong e-mail address or password.")
-        _start_session(user)
+        start_web_session(db, user)
         db.commit()
     return redirect(next_url or url_for("console.home"))
 
@@ -585,7 +554,7 @@ def login():
 def logout():
     if request.method == "GET":  # a link or a prefetch must never sign anyone out
         return _render("console/logout.html")
-    session.clear()
+    end_web_session()
     flash("You have signed out.", "success")
     return redirect(url_for("console.login"))
 
@@ -608,8 +577,8 @@ def password():
         except ValidationError as exc:
             return _render("console/password.html", 422, errors=field_messages(exc.fields),
                            message=sentence(exc.message))
+        start_web_session(db, user)  # this browser goes on; every other session ended
         db.commit()
-        _start_session(user)  # this session goes on; every other one ends
     flash("Your password has been changed.", "success")
     return redirect(url_for("console.home"))
 

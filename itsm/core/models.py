@@ -240,6 +240,20 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class WebSession(Base):
+    """A signed-in browser. The cookie holds a random secret, this row its SHA-256: signing
+    out, a password change or an expiry ends the row, and a copied cookie with it."""
+
+    __tablename__ = "web_session"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"),
+                                         index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+
+
 class GroupMember(Base):
     __tablename__ = "group_member"
     group_id: Mapped[int] = mapped_column(ForeignKey("support_group.id", ondelete="CASCADE"),

@@ -169,7 +169,9 @@ class TokenIn(Schema):
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     days = fields.Integer(strict=True, validate=validate.Range(min=0, max=3650), metadata={
-        "description": "lifetime in days; 0 never expires; default auth.token_days"})
+        "description": "lifetime in days (default auth.token_days; 0: as long as allowed); "
+                       "never more than auth.token_max_days, nor than the token that "
+                       "creates this one"})
 
 
 class TokenOut(Schema):

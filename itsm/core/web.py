@@ -1,8 +1,31 @@
-"""Shared pieces of the web console that plugins use: navigation entries."""
+"""Shared pieces of the web side: navigation entries, and the browser's session and CSRF
+token, which the console's pages and the API (called from a page) check alike.
+
+The session cookie (signed by Flask) holds two random values: the secret of a
+:class:`~itsm.core.models.WebSession` row, which the server ends on sign-out, on a
+password change and after the idle time or maximum age (``auth.session_idle_minutes``,
+``auth.session_max_hours``); and the CSRF token every unsafe request made with the cookie
+must echo, in a form's ``csrf_token`` field or the API's ``X-CSRF-Token`` header (pages
+carry it in ``<meta name="csrf-token">`` for script).
+"""
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import request, session
+
+from itsm.core import auth
+from itsm.core.auth import Actor
+from itsm.core.models import User
+
+SESSION_KEY = "sid"
+CSRF_KEY = "csrf"
+CSRF_HEADER = "X-CSRF-Token"
+_ACTOR_KEY = "itsm.web.actor"  # request.environ: per request, never shared through g
 
 
 @dataclass(frozen=True)
@@ -12,3 +35,73 @@ class NavItem:
     label: str
     url: str
     order: int = 100
+
+
+def _itsm():
+    from itsm.core.app import current_itsm
+
+    return current_itsm()
+
+
+def start_web_session(db, user: User) -> None:
+    """Sign ``user`` in on this browser: a fresh cookie (nothing a visitor planted before
+    survives: fixation) naming a new server-side session, and a new CSRF token. The
+    caller commits ``db``."""
+    settings = _itsm().settings
+    max_age = timedelta(hours=float(settings["auth.session_max_hours"]))
+    secret = auth.start_session(db, user, max_age=max_age)
+    session.clear()
+    session[SESSION_KEY] = secret
+    session[CSRF_KEY] = secrets.token_urlsafe(32)
+    request.environ.pop(_ACTOR_KEY, None)
+
+
+def end_web_session() -> None:
+    """Sign out: the server-side session ends, so a copy of the cookie stops working too."""
+    secret = session.get(SESSION_KEY)
+    if secret:
+        with _itsm().Session() as db:
+            auth.end_session(db, str(secret))
+            db.commit()
+    session.clear()
+    request.environ[_ACTOR_KEY] = None
+
+
+def web_session_actor() -> Actor | None:
+    """The signed-in user of the browser's session (checked once per request), or None.
+
+    A cookie whose session ended or expired is cleared, so the browser drops it.
+    """
+    if _ACTOR_KEY not in request.environ:
+        request.environ[_ACTOR_KEY] = _load_actor()
+    return request.environ[_ACTOR_KEY]
+
+
+def _load_actor() -> Actor | None:
+    secret = session.get(SESSION_KEY)
+    if not secret:
+        return None
+    itsm = _itsm()
+    settings = itsm.settings
+    with itsm.Session() as db:
+        actor = auth.actor_for_session(
+            db, str(secret), idle=timedelta(minutes=float(settings["auth.session_idle_minutes"])),
+            max_age=timedelta(hours=float(settings["auth.session_max_hours"])))
+    if actor is None:
+        session.clear()
+    return actor
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (made on first use, e.g. by the sign-in form)."""
+    token = session.get(CSRF_KEY)
+    if not token:
+        token = session[CSRF_KEY] = secrets.token_urlsafe(32)
+    return token
+
+
+def csrf_matches(sent: str | None) -> bool:
+    """Whether ``sent`` is this session's CSRF token (compared in constant time)."""
+    expected = session.get(CSRF_KEY, "")
+    return bool(expected) and hmac.compare_digest(str(sent or "").encode(),
+                                                  str(expected).encode())

@@ -6,6 +6,8 @@ for that back end (``postgresql://`` -> psycopg 3, ``mariadb://`` -> PyMySQL).
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from sqlalchemy import Engine, Executable, create_engine, event
@@ -41,6 +43,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600), before SQLite creates it
+    with the umask's mode (0644 as a rule): it holds every record, hashed passwords and
+    token hashes. SQLite gives its -wal and -shm files the database file's mode. An
+    existing file is left as its admin set it."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def make_engine(url: str, **kwargs) -> Engine:
     """Create the engine for ``url`` with the settings each back end needs."""
     try:
@@ -49,8 +61,8 @@ def make_engine(url: str, **kwargs) -> Engine:
         raise ConfigError(f"database URL {url!r} is not valid: {exc}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and "mode=memory" not in url:
+            _create_private(Path(parsed.database))
         engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 10},
                                **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -28,7 +28,8 @@ class LocalFolderStore:
 
     def put(self, stream: IO[bytes], *, limit: int) -> tuple[str, int, str]:
         """Store the stream; return (key, size, sha256). Refuses more than ``limit`` bytes."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        # Owner only (0700), as the files themselves (mkstemp makes them 0600).
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         digest = hashlib.sha256()
         size = 0
         fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".upload-")
@@ -43,7 +44,7 @@ class LocalFolderStore:
             hexdigest = digest.hexdigest()
             key = f"{hexdigest[:2]}/{hexdigest}"
             target = self.path / key
-            target.parent.mkdir(exist_ok=True)
+            target.parent.mkdir(exist_ok=True, mode=0o700)
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
