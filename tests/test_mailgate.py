@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 import itsm.adapters.mailgate as mailgate_plugin
 import itsm.plugins.incident as incident_plugin
 from itsm.adapters.mailgate.listener import start_listener
-from itsm.adapters.mailgate.service import html_to_text, strip_quoted
+from itsm.adapters.mailgate.reading import html_to_text, strip_quoted
 from itsm.core.models import Attachment, JournalEntry, Record, User
+from itsm.core.notify import reply_token
 from itsm.testing import schema_drift
 
 INCIDENTS = "/api/v1/incidents"
@@ -78,6 +79,7 @@ def test_reply_with_number_in_subject_becomes_a_public_comment(runner, client, a
     number = ingest(runner, mail()).output.split()[1]
     reply = mail(subject=f"Re: [{number}] Printer on fire (new)",
                  body="It is out now, thanks.\n\nOn Mon, Desk wrote:\n> We are on it.\n")
+    reply.replace_header("To", f"desk+{reply_token('test-secret', number, ANN)}@itsm.example")
     result = ingest(runner, reply)
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"commented {number}"
@@ -90,8 +92,11 @@ def test_reply_to_a_record_of_another_agency_is_rejected(runner, client, ann, ma
     number = ingest(runner, mail()).output.split()[1]
     make_token("bob@south.example", role="requester", agency="SOUTH")
     before = counts(runner.app.extensions["itsm"])
+    # Even with a valid reply token (say Bob was mailed about it once) permissions apply.
+    token = reply_token("test-secret", number, "bob@south.example")
     result = ingest(runner, mail(subject=f"Re: [{number}]", body="me too",
-                                 sender="bob@south.example"))
+                                 sender="bob@south.example",
+                                 In_Reply_To=f"<itsm.{number}.{token}@itsm.example>"))
     assert result.exit_code == 1
     assert f"{number} does not exist or bob@south.example may not see it" in result.output
     assert counts(runner.app.extensions["itsm"]) == before
