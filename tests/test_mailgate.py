@@ -285,4 +285,34 @@ def test_strip_quoted_and_html_to_text():
 
 
 def test_migration_creates_exactly_what_the_model_describes(app):
-    assert schema_drift(app.extensions["itsm"].engine, ["mailgate_message"]) == []
+    assert schema_drift(app.extensions["itsm"].engine, ["mailgate_message", "mailgate_held",
+                                                        "mailgate_sender_window"]) == []
+
+
+def test_upgrade_keeps_ingested_messages_recognised_and_downgrades_cleanly(app):
+    """mailgate_0002 hashes the Message-IDs stored by 0001, and a purge can undo it."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from itsm.core.migrate import _config
+
+    itsm = app.extensions["itsm"]
+    with itsm.engine.begin() as connection:
+        cfg = _config(itsm, connection)
+        command.downgrade(cfg, "mailgate_0001")
+        connection.execute(text(
+            "INSERT INTO mailgate_message (message_id, sender, record_number, outcome, "
+            "created_at) VALUES ('<old@north.example>', 'ann@north.example', 'INC0000001', "
+            "'created', :now)"), {"now": datetime.now(UTC).replace(tzinfo=None)})
+        command.upgrade(cfg, "mailgate@head")
+    with itsm.engine.connect() as connection:
+        stored = connection.execute(text(
+            "SELECT message_hash FROM mailgate_message")).scalar_one()
+    assert stored == hashlib.sha256(b"<old@north.example>").hexdigest()
+    with itsm.engine.begin() as connection:
+        command.downgrade(_config(itsm, connection), "mailgate@base")
+        assert not inspect(connection).has_table("mailgate_message")
+        assert not inspect(connection).has_table("mailgate_held")
