@@ -216,9 +216,9 @@ def ingest(itsm, raw: bytes, *, bounce: bool = True, dnsfunc: DnsFunc | None = N
                 seen = session.scalar(select(IngestedMessage).where(
                     IngestedMessage.message_hash == key[0]))
             if seen is not None:
+                what = " ".join(filter(None, (seen.outcome, seen.record_number)))
                 return Outcome("ignored", seen.record_number or None,
-                               f"message {key[1]} was already ingested "
-                               f"({seen.outcome} {seen.record_number})".rstrip())
+                               f"message {key[1]} was already ingested ({what})")
         if senders:
             count_mail(itsm, _printable(senders[0], 254), int(settings.get("rate_limit") or 0),
                        float(settings.get("rate_window_seconds") or 0))
