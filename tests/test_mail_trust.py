@@ -536,6 +536,24 @@ class TestRateLimit:
             assert session.scalar(select(SenderWindow.mails).where(
                 SenderWindow.sender == ANN)) == 4
 
+    def test_the_smtp_listener_answers_451_over_the_limit(self, app, people):
+        import smtplib
+
+        from itsm.adapters.mailgate.listener import start_listener
+
+        port = free_port()
+        controller = start_listener(app, "127.0.0.1", port)
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+                for n in range(3):
+                    smtp.send_message(mail(subject=f"Mail {n}"))
+                with pytest.raises(smtplib.SMTPDataError) as deferred:
+                    smtp.send_message(mail(subject="Mail 4"))
+        finally:
+            controller.stop()
+        assert deferred.value.smtp_code == 451
+        assert b"rate_limit is 3" in deferred.value.smtp_error
+
 
 # -- the input gate --------------------------------------------------------------------------
 

@@ -225,8 +225,10 @@ def ingest(itsm, raw: bytes, *, bounce: bool = True, dnsfunc: DnsFunc | None = N
     try:
         outcome = _take(itsm, raw, senders, key, settings, dnsfunc, released)
     except _Refused as refusal:
+        if released is not None:  # a person chose to take it: tell them why not
+            raise MailRejected(refusal.reason) from None
         return _refuse(itsm, raw, headers, senders, key, refusal, settings,
-                       bounce=bounce and released is None, ours=ours)
+                       bounce=bounce, ours=ours)
     log.info("mail from %s: %s", senders[0], outcome.line())
     return outcome
 
