@@ -133,6 +133,11 @@ def test_html_only_mail_is_converted_to_text(runner, client, ann):
 @pytest.mark.parametrize("headers, why", [
     ({"Auto_Submitted": "auto-replied"}, "Auto-Submitted: auto-replied"),
     ({"Precedence": "bulk"}, "Precedence: bulk"),
+    ({"Precedence": "junk"}, "Precedence: junk"),
+    ({"Precedence": "list"}, "Precedence: list"),
+    ({"X_Autoreply": "yes"}, "automatic reply (X-Autoreply)"),
+    ({"X_Autorespond": "Out of office"}, "automatic reply (X-Autoreply)"),
+    ({"X_Auto_Response_Suppress": "All"}, "X-Auto-Response-Suppress"),
     ({"List_Id": "<staff.north.example>"}, "List-Id"),
     ({"X_Itsm_Event_Id": "17", "Auto_Submitted": "auto-generated"}, "X-Itsm-Event-Id"),
 ])
