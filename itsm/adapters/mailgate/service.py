@@ -250,8 +250,8 @@ def _take(itsm, raw: bytes, senders: list[str], key: tuple[str, str] | None,
                  for name, kind, data in attachments(mail)]
     except TooDeep as exc:
         raise _Refused(f"the message was not read: {exc}") from None
-    except InputError as exc:
-        raise _Refused(f"the message was not read: its {exc.field} {exc.message}") from None
+    except InputError as exc:  # names the part: "body: contains a NUL character ..."
+        raise _Refused(f"the message was not read: {exc}") from None
     match = NUMBER.search(subject)
     number = match.group(1) if match and itsm.types.for_number(match.group(1)) else None
 
