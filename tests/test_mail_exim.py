@@ -160,16 +160,18 @@ class Exim:
         path = self.folder / "exim.conf"
         path.write_text(config)
         path.chmod(0o644)  # exim refuses a configuration others may write
-        self.process = subprocess.Popen(
-            [self.binary, "-C", str(path), "-bdf", "-oX", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        errors = self.folder / "log" / "stderr"
+        with errors.open("wb") as stderr:  # a file: a pipe nobody reads could fill up
+            self.process = subprocess.Popen(
+                [self.binary, "-C", str(path), "-bdf", "-oX", str(self.port)],
+                stdout=subprocess.DEVNULL, stderr=stderr)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
             if self.process.poll() is not None:
-                raise RuntimeError(f"exim did not start: {self.process.stderr.read()!r}")
+                raise RuntimeError(f"exim did not start: {errors.read_text()!r}")
             time.sleep(0.1)
         raise RuntimeError("exim did not listen within 20 s")
 
