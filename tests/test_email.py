@@ -141,6 +141,18 @@ def test_requester_gets_threaded_text_and_html_mails_per_record(client, agent, a
     assert smtp.mailbox.envelopes[0][0] == "desk@itsm.example"
 
 
+def test_mails_about_a_record_carry_the_recipients_reply_token(client, agent, ann, itsm,
+                                                               smtp):
+    from itsm.core.notify import reply_token
+
+    number = open_incident(client, agent)
+    itsm.outbox.drain()
+    [created] = smtp.mailbox.to(REQUESTER)
+    token = reply_token(itsm.settings["secret_key"], number, REQUESTER)
+    assert created["Reply-To"] == f"Service Desk <desk+{token}@itsm.example>"
+    assert created["Message-ID"] == f"<itsm.{number}.{token}@itsm.example>"
+
+
 def test_message_id_is_stable_per_event_and_recipient(itsm):
     from datetime import UTC, datetime
 

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 import itsm.adapters.mailgate as mailgate_plugin
 import itsm.plugins.incident as incident_plugin
 from itsm.adapters.mailgate.listener import start_listener
-from itsm.adapters.mailgate.service import html_to_text, strip_quoted
+from itsm.adapters.mailgate.reading import html_to_text, strip_quoted
 from itsm.core.models import Attachment, JournalEntry, Record, User
+from itsm.core.notify import reply_token
 from itsm.testing import schema_drift
 
 INCIDENTS = "/api/v1/incidents"
@@ -78,6 +79,7 @@ def test_reply_with_number_in_subject_becomes_a_public_comment(runner, client, a
     number = ingest(runner, mail()).output.split()[1]
     reply = mail(subject=f"Re: [{number}] Printer on fire (new)",
                  body="It is out now, thanks.\n\nOn Mon, Desk wrote:\n> We are on it.\n")
+    reply.replace_header("To", f"desk+{reply_token('test-secret', number, ANN)}@itsm.example")
     result = ingest(runner, reply)
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"commented {number}"
@@ -90,8 +92,11 @@ def test_reply_to_a_record_of_another_agency_is_rejected(runner, client, ann, ma
     number = ingest(runner, mail()).output.split()[1]
     make_token("bob@south.example", role="requester", agency="SOUTH")
     before = counts(runner.app.extensions["itsm"])
+    # Even with a valid reply token (say Bob was mailed about it once) permissions apply.
+    token = reply_token("test-secret", number, "bob@south.example")
     result = ingest(runner, mail(subject=f"Re: [{number}]", body="me too",
-                                 sender="bob@south.example"))
+                                 sender="bob@south.example",
+                                 In_Reply_To=f"<itsm.{number}.{token}@itsm.example>"))
     assert result.exit_code == 1
     assert f"{number} does not exist or bob@south.example may not see it" in result.output
     assert counts(runner.app.extensions["itsm"]) == before
@@ -128,6 +133,11 @@ def test_html_only_mail_is_converted_to_text(runner, client, ann):
 @pytest.mark.parametrize("headers, why", [
     ({"Auto_Submitted": "auto-replied"}, "Auto-Submitted: auto-replied"),
     ({"Precedence": "bulk"}, "Precedence: bulk"),
+    ({"Precedence": "junk"}, "Precedence: junk"),
+    ({"Precedence": "list"}, "Precedence: list"),
+    ({"X_Autoreply": "yes"}, "automatic reply (X-Autoreply)"),
+    ({"X_Autorespond": "Out of office"}, "automatic reply (X-Autoreply)"),
+    ({"X_Auto_Response_Suppress": "All"}, "X-Auto-Response-Suppress"),
     ({"List_Id": "<staff.north.example>"}, "List-Id"),
     ({"X_Itsm_Event_Id": "17", "Auto_Submitted": "auto-generated"}, "X-Itsm-Event-Id"),
 ])
@@ -280,4 +290,34 @@ def test_strip_quoted_and_html_to_text():
 
 
 def test_migration_creates_exactly_what_the_model_describes(app):
-    assert schema_drift(app.extensions["itsm"].engine, ["mailgate_message"]) == []
+    assert schema_drift(app.extensions["itsm"].engine, ["mailgate_message", "mailgate_held",
+                                                        "mailgate_sender_window"]) == []
+
+
+def test_upgrade_keeps_ingested_messages_recognised_and_downgrades_cleanly(app):
+    """mailgate_0002 hashes the Message-IDs stored by 0001, and a purge can undo it."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from itsm.core.migrate import _config
+
+    itsm = app.extensions["itsm"]
+    with itsm.engine.begin() as connection:
+        cfg = _config(itsm, connection)
+        command.downgrade(cfg, "mailgate_0001")
+        connection.execute(text(
+            "INSERT INTO mailgate_message (message_id, sender, record_number, outcome, "
+            "created_at) VALUES ('<old@north.example>', 'ann@north.example', 'INC0000001', "
+            "'created', :now)"), {"now": datetime.now(UTC).replace(tzinfo=None)})
+        command.upgrade(cfg, "mailgate@head")
+    with itsm.engine.connect() as connection:
+        stored = connection.execute(text(
+            "SELECT message_hash FROM mailgate_message")).scalar_one()
+    assert stored == hashlib.sha256(b"<old@north.example>").hexdigest()
+    with itsm.engine.begin() as connection:
+        command.downgrade(_config(itsm, connection), "mailgate@base")
+        assert not inspect(connection).has_table("mailgate_message")
+        assert not inspect(connection).has_table("mailgate_held")

@@ -10,6 +10,9 @@ dead and shown by ``itsm doctor``. Nothing is delivered inside the user's reques
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -24,6 +27,21 @@ if TYPE_CHECKING:
     from itsm.core.app import Itsm
 
 log = logging.getLogger("itsm.notify")
+
+
+def reply_token(secret_key: str, number: str, address: str) -> str:
+    """The token that mails about record ``number`` to ``address`` carry, so that a reply
+    can prove it answers such a mail (the e-mail channel puts it in Reply-To and
+    Message-ID; the inbound mail gateway checks it).
+
+    An HMAC of the record and the recipient under the install's secret key: unguessable
+    without the key, valid for that record and that address only, and never stored.
+    24 lower-case base32 characters (120 bits), so it survives mail systems that fold the
+    case of an address's local part.
+    """
+    message = f"itsm-reply\x00{number.strip().upper()}\x00{address.strip().lower()}"
+    digest = hmac.new(secret_key.encode(), message.encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest[:15]).decode("ascii").lower()
 
 
 

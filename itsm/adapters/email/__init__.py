@@ -15,7 +15,11 @@ Settings (``[plugins.email]`` in itsm.toml, or ``ITSM_PLUGINS_EMAIL_<KEY>``): ``
 ``port``, ``starttls``, ``ssl`` (implicit TLS, port 465), ``username``, ``password``,
 ``sender``, ``timeout`` (seconds), ``base_url`` (for links to records),
 ``verify_tls``, ``ca_file`` (a private CA), ``templates_path`` (templates that override
-the built-in ones), ``message_id_domain`` (default: the sender's domain).
+the built-in ones), ``message_id_domain`` (default: the sender's domain),
+``reply_to`` (where replies go, where the inbound mail gateway receives; default: the
+sender) and ``reply_to_token`` (put the reply token in Reply-To as ``local+token@``;
+turn off when the mail server does not deliver such sub-addresses: the token in the
+Message-ID still serves replies that keep In-Reply-To).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ plugin = Plugin(
     settings={"host": "localhost", "port": 25, "starttls": False, "ssl": False,
               "username": "", "password": "", "sender": "itsm <itsm@localhost>",
               "timeout": 10.0, "base_url": "", "verify_tls": True, "ca_file": "",
-              "templates_path": "", "message_id_domain": ""},
+              "templates_path": "", "message_id_domain": "", "reply_to": "",
+              "reply_to_token": True},
 )
 
 

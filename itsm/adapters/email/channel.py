@@ -10,6 +10,12 @@ the Message-ID of the mail that announced the record (``record.created``); later
 answer it (``In-Reply-To``), so a mail client groups them by record. The Message-ID of
 each mail is derived from the event id and the recipient, so a mail sent twice (a retry
 after a lost answer of the server) is recognisable as the same one.
+
+Reply tokens: a mail about a record carries the recipient's reply token for that record
+(:func:`itsm.core.notify.reply_token`, an HMAC under the secret key) in its Reply-To
+(``desk+<token>@domain``, setting ``reply_to``) and in its Message-ID, so the inbound mail
+gateway can tell a real reply of that person from a mail that merely says it is from
+them.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import logging
 import smtplib
 import ssl
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,7 +35,7 @@ from sqlalchemy import select
 
 from itsm.adapters.email.models import NotificationPreference
 from itsm.core.models import User
-from itsm.core.notify import EventMessage, Recipient
+from itsm.core.notify import EventMessage, Recipient, reply_token
 
 log = logging.getLogger("itsm.notify.email")
 
@@ -46,6 +52,8 @@ EVENT_LABELS = {
     "record.linked": "linked",
     "record.attached": "new attachment",
     "incident.escalated": "escalated",
+    "mail.rejected": "your mail was not accepted",
+    "mail.held": "your mail is held for review",
 }
 
 
@@ -117,10 +125,13 @@ def _domain(settings: dict[str, Any]) -> str:
     return address.rpartition("@")[2] or "itsm.local"
 
 
-def thread_ids(message: EventMessage, address: str, domain: str) -> tuple[str, str | None]:
-    """(Message-ID, thread root) of the mail telling ``address`` about ``message``."""
-    who = hashlib.sha256(address.lower().encode()).hexdigest()[:12]
+def thread_ids(message: EventMessage, address: str, domain: str,
+               token: str | None = None) -> tuple[str, str | None]:
+    """(Message-ID, thread root) of the mail telling ``address`` about ``message``; with
+    the recipient's reply ``token`` for the record as its last part, so that a reply's
+    In-Reply-To proves what it answers."""
     number = (message.record or {}).get("number")
+    who = token if number and token else hashlib.sha256(address.lower().encode()).hexdigest()[:12]
     if not number:
         return f"<itsm.event-{message.id}.{who}@{domain}>", None
     root = f"<itsm.{number}.{who}@{domain}>"
@@ -129,9 +140,19 @@ def thread_ids(message: EventMessage, address: str, domain: str) -> tuple[str, s
     return f"<itsm.{number}.event-{message.id}.{who}@{domain}>", root
 
 
+def reply_address(settings: dict[str, Any], token: str) -> str:
+    """``reply_to`` (default: the sender) with ``+<token>`` added to its local part."""
+    name, address = parseaddr(str(settings.get("reply_to") or settings["sender"]))
+    local, _, domain = address.rpartition("@")
+    if not local:
+        return ""
+    return formataddr((name, f"{local}+{token}@{domain}"))
+
+
 def build_message(message: EventMessage, address: str, settings: dict[str, Any],
-                  link: str | None) -> EmailMessage:
-    """The complete mail (headers, text and HTML parts) for one event and one address."""
+                  link: str | None, secret_key: str = "") -> EmailMessage:
+    """The complete mail (headers, text and HTML parts) for one event and one address;
+    with ``secret_key``, a mail about a record carries the recipient's reply token."""
     record = message.record or {}
     label = event_label(message.name)
     number = record.get("number")
@@ -146,15 +167,22 @@ def build_message(message: EventMessage, address: str, settings: dict[str, Any],
     mail["From"] = str(settings["sender"])
     mail["To"] = address
     mail["Date"] = format_datetime(message.created_at)
-    message_id, root = thread_ids(message, address, _domain(settings))
+    token = reply_token(secret_key, number, address) if number and secret_key else None
+    message_id, root = thread_ids(message, address, _domain(settings), token)
     mail["Message-ID"] = message_id
+    if token and settings.get("reply_to_token", True) and reply_address(settings, token):
+        mail["Reply-To"] = reply_address(settings, token)
+    answered = str(message.payload.get("in_reply_to") or "")
+    if not root and answered.startswith("<") and answered.endswith(">"):
+        root = answered  # a bounce answers the mail it refuses
     if root:
         mail["In-Reply-To"] = root
         mail["References"] = root
     mail["X-Itsm-Event-Id"] = str(message.id)
     mail["X-Itsm-Event"] = message.name
-    # RFC 3834: replies by vacation responders must not come back to us in a loop.
-    mail["Auto-Submitted"] = "auto-generated"
+    # RFC 3834: replies by vacation responders must not come back to us in a loop; a
+    # bounce is itself an automatic reply.
+    mail["Auto-Submitted"] = "auto-replied" if answered else "auto-generated"
     mail.set_content(render(text_env, message.name, "txt", context))
     mail.add_alternative(render(html_env, message.name, "html", context), subtype="html")
     return mail
@@ -209,7 +237,8 @@ class EmailChannel:
                 log.info("event %s not mailed to %s: turned off in their preferences",
                          message.id, address)
                 return
-        mail = build_message(message, address, settings, record_link(itsm, settings, message))
+        mail = build_message(message, address, settings, record_link(itsm, settings, message),
+                             secret_key=str(itsm.settings.get("secret_key") or ""))
         send(mail, settings)
         log.info("event %s mailed to %s as %s", message.id, address, mail["Message-ID"])
 

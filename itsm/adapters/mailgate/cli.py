@@ -7,9 +7,22 @@ import time
 
 import click
 
-from itsm.adapters.mailgate.service import MailRejected, ingest
+from itsm.adapters.mailgate.service import (
+    MailDeferred,
+    MailRejected,
+    discard,
+    held_messages,
+    ingest,
+    release,
+)
 from itsm.cli import pass_itsm
 from itsm.core.errors import ItsmError
+
+EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the message and delivers it again later
+
+
+class Deferred(click.ClickException):
+    exit_code = EX_TEMPFAIL
 
 
 @click.group("mail")
@@ -24,8 +37,11 @@ def mail_group() -> None:
 def mail_ingest(itsm, path: str | None) -> None:
     """Read one RFC 822 message (stdin, for an MTA pipe) and open or comment a record.
 
-    Exit status 0 when the message was taken or ignored (auto-replies, bulk mail, our own
-    mails, a message already ingested), 1 with one line when it was refused.
+    Exit status 0 when the message was taken, ignored (auto-replies, bulk mail, our own
+    mails, a message already ingested), held for review, or refused with a bounce that
+    itsm mails to the sender; 1 with one line when it was refused and itsm could not
+    tell the sender (the MTA bounces it); 75 when the sender is over the rate limit (the
+    MTA tries again later).
     """
     limit = int(itsm.plugin_settings("mailgate").get("max_bytes") or 0)
     if path:
@@ -40,9 +56,49 @@ def mail_ingest(itsm, path: str | None) -> None:
         outcome = ingest(itsm, raw)
     except MailRejected as exc:
         raise click.ClickException(f"rejected: {exc.message}") from None
+    except MailDeferred as exc:
+        raise Deferred(f"deferred: {exc.message}") from None
     except ItsmError as exc:  # the record service refused the values
         raise click.ClickException(f"refused: {exc.message}") from None
     click.echo(outcome.line())
+
+
+@mail_group.command("held")
+@pass_itsm
+def mail_held(itsm) -> None:
+    """List the messages held for review (setting untrusted = hold)."""
+    rows = held_messages(itsm)
+    if not rows:
+        click.echo("no held messages")
+    for held in rows:
+        click.echo(f"{held.id}\t{held.created_at:%Y-%m-%d %H:%M}\t{held.sender}\t"
+                   f"{held.subject}\n\t{held.reason}")
+
+
+@mail_group.command("release")
+@click.argument("held_id", type=click.IntRange(min=1))
+@pass_itsm
+def mail_release(itsm, held_id: int) -> None:
+    """Take a held message as if its sender had been verified (you checked it)."""
+    try:
+        outcome = release(itsm, held_id)
+    except MailRejected as exc:
+        raise click.ClickException(f"rejected: {exc.message}") from None
+    except ItsmError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(outcome.line())
+
+
+@mail_group.command("discard")
+@click.argument("held_id", type=click.IntRange(min=1))
+@pass_itsm
+def mail_discard(itsm, held_id: int) -> None:
+    """Drop a held message without taking it."""
+    try:
+        discard(itsm, held_id)
+    except ItsmError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"discarded held message {held_id}")
 
 
 @mail_group.command("listen")

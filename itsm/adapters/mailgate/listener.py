@@ -7,14 +7,15 @@ import logging
 from aiosmtpd.controller import Controller
 from flask import Flask
 
-from itsm.adapters.mailgate.service import MailRejected, ingest
+from itsm.adapters.mailgate.service import MailDeferred, MailRejected, ingest
 from itsm.core.errors import ItsmError
 
 log = logging.getLogger("itsm.mailgate")
 
 
 class MailgateHandler:
-    """Answers 250 for a message taken (or ignored) and 550 for one refused."""
+    """Answers 250 for a message taken (or ignored, or held), 550 for one refused and 451
+    for a sender over the rate limit."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
@@ -23,9 +24,14 @@ class MailgateHandler:
         itsm = self.app.extensions["itsm"]
         try:
             with self.app.app_context():
-                outcome = ingest(itsm, envelope.original_content or envelope.content)
+                # Refused while the client still waits: it tells the sender (550), so
+                # itsm mails no bounce of its own.
+                outcome = ingest(itsm, envelope.original_content or envelope.content,
+                                 bounce=False)
         except MailRejected as exc:
             return f"550 {exc.message}"[:500]
+        except MailDeferred as exc:
+            return f"451 {exc.message}"[:500]
         except ItsmError as exc:
             return f"554 {exc.message}"[:500]
         except Exception:  # keep the listener up; the MTA retries a 451
