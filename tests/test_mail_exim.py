@@ -4,9 +4,9 @@ install, and mail is sent to it with swaks, as a mail client's server would.
 
 exim runs as a foreground daemon from a configuration this test writes into a temporary
 folder. Run by root, exim will not run a pipe as root (root is on its fixed never_users
-list), so the pipe runs as ``nobody`` and the install's folder is handed to that user.
-When ``nobody`` cannot run this interpreter (one installed under /root, say), the pipe
-runs Debian's Python of the same version on this environment's site-packages instead.
+list), so the pipe runs as ``nobody`` and relays each message through a Unix socket to
+``itsm mail ingest`` run by the test's own user (``nobody`` may not be able to read this
+environment at all); its exit status and output go back to exim as the pipe's own.
 Everything for other domains (bounces, itsm's own mails) lands in one mbox file.
 """
 
@@ -17,10 +17,11 @@ import pwd
 import re
 import shutil
 import socket
+import socketserver
 import subprocess
 import sys
-import sysconfig
 import tempfile
+import threading
 import time
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -211,42 +212,59 @@ class Exim:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-LAUNCHER = """\
-#!{python} -S
-# itsm's command line on the site-packages of the environment that runs the tests
-import site
+RELAY = """\
+# exim's pipe, run as {user}: hand the message to the test's own ``itsm mail ingest``
+# through a Unix socket and exit with its status, its output on stdout for exim's bounce.
+import socket
 import sys
 
-for path in {paths!r}:
-    site.addsitedir(path)
-from itsm.cli import main
-
-sys.exit(main())
+message = sys.stdin.buffer.read()
+with socket.socket(socket.AF_UNIX) as sock:
+    sock.connect({socket_path!r})
+    sock.sendall(message)
+    sock.shutdown(socket.SHUT_WR)
+    answer = b"".join(iter(lambda: sock.recv(65536), b""))
+status, _, output = answer.partition(b"\\n")
+sys.stdout.buffer.write(output)
+sys.exit(int(status))
 """
 
 
-def _runs_as(user: str, command: list[str]) -> bool:
-    probe = subprocess.run(["runuser", "-u", user, "--", *command], capture_output=True,
-                           cwd="/", timeout=60)
-    return probe.returncode == 0
+class IngestRelay(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """Runs ``itsm mail ingest`` for each message the pipe relays, as this process's user.
+
+    exim never runs a pipe as root, and the pipe's user may not be able to read this
+    environment (an interpreter or a checkout under /root), so the pipe only relays: the
+    command that takes the mail is the real ``itsm mail ingest``, with the install's
+    settings, as an MTA's pipe would run it."""
+
+    daemon_threads = True
+
+    def __init__(self, path: Path, environment: dict[str, str]) -> None:
+        self.environment = {**os.environ, **environment}
+        super().__init__(str(path), RelayHandler)
+        path.chmod(0o666)  # the pipe's user connects
 
 
-def _pipe_command(folder: Path, user: str) -> str:
-    """The ``itsm`` command the pipe's user can run (see the module's description)."""
-    venv_itsm = Path(sys.executable).with_name("itsm")
-    if os.geteuid() != 0 or _runs_as(user, [sys.executable, "-c", "import itsm.cli"]):
-        return str(venv_itsm)
-    python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
-    paths = list(dict.fromkeys([sysconfig.get_paths()["purelib"],
-                                sysconfig.get_paths()["platlib"]]))
-    launcher = folder / "itsm"
-    launcher.write_text(LAUNCHER.format(python=python, paths=paths))
-    launcher.chmod(0o755)
-    imports = f"import site; [site.addsitedir(p) for p in {paths!r}]; import itsm.cli"
-    if os.path.exists(python) and _runs_as(user, [python, "-S", "-c", imports]):
-        return str(launcher)
-    pytest.fail(f"user {user} (exim's pipe) can run neither {sys.executable} nor {python} "
-                f"with {paths}: install itsm where that user can read it")
+class RelayHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        message = self.rfile.read()
+        itsm_command = Path(sys.executable).with_name("itsm")
+        done = subprocess.run([str(itsm_command), "mail", "ingest"], input=message,
+                              capture_output=True, env=self.server.environment, timeout=60)
+        self.wfile.write(f"{done.returncode}\n".encode() + done.stdout + done.stderr)
+
+
+def _pipe_command(folder: Path, environment: dict[str, str]) -> tuple[str, IngestRelay | None]:
+    """The pipe's command, and the relay it talks to when exim's pipe cannot be us."""
+    if os.geteuid() != 0:
+        return str(Path(sys.executable).with_name("itsm")), None
+    relay = IngestRelay(folder / "ingest.sock", environment)
+    threading.Thread(target=relay.serve_forever, daemon=True).start()
+    script = folder / "relay.py"
+    script.write_text(RELAY.format(user="nobody", socket_path=str(folder / "ingest.sock")))
+    script.chmod(0o644)
+    return f"/usr/bin/python3 -S -I {script}", relay
 
 
 def _hand_over(folder: Path, user: pwd.struct_passwd) -> None:
@@ -266,7 +284,7 @@ def exim(app, folder, exim_port, itsm_config):
         "ITSM_SECRET_KEY": SECRET, "ITSM_ATTACHMENTS_PATH": itsm_config["attachments.path"],
         "ITSM_PLUGINS_EMAIL_SENDER": f"Service Desk <{DESK}>",
     }
-    itsm_command = _pipe_command(folder, user.pw_name)
+    itsm_command, relay = _pipe_command(folder, environment)
     # exim's own processes as the caller: its spool and log are in the test's folder
     exim_user = "exim_user = root\nexim_group = root" if os.geteuid() == 0 else ""
     config = CONFIG.format(exim_user=exim_user, folder=folder, port=exim_port,
@@ -279,6 +297,9 @@ def exim(app, folder, exim_port, itsm_config):
         _hand_over(folder, user)
     yield server
     server.stop()
+    if relay is not None:
+        relay.shutdown()
+        relay.server_close()
 
 
 def counts(itsm) -> tuple[int, int]:
