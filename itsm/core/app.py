@@ -19,9 +19,9 @@ with collector_paused():  # the bulk of the start-up's imports
     from sqlalchemy.orm.exc import StaleDataError
     from werkzeug.routing import Rule
 
-    from itsm.adapters.storage import make_engine
-    from itsm.adapters.storage.attachments import LocalFolderStore
+    from itsm.core.attachments import LocalFolderStore
     from itsm.core.auth import Actor, Permission
+    from itsm.core.database import make_engine
     from itsm.core.errors import ConfigError, Conflict, StaleRecord, ValidationError
     from itsm.core.migrate import call_plugin
     from itsm.core.models import AccessDenial

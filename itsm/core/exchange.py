@@ -171,7 +171,7 @@ def export(itsm: Itsm, target: Path | IO[bytes], progress: Progress | None = Non
 
 
 def _export_sqlite_copy(itsm: Itsm, database: Path, target, progress) -> dict:
-    from itsm.adapters.storage import make_engine
+    from itsm.core.database import make_engine
 
     with tempfile.TemporaryDirectory(prefix=".itsm-export-", dir=database.parent) as folder:
         copy = Path(folder) / "snapshot.db"

@@ -41,7 +41,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from itsm.adapters.storage.copy import Copier, new_ids
+from itsm.core.bulkwrite import Copier, new_ids
 from itsm.core.calendars import (
     DEFAULT,
     Calendar,
