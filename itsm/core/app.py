@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import secrets
 import threading
@@ -19,7 +18,7 @@ with collector_paused():  # the bulk of the start-up's imports
     from sqlalchemy.orm.exc import StaleDataError
     from werkzeug.routing import Rule
 
-    from itsm.core.attachments import LocalFolderStore
+    from itsm.core.attachments import AttachmentStore
     from itsm.core.auth import Actor, Permission
     from itsm.core.database import make_engine
     from itsm.core.errors import ConfigError, Conflict, StaleRecord, ValidationError
@@ -55,8 +54,8 @@ class Itsm:
             if broken:
                 raise ConfigError("plugins failed to load (plugins.strict is on): "
                                   + "; ".join(broken))
-        self.attachments = self._attachment_store()
         self.outbox = Outbox(self)
+        self.attachments: AttachmentStore  # chosen by the hook, see rebuild
         self.app: Flask | None = None
         self.types = RecordTypes([])
         self._blueprint_owners: dict[str, str] = {}  # blueprint name -> plugin
@@ -67,16 +66,6 @@ class Itsm:
         self._errors: list[str] = []
         self.host.on_change.append(self.rebuild)
         self.load_plugin_state()
-
-    def _attachment_store(self):
-        dotted = self.settings.get("attachments.store")
-        if not dotted:
-            return LocalFolderStore(self.settings.attachments_path)
-        module, _, name = dotted.partition(":")
-        try:
-            return getattr(importlib.import_module(module), name)(self.settings)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"attachments.store {dotted!r} cannot be loaded: {exc}") from None
 
     @property
     def hook(self):
@@ -141,7 +130,8 @@ class Itsm:
         return out
 
     def rebuild(self) -> None:
-        """Recompute record types, link kinds, permissions and channels from the hooks."""
+        """Recompute record types, link kinds, permissions, channels and the attachment
+        store from the hooks."""
         self.types = RecordTypes(self.results("itsm_record_types"))
         self.link_kinds = {k.name: k for _, k in self.results("itsm_link_kinds")}
         declared = {p.name: p for _, p in self.results("itsm_permissions")}
@@ -150,6 +140,7 @@ class Itsm:
                 declared.setdefault(permission.name, permission)
         self.permissions = declared
         self.channels = {c.name: c for _, c in self.results("itsm_notification_channels")}
+        self.attachments = self.hook.itsm_attachment_store(settings=self.settings)
         self._errors = [*self.types.errors, *self.load_errors]
         for error in self._errors:
             log.warning("%s", error)
