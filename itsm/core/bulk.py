@@ -63,7 +63,7 @@ from itsm.core.records import RecordType, jsonable
 from itsm.core.sla_models import SlaClock
 
 if TYPE_CHECKING:
-    from itsm.core.app import Itsm
+    from itsm.core.state import Itsm
 
 HISTORY_FIELDS = ("state", "created_at", "updated_at", "closed_at", "comments")
 DEFAULT_BATCH = 1000

@@ -69,6 +69,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 from itsm.core import auth, sla
 from itsm.core.auth import Actor
+from itsm.core.context import current_itsm
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
 from itsm.core.models import User
 from itsm.core.query import FILTER_ARGS, parse_args
@@ -97,8 +98,6 @@ class CsrfRefused(BadRequest):
 
 
 def _itsm():
-    from itsm.core.app import current_itsm
-
     return current_itsm()
 
 

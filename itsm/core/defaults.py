@@ -11,6 +11,7 @@ import importlib
 from itsm.core.attachments import AttachmentStore, LocalFolderStore
 from itsm.core.auth import Actor, Permission, default_permission_check
 from itsm.core.config import Settings
+from itsm.core.context import current_itsm
 from itsm.core.demo import DemoContext, install_defaults
 from itsm.core.errors import ConfigError
 from itsm.core.hookspecs import hookimpl
@@ -19,8 +20,6 @@ from itsm.core.sla import SlaTarget, default_target
 
 
 def _itsm():
-    from itsm.core.app import current_itsm
-
     return current_itsm()
 
 

@@ -44,7 +44,7 @@ from itsm.core import migrate
 from itsm.core.errors import ItsmError
 
 if TYPE_CHECKING:
-    from itsm.core.app import Itsm
+    from itsm.core.state import Itsm
 
 log = logging.getLogger("itsm.exchange")
 

@@ -53,8 +53,8 @@ from itsm.core.database import plan_each_run
 from itsm.core.models import Record
 
 if TYPE_CHECKING:
-    from itsm.core.app import Itsm
     from itsm.core.auth import Actor
+    from itsm.core.state import Itsm
 
 MAX_TERMS = 12
 MAX_TERM_LENGTH = 40

@@ -49,13 +49,14 @@ from itsm.core.calendars import (
     calendar_named,
     load_calendars,
 )
+from itsm.core.context import current_itsm
 from itsm.core.errors import ConfigError
 from itsm.core.models import Event, JournalEntry, Record, utcnow, write_now
 from itsm.core.sla_models import FIGURES, SlaClock
 
 if TYPE_CHECKING:
-    from itsm.core.app import Itsm
     from itsm.core.records import RecordChange
+    from itsm.core.state import Itsm
     from itsm.core.workflow import State, Workflow
 
 METRICS = ("response", "resolution")
@@ -928,8 +929,6 @@ def clocks_for(session: Session, record: Record, *, now: datetime | None = None,
     """
     now = now or utcnow()
     if calendars is None:
-        from itsm.core.app import current_itsm
-
         calendars = load_calendars(current_itsm().settings)
     out = []
     for clock in session.scalars(select(SlaClock).where(SlaClock.record_id == record.id)
