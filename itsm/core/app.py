@@ -23,7 +23,7 @@ with collector_paused():  # the bulk of the start-up's imports
     from itsm.core.migrate import call_plugin
     from itsm.core.state import Itsm, _close_request_session
 
-# Kept here for the code that imported them from here before they had modules of their own.
+# Itsm and current_itsm have modules of their own; they stay importable from here.
 __all__ = ["Itsm", "ItsmApp", "create_app", "current_itsm"]
 
 log = logging.getLogger("itsm")

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from itsm.core.attachments import AttachmentStore
+
 log = logging.getLogger("itsm")
 
 _REQUEST_SESSION = "itsm.session"  # request.environ key of Itsm.request_session()
