@@ -159,16 +159,17 @@ def _a_cycle(group: list[str], graph: dict[str, set[str]]) -> list[str]:
 
 
 def test_the_core_imports_no_plugin_adapter_or_cli():
-    found = [f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}"
-             for name, path in MODULES.items() if _within(name, "itsm.core")
-             for target, line in _imports(name, path)
-             if any(_within(target, forbidden) for forbidden in FORBIDDEN_FOR_CORE)]
+    found = sorted({f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}"
+                    for name, path in MODULES.items() if _within(name, "itsm.core")
+                    for target, line in _imports(name, path)
+                    if any(_within(target, forbidden) for forbidden in FORBIDDEN_FOR_CORE)})
     assert not found, "the core must not depend on what is built on it:\n" + "\n".join(found)
 
 
 def test_the_core_modules_import_downward_only():
     graph = _core_graph()
-    cycles = [" -> ".join(_a_cycle(group, graph)) for group in _strongly_connected(graph)]
+    cycles = [f"{' -> '.join(_a_cycle(group, graph))} (one loop of {len(group)} modules "
+              f"tangled together: {', '.join(group)})" for group in _strongly_connected(graph)]
     assert not cycles, ("the core's modules import each other round a loop (move what both "
                         "need into a lower module):\n" + "\n".join(cycles))
 
