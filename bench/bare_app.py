@@ -18,7 +18,7 @@ from sqlalchemy import Integer, func, insert, literal, literal_column, select, t
 from sqlalchemy.orm import aliased
 
 from bench.generate import PRIORITY
-from itsm.adapters.storage import make_engine
+from itsm.core.database import make_engine
 from itsm.core.models import Agency, Group, NumberSequence, Record, User, utcnow
 from itsm.plugins.incident.models import Incident
 

@@ -220,7 +220,7 @@ def query(env: dict, sql: str) -> list[tuple]:
     """Read-only SQL on the benchmark database (for lists of numbers and counts)."""
     from sqlalchemy import text
 
-    from itsm.adapters.storage import make_engine
+    from itsm.core.database import make_engine
 
     engine = make_engine(env["ITSM_DATABASE_URL"])
     try:

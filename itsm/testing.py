@@ -47,7 +47,7 @@ def make_plugin(name: str, *, version: str = "1.0.0", description: str = "test p
 
 def empty_database(url: str) -> None:
     """Drop every table of a server database so each test starts from nothing."""
-    from itsm.adapters.storage import make_engine
+    from itsm.core.database import make_engine
 
     engine = make_engine(url)
     try:
@@ -179,7 +179,7 @@ def _admin_execute(url: str, *statements: str) -> None:
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from itsm.adapters.storage import normalize_url
+    from itsm.core.database import normalize_url
 
     admin = make_url(normalize_url(url)).set(database="postgres")
     from sqlalchemy import create_engine

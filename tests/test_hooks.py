@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 from datetime import timedelta
+from pathlib import Path
 
 import click
 import sample_plugin
@@ -10,8 +13,9 @@ from sqlalchemy import select, update
 
 from itsm.core import plugin_admin
 from itsm.core.app import create_app
+from itsm.core.attachments import LocalFolderStore
 from itsm.core.auth import Actor, Permission
-from itsm.core.errors import ValidationError
+from itsm.core.errors import NotFound, ValidationError
 from itsm.core.hookspecs import hookimpl
 from itsm.core.models import Delivery, Event, Group, JournalEntry, Record, utcnow
 from itsm.core.notify import Recipient
@@ -190,6 +194,59 @@ def test_itsm_sla_policy_first_result_wins_over_the_default(with_plugin, itsm):
         assert policy_for(other, Record(priority=1, agency_id=8), "response") is None \
             or policy_for(other, Record(priority=1, agency_id=8), "response").source \
             == "default policy"
+
+
+class DictStore:
+    """An attachment store of a vendor's making: files kept in a dict."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def put(self, stream, *, limit):
+        data = stream.read(limit + 1)
+        digest = hashlib.sha256(data).hexdigest()
+        self.files[f"dict/{digest}"] = data
+        return f"dict/{digest}", len(data), digest
+
+    def open(self, key):
+        if key not in self.files:
+            raise NotFound("the attachment's file is missing from the store")
+        return io.BytesIO(self.files[key])
+
+    def delete(self, key):
+        self.files.pop(key, None)
+
+
+def test_itsm_attachment_store_of_a_plugin_receives_the_uploaded_file(with_plugin,
+                                                                       itsm_config):
+    store = DictStore()
+    application = with_plugin(make_plugin("dict_store",
+                                          itsm_attachment_store=lambda settings: store))
+    web, headers = application.test_client(), token_for(application)
+    number = web.post("/api/v1/tickets", json={"title": "Printer"}, headers=headers).json[
+        "number"]
+
+    upload = web.post(f"/api/v1/tickets/{number}/attachments",
+                      data={"file": (io.BytesIO(b"toner log"), "toner.log")},
+                      content_type="multipart/form-data", headers=headers)
+
+    assert upload.status_code == 201
+    assert list(store.files.values()) == [b"toner log"]
+    download = web.get(f"/api/v1/tickets/{number}/attachments/{upload.json['id']}",
+                       headers=headers)
+    assert download.data == b"toner log"
+    folder = itsm_config["attachments.path"]
+    assert not any(path.is_file() for path in Path(folder).rglob("*")), \
+        "the local folder kept a copy"
+    itsm = application.extensions["itsm"]
+    with application.app_context():
+        plugin_admin.disable(itsm, "dict_store")
+    assert isinstance(itsm.attachments, LocalFolderStore)  # the core's default again
+
+
+def test_default_attachment_store_is_the_local_folder(itsm, itsm_config):
+    assert isinstance(itsm.attachments, LocalFolderStore)
+    assert str(itsm.attachments.path) == itsm_config["attachments.path"]
 
 
 def test_default_sla_policy_reads_the_configuration(itsm):

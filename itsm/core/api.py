@@ -29,6 +29,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from itsm.core import query as listing
 from itsm.core.auth import Actor, token_for_secret
+from itsm.core.context import current_itsm
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
 from itsm.core.models import User
 from itsm.core.schemas import CommentIn, LinkIn, TransitionIn
@@ -41,8 +42,6 @@ bp = Blueprint("api", __name__, url_prefix=PREFIX)
 
 
 def _itsm():
-    from itsm.core.app import current_itsm
-
     return current_itsm()
 
 

@@ -51,9 +51,9 @@ from marshmallow import fields as mf
 from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.exc import DBAPIError
 
-from itsm.adapters.storage.copy import Copier, bind_processors, converted, new_ids
 from itsm.core import sla
 from itsm.core.auth import Actor
+from itsm.core.bulkwrite import Copier, bind_processors, converted, new_ids
 from itsm.core.calendars import load_calendars
 from itsm.core.dumping import dumper
 from itsm.core.errors import ItsmError
@@ -63,7 +63,7 @@ from itsm.core.records import RecordType, jsonable
 from itsm.core.sla_models import SlaClock
 
 if TYPE_CHECKING:
-    from itsm.core.app import Itsm
+    from itsm.core.state import Itsm
 
 HISTORY_FIELDS = ("state", "created_at", "updated_at", "closed_at", "comments")
 DEFAULT_BATCH = 1000

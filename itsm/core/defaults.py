@@ -6,16 +6,20 @@ first-result hooks wins over these defaults.
 
 from __future__ import annotations
 
+import importlib
+
+from itsm.core.attachments import AttachmentStore, LocalFolderStore
 from itsm.core.auth import Actor, Permission, default_permission_check
+from itsm.core.config import Settings
+from itsm.core.context import current_itsm
 from itsm.core.demo import DemoContext, install_defaults
+from itsm.core.errors import ConfigError
 from itsm.core.hookspecs import hookimpl
 from itsm.core.records import CORE_LINK_KINDS, LinkKind
 from itsm.core.sla import SlaTarget, default_target
 
 
 def _itsm():
-    from itsm.core.app import current_itsm
-
     return current_itsm()
 
 
@@ -35,6 +39,18 @@ def itsm_permissions() -> list[Permission]:
 @hookimpl(trylast=True)
 def itsm_permission_check(actor: Actor, permission: str, record) -> bool:
     return default_permission_check(actor, permission, record, _itsm().permissions)
+
+
+@hookimpl(trylast=True)
+def itsm_attachment_store(settings: Settings) -> AttachmentStore:
+    dotted = settings.get("attachments.store")
+    if not dotted:
+        return LocalFolderStore(settings.attachments_path)
+    module, _, name = dotted.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)(settings)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"attachments.store {dotted!r} cannot be loaded: {exc}") from None
 
 
 @hookimpl(trylast=True)

@@ -16,8 +16,8 @@ from itsm.core.auth import Actor, create_user
 from itsm.core.models import Agency, Group, GroupMember, User
 
 if TYPE_CHECKING:
-    from itsm.core.app import Itsm
     from itsm.core.records import RecordService
+    from itsm.core.state import Itsm
 
 DEFAULT_GROUPS = (("Service Desk", "First line: takes every call and ticket first."),)
 

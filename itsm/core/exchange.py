@@ -44,7 +44,7 @@ from itsm.core import migrate
 from itsm.core.errors import ItsmError
 
 if TYPE_CHECKING:
-    from itsm.core.app import Itsm
+    from itsm.core.state import Itsm
 
 log = logging.getLogger("itsm.exchange")
 
@@ -171,7 +171,7 @@ def export(itsm: Itsm, target: Path | IO[bytes], progress: Progress | None = Non
 
 
 def _export_sqlite_copy(itsm: Itsm, database: Path, target, progress) -> dict:
-    from itsm.adapters.storage import make_engine
+    from itsm.core.database import make_engine
 
     with tempfile.TemporaryDirectory(prefix=".itsm-export-", dir=database.parent) as folder:
         copy = Path(folder) / "snapshot.db"

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from flask import Blueprint, Flask
     from sqlalchemy.orm import Session
 
+    from itsm.core.attachments import AttachmentStore
     from itsm.core.auth import Actor, Permission
+    from itsm.core.config import Settings
     from itsm.core.demo import DemoContext
     from itsm.core.migrate import Migrations
     from itsm.core.models import Record
@@ -135,6 +137,23 @@ def itsm_cli_commands() -> list[click.Command] | None:
     A command whose name is already taken is refused with a warning naming both plugins.
 
     All results are used (a list of commands per plugin).
+    """
+
+
+@hookspec(firstresult=True)
+def itsm_attachment_store(settings: Settings) -> AttachmentStore | None:
+    """Provide the store that keeps the files of attachments.
+
+    Called when the application starts and again whenever the enabled plugins change, so
+    an enabled plugin's store takes over from then on (files already kept in another
+    store stay there: move them before switching stores).
+
+    :param settings: the install's settings; a store reads its own (a bucket, a share)
+        from ``[plugins.<name>]`` or its own table of ``itsm.toml``.
+    :return: an object with the three methods of
+        :class:`itsm.core.attachments.AttachmentStore` (``put``, ``open``, ``delete``),
+        or None to let the next implementation decide. First result wins; the core's
+        ``trylast`` default keeps the files in the local folder ``attachments.path``.
     """
 
 

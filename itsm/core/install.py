@@ -14,7 +14,7 @@ from itsm.core.demo import DemoContext
 from itsm.core.plugin_admin import record_builtin_state
 
 if TYPE_CHECKING:
-    from itsm.core.app import Itsm
+    from itsm.core.state import Itsm
 
 
 def initialise(itsm: Itsm, progress: Callable[[str], None] | None = None) -> list[str]:

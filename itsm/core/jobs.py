@@ -15,7 +15,7 @@ from itsm.core.models import utcnow
 from itsm.core.notify import DispatchStats
 
 if TYPE_CHECKING:
-    from itsm.core.app import Itsm
+    from itsm.core.state import Itsm
 
 log = logging.getLogger("itsm.jobs")
 

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from itsm.core.app import Itsm
     from itsm.core.plugins import PluginInfo
+    from itsm.core.state import Itsm
 
 SCRIPT_LOCATION = Path(__file__).parent / "migrations"
 CORE_BRANCH = "core"

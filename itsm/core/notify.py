@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,7 +25,7 @@ from sqlalchemy import func, select, update
 from itsm.core.models import Delivery, Event, utcnow
 
 if TYPE_CHECKING:
-    from itsm.core.app import Itsm
+    from itsm.core.state import Itsm
 
 log = logging.getLogger("itsm.notify")
 
@@ -91,8 +92,12 @@ class DispatchStats:
 class Outbox:
     """Turns committed events into deliveries and runs them, safely from many workers."""
 
-    def __init__(self, itsm: Itsm) -> None:
+    def __init__(self, itsm: Itsm, cycle: Callable[[], object] | None = None) -> None:
+        """:param cycle: the background work the thread runs when woken (the whole cycle
+            of :func:`itsm.core.jobs.run_cycle`, given by the application state; delivery
+            alone by default)."""
         self.itsm = itsm
+        self.cycle = cycle or self.drain
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -235,9 +240,7 @@ class Outbox:
                     self._wake.wait(interval)
                     self._wake.clear()
                     try:
-                        from itsm.core.jobs import run_cycle
-
-                        run_cycle(self.itsm)
+                        self.cycle()
                     except Exception:
                         log.exception("outbox worker thread: drain failed; retrying")
 

@@ -20,7 +20,7 @@ from itsm.core.migrate import call_plugin
 from itsm.core.models import Attachment, PluginState, Record
 
 if TYPE_CHECKING:
-    from itsm.core.app import Itsm
+    from itsm.core.state import Itsm
 
 
 def _settings_of(itsm: Itsm):

@@ -32,9 +32,9 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import table as sql_table
 from sqlalchemy.orm import Session
 
-from itsm.adapters.storage import plan_each_run
 from itsm.core import search
 from itsm.core.auth import Actor
+from itsm.core.database import plan_each_run
 from itsm.core.errors import ValidationError
 from itsm.core.models import Agency, Group, Record, User
 

@@ -41,7 +41,7 @@ from itsm.core.schemas import type_schemas
 from itsm.core.workflow import Transition, Workflow, flatten_reasons
 
 if TYPE_CHECKING:
-    from itsm.core.app import Itsm
+    from itsm.core.state import Itsm
 
 RECORD_ACTIONS = ("read", "create", "update", "comment", "transition")
 REFERENCE_FIELDS = ("agency", "requester", "assignee", "group")

@@ -49,12 +49,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from itsm.adapters.storage import plan_each_run
+from itsm.core.database import plan_each_run
 from itsm.core.models import Record
 
 if TYPE_CHECKING:
-    from itsm.core.app import Itsm
     from itsm.core.auth import Actor
+    from itsm.core.state import Itsm
 
 MAX_TERMS = 12
 MAX_TERM_LENGTH = 40
@@ -132,7 +132,7 @@ PG_SEARCH = table("record_search", column("record_id", Integer), column("documen
 def _pg_prefix_query(words: Sequence[str], any_term: bool):
     # to_tsquery over words made of \w characters only, each quoted as a lexeme. The
     # statements that search are planned with the words' own statistics on each run
-    # (see itsm.adapters.storage.plan_each_run).
+    # (see itsm.core.database.plan_each_run).
     joined = (" | " if any_term else " & ").join("'" + w + "':*" for w in words)
     return func.to_tsquery(literal_column(f"'{PG_CONFIG}'"),
                            bindparam("ts_query", joined, unique=True))

@@ -17,8 +17,8 @@ from itsm.core.workflow import flatten_reasons
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from itsm.core.app import Itsm
     from itsm.core.auth import Actor
+    from itsm.core.state import Itsm
 
 
 @dataclass(frozen=True)

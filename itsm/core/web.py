@@ -20,6 +20,7 @@ from flask import request, session
 
 from itsm.core import auth
 from itsm.core.auth import Actor
+from itsm.core.context import current_itsm
 from itsm.core.models import User
 
 SESSION_KEY = "sid"
@@ -38,8 +39,6 @@ class NavItem:
 
 
 def _itsm():
-    from itsm.core.app import current_itsm
-
     return current_itsm()
 
 

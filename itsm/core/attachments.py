@@ -1,7 +1,8 @@
 """Attachment stores. The default keeps files in a local folder, named by content hash.
 
-Another store (object storage, a share) is any class with the same three methods, named
-by the ``attachments.store`` setting as ``package.module:ClassName``.
+Another store (object storage, a share) is any object with the three methods of
+:class:`AttachmentStore`, provided by a plugin's ``itsm_attachment_store`` hook (or a class
+named by the ``attachments.store`` setting as ``package.module:ClassName``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from itsm.core.errors import ItsmError, NotFound
 
@@ -18,6 +19,20 @@ from itsm.core.errors import ItsmError, NotFound
 class TooLarge(ItsmError):
     status = 413
     code = "too_large"
+
+
+class AttachmentStore(Protocol):
+    """What the core asks of a store of attachments' files."""
+
+    def put(self, stream: IO[bytes], *, limit: int) -> tuple[str, int, str]:
+        """Keep the stream's bytes; return (key, size, sha256 hex digest). Raise
+        :class:`TooLarge` past ``limit`` bytes, keeping nothing."""
+
+    def open(self, key: str) -> IO[bytes]:
+        """The file kept under ``key``, open for reading; :class:`NotFound` if missing."""
+
+    def delete(self, key: str) -> None:
+        """Forget the file kept under ``key`` (nothing happens if it is missing)."""
 
 
 class LocalFolderStore:

@@ -1,0 +1,461 @@
+"""The page kit: what the console's pages and every plugin's pages are built with — the
+signed-in actor and CSRF, a plugin's page blueprint and rendering, navigation and
+template filters, error pages, and forms built from marshmallow schemas.
+
+Security: the session cookie (HttpOnly, SameSite=Lax, Secure with ``session.secure_cookie``)
+names a session kept on the server (see :mod:`itsm.core.web`): signing out, changing the
+password, the idle time and the maximum age end it, copies of the cookie included. It
+also holds a CSRF token that every POST to the console must echo in the ``csrf_token``
+field (and every unsafe API call made with the cookie in ``X-CSRF-Token``; pages carry it
+in ``<meta name="csrf-token">``). Signing in starts a new session. Templates are
+autoescaped, user content is never marked safe, and pages send a strict
+Content-Security-Policy.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from markupsafe import Markup
+from marshmallow import fields as mf
+from marshmallow import missing, validate
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from werkzeug.exceptions import BadRequest, HTTPException
+
+from itsm.core.auth import Actor
+from itsm.core.context import current_itsm
+from itsm.core.errors import ItsmError, Unauthorized
+from itsm.core.records import STAFF_ONLY_FIELDS, RecordService, RecordType
+from itsm.core.schemas import CoreRecordIn
+from itsm.core.web import (
+    NavItem,
+    csrf_matches,
+    csrf_token,
+    web_session_actor,
+)
+
+log = logging.getLogger("itsm.console")
+
+bp = Blueprint("console", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/console/static")
+
+CSRF_FIELD = "csrf_token"
+OPEN_ENDPOINTS = ("console.login", "console.static")
+# No script at all, and nothing from another origin: the network may be closed anyway.
+CSP = ("default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+TEXTAREA_FROM = 300  # strings allowed to be longer than this get a text area
+MESSAGE_MAX = 600  # flash messages live in the session cookie: keep them short
+
+
+class CsrfRefused(BadRequest):
+    description = ("This form could not be checked: it expired or did not come from this "
+                   "site. Go back, reload the page and send it again.")
+
+
+def _itsm():
+    return current_itsm()
+
+
+# -- session, actor and CSRF ---------------------------------------------------------------
+
+
+def signed_in_actor() -> Actor | None:
+    """The signed-in user of the web session (checked once per request), or None."""
+    return web_session_actor()
+
+
+def _actor() -> Actor:
+    actor = signed_in_actor()
+    if actor is None:  # the before_request guard sends these to the sign-in page
+        raise Unauthorized("sign in first")
+    return actor
+
+
+bp.add_app_template_global(csrf_token, "csrf_token")  # for base.html's <meta name="csrf-token">
+
+
+@bp.app_template_global()
+def csrf_field() -> Markup:
+    """The hidden input every console form needs."""
+    return Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, csrf_token())
+
+
+def _check_csrf() -> None:
+    if not csrf_matches(request.form.get(CSRF_FIELD, "")):
+        raise CsrfRefused()
+
+
+@bp.before_request
+def _guard():
+    if request.endpoint == "console.static":
+        return None
+    return _require_sign_in(OPEN_ENDPOINTS)
+
+
+def _require_sign_in(open_endpoints: tuple[str, ...] = ()):
+    actor = signed_in_actor()
+    if actor is None and request.endpoint not in open_endpoints:
+        if request.method == "POST":
+            flash("Your session has ended. Sign in again.", "error")
+        target = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for("console.login", next=target))
+    if request.method == "POST":
+        _check_csrf()
+    return None
+
+
+@bp.after_app_request
+def _security_headers(response):
+    # On every response of the application, not only the console's: an unknown URL's
+    # error page, a plugin's page and the API's JSON get them too.
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if not (request.endpoint or "").endswith("static"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# -- pages of plugins -----------------------------------------------------------------------
+
+
+def page_blueprint(name: str, import_name: str, *, url_prefix: str | None = None,
+                   template_folder: str | None = "templates",
+                   static_folder: str | None = None,
+                   public: tuple[str, ...] = ()) -> Blueprint:
+    """A blueprint for a plugin's own console or portal pages, protected like the core's.
+
+    Every page requires a signed-in user (else a redirect to the sign-in page, except
+    the view names in ``public``), every POST must carry ``csrf_field()``, responses get
+    the console's security headers, and errors render the console's error page. Templates
+    extend ``console/base.html`` (blocks ``title``, ``head`` for a plugin stylesheet
+    from ``static_folder``, and ``content``) and get ``actor`` and the navigation. In
+    views, :func:`page_actor` gives the signed-in :class:`~itsm.core.auth.Actor`; write
+    through ``current_itsm().unit_of_work(actor)``. Return the blueprint from
+    ``itsm_blueprints``.
+    """
+    blueprint = Blueprint(name, import_name, url_prefix=url_prefix,
+                          template_folder=template_folder, static_folder=static_folder)
+    open_endpoints = tuple(f"{name}.{view}" for view in (*public, "static"))
+    blueprint.before_request(lambda: _require_sign_in(open_endpoints))
+    blueprint.after_request(_security_headers)
+    blueprint.register_error_handler(ItsmError, _itsm_error)
+    blueprint.register_error_handler(HTTPException, _http_error)
+    blueprint.register_error_handler(OperationalError, _database_down)
+    blueprint.register_error_handler(Exception, _unexpected)
+    return blueprint
+
+
+def page_actor() -> Actor:
+    """The signed-in user of a page (see :func:`page_blueprint`)."""
+    return _actor()
+
+
+def render_page(template: str | list[str], status: int = 200, **context: Any):
+    """Render a plugin page's template with the console's context: ``(body, status)``."""
+    return _render(template, status, **context)
+
+
+# -- page context: navigation and filters ---------------------------------------------------
+
+
+def navigation(actor: Actor) -> list[dict[str, Any]]:
+    """Home, one entry per record type the actor may read, and the plugins' entries."""
+    itsm = _itsm()
+    items = [NavItem("Home", url_for("console.home"), 0)]
+    with itsm.Session() as db:
+        service = RecordService(itsm, db, actor)
+        items += [NavItem(plural(rt), url_for("console.record_list", collection=rt.collection),
+                          10) for rt in itsm.types if service.can(f"{rt.name}.read")]
+    try:
+        results = itsm.hook.itsm_navigation(actor=actor)
+    except Exception:  # one broken plugin must not take every page down
+        log.exception("itsm_navigation failed; plugin entries are left out of the menu")
+        results = []
+    for result in results:
+        items += [item for item in result or () if isinstance(item, NavItem)]
+    items.sort(key=lambda item: (item.order, item.label.lower()))
+    current = max((i.url for i in items if _is_under(request.path, i.url)), key=len, default="")
+    return [{"label": i.label, "url": i.url, "current": i.url == current} for i in items]
+
+
+def _is_under(path: str, url: str) -> bool:
+    url = url.rstrip("/")
+    return path == url or path.startswith(url + "/")
+
+
+@bp.app_context_processor
+def _page_context() -> dict[str, Any]:
+    try:
+        actor = signed_in_actor()
+    except SQLAlchemyError:  # an error page about the database itself
+        actor = None
+    return {"actor": actor, "navigation": lambda: navigation(actor) if actor else []}
+
+
+def plural(rt: RecordType) -> str:
+    """The name of a type's list, from its collection (``change_requests``)."""
+    return rt.collection.replace("_", " ").replace("-", " ").capitalize()
+
+
+@bp.app_template_filter("when")
+def when(value: str | datetime | None) -> str:
+    if not value:
+        return "—"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@bp.app_template_filter("sentence")
+def sentence(text: Any) -> str:
+    text = str(text or "")
+    return text[:1].upper() + text[1:]
+
+
+@bp.app_template_filter("duration")
+def duration(minutes: float | None) -> str:
+    if minutes is None:
+        return "—"
+    total = round(abs(minutes))
+    days, rest = divmod(total, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "",
+             f"{mins} min" if mins or not (days or hours) else ""]
+    return " ".join(p for p in parts if p)
+
+
+@bp.app_template_filter("filesize")
+def filesize(size: int) -> str:
+    for unit in ("bytes", "KB", "MB"):
+        if size < 1024 or unit == "MB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+def _render(names: str | list[str], http_status: int = 200, **context):
+    return render_template(names, **context), http_status
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+TITLES = {400: "Bad request", 401: "Sign in needed", 403: "Not allowed", 404: "Not found",
+          409: "Refused", 412: "Changed meanwhile", 413: "Too large", 422: "Invalid input",
+          429: "Too many attempts", 500: "Something went wrong", 503: "Unavailable"}
+
+
+def _error_page(status: int, message: str, reasons: list[str] | None = None):
+    return _render("console/error.html", status, status=status,
+                   title=TITLES.get(status, "Error"), message=message, reasons=reasons or [])
+
+
+@bp.errorhandler(ItsmError)
+def _itsm_error(exc: ItsmError):
+    if isinstance(exc, Unauthorized):
+        return redirect(url_for("console.login"))
+    return _error_page(exc.status, error_text(exc), getattr(exc, "reasons", None))
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    return _error_page(exc.code or 500, exc.description or exc.name)
+
+
+@bp.app_errorhandler(404)
+@bp.app_errorhandler(405)
+def _no_such_page(exc: HTTPException):
+    """Unknown paths outside the API get a console page; the API keeps its JSON errors."""
+    from itsm.core.api import _wants_json, error_response
+
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}  # Allow
+    if _wants_json():
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 404, code, exc.description or exc.name,
+                              headers=headers)
+    body, status = _error_page(exc.code or 404, exc.description or exc.name)
+    return body, status, headers
+
+
+@bp.errorhandler(OperationalError)
+def _database_down(exc: OperationalError):
+    log.error("database unavailable: %s", exc.orig)
+    body, status = _error_page(503, "The database is unavailable. Try again in a minute.")
+    return body, status, {"Retry-After": "5"}
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception):
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return _error_page(500, "An unexpected error happened; it has been logged.")
+
+
+def error_text(exc: ItsmError) -> str:
+    """A service error as one readable sentence, with its field messages."""
+    text = sentence(exc.message)
+    details = "; ".join(f"{name.replace('_', ' ')}: {' '.join(messages)}"
+                        for name, messages in field_messages(exc.fields).items())
+    if details and details.lower() not in text.lower():
+        text += f" ({details})"
+    return text if len(text) <= MESSAGE_MAX else text[:MESSAGE_MAX - 1] + "…"
+
+
+def field_messages(fields: dict) -> dict[str, list[str]]:
+    out = {}
+    for name, messages in (fields or {}).items():
+        if isinstance(messages, dict):
+            messages = [str(m) for value in messages.values()
+                        for m in (value if isinstance(value, list) else [value])]
+        elif not isinstance(messages, list):
+            messages = [str(messages)]
+        out[str(name)] = [str(m) for m in messages]
+    return out
+
+
+# -- forms built from marshmallow schemas ---------------------------------------------------
+
+
+@dataclass
+class FormField:
+    """One input of a form, described from a marshmallow field."""
+
+    name: str
+    label: str
+    widget: str  # text, textarea, email, number, checkbox, select, date
+    required: bool = False
+    allow_none: bool = False
+    choices: list[tuple[str, str]] = field(default_factory=list)
+    hint: str = ""
+    attrs: dict[str, Any] = field(default_factory=dict)
+    value: Any = None
+    errors: list[str] = field(default_factory=list)
+    integer: bool = False  # sent as int: strict Integer fields refuse "3"
+
+
+def _widget(schema_field: mf.Field) -> str | None:
+    """The input for a simple field type; None for types a generic form cannot edit."""
+    for kind, widget in ((mf.Boolean, "checkbox"), (mf.Email, "email"), (mf.Integer, "number"),
+                         (mf.Float, "number"), (mf.Decimal, "number"), (mf.Date, "date"),
+                         (mf.DateTime, None), (mf.String, "text")):
+        if isinstance(schema_field, kind):
+            return widget
+    return None
+
+
+def describe(name: str, schema_field: mf.Field) -> FormField | None:
+    widget = _widget(schema_field)
+    if widget is None:
+        return None
+    attrs: dict[str, Any] = {}
+    if widget == "number":
+        attrs["step"] = 1 if isinstance(schema_field, mf.Integer) else "any"
+    choices: list[tuple[str, str]] = []
+    for validator in schema_field.validators:
+        if isinstance(validator, validate.OneOf):
+            choices = [(value, label or value) for value, label in validator.options()]
+            widget = "select" if widget != "checkbox" else widget
+        elif isinstance(validator, validate.Range):
+            attrs.update({k: v for k, v in (("min", validator.min), ("max", validator.max))
+                          if v is not None})
+        elif isinstance(validator, validate.Length) and validator.max is not None:
+            attrs["maxlength"] = validator.max
+            if widget == "text" and validator.max > TEXTAREA_FROM:
+                widget = "textarea"
+    default = schema_field.load_default
+    return FormField(
+        name=name, widget=widget, required=schema_field.required,
+        integer=isinstance(schema_field, mf.Integer),
+        allow_none=schema_field.allow_none, choices=choices, attrs=attrs,
+        label=schema_field.metadata.get("label") or name.replace("_", " ").capitalize(),
+        hint=schema_field.metadata.get("description", ""),
+        value=None if default is missing or callable(default) else default)
+
+
+def schema_form(rt: RecordType, *, staff: bool, creating: bool = False) -> list[FormField]:
+    """The inputs of a type's "in" schema: the core's fields, the type's own, then the
+    staff-only assignment fields (for staff only).
+
+    On the create form, optional fields that a transition sets (``resolution`` of a
+    "resolve") are left out: the transition asks for them when it is their time.
+    """
+    schema = _itsm().types.schemas[rt.name]["in"]()
+    later = {name for t in rt.workflow.transitions.values() for name in t.settable} \
+        if creating else set()
+    described = [f for f in (describe(n, sf) for n, sf in schema.load_fields.items())
+                 if f and not (f.name in later and not f.required)]
+    core = [n for n in CoreRecordIn().fields if n not in STAFF_ONLY_FIELDS]
+    described.sort(key=lambda f: (f.name in STAFF_ONLY_FIELDS,
+                                  core.index(f.name) if f.name in core else len(core)))
+    return [f for f in described if staff or f.name not in STAFF_ONLY_FIELDS]
+
+
+_MISSING = object()
+
+
+def form_value(form_field: FormField, form) -> Any:
+    """The submitted value, typed for the schema; ``_MISSING`` when left empty."""
+    if form_field.widget == "checkbox":
+        return form_field.name in form
+    raw = form.get(form_field.name, "").replace("\r\n", "\n")  # browsers send CRLF
+    raw = raw.rstrip() if form_field.widget == "textarea" else raw.strip()
+    if raw == "":
+        return _MISSING
+    if form_field.integer:
+        try:
+            return int(raw)
+        except ValueError:
+            return raw  # the schema words the error
+    return raw
+
+
+def new_values(form_fields: list[FormField], form) -> dict[str, Any]:
+    return {f.name: value for f in form_fields
+            if (value := form_value(f, form)) is not _MISSING}
+
+
+def changed_values(form_fields: list[FormField], form, current: dict) -> dict[str, Any]:
+    """Only what the user changed: an edit never rewrites a field nobody touched."""
+    out = {}
+    for f in form_fields:
+        value, before = form_value(f, form), current.get(f.name)
+        if value is _MISSING:
+            if before in (None, ""):
+                continue
+            if f.allow_none:
+                out[f.name] = None
+            elif f.widget in ("text", "textarea"):
+                out[f.name] = ""  # the schema says whether the field may be empty
+        elif f.widget == "checkbox":
+            if bool(value) != bool(before):
+                out[f.name] = value
+        elif str(value) != str(before if before is not None else ""):
+            out[f.name] = value
+    return out
+
+
+def fill(form_fields: list[FormField], values: Any, errors: dict | None = None,
+         submitted: bool = False) -> tuple[list[FormField], list[str]]:
+    """Copies of the fields holding ``values`` and their messages; other messages apart."""
+    messages = field_messages(errors or {})
+    filled = []
+    for f in form_fields:
+        if f.widget == "checkbox" and submitted:
+            value = f.name in values
+        else:
+            value = values.get(f.name, f.value)
+        filled.append(replace(f, value=value, errors=messages.pop(f.name, [])))
+    general = [" ".join(m) if name == "_" else f"{name.replace('_', ' ')}: {' '.join(m)}"
+               for name, m in messages.items()]
+    return filled, general
