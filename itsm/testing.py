@@ -262,7 +262,8 @@ class ItsmRunner(CliRunner):
         self.app = app
 
     def invoke(self, args, **kwargs) -> Result:  # type: ignore[override]
-        from itsm.cli import CliState, cli
+        from itsm.cli import cli
+        from itsm.core.cli_kit import CliState
 
         state = CliState()
         state._app = self.app
