@@ -20,7 +20,7 @@ the built-in ones), ``message_id_domain`` (default: the sender's domain).
 
 from __future__ import annotations
 
-from itsm import Plugin, hookimpl
+from itsm.plugin import Plugin, hookimpl
 
 plugin = Plugin(
     name="email",

@@ -28,8 +28,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from sqlalchemy import select
 
 from itsm.adapters.email.models import NotificationPreference
-from itsm.core.models import User
-from itsm.core.notify import EventMessage, Recipient
+from itsm.plugin import EventMessage, Recipient, User
 
 log = logging.getLogger("itsm.notify.email")
 
@@ -199,7 +198,7 @@ class EmailChannel:
     name = CHANNEL
 
     def deliver(self, message: EventMessage, recipient: Recipient) -> None:
-        from itsm.core.app import current_itsm
+        from itsm.plugin import current_itsm
 
         itsm = current_itsm()
         settings = itsm.plugin_settings("email")

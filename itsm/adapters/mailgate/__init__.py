@@ -16,7 +16,7 @@ create a requester for the sender), ``guest_agency`` (agency code for guests, op
 
 from __future__ import annotations
 
-from itsm import Plugin, hookimpl
+from itsm.plugin import Plugin, hookimpl
 
 plugin = Plugin(
     name="mailgate",

@@ -8,8 +8,7 @@ import time
 import click
 
 from itsm.adapters.mailgate.service import MailRejected, ingest
-from itsm.cli import pass_itsm
-from itsm.core.errors import ItsmError
+from itsm.plugin import ItsmError, pass_itsm
 
 
 @click.group("mail")

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from itsm.core.models import Base, UTCDateTime, utcnow
+from itsm.plugin import Base, UTCDateTime, utcnow
 
 
 class IngestedMessage(Base):

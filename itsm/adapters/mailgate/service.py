@@ -22,10 +22,16 @@ from typing import Any
 from sqlalchemy import select
 
 from itsm.adapters.mailgate.models import IngestedMessage
-from itsm.core.auth import Actor, agency_by_code, create_user, known_roles
-from itsm.core.errors import ItsmError, NotFound
-from itsm.core.models import User
-from itsm.core.records import RecordService
+from itsm.plugin import (
+    Actor,
+    ItsmError,
+    NotFound,
+    RecordService,
+    User,
+    agency_by_code,
+    create_user,
+    known_roles,
+)
 
 log = logging.getLogger("itsm.mailgate")
 

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from itsm.core.errors import ItsmError, NotFound
+from itsm.plugin import ItsmError, NotFound
 
 
 class TooLarge(ItsmError):
