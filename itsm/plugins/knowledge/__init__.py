@@ -15,31 +15,37 @@ from __future__ import annotations
 from flask import Blueprint
 from sqlalchemy.orm import Session
 
-import itsm
-from itsm.core import search
-from itsm.core.auth import Actor, Permission
-from itsm.core.demo import DemoContext
-from itsm.core.models import Record, utcnow
-from itsm.core.records import RecordChange, RecordType
-from itsm.core.search import Suggestion
-from itsm.core.web import NavItem
+from itsm.plugin import (
+    Actor,
+    DemoContext,
+    NavItem,
+    Permission,
+    Plugin,
+    Record,
+    RecordChange,
+    RecordType,
+    Suggestion,
+    hookimpl,
+    search_ranked,
+    utcnow,
+)
 from itsm.plugins.knowledge import service as knowledge
 from itsm.plugins.knowledge.rendering import plain_text
 from itsm.plugins.knowledge.workflow import ARTICLE, PUBLISH_PERMISSION, allowed
 
-plugin = itsm.Plugin(name="knowledge", version="0.1.0",
+plugin = Plugin(name="knowledge", version="0.1.0",
                      description="Knowledge articles: write, review, publish, search, vote.",
                      requires_itsm=">=0.1,<1")
 
 SUGGESTION_KIND = "Knowledge article"
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_record_types() -> list[RecordType]:
     return [ARTICLE]
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_permissions() -> list[Permission]:
     return [
         # Replaces the type's automatic staff-only read: requesters read too, and the
@@ -55,7 +61,7 @@ def itsm_permissions() -> list[Permission]:
     ]
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_permission_check(actor: Actor, permission: str, record: Record | None) \
         -> bool | None:
     """Requesters read (and vote on) published articles only; everything else is the
@@ -69,7 +75,7 @@ def itsm_permission_check(actor: Actor, permission: str, record: Record | None) 
     return knowledge.requester_may_read(actor, record)
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
     """A new version whenever an article's title or body changes; dates of publishing
     and retiring; all in the transaction of the change."""
@@ -87,11 +93,11 @@ def itsm_record_changed(session: Session, record: Record, change: RecordChange) 
             record.retired_at = None
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_suggestions(session: Session, actor: Actor, text: str, record: Record | None,
                      limit: int) -> list[Suggestion]:
     """Published articles matching a new record's title and description."""
-    hits = search.ranked(session, text, types=[knowledge.TYPE], limit=limit,
+    hits = search_ranked(session, text, types=[knowledge.TYPE], limit=limit,
                          where=knowledge.published_for(actor),
                          exclude=[record.id] if record is not None else [])
     return [Suggestion(article.number, article.title, SUGGESTION_KIND,
@@ -100,7 +106,7 @@ def itsm_suggestions(session: Session, actor: Actor, text: str, record: Record |
             for article, score in hits if allowed(actor, "article.read", article)]
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_record_actions(record: Record, actor: Actor) -> list[NavItem] | None:
     """"Propose a knowledge article" on resolved or closed records of other types."""
     if knowledge.may_propose_from(record) and allowed(actor, f"{knowledge.TYPE}.create"):
@@ -109,14 +115,14 @@ def itsm_record_actions(record: Record, actor: Actor) -> list[NavItem] | None:
     return None
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     if allowed(actor, "knowledge.search"):
         return [NavItem("Knowledge", "/knowledge", order=40)]
     return None
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_blueprints() -> list[Blueprint]:
     from itsm.plugins.knowledge.api import api
     from itsm.plugins.knowledge.pages import pages
@@ -124,7 +130,7 @@ def itsm_blueprints() -> list[Blueprint]:
     return [api, pages]
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_demo_data(ctx: DemoContext) -> None:
     from itsm.plugins.knowledge.demo import load_demo_articles
 

@@ -36,33 +36,41 @@ from flask import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-import itsm
-from itsm.core.app import current_itsm
-from itsm.core.auth import Actor, Permission
-from itsm.core.demo import DemoContext
-from itsm.core.errors import ValidationError
-from itsm.core.models import Group, Record
-from itsm.core.notify import EventMessage, Recipient
-from itsm.core.records import RecordChange, RecordService, RecordType
-from itsm.core.sla import SlaTarget
-from itsm.core.web import NavItem
+from itsm.plugin import (
+    Actor,
+    DemoContext,
+    EventMessage,
+    Group,
+    NavItem,
+    Permission,
+    Plugin,
+    Recipient,
+    Record,
+    RecordChange,
+    RecordService,
+    RecordType,
+    SlaTarget,
+    ValidationError,
+    current_itsm,
+    hookimpl,
+)
 from itsm.plugins.mou import policy, service, template
 from itsm.plugins.mou.models import MOU, Mou, MouContact
 
-plugin = itsm.Plugin(
+plugin = Plugin(
     name="mou", version="0.1.0",
     description="Agreements with customer agencies, their service level targets and compliance.",
     requires_itsm=">=0.1,<1",
     settings={"notify_channels": ["email"], "alert_check_minutes": 60})
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_record_types() -> list[RecordType]:
     """The agreement record type (``MOU…``, ``/api/v1/mous``), staff-managed."""
     return [MOU]
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_permissions() -> list[Permission]:
     """Reading (agency users too, narrowed below), approving amendments and editing the
     template (admins), reports (agents)."""
@@ -76,7 +84,7 @@ def itsm_permissions() -> list[Permission]:
                        "agreements", ("agent",))]
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_permission_check(actor: Actor, permission: str, record: Any) -> bool | None:
     """Agency users read their own agency's active MOU, and nothing else of this plugin."""
     if actor.role != "requester" or not permission.startswith("mou."):
@@ -90,7 +98,7 @@ def itsm_permission_check(actor: Actor, permission: str, record: Any) -> bool | 
             and getattr(record, "kind", "mou") == "mou")
 
 
-@itsm.hookimpl(tryfirst=True)
+@hookimpl(tryfirst=True)
 def itsm_sla_policy(record: Record, metric: str, session: Session | None) \
         -> SlaTarget | None:
     """The target of the agreement governing ``record`` (see :mod:`.policy`)."""
@@ -100,7 +108,7 @@ def itsm_sla_policy(record: Record, metric: str, session: Session | None) \
         return policy.target_for(own, record, metric)
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
     """A new agreement gets the template's text; approval and activation bookkeeping."""
     if record.type != MOU.name:
@@ -147,7 +155,7 @@ def _supersede_others(session: Session, record: Any) -> None:
             system.transition(mou, "supersede", comment=f"superseded by {record.number}")
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_blueprints() -> list[Blueprint]:
     """The API routes and the console and portal pages."""
     from itsm.plugins.mou.api import api
@@ -156,7 +164,7 @@ def itsm_blueprints() -> list[Blueprint]:
     return [api, pages]
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_cli_commands() -> list[click.Command]:
     """``itsm mou compliance`` and ``itsm mou export``."""
     from itsm.plugins.mou.cli import mou_group
@@ -164,7 +172,7 @@ def itsm_cli_commands() -> list[click.Command]:
     return [mou_group]
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     """"Our agreement" for agency users; agreements and compliance for staff."""
     if actor.role == "requester":
@@ -177,7 +185,7 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     return items
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_record_actions(record: Record, actor: Actor) -> list[NavItem] | None:
     """On an agency's record: its relationship manager, from the agreement in force."""
     if record.type == MOU.name or record.agency_id is None:
@@ -198,7 +206,7 @@ def itsm_record_actions(record: Record, actor: Actor) -> list[NavItem] | None:
 _LAST_CHECK: dict[str, datetime] = {}
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_periodic(now: datetime) -> None:
     """Alert relationship managers of agencies below target (once per target and month).
 
@@ -216,7 +224,7 @@ def itsm_periodic(now: datetime) -> None:
     alerts.check(install, now)
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_notification_recipients(event: EventMessage, session: Session) \
         -> list[Recipient] | None:
     """A compliance alert goes to the agency's relationship manager."""
@@ -232,13 +240,13 @@ def itsm_notification_recipients(event: EventMessage, session: Session) \
     return [Recipient(channel, address) for channel in wanted if channel in install.channels]
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_install_defaults(ctx: DemoContext) -> None:
     """The first version of the standard template."""
     template.ensure_default(ctx.session)
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_demo_data(ctx: DemoContext) -> None:
     """Two agencies' agreements with different targets, and an OLA."""
     from itsm.plugins.mou.demo import load

@@ -33,18 +33,27 @@ from flask import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-import itsm
-from itsm.core import search
-from itsm.core.app import current_itsm
-from itsm.core.auth import Actor, Permission
-from itsm.core.demo import DemoContext
-from itsm.core.models import Record, utcnow
-from itsm.core.records import LinkKind, RecordChange, RecordService, RecordType
-from itsm.core.web import NavItem
+from itsm.plugin import (
+    Actor,
+    DemoContext,
+    LinkKind,
+    NavItem,
+    Permission,
+    Plugin,
+    Record,
+    RecordChange,
+    RecordService,
+    RecordType,
+    Suggestion,
+    current_itsm,
+    hookimpl,
+    search_ranked,
+    utcnow,
+)
 from itsm.plugins.problem import service as problems
 from itsm.plugins.problem.models import PROBLEM, PROBLEM_OF, Problem
 
-plugin = itsm.Plugin(
+plugin = Plugin(
     name="problem", version="0.1.0",
     description="Problems, root-cause analysis and the known error database.",
     requires_itsm=">=0.1,<1",
@@ -52,26 +61,26 @@ plugin = itsm.Plugin(
               "trend_threshold": 3, "trend_days": 30, "public_workarounds": False})
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_record_types() -> list[RecordType]:
     """The problem record type (``PRB…``, ``/api/v1/problems``)."""
     return [PROBLEM]
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_link_kinds() -> list[LinkKind]:
     """``problem_of``: a problem and the incidents it is behind."""
     return [PROBLEM_OF]
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_permissions() -> list[Permission]:
     """``problem.trends`` for agents; the type's own permissions are automatic."""
     return [Permission(problems.TRENDS_PERMISSION, "see incident trends and open problems "
                        "from them", ("agent",))]
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_blueprints() -> list[Blueprint]:
     """The API routes and the console pages."""
     from itsm.plugins.problem.api import api
@@ -80,7 +89,7 @@ def itsm_blueprints() -> list[Blueprint]:
     return [api, pages]
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_cli_commands() -> list[click.Command]:
     """``itsm problem trends`` and ``itsm problem known-errors``."""
     from itsm.plugins.problem.cli import problem_group
@@ -88,7 +97,7 @@ def itsm_cli_commands() -> list[click.Command]:
     return [problem_group]
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     """Known errors and trends, for those who may see them."""
     install = current_itsm()
@@ -102,7 +111,7 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     return items or None
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
     """Stamp ``known_error_at``; on resolve, tell the open linked incidents."""
     if record.type != PROBLEM.name or change.kind != "transitioned":
@@ -113,9 +122,9 @@ def itsm_record_changed(session: Session, record: Record, change: RecordChange) 
         problems.notify_linked_incidents(session, record)
 
 
-@itsm.hookimpl
+@hookimpl
 def itsm_suggestions(session: Session, actor: Actor, text: str, record: Record | None,
-                     limit: int) -> list[search.Suggestion]:
+                     limit: int) -> list[Suggestion]:
     """Known errors matching a new record's text (see ``service.suggestions``)."""
     return problems.suggestions(session, actor, text, record, limit)
 
@@ -142,7 +151,7 @@ DEMO_PROBLEMS = (
 )
 
 
-@itsm.hookimpl(trylast=True)  # after the other plugins' demo data: link their incidents
+@hookimpl(trylast=True)  # after the other plugins' demo data: link their incidents
 def itsm_demo_data(ctx: DemoContext) -> None:
     """Three problems, one a known error, linked to matching demo incidents."""
     agent = ctx.service("agent@demo.itsm")
@@ -154,7 +163,7 @@ def itsm_demo_data(ctx: DemoContext) -> None:
         problem = agent.create(PROBLEM.name, {k: demo[k] for k in (
             "title", "description", "category", "affected_service")})
         if incident_type is not None:
-            for incident, _score in search.ranked(ctx.session, demo["search"], limit=5,
+            for incident, _score in search_ranked(ctx.session, demo["search"], limit=5,
                                                   types=[incident_type.name]):
                 agent.link(problem, incident.number, PROBLEM_OF.name)
         if demo.get("investigate"):
