@@ -260,6 +260,13 @@ def _main() -> None:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
     except (OperationalError, ProgrammingError) as exc:
+        from itsm.core.migrate import missing_table
+
+        made = [app.extensions["itsm"] for app in made_apps]
+        missing = missing_table(made[0] if made else None, exc)
+        if missing is not None:
+            click.echo(f"error: {missing.message}", err=True)
+            sys.exit(1)
         first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         click.echo(f"error: database: {first} (has `itsm init` run? is the server up?)",
                    err=True)

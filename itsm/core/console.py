@@ -64,7 +64,7 @@ from flask import (
 from markupsafe import Markup
 from marshmallow import fields as mf
 from marshmallow import missing, validate
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from itsm.core import auth, sla
@@ -370,7 +370,20 @@ def _no_such_page(exc: HTTPException):
 
 
 @bp.errorhandler(OperationalError)
+def _missing_table(exc: Exception):
+    """The error page for a table that is not there (an upgrade was not run), or None."""
+    from itsm.core.migrate import missing_table
+
+    schema = missing_table(_itsm(), exc) if isinstance(exc, DBAPIError) else None
+    if schema is None:
+        return None
+    log.error("%s", schema.message)
+    return _error_page(schema.status, schema.message)
+
+
 def _database_down(exc: OperationalError):
+    if (page := _missing_table(exc)) is not None:
+        return page
     log.error("database unavailable: %s", exc.orig)
     body, status = _error_page(503, "The database is unavailable. Try again in a minute.")
     return body, status, {"Retry-After": "5"}
@@ -378,6 +391,8 @@ def _database_down(exc: OperationalError):
 
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception):
+    if (page := _missing_table(exc)) is not None:
+        return page  # PostgreSQL and MariaDB raise it as a ProgrammingError
     log.exception("unhandled error on %s %s", request.method, request.path)
     return _error_page(500, "An unexpected error happened; it has been logged.")
 
