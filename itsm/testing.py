@@ -229,6 +229,8 @@ def app(itsm_config, itsm_plugins, itsm_install_templates) -> Iterator[Flask]:
     from itsm.core.install import initialise
 
     url = itsm_config["database.url"]
+    # `itsm init` creates the instance folder; plugins may write files there.
+    os.makedirs(itsm_config["home"], exist_ok=True)
     shape = itsm_install_templates.shape(itsm_config, list(itsm_plugins))
     restored = itsm_install_templates.restore(shape, url)
     if not restored and not url.startswith("sqlite"):
