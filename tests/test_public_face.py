@@ -191,3 +191,56 @@ def test_checker_reports_each_broken_rule_with_its_line(tmp_path):
         "itsm.commands.extra imports itsm.cli.emit_json (itsm.commands takes its helpers "
         "from itsm.core.cli_kit, never from itsm.cli)",
     ])
+
+
+# -- the view decorator of the face opens the unit of work ---------------------------------
+
+
+def _routes_plugin():
+    from flask import Blueprint, jsonify
+
+    from itsm.plugin import Conflict, document, with_service
+    from itsm.testing import make_plugin
+
+    api = Blueprint("face_probe", __name__, url_prefix="/api/v1/face-probe")
+
+    @api.post("/comment/<number>")
+    @document(summary="comment, then succeed or fail")
+    @with_service
+    def comment(service, number):
+        service.comment(service.get(number), "noted by the probe", public=True)
+        if number.endswith("1"):
+            return jsonify({"actor": service.actor.email})
+        raise Conflict("refused after writing")
+
+    def itsm_blueprints():
+        return [api]
+
+    return make_plugin("face_probe", itsm_blueprints=itsm_blueprints)
+
+
+@pytest.fixture
+def itsm_plugins():
+    """The tickets of the core's tests and a plugin whose route uses ``with_service``."""
+    import sample_plugin
+
+    return [sample_plugin, _routes_plugin()]
+
+
+def test_with_service_commits_the_views_writes_or_none(client, make_token):
+    agent = make_token("agent@example.org", role="agent")
+    numbers = [client.post("/api/v1/tickets", json={"title": f"T{i}"}, headers=agent)
+               .get_json()["number"] for i in (1, 2)]
+    assert [n[-1] for n in numbers] == ["1", "2"]
+
+    assert client.post(f"/api/v1/face-probe/comment/{numbers[0]}").status_code == 401
+    done = client.post(f"/api/v1/face-probe/comment/{numbers[0]}", headers=agent)
+    assert (done.status_code, done.get_json()) == (200, {"actor": "agent@example.org"})
+    refused = client.post(f"/api/v1/face-probe/comment/{numbers[1]}", headers=agent)
+    assert refused.status_code == 409
+
+    def comments(number):
+        return client.get(f"/api/v1/tickets/{number}/comments", headers=agent).get_json()
+
+    assert [c["body"] for c in comments(numbers[0])["items"]] == ["noted by the probe"]
+    assert comments(numbers[1])["items"] == []  # rolled back with the refusal
