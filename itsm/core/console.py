@@ -369,7 +369,6 @@ def _no_such_page(exc: HTTPException):
     return body, status, headers
 
 
-@bp.errorhandler(OperationalError)
 def _missing_table(exc: Exception):
     """The error page for a table that is not there (an upgrade was not run), or None."""
     from itsm.core.migrate import missing_table
@@ -381,6 +380,7 @@ def _missing_table(exc: Exception):
     return _error_page(schema.status, schema.message)
 
 
+@bp.errorhandler(OperationalError)
 def _database_down(exc: OperationalError):
     if (page := _missing_table(exc)) is not None:
         return page
