@@ -12,6 +12,7 @@ import importlib
 import io
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -103,12 +104,23 @@ def code_lines(path: Path) -> int:
 # -- the plugin's own tests and size ---------------------------------------------------------
 
 
-def test_the_examples_own_tests_pass_with_itsm_testing():
-    # As a vendor's CI runs them: from the plugin's folder, with its own pytest settings,
-    # the itsm fixtures coming from the installed itsm (the pytest11 entry point).
+def test_the_examples_own_tests_pass_on_a_pip_installed_copy(tmp_path):
+    # As a vendor's CI runs them: the package built and installed by pip (not the source
+    # folder), its tests and pytest settings in a checkout of their own, the itsm
+    # fixtures coming from the installed itsm through its pytest11 entry point.
+    site_dir, checkout = tmp_path / "site", tmp_path / "checkout"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                    str(site_dir), str(EXAMPLE)], check=True, capture_output=True)
+    shutil.copytree(EXAMPLE / "tests", checkout / "tests")
+    shutil.copy(EXAMPLE / "pyproject.toml", checkout / "pyproject.toml")
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site_dir), env.get("PYTHONPATH")]))
+
+    used = subprocess.run([sys.executable, "-c", "import itsm_facilities as m; print(m.__file__)"],
+                          cwd=checkout, env=env, capture_output=True, text=True, check=True)
+    assert Path(used.stdout.strip()).is_relative_to(site_dir)
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                          cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=checkout, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "6 passed" in done.stdout
 
