@@ -16,6 +16,7 @@ The core's own layering (core -> adapters, import cycles) is tests/test_layers.p
 from __future__ import annotations
 
 import ast
+import re
 import textwrap
 from pathlib import Path
 
@@ -199,7 +200,7 @@ def test_checker_reports_each_broken_rule_with_its_line(tmp_path):
 def _routes_plugin():
     from flask import Blueprint, jsonify
 
-    from itsm.plugin import Conflict, document, with_service
+    from itsm.plugin import Conflict, document, page_blueprint, with_service
     from itsm.testing import make_plugin
 
     api = Blueprint("face_probe", __name__, url_prefix="/api/v1/face-probe")
@@ -213,8 +214,16 @@ def _routes_plugin():
             return jsonify({"actor": service.actor.email})
         raise Conflict("refused after writing")
 
+    pages = page_blueprint("face_probe_pages", __name__, url_prefix="/face-probe",
+                           template_folder=None)
+
+    @pages.get("/whoami")
+    @with_service(page=True)
+    def whoami(service):
+        return service.actor.email
+
     def itsm_blueprints():
-        return [api]
+        return [api, pages]
 
     return make_plugin("face_probe", itsm_blueprints=itsm_blueprints)
 
@@ -244,3 +253,16 @@ def test_with_service_commits_the_views_writes_or_none(client, make_token):
 
     assert [c["body"] for c in comments(numbers[0])["items"]] == ["noted by the probe"]
     assert comments(numbers[1])["items"] == []  # rolled back with the refusal
+
+
+def test_with_service_on_a_page_acts_as_the_signed_in_user(client, make_token):
+    make_token("agent@example.org", role="agent", password="Agent-pass-1234")
+    assert client.get("/face-probe/whoami").status_code == 302  # to the sign-in page
+    login = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
+    signed_in = client.post("/login", data={"email": "agent@example.org",
+                                            "password": "Agent-pass-1234",
+                                            "csrf_token": token})
+    assert signed_in.status_code == 302
+    page = client.get("/face-probe/whoami")
+    assert (page.status_code, page.get_data(as_text=True)) == (200, "agent@example.org")
