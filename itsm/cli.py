@@ -7,60 +7,25 @@ own commands through ``itsm_cli_commands``.
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import secrets
 import sys
-import weakref
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 
 import click
 
 from itsm import __version__
+from itsm.core.cli_kit import CliState, emit_json, made_apps, pass_itsm
 from itsm.core.config import CONFIG_FILE, SLA_DEFAULTS, instance_path
 from itsm.core.errors import ItsmError
 from itsm.core.plugins import collector_paused
 
 log = logging.getLogger("itsm.cli")
 
-_made: weakref.WeakSet = weakref.WeakSet()  # the applications this process's commands made
-
-
-class CliState:
-    """Per-invocation state: the application, created on first use."""
-
-    def __init__(self) -> None:
-        self._app = None
-        self.plugin_commands: dict[str, click.Command] | None = None
-        self.plugin_of: dict[str, str] = {}
-
-    def app(self):
-        if self._app is None:
-            from itsm.core.app import create_app
-
-            self._app = create_app()
-            _made.add(self._app)
-        return self._app
-
-    def reset(self) -> None:
-        self._app = None
-
-
-def pass_itsm(f: Callable) -> Callable:
-    """Run a command inside the application context, passing the Itsm state first."""
-
-    @wraps(f)
-    @click.pass_context
-    def wrapper(ctx: click.Context, *args, **kwargs):
-        state = ctx.find_object(CliState) or ctx.ensure_object(CliState)
-        app = state.app()
-        ctx.with_resource(app.app_context())
-        return f(app.extensions["itsm"], *args, **kwargs)
-
-    return wrapper
+# CliState, pass_itsm and emit_json live in itsm.core.cli_kit (plugins get them from
+# itsm.plugin); they stay importable from here for scripts written against itsm.cli.
+__all__ = ["CliState", "cli", "emit_json", "main", "pass_itsm"]
 
 
 class ItsmGroup(click.Group):
@@ -110,10 +75,6 @@ def cli(ctx: click.Context) -> None:
     other ITSM_* variable override itsm.toml.
     """
     ctx.ensure_object(CliState)
-
-
-def emit_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
 
 
 # -- init, serve, demo -----------------------------------------------------------------------
@@ -282,7 +243,7 @@ def _leave() -> None:
     applications it made, then spare the interpreter from taking every long-lived object
     (modules, models, the application) apart one by one on its way out, which costs about
     as long as building the application did; the operating system frees the memory."""
-    for app in list(_made):
+    for app in list(made_apps):
         app.extensions["itsm"].engine.dispose()
     gc.freeze()
 
@@ -304,6 +265,13 @@ def _main() -> None:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
     except (OperationalError, ProgrammingError) as exc:
+        from itsm.core.migrate import missing_table
+
+        made = [app.extensions["itsm"] for app in made_apps]
+        missing = missing_table(made[0] if made else None, exc)
+        if missing is not None:
+            click.echo(f"error: {missing.message}", err=True)
+            sys.exit(1)
         first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         click.echo(f"error: database: {first} (has `itsm init` run? is the server up?)",
                    err=True)

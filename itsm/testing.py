@@ -229,6 +229,8 @@ def app(itsm_config, itsm_plugins, itsm_install_templates) -> Iterator[Flask]:
     from itsm.core.install import initialise
 
     url = itsm_config["database.url"]
+    # `itsm init` creates the instance folder; plugins may write files there.
+    os.makedirs(itsm_config["home"], exist_ok=True)
     shape = itsm_install_templates.shape(itsm_config, list(itsm_plugins))
     restored = itsm_install_templates.restore(shape, url)
     if not restored and not url.startswith("sqlite"):
@@ -262,7 +264,8 @@ class ItsmRunner(CliRunner):
         self.app = app
 
     def invoke(self, args, **kwargs) -> Result:  # type: ignore[override]
-        from itsm.cli import CliState, cli
+        from itsm.cli import cli
+        from itsm.core.cli_kit import CliState
 
         state = CliState()
         state._app = self.app

@@ -8,8 +8,8 @@ import click
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from itsm.cli import emit_json, pass_itsm
 from itsm.core import auth
+from itsm.core.cli_kit import emit_json, pass_itsm
 from itsm.core.errors import ItsmError, NotFound
 from itsm.core.models import Agency, ApiToken, Group, GroupMember, User
 

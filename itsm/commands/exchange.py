@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from itsm.cli import pass_itsm
+from itsm.core.cli_kit import pass_itsm
 
 # The commands import itsm.core.exchange themselves: every `itsm` run loads this module.
 

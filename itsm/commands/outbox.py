@@ -12,7 +12,7 @@ from datetime import timedelta
 import click
 from sqlalchemy import delete, or_, select, update
 
-from itsm.cli import emit_json, pass_itsm
+from itsm.core.cli_kit import emit_json, pass_itsm
 from itsm.core.errors import ItsmError, NotFound
 from itsm.core.models import Delivery, Event, utcnow
 

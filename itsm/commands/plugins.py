@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from itsm.cli import emit_json, pass_itsm
+from itsm.core.cli_kit import emit_json, pass_itsm
 from itsm.core.errors import ItsmError
 
 # The commands import itsm.core.plugin_admin themselves: every `itsm` run loads this module.

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from itsm.cli import pass_itsm
+from itsm.core.cli_kit import pass_itsm
 
 
 @click.group("records")

@@ -6,10 +6,10 @@ import sys
 
 import click
 
-from itsm.cli import emit_json, pass_itsm
 from itsm.core import sla
 from itsm.core.auth import Actor
 from itsm.core.calendars import load_calendars
+from itsm.core.cli_kit import emit_json, pass_itsm
 
 
 @click.group("sla")

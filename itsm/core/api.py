@@ -107,8 +107,21 @@ def init_app(app: Flask) -> None:
         return error_response(exc.code or 500, code, exc.description or exc.name,
                               headers=headers)
 
+    def missing_table_response(exc: DBAPIError) -> Response | None:
+        # A table the code needs is not there (an upgrade was not run): say which and
+        # how to fix it, instead of "the database is unavailable" or an internal error.
+        from itsm.core.migrate import missing_table
+
+        missing = missing_table(_itsm(), exc)
+        if missing is None:
+            return None
+        log.error("%s", missing.message)
+        return handle_itsm_error(missing)
+
     @app.errorhandler(OperationalError)
     def handle_database_down(exc: DBAPIError):
+        if (missing := missing_table_response(exc)) is not None:
+            return missing
         # The transaction was rolled back; the pool drops the dead connections (pre-ping),
         # so the service comes back by itself once the database answers again.
         log.error("database unavailable: %s", " ".join(str(exc.orig).strip().splitlines()[:1]))
@@ -121,6 +134,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def handle_database_error(exc: DBAPIError):
+        if (missing := missing_table_response(exc)) is not None:
+            return missing  # PostgreSQL and MariaDB raise it as a ProgrammingError
         if exc.connection_invalidated:  # the connection broke: the database went away
             return handle_database_down(exc)
         log.exception("database error")

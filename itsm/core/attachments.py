@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Protocol
 
-from itsm.core.errors import ItsmError, NotFound
+from itsm.plugin import ItsmError, NotFound
 
 
 class TooLarge(ItsmError):

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from itsm.core.errors import ConfigError
+from itsm.plugin import ConfigError
 
 _DRIVERS = {
     "postgres": "postgresql+psycopg",

@@ -68,6 +68,14 @@ class PluginError(ItsmError):
     code = "plugin"
 
 
+class SchemaMissing(ItsmError):
+    """A table the code needs is not in the database: an upgrade was not run. Not the
+    database being down (503, retry): nothing changes until an admin migrates."""
+
+    status = 500
+    code = "schema_missing"
+
+
 def load_input(schema: Schema, data: Any, *, what: str = "input", **kwargs: Any) -> Any:
     """``schema.load(data)`` for a plugin's service layer: anything but an object, or any
     marshmallow error, becomes a :class:`ValidationError` (422 with field messages) whose

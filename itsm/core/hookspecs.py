@@ -69,7 +69,8 @@ def itsm_migrations() -> Migrations | None:
     one with ``branch_labels = ("<label>",)`` and ``depends_on = "core_0001"``), or
     ``tables``, SQLAlchemy tables that itsm creates when missing (fine for a small plugin
     whose schema never changes). A plugin with a ``migrations/versions`` folder beside
-    its module needs no implementation: the folder is found by convention.
+    its module needs no implementation: the folder is found by convention; and a plugin
+    with neither owns its record types' tables, created when missing.
 
     All results are used; return None when the plugin owns no tables.
     """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Table
 from sqlalchemy import inspect as sa_inspect
 
-from itsm.core.errors import PluginError
+from itsm.core.errors import PluginError, SchemaMissing
 
 # Alembic is imported where it is used: a server never migrates, and importing it is a
 # fifth of the start-up time.
@@ -57,12 +58,81 @@ def call_plugin(info: PluginInfo, hook: str, **kwargs):
 
 
 def plugin_migrations(info: PluginInfo) -> Migrations | None:
+    """The schema ``info``'s plugin owns: what its ``itsm_migrations`` declares, else the
+    ``migrations/versions`` folder beside its module, else its record types' tables.
+
+    The last default lets a small plugin with a record type and no migrations work from
+    its first request: ``itsm plugins enable`` and ``itsm db upgrade`` create the tables
+    when missing (and ``--purge`` drops them), as for ``Migrations(tables=...)``.
+    """
     declared = call_plugin(info, "itsm_migrations")
     if declared is not None:
         return declared
     folder = info.path / "migrations" / "versions" if info.path else None
     if folder and folder.is_dir():
         return Migrations(branch=info.name, path=folder)
+    tables = record_type_tables(call_plugin(info, "itsm_record_types") or ())
+    return Migrations(branch=info.name, tables=tables) if tables else None
+
+
+def record_type_tables(types: Sequence) -> list[Table]:
+    """The tables of the record types' own models, each once, in declaration order;
+    the core's ``record`` table (a type stored in it alone) is never a plugin's."""
+    from itsm.core.models import Record
+
+    out: list[Table] = []
+    for rt in types:
+        table = getattr(rt.model, "__table__", None)
+        if isinstance(table, Table) and table is not Record.__table__ and table not in out:
+            out.append(table)
+    return out
+
+
+# What SQLite, PostgreSQL and MariaDB/MySQL say of a table that is not there.
+_MISSING_TABLE = re.compile(r"no such table: (?:\w+\.)?(\w+)"
+                            r"|relation \"(?:\w+\.)?(\w+)\" does not exist"
+                            r"|Table '(?:[^'.]+\.)?([^'.]+)' doesn't exist")
+
+
+def missing_table(itsm: Itsm | None, exc: BaseException) -> SchemaMissing | None:
+    """The error to show for a database error ``exc`` that says a table is missing, naming
+    the table, the plugin that owns it and the fix; None for any other error."""
+    found = _MISSING_TABLE.search(str(getattr(exc, "orig", None) or exc))
+    if found is None:
+        return None
+    table = next(name for name in found.groups() if name)
+    owner = _table_owner(itsm, table) if itsm is not None else None
+    if owner == CORE_BRANCH:  # no schema at all, most likely: init migrates and sets up
+        return SchemaMissing(f"table {table!r} of the core is missing: run `itsm init`")
+    of = f" of plugin {owner!r}" if owner else ""
+    return SchemaMissing(f"table {table!r}{of} is missing: run `itsm db upgrade`")
+
+
+def _table_owner(itsm: Itsm, table: str) -> str | None:
+    """The plugin (or ``core``) whose model or declared schema holds ``table``."""
+    from itsm.core.models import Base
+
+    for rt in itsm.types:
+        if getattr(getattr(rt.model, "__table__", None), "name", None) == table:
+            return rt.plugin or None
+    plugins = itsm.host.plugins
+    for mapper in Base.registry.mappers:
+        if getattr(mapper.local_table, "name", None) != table:
+            continue
+        module = mapper.class_.__module__
+        if module.startswith("itsm.core."):
+            return CORE_BRANCH
+        for name, info in plugins.items():
+            top = info.module.__name__
+            if module == top or module.startswith(top + "."):
+                return name
+    for name, info in plugins.items():
+        try:
+            found = plugin_migrations(info)
+        except Exception:  # noqa: BLE001 - a broken plugin is reported elsewhere
+            continue
+        if found and any(t.name == table for t in found.tables):
+            return name
     return None
 
 

@@ -30,12 +30,13 @@ from flask import (
 from markupsafe import Markup
 from marshmallow import fields as mf
 from marshmallow import missing, validate
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from itsm.core.auth import Actor
 from itsm.core.context import current_itsm
 from itsm.core.errors import ItsmError, Unauthorized
+from itsm.core.migrate import missing_table
 from itsm.core.records import STAFF_ONLY_FIELDS, RecordService, RecordType
 from itsm.core.schemas import CoreRecordIn
 from itsm.core.web import (
@@ -289,8 +290,19 @@ def _no_such_page(exc: HTTPException):
     return body, status, headers
 
 
+def _missing_table(exc: Exception):
+    """The error page for a table that is not there (an upgrade was not run), or None."""
+    schema = missing_table(_itsm(), exc) if isinstance(exc, DBAPIError) else None
+    if schema is None:
+        return None
+    log.error("%s", schema.message)
+    return _error_page(schema.status, schema.message)
+
+
 @bp.errorhandler(OperationalError)
 def _database_down(exc: OperationalError):
+    if (page := _missing_table(exc)) is not None:
+        return page
     log.error("database unavailable: %s", exc.orig)
     body, status = _error_page(503, "The database is unavailable. Try again in a minute.")
     return body, status, {"Retry-After": "5"}
@@ -298,6 +310,8 @@ def _database_down(exc: OperationalError):
 
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception):
+    if (page := _missing_table(exc)) is not None:
+        return page  # PostgreSQL and MariaDB raise it as a ProgrammingError
     log.exception("unhandled error on %s %s", request.method, request.path)
     return _error_page(500, "An unexpected error happened; it has been logged.")
 

@@ -41,7 +41,7 @@ when the type has one).
 
 from __future__ import annotations
 
-from itsm import Plugin, hookimpl
+from itsm.plugin import Plugin, hookimpl
 
 plugin = Plugin(
     name="alertmanager",

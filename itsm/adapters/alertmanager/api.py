@@ -6,9 +6,7 @@ from flask import Blueprint, jsonify
 
 from itsm.adapters.alertmanager.processing import handle
 from itsm.adapters.alertmanager.schemas import AlertmanagerPayload, AlertmanagerResult
-from itsm.core.api import current_actor, document, json_body
-from itsm.core.app import current_itsm
-from itsm.core.errors import Forbidden
+from itsm.plugin import Forbidden, current_actor, current_itsm, document, json_body
 
 bp = Blueprint("alertmanager_api", __name__, url_prefix="/api/v1/integrations/alertmanager")
 TAGS = ["Integrations"]

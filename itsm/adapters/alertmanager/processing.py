@@ -19,9 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from itsm.adapters.alertmanager.models import AlertIncident
-from itsm.core.errors import StaleRecord
-from itsm.core.models import Record, utcnow
-from itsm.core.records import RecordService
+from itsm.plugin import Record, RecordService, StaleRecord, utcnow
 
 log = logging.getLogger("itsm.alertmanager")
 

@@ -24,7 +24,7 @@ Message-ID still serves replies that keep In-Reply-To).
 
 from __future__ import annotations
 
-from itsm import Plugin, hookimpl
+from itsm.plugin import Plugin, hookimpl
 
 plugin = Plugin(
     name="email",

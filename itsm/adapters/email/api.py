@@ -6,9 +6,7 @@ from flask import Blueprint, jsonify
 from marshmallow import RAISE, Schema, fields, validate
 
 from itsm.adapters.email import preferences
-from itsm.core.api import current_actor, document, json_body
-from itsm.core.app import current_itsm
-from itsm.core.errors import Unauthorized
+from itsm.plugin import Unauthorized, current_actor, current_itsm, document, json_body
 
 bp = Blueprint("email_api", __name__, url_prefix="/api/v1/notification-preferences")
 TAGS = ["Notifications"]

@@ -34,8 +34,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from sqlalchemy import select
 
 from itsm.adapters.email.models import NotificationPreference
-from itsm.core.models import User
-from itsm.core.notify import EventMessage, Recipient, reply_token
+from itsm.plugin import EventMessage, Recipient, User, reply_token
 
 log = logging.getLogger("itsm.notify.email")
 
@@ -227,7 +226,7 @@ class EmailChannel:
     name = CHANNEL
 
     def deliver(self, message: EventMessage, recipient: Recipient) -> None:
-        from itsm.core.app import current_itsm
+        from itsm.plugin import current_itsm
 
         itsm = current_itsm()
         settings = itsm.plugin_settings("email")

@@ -9,10 +9,7 @@ import click
 
 from itsm.adapters.email import preferences
 from itsm.adapters.email.channel import build_message, send
-from itsm.cli import emit_json, pass_itsm
-from itsm.core.auth import user_by_email
-from itsm.core.errors import ItsmError
-from itsm.core.notify import EventMessage
+from itsm.plugin import EventMessage, ItsmError, emit_json, pass_itsm, user_by_email
 
 
 @click.group("email")

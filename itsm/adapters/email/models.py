@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from itsm.core.models import Base
+from itsm.plugin import Base
 
 
 class NotificationPreference(Base):

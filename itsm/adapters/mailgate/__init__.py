@@ -25,7 +25,7 @@ authserv-id, whose Authentication-Results are believed), ``dkim_verify``, ``boun
 
 from __future__ import annotations
 
-from itsm import Plugin, hookimpl
+from itsm.plugin import Plugin, hookimpl
 
 plugin = Plugin(
     name="mailgate",
@@ -54,7 +54,7 @@ def itsm_cli_commands():
 def itsm_notification_recipients(event):
     """A refused or held mail's bounce goes to its sender, by e-mail."""
     from itsm.adapters.mailgate.service import BOUNCE_EVENTS
-    from itsm.core.notify import Recipient
+    from itsm.plugin import Recipient
 
     to = event.payload.get("to") if event.name in BOUNCE_EVENTS else None
     return [Recipient("email", str(to))] if to else None

@@ -15,8 +15,7 @@ from itsm.adapters.mailgate.service import (
     ingest,
     release,
 )
-from itsm.cli import pass_itsm
-from itsm.core.errors import ItsmError
+from itsm.plugin import ItsmError, pass_itsm
 
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the message and delivers it again later
 

@@ -8,7 +8,7 @@ from aiosmtpd.controller import Controller
 from flask import Flask
 
 from itsm.adapters.mailgate.service import MailDeferred, MailRejected, ingest
-from itsm.core.errors import ItsmError
+from itsm.plugin import ItsmError
 
 log = logging.getLogger("itsm.mailgate")
 

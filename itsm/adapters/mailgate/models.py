@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from itsm.core.models import Base, UTCDateTime, utcnow
+from itsm.plugin import Base, UTCDateTime, utcnow
 
 
 class IngestedMessage(Base):

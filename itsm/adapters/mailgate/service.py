@@ -49,11 +49,20 @@ from itsm.adapters.mailgate.trust import (
     verified_by_dkim,
     verified_by_mta,
 )
-from itsm.core.auth import Actor, agency_by_code, create_user, known_roles
-from itsm.core.errors import ItsmError, NotFound
-from itsm.core.inputs import InputError, check_text
-from itsm.core.models import Event, Record, User
-from itsm.core.records import RecordService
+from itsm.plugin import (
+    Actor,
+    Event,
+    InputError,
+    ItsmError,
+    NotFound,
+    Record,
+    RecordService,
+    User,
+    agency_by_code,
+    check_text,
+    create_user,
+    known_roles,
+)
 
 log = logging.getLogger("itsm.mailgate")
 

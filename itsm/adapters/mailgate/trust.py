@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from email.message import EmailMessage
 from email.utils import getaddresses
 
-from itsm.core.notify import reply_token
+from itsm.plugin import reply_token
 
 MESSAGE_ID_TOKEN = re.compile(r"<itsm\.([A-Za-z]{2,8}[0-9]{1,12})\.(?:[^<>@]+\.)?"
                               r"([a-z2-7]{24})@[^<>]+>", re.IGNORECASE)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from itsm import Plugin, hookimpl
-from itsm.core.notify import EventMessage, Recipient
+from itsm.plugin import EventMessage, Plugin, Recipient, hookimpl
 
 plugin = Plugin(
     name="notify_log",
@@ -38,7 +37,7 @@ def itsm_notification_channels() -> list[LogChannel]:
 
 @hookimpl
 def itsm_notification_recipients(event: EventMessage) -> list[Recipient]:
-    from itsm.core.app import current_itsm
+    from itsm.plugin import current_itsm
 
     wanted = current_itsm().plugin_settings("notify_log")["events"]
     names = {n.strip() for n in str(wanted).split(",")}

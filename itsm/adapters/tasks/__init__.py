@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import logging
 
-from itsm import Plugin, hookimpl
-from itsm.core.notify import EventMessage
+from itsm.plugin import EventMessage, Plugin, hookimpl
 
 log = logging.getLogger("itsm.tasks")
 
@@ -39,7 +38,7 @@ plugin = Plugin(name="tasks", version="0.1.0",
 @hookimpl
 def itsm_event_committed(event: EventMessage) -> None:
     """Queue a delivery run right after a commit (best effort: the cycle catches up)."""
-    from itsm.core.app import current_itsm
+    from itsm.plugin import current_itsm
 
     settings = current_itsm().plugin_settings("tasks")
     if not (settings["broker_url"] and settings["kick_on_commit"]):

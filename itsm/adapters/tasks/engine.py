@@ -24,7 +24,7 @@ def make_celery(app: Flask) -> Celery:
     settings = itsm.plugin_settings("tasks")
     broker = settings["broker_url"]
     if not broker:
-        from itsm.core.errors import ConfigError
+        from itsm.plugin import ConfigError
 
         raise ConfigError("plugins.tasks.broker_url is not set: name a Redis or RabbitMQ "
                           "broker in itsm.toml ([plugins.tasks] broker_url = ...)")
@@ -41,7 +41,7 @@ def make_celery(app: Flask) -> Celery:
 
     @celery.task(name=CYCLE)
     def cycle() -> dict[str, Any]:
-        from itsm.core.jobs import run_cycle
+        from itsm.plugin import run_cycle
 
         with app.app_context():
             stats = run_cycle(itsm)
@@ -62,7 +62,7 @@ _publisher: Celery | None = None
 def kick() -> None:
     """Ask a worker for a delivery run now; never raises, never waits long."""
     global _publisher
-    from itsm.core.app import current_itsm
+    from itsm.plugin import current_itsm
 
     try:
         itsm = current_itsm()

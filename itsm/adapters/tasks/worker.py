@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from itsm.adapters.tasks.engine import make_celery
-from itsm.core.app import create_app
+from itsm.plugin import create_app
 
 app = make_celery(create_app())

@@ -16,8 +16,7 @@ Settings (``[plugins.webhooks]``): ``timeout`` (seconds per POST), ``max_payload
 
 from __future__ import annotations
 
-from itsm import Plugin, hookimpl
-from itsm.core.notify import EventMessage, Recipient
+from itsm.plugin import EventMessage, Plugin, Recipient, hookimpl
 
 plugin = Plugin(
     name="webhooks",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from itsm.adapters.webhooks import subscriptions
-from itsm.cli import emit_json, pass_itsm
+from itsm.plugin import emit_json, pass_itsm
 
 
 @click.group("webhooks")

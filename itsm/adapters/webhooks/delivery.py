@@ -34,9 +34,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from itsm import __version__
 from itsm.adapters.webhooks.models import WebhookSubscription
-from itsm.core.notify import EventMessage, Recipient
+from itsm.plugin import ITSM_VERSION, EventMessage, Recipient
 
 log = logging.getLogger("itsm.notify.webhook")
 
@@ -107,7 +106,7 @@ class WebhookChannel:
     name = CHANNEL
 
     def deliver(self, message: EventMessage, recipient: Recipient) -> None:
-        from itsm.core.app import current_itsm
+        from itsm.plugin import current_itsm
 
         itsm = current_itsm()
         settings = itsm.plugin_settings("webhooks")
@@ -121,7 +120,7 @@ class WebhookChannel:
             url, secret, fmt = subscription.url, subscription.secret, subscription.format
         body = encode(message, fmt, int(settings["max_payload_bytes"]))
         headers = {"Content-Type": "application/json",
-                   "User-Agent": f"itsm-webhooks/{__version__}",
+                   "User-Agent": f"itsm-webhooks/{ITSM_VERSION}",
                    "X-Itsm-Event": message.name,
                    "X-Itsm-Event-Id": str(message.id),
                    "Idempotency-Key": idempotency_key(message, recipient),

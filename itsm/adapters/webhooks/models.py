@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from itsm.core.models import Base, utcnow
+from itsm.plugin import Base, utcnow
 
 
 class WebhookSubscription(Base):

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from itsm.adapters.webhooks.models import WebhookSubscription
-from itsm.core.errors import NotFound, ValidationError
+from itsm.plugin import NotFound, ValidationError
 
 FORMATS = ("json", "slack")
 # An event name, a prefix wildcard (record.*) or * alone.

@@ -19,7 +19,7 @@ Another plugin (a transition gate) finds a service and publishes it through the 
 
 from __future__ import annotations
 
-from itsm import Plugin
+from itsm.plugin import Plugin
 from itsm.plugins.catalog.hooks import (
     itsm_blueprints,
     itsm_change_service_status,

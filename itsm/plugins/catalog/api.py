@@ -8,10 +8,15 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from marshmallow import RAISE, Schema, fields, validate
 
-from itsm.core.api import current_actor, document, json_body
-from itsm.core.app import current_itsm
-from itsm.core.errors import NotFound, ValidationError
-from itsm.core.models import Agency
+from itsm.plugin import (
+    Agency,
+    NotFound,
+    ValidationError,
+    current_actor,
+    current_itsm,
+    document,
+    json_body,
+)
 from itsm.plugins.catalog import reports
 from itsm.plugins.catalog import service as catalog
 from itsm.plugins.catalog.models import SERVICE_STATUSES

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import click
 
-from itsm.cli import emit_json, pass_itsm
-from itsm.core.auth import Actor
-from itsm.core.errors import ItsmError
+from itsm.plugin import Actor, ItsmError, emit_json, pass_itsm
 
 
 def _fail(exc: ItsmError) -> click.ClickException:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from itsm.core.demo import DemoContext, ensure_group
+from itsm.plugin import DemoContext, ensure_group
 from itsm.plugins.catalog.exchange import import_catalog
 from itsm.plugins.catalog.service import ensure_category
 

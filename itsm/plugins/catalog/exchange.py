@@ -10,9 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from itsm.core.errors import ItsmError, ValidationError
-from itsm.core.models import Agency, User
-from itsm.core.records import RecordService
+from itsm.plugin import Agency, ItsmError, RecordService, User, ValidationError
 from itsm.plugins.catalog import service as catalog
 from itsm.plugins.catalog.models import Approver, Category, Offering, Service
 

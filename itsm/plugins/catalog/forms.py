@@ -16,7 +16,7 @@ from typing import Any
 import marshmallow
 from marshmallow import Schema, fields, validate, validates_schema
 
-from itsm.core.errors import ValidationError, messages_of
+from itsm.plugin import ValidationError, messages_of
 
 FIELD_TYPES = ("text", "textarea", "integer", "date", "email", "choice", "multichoice",
                "checkbox")

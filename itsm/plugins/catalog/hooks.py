@@ -7,16 +7,26 @@ from marshmallow import Schema, fields
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from itsm import hookimpl
-from itsm.core.app import current_itsm
-from itsm.core.auth import Actor, Permission
-from itsm.core.errors import ValidationError
-from itsm.core.models import Group, Record, utcnow
-from itsm.core.records import LinkKind, RecordChange, RecordService, RecordType
-from itsm.core.services import ServiceRef
-from itsm.core.sla import SlaTarget
-from itsm.core.web import NavItem
-from itsm.core.workflow import State, Transition, Workflow
+from itsm.plugin import (
+    Actor,
+    Group,
+    LinkKind,
+    NavItem,
+    Permission,
+    Record,
+    RecordChange,
+    RecordService,
+    RecordType,
+    ServiceRef,
+    SlaTarget,
+    State,
+    Transition,
+    ValidationError,
+    Workflow,
+    current_itsm,
+    hookimpl,
+    utcnow,
+)
 from itsm.plugins.catalog.forms import checked_answers
 from itsm.plugins.catalog.models import (
     Approver,

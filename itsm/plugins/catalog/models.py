@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from itsm.core.models import Base, Record, utcnow
+from itsm.plugin import Base, Record, utcnow
 
 SERVICE_STATUSES = ("planned", "in_transition", "live", "retired")
 BILLING_PERIODS = ("", "one_time", "monthly", "quarterly", "yearly", "per_use")

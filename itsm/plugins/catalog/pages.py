@@ -18,12 +18,19 @@ from typing import Any
 from flask import Blueprint, flash, redirect, request, url_for
 from sqlalchemy import select
 
-from itsm.core.app import current_itsm
-from itsm.core.console import error_text, field_messages, page_actor, page_blueprint, render_page
-from itsm.core.errors import ItsmError, NotFound
-from itsm.core.models import Agency
-from itsm.core.query import ListQuery
-from itsm.core.records import RecordService
+from itsm.plugin import (
+    Agency,
+    ItsmError,
+    ListQuery,
+    NotFound,
+    RecordService,
+    current_itsm,
+    error_text,
+    field_messages,
+    page_actor,
+    page_blueprint,
+    render_page,
+)
 from itsm.plugins.catalog import service as catalog
 from itsm.plugins.catalog.forms import summary_of
 from itsm.plugins.catalog.hooks import REQUEST_WORKFLOW, TASK_WORKFLOW, tasks_of

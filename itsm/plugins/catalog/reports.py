@@ -9,9 +9,7 @@ from typing import Any
 from marshmallow import Schema, fields
 from sqlalchemy import func, select
 
-from itsm.core.errors import ValidationError
-from itsm.core.models import Agency, utcnow
-from itsm.core.records import RecordService
+from itsm.plugin import Agency, RecordService, ValidationError, utcnow
 from itsm.plugins.catalog.models import FEEDBACK_STATES, Feedback, Service, ServiceRequest
 
 DEFAULT_DAYS = 90

@@ -19,11 +19,20 @@ from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from itsm.core.errors import Conflict, Forbidden, NotFound, ValidationError
-from itsm.core.errors import load_input as load
-from itsm.core.models import Agency, Group, User, utcnow
-from itsm.core.records import RecordService
-from itsm.core.services import ServiceRef, check_status_change
+from itsm.plugin import (
+    Agency,
+    Conflict,
+    Forbidden,
+    Group,
+    NotFound,
+    RecordService,
+    ServiceRef,
+    User,
+    ValidationError,
+    check_status_change,
+    utcnow,
+)
+from itsm.plugin import load_input as load
 from itsm.plugins.catalog.forms import check_definition, checked_answers, summary_of
 from itsm.plugins.catalog.models import (
     APPROVALS,

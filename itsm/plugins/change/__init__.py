@@ -25,7 +25,7 @@ Files: ``models.py`` (tables), ``workflow.py`` (schema, workflow, guards),
 
 from __future__ import annotations
 
-from itsm import Plugin
+from itsm.plugin import Plugin
 from itsm.plugins.change.hooks import (
     itsm_blueprints,
     itsm_cli_commands,

@@ -18,9 +18,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Blueprint, jsonify, request
 from marshmallow import RAISE, Schema, fields, validate
 
-from itsm.core.api import current_actor, document, json_body
-from itsm.core.app import current_itsm
-from itsm.core.errors import ValidationError
+from itsm.plugin import ValidationError, current_actor, current_itsm, document, json_body
 from itsm.plugins.change import catalogs, reports, schedule
 from itsm.plugins.change import gate as deploy_gate
 from itsm.plugins.change import service as changes

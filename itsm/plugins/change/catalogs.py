@@ -16,9 +16,17 @@ from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from itsm.core.errors import Conflict, NotFound, ValidationError, load_input
-from itsm.core.models import Base, Group, GroupMember, User
-from itsm.core.records import RecordService
+from itsm.plugin import (
+    Base,
+    Conflict,
+    Group,
+    GroupMember,
+    NotFound,
+    RecordService,
+    User,
+    ValidationError,
+    load_input,
+)
 from itsm.plugins.change import service as changes
 from itsm.plugins.change.models import (
     CHANGE_TYPES,

@@ -8,9 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from itsm.cli import emit_json, pass_itsm
-from itsm.core.auth import Actor
-from itsm.core.errors import ItsmError
+from itsm.plugin import Actor, ItsmError, emit_json, pass_itsm
 from itsm.plugins.change import catalogs, reports
 
 

@@ -8,9 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from itsm.core.demo import DemoContext, ensure_group
-from itsm.core.errors import ItsmError
-from itsm.core.models import GroupMember, utcnow
+from itsm.plugin import DemoContext, GroupMember, ItsmError, ensure_group, utcnow
 from itsm.plugins.change import service as changes
 from itsm.plugins.change.models import (
     Approval,

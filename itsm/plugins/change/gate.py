@@ -13,9 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from itsm.core.errors import ValidationError
-from itsm.core.models import utcnow
-from itsm.core.records import RecordService
+from itsm.plugin import RecordService, ValidationError, utcnow
 from itsm.plugins.change.models import Change, GateCall
 from itsm.plugins.change.service import (
     ACTIVE_STATES,

@@ -8,14 +8,22 @@ from flask import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from itsm import hookimpl
-from itsm.core.app import current_itsm
-from itsm.core.auth import Actor, Permission
-from itsm.core.demo import DemoContext
-from itsm.core.models import Record, User
-from itsm.core.notify import EventMessage, Recipient
-from itsm.core.records import LinkKind, RecordChange, RecordService, RecordType
-from itsm.core.web import NavItem
+from itsm.plugin import (
+    Actor,
+    DemoContext,
+    EventMessage,
+    LinkKind,
+    NavItem,
+    Permission,
+    Recipient,
+    Record,
+    RecordChange,
+    RecordService,
+    RecordType,
+    User,
+    current_itsm,
+    hookimpl,
+)
 from itsm.plugins.change import service as changes
 from itsm.plugins.change.models import Approval, Change
 from itsm.plugins.change.workflow import CAUSED, CHANGE

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from itsm.core.models import Base, Record, utcnow
+from itsm.plugin import Base, Record, utcnow
 
 CHANGE_TYPES = ("standard", "normal", "emergency")
 RISK_LEVELS = ("low", "medium", "high")

@@ -16,9 +16,7 @@ from typing import Any
 
 from flask import flash, redirect, request, url_for
 
-from itsm.core.app import current_itsm
-from itsm.core.console import error_text, page_actor, page_blueprint, render_page
-from itsm.core.errors import ItsmError
+from itsm.plugin import ItsmError, current_itsm, error_text, page_actor, page_blueprint, render_page
 from itsm.plugins.change import schedule
 from itsm.plugins.change import service as changes
 

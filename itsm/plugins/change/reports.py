@@ -8,10 +8,7 @@ from typing import Any
 from marshmallow import Schema, fields
 from sqlalchemy import or_, select
 
-from itsm.core.auth import Actor
-from itsm.core.errors import ValidationError
-from itsm.core.models import Link, Record, utcnow
-from itsm.core.records import RecordService
+from itsm.plugin import Actor, Link, Record, RecordService, ValidationError, utcnow
 from itsm.plugins.change import service as changes
 from itsm.plugins.change.models import Change
 
@@ -110,7 +107,7 @@ def _incident_numbers(session, change: Change) -> list[str]:
 
 def report_for(actor: Actor, days: int) -> dict[str, Any]:
     """The report as ``actor`` may see it, in a transaction of its own."""
-    from itsm.core.app import current_itsm
+    from itsm.plugin import current_itsm
 
     with current_itsm().unit_of_work(actor) as service:
         return summary(service, days)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from itsm.core.records import RecordService
+from itsm.plugin import RecordService
 from itsm.plugins.change.gate import gate_calls
 from itsm.plugins.change.models import Approval, Change, FreezeWindow
 from itsm.plugins.change.service import (

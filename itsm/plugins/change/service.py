@@ -16,11 +16,23 @@ from typing import Any
 from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
-from itsm.core.app import current_itsm
-from itsm.core.auth import Actor
-from itsm.core.errors import Conflict, Forbidden, NotFound, ValidationError
-from itsm.core.models import Event, Group, GroupMember, Link, Record, User, utcnow
-from itsm.core.records import RecordService, RecordType
+from itsm.plugin import (
+    Actor,
+    Conflict,
+    Event,
+    Forbidden,
+    Group,
+    GroupMember,
+    Link,
+    NotFound,
+    Record,
+    RecordService,
+    RecordType,
+    User,
+    ValidationError,
+    current_itsm,
+    utcnow,
+)
 from itsm.plugins.change.models import (
     Approval,
     CabRule,

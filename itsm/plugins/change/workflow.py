@@ -14,9 +14,7 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 from sqlalchemy.orm import Session
 
-from itsm.core.auth import Actor
-from itsm.core.records import LinkKind, RecordType
-from itsm.core.workflow import State, Transition, Workflow
+from itsm.plugin import Actor, LinkKind, RecordType, State, Transition, Workflow
 from itsm.plugins.change import service as changes
 from itsm.plugins.change.models import CHANGE_TYPES, OUTCOMES, Change
 

@@ -18,7 +18,7 @@ and changes reach incidents through links, events and the suggestions hook.
 
 from __future__ import annotations
 
-from itsm import Plugin
+from itsm.plugin import Plugin
 from itsm.plugins.incident.hooks import (
     itsm_blueprints,
     itsm_cli_commands,

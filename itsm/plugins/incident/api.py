@@ -9,12 +9,19 @@ from flask import Blueprint, jsonify, request
 from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import select
 
-from itsm.core.api import current_actor, document, json_body
-from itsm.core.app import current_itsm
-from itsm.core.errors import Conflict, Forbidden, ValidationError
-from itsm.core.models import Record, utcnow
-from itsm.core.records import RecordService
-from itsm.core.sla_models import SlaClock
+from itsm.plugin import (
+    Conflict,
+    Forbidden,
+    Record,
+    RecordService,
+    SlaClock,
+    ValidationError,
+    current_actor,
+    current_itsm,
+    document,
+    json_body,
+    utcnow,
+)
 from itsm.plugins.incident.hooks import CHILD_OF, OPEN_STATES, REVIEWS, linked
 from itsm.plugins.incident.models import Incident
 
@@ -233,7 +240,7 @@ def breaching_soon(actor, args) -> list[dict[str, Any]]:
                        SlaClock.breach_due_at <= horizon)
                 .order_by(SlaClock.breach_due_at, Incident.id).limit(200))
         if args.get("group"):
-            from itsm.core.models import Group
+            from itsm.plugin import Group
 
             stmt = stmt.join(Group, Group.id == Incident.group_id).where(
                 Group.name == args["group"][:100])

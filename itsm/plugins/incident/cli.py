@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from itsm.cli import emit_json, pass_itsm
-from itsm.core.auth import Actor
-from itsm.core.models import utcnow
+from itsm.plugin import Actor, emit_json, pass_itsm, sweep_sla_clocks, utcnow
 
 
 @click.group()
@@ -18,11 +16,10 @@ def incident() -> None:
 @pass_itsm
 def housekeeping(itsm) -> None:
     """Take due escalation steps and close quiet resolved incidents now."""
-    from itsm.core import sla
     from itsm.plugins.incident.hooks import auto_close, escalate
 
     now = utcnow()
-    sla.sweep(itsm, now)
+    sweep_sla_clocks(itsm, now)
     escalated = escalate(now)
     closed = auto_close(now)
     click.echo(f"escalation steps taken: {escalated}; incidents closed: {closed}")
@@ -59,7 +56,7 @@ def breaching(itsm, within: int, group: str | None, as_json: bool) -> None:
 @pass_itsm
 def report(itsm, days: int, group: str | None, as_json: bool) -> None:
     """Incident counts, mean times, SLA compliance, backlog and weekly trends."""
-    from itsm.core.errors import ItsmError
+    from itsm.plugin import ItsmError
     from itsm.plugins.incident.reports import report_for, text_report
 
     try:

@@ -11,24 +11,31 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from itsm import hookimpl
-from itsm.core.app import current_itsm
-from itsm.core.auth import Actor, Permission
-from itsm.core.models import (
+from itsm.plugin import (
+    Actor,
     Event,
+    EventMessage,
     Group,
     GroupMember,
     JournalEntry,
     Link,
+    LinkKind,
+    NavItem,
+    Permission,
+    Recipient,
     Record,
+    RecordChange,
+    RecordService,
+    RecordType,
+    SlaClock,
+    State,
+    Transition,
     User,
+    Workflow,
+    current_itsm,
+    hookimpl,
     utcnow,
 )
-from itsm.core.notify import EventMessage, Recipient
-from itsm.core.records import LinkKind, RecordChange, RecordService, RecordType
-from itsm.core.sla_models import SlaClock
-from itsm.core.web import NavItem
-from itsm.core.workflow import State, Transition, Workflow
 from itsm.plugins.incident import rules
 from itsm.plugins.incident.models import (
     CHANNELS,
@@ -226,7 +233,7 @@ def itsm_record_changed(session: Session, record: Record, change: RecordChange) 
         if change.actor.role == "requester":
             sent = [f for f in STAFF_FIELDS if getattr(record, f)]
             if sent:
-                from itsm.core.errors import ValidationError
+                from itsm.plugin import ValidationError
 
                 raise ValidationError("only IT staff may set " + ", ".join(sent),
                                       fields={f: ["only IT staff may set this field"]

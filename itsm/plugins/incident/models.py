@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from itsm.core.models import Base, Record, utcnow
+from itsm.plugin import Base, Record, utcnow
 
 CHANNELS = ("portal", "email", "phone", "api", "monitoring", "walk_in")
 HOLD_KINDS = ("customer", "supplier", "change")

@@ -19,21 +19,24 @@ import marshmallow
 from flask import Blueprint, flash, jsonify, redirect, request, url_for
 from sqlalchemy import select
 
-from itsm.core.api import current_actor, document
-from itsm.core.app import current_itsm
-from itsm.core.auth import Actor
-from itsm.core.console import (
+from itsm.plugin import (
+    Actor,
+    Group,
+    ItsmError,
+    ListQuery,
+    NavItem,
+    NotFound,
+    RecordService,
+    ValidationError,
+    current_actor,
+    current_itsm,
+    document,
     error_text,
     field_messages,
     page_actor,
     page_blueprint,
     render_page,
 )
-from itsm.core.errors import ItsmError, NotFound, ValidationError
-from itsm.core.models import Group
-from itsm.core.query import ListQuery
-from itsm.core.records import RecordService
-from itsm.core.web import NavItem
 from itsm.plugins.incident import reports, rules
 from itsm.plugins.incident.models import Incident
 

@@ -35,12 +35,18 @@ from marshmallow import Schema, fields
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from itsm.core.app import current_itsm
-from itsm.core.auth import Actor, visibility_scope
-from itsm.core.errors import Forbidden, ValidationError
-from itsm.core.models import Agency, Group, utcnow
-from itsm.core.records import RecordService
-from itsm.core.sla_models import SlaClock
+from itsm.plugin import (
+    Actor,
+    Agency,
+    Forbidden,
+    Group,
+    RecordService,
+    SlaClock,
+    ValidationError,
+    current_itsm,
+    utcnow,
+    visibility_scope,
+)
 from itsm.plugins.incident.hooks import OPEN_STATES
 from itsm.plugins.incident.models import Incident
 

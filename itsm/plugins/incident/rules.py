@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from itsm.core.app import current_itsm
+from itsm.plugin import current_itsm
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     # ITIL's impact x urgency matrix: rows are impact 1 (high) .. 3, columns urgency.

@@ -7,125 +7,28 @@ records of any process (``itsm_suggestions``) and a "propose an article" action 
 resolved records of any process (``itsm_record_actions``). It imports no other plugin.
 
 Access: staff write; requesters read published articles only (for everyone or for
-their agency), enforced for every entry point by ``itsm_permission_check`` below.
+their agency), enforced for every entry point by ``itsm_permission_check`` in ``hooks.py``.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint
-from sqlalchemy.orm import Session
+from itsm.plugin import Plugin
+from itsm.plugins.knowledge.hooks import (
+    itsm_blueprints,
+    itsm_demo_data,
+    itsm_navigation,
+    itsm_permission_check,
+    itsm_permissions,
+    itsm_record_actions,
+    itsm_record_changed,
+    itsm_record_types,
+    itsm_suggestions,
+)
 
-import itsm
-from itsm.core import search
-from itsm.core.auth import Actor, Permission
-from itsm.core.demo import DemoContext
-from itsm.core.models import Record, utcnow
-from itsm.core.records import RecordChange, RecordType
-from itsm.core.search import Suggestion
-from itsm.core.web import NavItem
-from itsm.plugins.knowledge import service as knowledge
-from itsm.plugins.knowledge.rendering import plain_text
-from itsm.plugins.knowledge.workflow import ARTICLE, PUBLISH_PERMISSION, allowed
+plugin = Plugin(name="knowledge", version="0.1.0",
+                description="Knowledge articles: write, review, publish, search, vote.",
+                requires_itsm=">=0.1,<1")
 
-plugin = itsm.Plugin(name="knowledge", version="0.1.0",
-                     description="Knowledge articles: write, review, publish, search, vote.",
-                     requires_itsm=">=0.1,<1")
-
-SUGGESTION_KIND = "Knowledge article"
-
-
-@itsm.hookimpl
-def itsm_record_types() -> list[RecordType]:
-    return [ARTICLE]
-
-
-@itsm.hookimpl
-def itsm_permissions() -> list[Permission]:
-    return [
-        # Replaces the type's automatic staff-only read: requesters read too, and the
-        # permission check below narrows them to published articles.
-        Permission("article.read", "read knowledge articles (requesters: published ones)",
-                   ("agent", "requester")),
-        Permission(PUBLISH_PERMISSION, "publish knowledge articles", ("agent",)),
-        Permission("knowledge.search", "search the published knowledge",
-                   ("agent", "requester")),
-        Permission("knowledge.vote", "say whether a published article helped",
-                   ("agent", "requester")),
-        Permission("knowledge.history", "see every version of an article", ("agent",)),
-    ]
-
-
-@itsm.hookimpl
-def itsm_permission_check(actor: Actor, permission: str, record: Record | None) \
-        -> bool | None:
-    """Requesters read (and vote on) published articles only; everything else is the
-    core default's to decide (returns None)."""
-    if actor.role != "requester" or permission not in ("article.read", "knowledge.vote"):
-        return None
-    if record is None:
-        # The generic list would apply agency scoping meant for tickets; requesters find
-        # articles through the knowledge search instead.
-        return False if permission == "article.read" else None
-    return knowledge.requester_may_read(actor, record)
-
-
-@itsm.hookimpl
-def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
-    """A new version whenever an article's title or body changes; dates of publishing
-    and retiring; all in the transaction of the change."""
-    if record.type != knowledge.TYPE:
-        return
-    if change.kind == "created" or (
-            change.kind == "updated" and {"title", "description"} & set(change.changes)):
-        knowledge.add_version(session, record, change.actor)
-    if change.kind == "transitioned":
-        if record.state == knowledge.PUBLISHED:
-            record.published_at, record.retired_at = utcnow(), None
-        elif record.state == "retired":
-            record.retired_at = utcnow()
-        elif change.transition == "restore":
-            record.retired_at = None
-
-
-@itsm.hookimpl
-def itsm_suggestions(session: Session, actor: Actor, text: str, record: Record | None,
-                     limit: int) -> list[Suggestion]:
-    """Published articles matching a new record's title and description."""
-    hits = search.ranked(session, text, types=[knowledge.TYPE], limit=limit,
-                         where=knowledge.published_for(actor),
-                         exclude=[record.id] if record is not None else [])
-    return [Suggestion(article.number, article.title, SUGGESTION_KIND,
-                       summary=plain_text(article.description, knowledge.SUMMARY_LENGTH),
-                       score=score, url=knowledge.portal_url(article.number))
-            for article, score in hits if allowed(actor, "article.read", article)]
-
-
-@itsm.hookimpl
-def itsm_record_actions(record: Record, actor: Actor) -> list[NavItem] | None:
-    """"Propose a knowledge article" on resolved or closed records of other types."""
-    if knowledge.may_propose_from(record) and allowed(actor, f"{knowledge.TYPE}.create"):
-        return [NavItem("Propose a knowledge article",
-                        f"/knowledge/propose?from={record.number}", order=50)]
-    return None
-
-
-@itsm.hookimpl
-def itsm_navigation(actor: Actor) -> list[NavItem] | None:
-    if allowed(actor, "knowledge.search"):
-        return [NavItem("Knowledge", "/knowledge", order=40)]
-    return None
-
-
-@itsm.hookimpl
-def itsm_blueprints() -> list[Blueprint]:
-    from itsm.plugins.knowledge.api import api
-    from itsm.plugins.knowledge.pages import pages
-
-    return [api, pages]
-
-
-@itsm.hookimpl
-def itsm_demo_data(ctx: DemoContext) -> None:
-    from itsm.plugins.knowledge.demo import load_demo_articles
-
-    load_demo_articles(ctx)
+__all__ = ["itsm_blueprints", "itsm_demo_data", "itsm_navigation", "itsm_permission_check",
+           "itsm_permissions", "itsm_record_actions", "itsm_record_changed",
+           "itsm_record_types", "itsm_suggestions", "plugin"]

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from itsm.core.api import PREFIX, current_actor, document, json_body, with_etag
-from itsm.core.app import current_itsm
-from itsm.core.errors import ValidationError
-from itsm.core.schemas import type_schemas
+from itsm.plugin import API_PREFIX as PREFIX
+from itsm.plugin import (
+    ValidationError,
+    current_actor,
+    current_itsm,
+    document,
+    json_body,
+    type_schemas,
+    with_etag,
+)
 from itsm.plugins.knowledge import service as knowledge
 from itsm.plugins.knowledge.schemas import (
     ArticleHitPage,

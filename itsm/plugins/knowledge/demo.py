@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from itsm.core.demo import DemoContext
+from itsm.plugin import DemoContext
 
 AUTHOR = "agent@demo.itsm"
 

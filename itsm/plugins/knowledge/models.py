@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from itsm.core.models import Base, Record, utcnow
+from itsm.plugin import Base, Record, utcnow
 
 
 class Article(Record):

@@ -11,9 +11,15 @@ from typing import Any
 
 from flask import flash, redirect, request, url_for
 
-from itsm.core.app import current_itsm
-from itsm.core.console import error_text, page_actor, page_blueprint, render_page
-from itsm.core.errors import ItsmError, NotFound
+from itsm.plugin import (
+    ItsmError,
+    NotFound,
+    current_itsm,
+    error_text,
+    page_actor,
+    page_blueprint,
+    render_page,
+)
 from itsm.plugins.knowledge import service as knowledge
 from itsm.plugins.knowledge.rendering import render_markdown
 

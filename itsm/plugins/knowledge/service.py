@@ -13,11 +13,18 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from itsm.core import search
-from itsm.core.auth import Actor
-from itsm.core.errors import Conflict, Forbidden, NotFound, ValidationError
-from itsm.core.models import Record, utcnow
-from itsm.core.records import RecordService
+from itsm.plugin import (
+    Actor,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Record,
+    RecordService,
+    ValidationError,
+    search_ranked,
+    search_terms,
+    utcnow,
+)
 from itsm.plugins.knowledge.models import Article, ArticleVersion, Vote
 from itsm.plugins.knowledge.rendering import plain_text
 
@@ -165,8 +172,8 @@ def search_published(service: RecordService, text: str, limit: int = 20) \
     must match), or the most recently published when ``text`` has no word."""
     service.require("knowledge.search")
     conditions = published_for(service.actor)
-    if search.terms(text):
-        hits = search.ranked(service.session, text, types=[TYPE], where=conditions,
+    if search_terms(text):
+        hits = search_ranked(service.session, text, types=[TYPE], where=conditions,
                              limit=limit, any_term=False)
     else:
         latest = service.session.scalars(

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from flask import has_app_context
 
-from itsm.core.auth import Actor
-from itsm.core.records import RecordType
-from itsm.core.workflow import State, Transition, Workflow
+from itsm.plugin import Actor, RecordType, State, Transition, Workflow
 from itsm.plugins.knowledge.models import Article
 from itsm.plugins.knowledge.schemas import ArticleSchema
 
@@ -25,7 +23,7 @@ PUBLISH_PERMISSION = "knowledge.publish"
 def allowed(actor: Actor, permission: str, record=None) -> bool:
     """Whether ``actor`` holds ``permission`` (optionally on ``record``), asked of every
     plugin's ``itsm_permission_check`` like the record service does."""
-    from itsm.core.app import current_itsm
+    from itsm.plugin import current_itsm
 
     return bool(current_itsm().hook.itsm_permission_check(
         actor=actor, permission=permission, record=record))

@@ -20,227 +20,39 @@ Settings (``[plugins.mou]``): ``notify_channels``, the channels that carry compl
 alerts to the relationship manager (``["email"]``; only enabled channels are used), and
 ``alert_check_minutes``, how often the worker measures the agreements for alerts (60).
 
-Files: ``models.py`` (tables, type, workflow), ``template.py``, ``service.py`` (text,
-targets, contacts, signatures, amendments), ``policy.py`` (SLA policy), ``compliance.py``
-and ``alerts.py`` (reports), ``document.py`` (export), ``api.py``, ``pages.py``,
-``cli.py``, ``demo.py``, and the Alembic branch ``mou`` in ``migrations/versions``.
+Files: ``hooks.py`` (the hook implementations), ``models.py`` (tables, type, workflow),
+``template.py``, ``service.py`` (text, targets, contacts, signatures, amendments),
+``policy.py`` (SLA policy), ``compliance.py`` and ``alerts.py`` (reports),
+``document.py`` (export), ``api.py``, ``pages.py``, ``cli.py``, ``demo.py``, and the
+Alembic branch ``mou`` in ``migrations/versions``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from itsm.plugin import Plugin
+from itsm.plugins.mou.hooks import (
+    itsm_blueprints,
+    itsm_cli_commands,
+    itsm_demo_data,
+    itsm_install_defaults,
+    itsm_navigation,
+    itsm_notification_recipients,
+    itsm_periodic,
+    itsm_permission_check,
+    itsm_permissions,
+    itsm_record_actions,
+    itsm_record_changed,
+    itsm_record_types,
+    itsm_sla_policy,
+)
 
-import click
-from flask import Blueprint
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-import itsm
-from itsm.core.app import current_itsm
-from itsm.core.auth import Actor, Permission
-from itsm.core.demo import DemoContext
-from itsm.core.errors import ValidationError
-from itsm.core.models import Group, Record
-from itsm.core.notify import EventMessage, Recipient
-from itsm.core.records import RecordChange, RecordService, RecordType
-from itsm.core.sla import SlaTarget
-from itsm.core.web import NavItem
-from itsm.plugins.mou import policy, service, template
-from itsm.plugins.mou.models import MOU, Mou, MouContact
-
-plugin = itsm.Plugin(
+plugin = Plugin(
     name="mou", version="0.1.0",
     description="Agreements with customer agencies, their service level targets and compliance.",
     requires_itsm=">=0.1,<1",
     settings={"notify_channels": ["email"], "alert_check_minutes": 60})
 
-
-@itsm.hookimpl
-def itsm_record_types() -> list[RecordType]:
-    """The agreement record type (``MOU…``, ``/api/v1/mous``), staff-managed."""
-    return [MOU]
-
-
-@itsm.hookimpl
-def itsm_permissions() -> list[Permission]:
-    """Reading (agency users too, narrowed below), approving amendments and editing the
-    template (admins), reports (agents)."""
-    return [Permission(f"{MOU.name}.read", "see agreements (agency users: their own "
-                       "agency's agreement in force only)", ("agent", "requester")),
-            Permission(service.APPROVE_PERMISSION, "approve amendments of agreements",
-                       ("admin",)),
-            Permission(service.TEMPLATE_PERMISSION, "edit the standard agreement template",
-                       ("admin",)),
-            Permission(service.REPORT_PERMISSION, "see agencies' compliance with their "
-                       "agreements", ("agent",))]
-
-
-@itsm.hookimpl
-def itsm_permission_check(actor: Actor, permission: str, record: Any) -> bool | None:
-    """Agency users read their own agency's active MOU, and nothing else of this plugin."""
-    if actor.role != "requester" or not permission.startswith("mou."):
-        return None
-    if permission != "mou.read":
-        return False
-    if record is None:
-        return True  # lists: the rows are checked one by one
-    return (actor.agency_id is not None and getattr(record, "type", None) == MOU.name
-            and record.state == "active" and record.agency_id == actor.agency_id
-            and getattr(record, "kind", "mou") == "mou")
-
-
-@itsm.hookimpl(tryfirst=True)
-def itsm_sla_policy(record: Record, metric: str, session: Session | None) \
-        -> SlaTarget | None:
-    """The target of the agreement governing ``record`` (see :mod:`.policy`)."""
-    if session is not None:
-        return policy.target_for(session, record, metric)
-    with current_itsm().Session() as own:
-        return policy.target_for(own, record, metric)
-
-
-@itsm.hookimpl
-def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
-    """A new agreement gets the template's text; approval and activation bookkeeping."""
-    if record.type != MOU.name:
-        return
-    if change.kind == "created":
-        _check_parties(session, record)
-        service.start(session, record, change.actor.email)
-    elif change.kind == "updated" and {"kind", "provider_group", "customer_group",
-                                       "agency"} & set(change.changes):
-        _check_parties(session, record)
-    elif change.kind == "transitioned" and change.transition == "approve":
-        service.on_approved(session, record, change.actor.email)
-    elif change.kind == "transitioned" and change.transition == "activate":
-        if record.effective_from is None:
-            record.effective_from = record.updated_at.date()
-        _supersede_others(session, record)
-
-
-def _check_parties(session: Session, record: Any) -> None:
-    if record.kind == "mou" and record.agency_id is None:
-        raise ValidationError("an MOU needs the agency it is agreed with",
-                              fields={"agency": ["required for an MOU"]})
-    if record.kind == "ola":
-        errors = {}
-        for name in ("provider_group", "customer_group"):
-            value = getattr(record, name) or ""
-            if not session.scalar(select(Group.id).where(Group.name == value)):
-                errors[name] = ["an existing group is required for an OLA"]
-        if errors:
-            raise ValidationError("an OLA is between two existing groups: "
-                                  + ", ".join(sorted(errors)), fields=errors)
-
-
-def _supersede_others(session: Session, record: Any) -> None:
-    """The agreement now in force supersedes the one it replaces (same parties)."""
-    same = (Mou.agency_id == record.agency_id) if record.kind == "mou" else \
-        ((Mou.provider_group == record.provider_group)
-         & (Mou.customer_group == record.customer_group))
-    older = session.scalars(select(Mou).where(Mou.kind == record.kind, Mou.id != record.id,
-                                              Mou.state == "active", same)).all()
-    if older:
-        system = RecordService(current_itsm(), session, Actor.system())
-        for mou in older:
-            system.transition(mou, "supersede", comment=f"superseded by {record.number}")
-
-
-@itsm.hookimpl
-def itsm_blueprints() -> list[Blueprint]:
-    """The API routes and the console and portal pages."""
-    from itsm.plugins.mou.api import api
-    from itsm.plugins.mou.pages import pages
-
-    return [api, pages]
-
-
-@itsm.hookimpl
-def itsm_cli_commands() -> list[click.Command]:
-    """``itsm mou compliance`` and ``itsm mou export``."""
-    from itsm.plugins.mou.cli import mou_group
-
-    return [mou_group]
-
-
-@itsm.hookimpl
-def itsm_navigation(actor: Actor) -> list[NavItem] | None:
-    """"Our agreement" for agency users; agreements and compliance for staff."""
-    if actor.role == "requester":
-        return [NavItem("Our agreement", "/mou/my", order=18)] if actor.agency_id else None
-    items = [NavItem("Agreements", "/mou/", order=70)]
-    install = current_itsm()
-    with install.Session() as session:
-        if RecordService(install, session, actor).can(service.REPORT_PERMISSION):
-            items.append(NavItem("MOU compliance", "/mou/compliance", order=71))
-    return items
-
-
-@itsm.hookimpl
-def itsm_record_actions(record: Record, actor: Actor) -> list[NavItem] | None:
-    """On an agency's record: its relationship manager, from the agreement in force."""
-    if record.type == MOU.name or record.agency_id is None:
-        return None
-    install = current_itsm()
-    with install.Session() as session:
-        mou = service.active_for_agency(session, record.agency_id)
-        if mou is None:
-            return None
-        manager = session.scalar(select(MouContact).where(
-            MouContact.mou_id == mou.id, MouContact.position == 0))
-        url = "/mou/my" if actor.role == "requester" else f"/records/mous/{mou.number}"
-        label = (f"Relationship manager: {manager.name}" if manager
-                 else f"Agreement {mou.number}")
-        return [NavItem(label, url, order=5)]
-
-
-_LAST_CHECK: dict[str, datetime] = {}
-
-
-@itsm.hookimpl
-def itsm_periodic(now: datetime) -> None:
-    """Alert relationship managers of agencies below target (once per target and month).
-
-    Measuring every agreement takes a scan of the month's clocks, so each process does it
-    at most every ``alert_check_minutes``; the alert rows make repeats harmless anyway.
-    """
-    install = current_itsm()
-    minutes = float(install.plugin_settings("mou")["alert_check_minutes"])
-    last = _LAST_CHECK.get("alerts")
-    if last is not None and timedelta(0) <= now - last < timedelta(minutes=minutes):
-        return
-    _LAST_CHECK["alerts"] = now
-    from itsm.plugins.mou import alerts
-
-    alerts.check(install, now)
-
-
-@itsm.hookimpl
-def itsm_notification_recipients(event: EventMessage, session: Session) \
-        -> list[Recipient] | None:
-    """A compliance alert goes to the agency's relationship manager."""
-    from itsm.plugins.mou.alerts import EVENT
-
-    address = event.payload.get("relationship_manager") if event.name == EVENT else None
-    if not address:
-        return None
-    install = current_itsm()
-    wanted = install.plugin_settings("mou")["notify_channels"]
-    if isinstance(wanted, str):
-        wanted = [c.strip() for c in wanted.split(",")]
-    return [Recipient(channel, address) for channel in wanted if channel in install.channels]
-
-
-@itsm.hookimpl
-def itsm_install_defaults(ctx: DemoContext) -> None:
-    """The first version of the standard template."""
-    template.ensure_default(ctx.session)
-
-
-@itsm.hookimpl
-def itsm_demo_data(ctx: DemoContext) -> None:
-    """Two agencies' agreements with different targets, and an OLA."""
-    from itsm.plugins.mou.demo import load
-
-    load(ctx)
+__all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
+           "itsm_navigation", "itsm_notification_recipients", "itsm_periodic",
+           "itsm_permission_check", "itsm_permissions", "itsm_record_actions",
+           "itsm_record_changed", "itsm_record_types", "itsm_sla_policy", "plugin"]

@@ -13,8 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from itsm.core.auth import Actor
-from itsm.core.models import Agency, Event, utcnow
+from itsm.plugin import Actor, Agency, Event, utcnow
 from itsm.plugins.mou import compliance
 from itsm.plugins.mou.models import Mou, MouAlert, MouContact
 

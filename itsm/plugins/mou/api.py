@@ -17,10 +17,15 @@ from flask import Blueprint, Response, jsonify, render_template, request
 from marshmallow import Schema, fields
 from sqlalchemy import select
 
-from itsm.core.api import current_actor, document, json_body
-from itsm.core.app import current_itsm
-from itsm.core.errors import NotFound, ValidationError
-from itsm.core.schemas import CoreRecordOut
+from itsm.plugin import (
+    CoreRecordOut,
+    NotFound,
+    ValidationError,
+    current_actor,
+    current_itsm,
+    document,
+    json_body,
+)
 from itsm.plugins.mou import compliance, service
 from itsm.plugins.mou import document as export
 from itsm.plugins.mou import template as templates

@@ -26,10 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from itsm.core.auth import agency_by_code
-from itsm.core.errors import NotFound, ValidationError
-from itsm.core.models import Record, utcnow
-from itsm.core.sla_models import SlaClock
+from itsm.plugin import NotFound, Record, SlaClock, ValidationError, agency_by_code, utcnow
 from itsm.plugins.mou.models import Mou, MouTarget
 from itsm.plugins.mou.policy import METRICS, source_label, target_key
 

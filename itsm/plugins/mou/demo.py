@@ -6,8 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from itsm.core.demo import DemoContext
-from itsm.core.records import RecordService
+from itsm.plugin import DemoContext, RecordService
 from itsm.plugins.mou import service
 from itsm.plugins.mou.models import MOU, Mou
 

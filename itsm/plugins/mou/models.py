@@ -28,9 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, object_session
 
-from itsm.core.models import Base, Record, utcnow
-from itsm.core.records import RecordType
-from itsm.core.workflow import State, Transition, Workflow
+from itsm.plugin import Base, Record, RecordType, State, Transition, Workflow, utcnow
 
 TYPE_NAME = "mou"
 KINDS = ("mou", "ola")

@@ -12,10 +12,7 @@ from __future__ import annotations
 from flask import Response, request
 from sqlalchemy import select
 
-from itsm.core.app import current_itsm
-from itsm.core.console import page_actor, page_blueprint, render_page
-from itsm.core.errors import ItsmError
-from itsm.core.models import Agency
+from itsm.plugin import Agency, ItsmError, current_itsm, page_actor, page_blueprint, render_page
 from itsm.plugins.mou import compliance, service
 from itsm.plugins.mou import document as export
 from itsm.plugins.mou.models import Mou

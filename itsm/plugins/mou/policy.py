@@ -27,8 +27,7 @@ from typing import Any
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
-from itsm.core.models import Group, GroupMember, JournalEntry, Record
-from itsm.core.sla import SlaTarget
+from itsm.plugin import Group, GroupMember, JournalEntry, Record, SlaTarget
 from itsm.plugins.mou.models import LIVE_STATES, MOU, Mou, MouTarget
 from itsm.plugins.mou.service import active_for_agency
 

@@ -16,9 +16,15 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
-from itsm.core.errors import Conflict, NotFound, ValidationError, load_input
-from itsm.core.models import Record, utcnow
-from itsm.core.records import RecordService
+from itsm.plugin import (
+    Conflict,
+    NotFound,
+    Record,
+    RecordService,
+    ValidationError,
+    load_input,
+    utcnow,
+)
 from itsm.plugins.mou import template as templates
 from itsm.plugins.mou.models import (
     EDITABLE_STATES,

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from itsm.core.errors import ValidationError
+from itsm.plugin import ValidationError
 from itsm.plugins.mou.models import MouTemplate
 
 SECTION_KEYS = (*(str(n) for n in range(1, 11)), *"ABCDEFG")

@@ -10,9 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from marshmallow import Schema, fields, validate
 
-from itsm.core.api import current_actor, document, json_body
-from itsm.core.app import current_itsm
-from itsm.core.errors import ValidationError
+from itsm.plugin import ValidationError, current_actor, current_itsm, document, json_body
 from itsm.plugins.problem import service as problems
 from itsm.plugins.problem.models import PROBLEM
 

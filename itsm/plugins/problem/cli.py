@@ -7,9 +7,7 @@ import json
 
 import click
 
-from itsm.cli import pass_itsm
-from itsm.core.auth import Actor
-from itsm.core.errors import ItsmError
+from itsm.plugin import Actor, ItsmError, pass_itsm
 from itsm.plugins.problem import service as problems
 
 

@@ -13,9 +13,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from itsm.core.models import Record
-from itsm.core.records import LinkKind, RecordType
-from itsm.core.workflow import State, Transition, Workflow
+from itsm.plugin import LinkKind, Record, RecordType, State, Transition, Workflow
 
 TYPE_NAME = "problem"
 LONG_TEXT = 20000

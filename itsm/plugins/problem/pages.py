@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
 
-from itsm.core.app import current_itsm
-from itsm.core.console import page_actor, page_blueprint, render_page
-from itsm.core.errors import ItsmError, ValidationError
+from itsm.plugin import (
+    ItsmError,
+    ValidationError,
+    current_itsm,
+    page_actor,
+    page_blueprint,
+    render_page,
+)
 from itsm.plugins.problem import service as problems
 from itsm.plugins.problem.models import PROBLEM
 

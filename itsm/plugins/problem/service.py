@@ -15,12 +15,21 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, and_, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
-from itsm.core import search
-from itsm.core.app import current_itsm
-from itsm.core.auth import Actor
-from itsm.core.errors import ValidationError
-from itsm.core.models import Link, Record, utcnow
-from itsm.core.records import RecordService, RecordType, jsonable
+from itsm.plugin import (
+    Actor,
+    Link,
+    Record,
+    RecordService,
+    RecordType,
+    Suggestion,
+    ValidationError,
+    current_itsm,
+    jsonable,
+    search_matching,
+    search_ranked,
+    search_terms,
+    utcnow,
+)
 from itsm.plugins.problem.models import (
     KNOWN_ERROR_STATES,
     PROBLEM,
@@ -137,10 +146,10 @@ def notify_linked_incidents(session: Session, problem: Problem) -> int:
 def _text_condition(session: Session, text: str) -> ColumnElement[bool] | None:
     """Problems where every word of ``text`` appears in the title or description (the
     core's full-text index) or in the workaround or root cause (not indexed there)."""
-    words = search.terms(text)
+    words = search_terms(text)
     if not words:
         return None
-    return and_(*[or_(Problem.id.in_(search.matching(session, word)),
+    return and_(*[or_(Problem.id.in_(search_matching(session, word)),
                       func.lower(Problem.workaround).contains(word, autoescape=True),
                       func.lower(Problem.root_cause).contains(word, autoescape=True))
                   for word in words])
@@ -171,7 +180,7 @@ def known_error_dict(problem: Problem) -> dict[str, Any]:
 
 
 def suggestions(session: Session, actor: Actor, text: str, record: Record | None,
-                limit: int) -> list[search.Suggestion]:
+                limit: int) -> list[Suggestion]:
     """Live known errors matching ``text``, with the workaround as summary.
 
     Staff who may read problems get them with a link to the problem. Requesters get
@@ -186,7 +195,7 @@ def suggestions(session: Session, actor: Actor, text: str, record: Record | None
             return []
         where.append(or_(Problem.agency_id.is_(None), Problem.agency_id == actor.agency_id)
                      if actor.agency_id is not None else Problem.agency_id.is_(None))
-    hits = search.ranked(session, text, types=[PROBLEM.name], where=where, limit=limit,
+    hits = search_ranked(session, text, types=[PROBLEM.name], where=where, limit=limit,
                          exclude=[record.id] if record is not None else [])
     if hits:  # the problems' own columns (the workaround) in one query, not one each
         session.scalars(select(Problem).where(Problem.id.in_([p.id for p, _ in hits]))).all()
@@ -194,7 +203,7 @@ def suggestions(session: Session, actor: Actor, text: str, record: Record | None
     for problem, score in hits:
         if staff and not service.can(f"{PROBLEM.name}.read", problem):
             continue
-        out.append(search.Suggestion(
+        out.append(Suggestion(
             problem.number, problem.title, "Known error", summary=problem.workaround,
             score=score, url=problem_url(problem.number) if staff else ""))
     return out

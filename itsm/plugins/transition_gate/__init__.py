@@ -36,7 +36,7 @@ catalog, early life, reminders), ``views.py`` (overview, dashboard), ``api.py``,
 
 from __future__ import annotations
 
-from itsm import Plugin
+from itsm.plugin import Plugin
 from itsm.plugins.transition_gate.hooks import (
     itsm_blueprints,
     itsm_cli_commands,

@@ -19,9 +19,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from marshmallow import Schema, fields
 
-from itsm.core.api import current_actor, document, json_body
-from itsm.core.app import current_itsm
-from itsm.core.records import RecordService
+from itsm.plugin import RecordService, current_actor, current_itsm, document, json_body
 from itsm.plugins.transition_gate import gate as gating
 from itsm.plugins.transition_gate import plan, views
 from itsm.plugins.transition_gate import service as gate

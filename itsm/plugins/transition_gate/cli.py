@@ -7,10 +7,7 @@ import json
 
 import click
 
-from itsm.cli import emit_json, pass_itsm
-from itsm.core.auth import Actor
-from itsm.core.errors import ItsmError
-from itsm.core.models import utcnow
+from itsm.plugin import Actor, ItsmError, emit_json, pass_itsm, utcnow
 from itsm.plugins.transition_gate import gate as gating
 from itsm.plugins.transition_gate import service as gate
 

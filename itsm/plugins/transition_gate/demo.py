@@ -7,8 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from itsm.core.demo import DemoContext
-from itsm.core.models import utcnow
+from itsm.plugin import DemoContext, utcnow
 from itsm.plugins.transition_gate import plan
 from itsm.plugins.transition_gate import service as gate
 from itsm.plugins.transition_gate.models import TRANSITION, ServiceTransition

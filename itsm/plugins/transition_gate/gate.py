@@ -9,12 +9,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from itsm.core.app import current_itsm
-from itsm.core.auth import Actor
-from itsm.core.errors import ValidationError
-from itsm.core.models import Link, Record, utcnow
-from itsm.core.records import RecordChange, RecordService
-from itsm.core.services import ServiceRef
+from itsm.plugin import (
+    Actor,
+    Link,
+    Record,
+    RecordChange,
+    RecordService,
+    ServiceRef,
+    ValidationError,
+    current_itsm,
+    utcnow,
+)
 from itsm.plugins.transition_gate import service as gate
 from itsm.plugins.transition_gate.models import (
     EARLY_LIFE,

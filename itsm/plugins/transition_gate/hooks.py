@@ -11,16 +11,25 @@ from flask import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from itsm import hookimpl
-from itsm.core.app import current_itsm
-from itsm.core.auth import Actor, Permission
-from itsm.core.demo import DemoContext, ensure_group
-from itsm.core.models import Group, Record
-from itsm.core.notify import EventMessage, Recipient
-from itsm.core.records import LinkKind, RecordChange, RecordService, RecordType
-from itsm.core.services import ServiceRef
-from itsm.core.web import NavItem
-from itsm.core.workflow import Transition
+from itsm.plugin import (
+    Actor,
+    DemoContext,
+    EventMessage,
+    Group,
+    LinkKind,
+    NavItem,
+    Permission,
+    Recipient,
+    Record,
+    RecordChange,
+    RecordService,
+    RecordType,
+    ServiceRef,
+    Transition,
+    current_itsm,
+    ensure_group,
+    hookimpl,
+)
 from itsm.plugins.transition_gate import gate as gating
 from itsm.plugins.transition_gate import service as gate
 from itsm.plugins.transition_gate.models import EARLY_LIFE, TRANSITION, ServiceTransition

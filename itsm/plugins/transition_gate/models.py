@@ -10,9 +10,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from itsm.core.models import Base, Record, utcnow
-from itsm.core.records import LinkKind, RecordType
-from itsm.core.workflow import State, Transition, Workflow
+from itsm.plugin import Base, LinkKind, Record, RecordType, State, Transition, Workflow, utcnow
 
 TYPE_NAME = "service_transition"
 DELIVERABLE_STATES = ("open", "submitted", "approved", "rejected")

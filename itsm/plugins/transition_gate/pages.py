@@ -18,10 +18,15 @@ from typing import Any
 
 from flask import flash, redirect, request, url_for
 
-from itsm.core.app import current_itsm
-from itsm.core.console import error_text, page_actor, page_blueprint, render_page
-from itsm.core.errors import ItsmError
-from itsm.core.records import RecordService
+from itsm.plugin import (
+    ItsmError,
+    RecordService,
+    current_itsm,
+    error_text,
+    page_actor,
+    page_blueprint,
+    render_page,
+)
 from itsm.plugins.transition_gate import plan, views
 from itsm.plugins.transition_gate import service as gate
 from itsm.plugins.transition_gate.models import MEETING_KINDS, TRANSITION, ServiceTransition

@@ -10,8 +10,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from itsm.core.errors import Conflict, Forbidden, NotFound
-from itsm.core.records import RecordService
+from itsm.plugin import Conflict, Forbidden, NotFound, RecordService
 from itsm.plugins.transition_gate import service as gate
 from itsm.plugins.transition_gate.models import (
     MEETING_KINDS,

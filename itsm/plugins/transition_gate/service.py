@@ -16,12 +16,20 @@ from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from itsm.core.app import current_itsm
-from itsm.core.auth import Actor
-from itsm.core.errors import Conflict, Forbidden, NotFound, ValidationError
-from itsm.core.errors import load_input as load
-from itsm.core.models import Attachment, Event, User, utcnow
-from itsm.core.records import RecordService
+from itsm.plugin import (
+    Actor,
+    Attachment,
+    Conflict,
+    Event,
+    Forbidden,
+    NotFound,
+    RecordService,
+    User,
+    ValidationError,
+    current_itsm,
+    utcnow,
+)
+from itsm.plugin import load_input as load
 from itsm.plugins.transition_gate.models import (
     EVIDENCE_KINDS,
     OPEN_STATES,

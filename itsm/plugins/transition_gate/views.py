@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from itsm.core.records import RecordService
+from itsm.plugin import RecordService
 from itsm.plugins.transition_gate import gate as gating
 from itsm.plugins.transition_gate import plan
 from itsm.plugins.transition_gate import service as gate

@@ -8,7 +8,7 @@ Revision ID: alertmanager_0001
 import sqlalchemy as sa
 from alembic import op
 
-from itsm.core.models import UTCDateTime
+from itsm.plugin import UTCDateTime
 
 revision = "alertmanager_0001"
 down_revision = None

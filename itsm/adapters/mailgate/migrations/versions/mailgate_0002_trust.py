@@ -12,7 +12,7 @@ import hashlib
 import sqlalchemy as sa
 from alembic import op
 
-from itsm.core.models import UTCDateTime
+from itsm.plugin import UTCDateTime
 
 revision = "mailgate_0002"
 down_revision = "mailgate_0001"

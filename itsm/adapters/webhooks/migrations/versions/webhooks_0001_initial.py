@@ -8,7 +8,7 @@ Revision ID: webhooks_0001
 import sqlalchemy as sa
 from alembic import op
 
-from itsm.core.models import UTCDateTime
+from itsm.plugin import UTCDateTime
 
 revision = "webhooks_0001"
 down_revision = None

@@ -9,7 +9,7 @@ Revision ID: catalog_0001
 import sqlalchemy as sa
 from alembic import op
 
-from itsm.core.models import UTCDateTime
+from itsm.plugin import UTCDateTime
 
 revision = "catalog_0001"
 down_revision = None

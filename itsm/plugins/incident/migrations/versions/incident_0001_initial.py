@@ -8,7 +8,7 @@ Revision ID: incident_0001
 import sqlalchemy as sa
 from alembic import op
 
-from itsm.core.models import UTCDateTime
+from itsm.plugin import UTCDateTime
 
 revision = "incident_0001"
 down_revision = None

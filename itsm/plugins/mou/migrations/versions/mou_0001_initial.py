@@ -10,7 +10,7 @@ Revision ID: mou_0001
 import sqlalchemy as sa
 from alembic import op
 
-from itsm.core.models import UTCDateTime
+from itsm.plugin import UTCDateTime
 
 revision = "mou_0001"
 down_revision = None
