@@ -140,6 +140,13 @@ class Itsm:
                 out.append((impl.plugin_name, item))
         return out
 
+    @property
+    def strict_hooks(self) -> bool:
+        """Whether a plugin breaking a hook's contract is refused with an error (debug and
+        testing) rather than logged (production); see ``RecordService._react``."""
+        app = self.app
+        return app is not None and (app.debug or app.testing)
+
     def rebuild(self) -> None:
         """Recompute record types, link kinds, permissions and channels from the hooks."""
         self.types = RecordTypes(self.results("itsm_record_types"))

@@ -114,6 +114,13 @@ class PluginInfo:
         return self.error is None and self.module is not None
 
 
+def _alone(pm: pluggy.PluginManager, hook: str, plugin: object) -> pluggy.HookCaller:
+    """A caller of ``hook`` that reaches only ``plugin``'s implementation, through pluggy
+    (``subset_hook_caller``: tracing and the checks as for any other call)."""
+    others = [p for p in pm.get_plugins() if p is not plugin]
+    return pm.subset_hook_caller(hook, remove_plugins=others)
+
+
 def _itsm_version() -> Version:
     from itsm import __version__
 
@@ -237,6 +244,12 @@ def discover(extra: Iterable[ModuleType] = ()) -> dict[str, PluginInfo]:
     return found
 
 
+def _trace(pm: pluggy.PluginManager) -> None:
+    """Log every hook call of ``pm`` with its arguments and results (``trace_plugins``)."""
+    pm.trace.root.setwriter(lambda msg: log.info("%s", msg.rstrip()))
+    pm.enable_tracing()
+
+
 class PluginHost:
     """The install's plugins: which exist, which are enabled, and the live pluggy manager.
 
@@ -254,6 +267,8 @@ class PluginHost:
         self.initial: set[str] | None = (None if initial is None
                                          else {n.strip() for n in initial if n.strip()})
         self.pm = new_plugin_manager()
+        self.trace = trace
+        self._by_plugin: dict[str, list[tuple[str, pluggy.HookCaller]]] = {}
         self._lock = threading.RLock()
         self._enabled: set[str] = set()
         self._checked_at = 0.0
@@ -270,14 +285,28 @@ class PluginHost:
             if info.usable:
                 self._block(info.name)
         if trace:
-            self.pm.trace.root.setwriter(lambda msg: log.info("%s", msg.rstrip()))
-            self.pm.enable_tracing()
+            _trace(self.pm)
 
     # -- state -----------------------------------------------------------------------
 
     @property
     def hook(self):
         return self.pm.hook
+
+    def by_plugin(self, hook: str) -> list[tuple[str, pluggy.HookCaller]]:
+        """``(plugin, caller)`` for each enabled plugin implementing ``hook``, in the order
+        pluggy calls them; each caller reaches that plugin's implementation alone, through
+        pluggy. For what needs each plugin's own answer (its name beside its results, a
+        check after each implementation)."""
+        with self._lock:
+            found = self._by_plugin.get(hook)
+            if found is None:
+                impls = getattr(self.pm.hook, hook).get_hookimpls()
+                # pluggy calls the last registered (and the tryfirst ones) first
+                found = self._by_plugin[hook] = [
+                    (impl.plugin_name, _alone(self.pm, hook, impl.plugin))
+                    for impl in reversed(impls)]
+            return found
 
     @property
     def enabled(self) -> frozenset[str]:
@@ -325,6 +354,7 @@ class PluginHost:
                 self.pm.unblock(name)
                 self.pm.register(self.plugins[name].module, name=name)
             self._enabled = set(names)
+            self._by_plugin = {}
         for callback in self.on_change:
             callback()
         return True

@@ -30,6 +30,7 @@ from itsm.plugins.catalog.hooks import (
     itsm_navigation,
     itsm_permissions,
     itsm_record_changed,
+    itsm_record_prepare,
     itsm_record_types,
     itsm_service_lookup,
     itsm_sla_policy,
@@ -42,5 +43,6 @@ plugin = Plugin(name="catalog", version="0.1.0",
 
 __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
            "itsm_link_kinds", "itsm_navigation", "itsm_permissions", "itsm_record_changed",
+           "itsm_record_prepare",
            "itsm_record_types", "itsm_sla_policy", "itsm_service_lookup",
            "itsm_change_service_status", "plugin"]

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from itsm import hookimpl
 from itsm.core.app import current_itsm
 from itsm.core.auth import Actor, Permission
+from itsm.core.errors import ValidationError
 from itsm.core.models import (
     Event,
     Group,
@@ -193,8 +194,17 @@ def _route(session: Session, record: Incident) -> None:
     if record.group_id is not None or not record.category:
         return
     group_name = rules.settings()["routing"].get(record.category)
-    if group_name:
+    if not group_name:
+        return
+    if isinstance(record, Record):  # one incident of a command: ask now
         record.group_id = session.scalar(select(Group.id).where(Group.name == group_name))
+        return
+    # A bulk import prepares thousands of incidents on one reading session that writes
+    # nothing: each group is looked up once for the import (found or not).
+    groups = session.info.setdefault("incident.routing", {})
+    if group_name not in groups:
+        groups[group_name] = session.scalar(select(Group.id).where(Group.name == group_name))
+    record.group_id = groups[group_name]
 
 
 def _follow_major(session: Session, record: Incident, change: RecordChange) -> None:
@@ -219,26 +229,35 @@ def _follow_major(session: Session, record: Incident, change: RecordChange) -> N
 
 
 @hookimpl
-def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
-    if not isinstance(record, Incident):
+def itsm_record_prepare(session: Session, record: Record, change: RecordChange) -> None:
+    """Staff-only fields checked, the channel of a requester's report, routing to a
+    group by category, the resolution time and the reopen count: before the journal
+    entry, so that it says what the incident holds."""
+    if record.type != INCIDENT.name:
         return
     if change.kind == "created":
         if change.actor.role == "requester":
             sent = [f for f in STAFF_FIELDS if getattr(record, f)]
             if sent:
-                from itsm.core.errors import ValidationError
-
                 raise ValidationError("only IT staff may set " + ", ".join(sent),
                                       fields={f: ["only IT staff may set this field"]
                                               for f in sent})
-            record.channel = record.channel if record.channel != "api" else "portal"
+            if record.channel in (None, "api"):
+                record.channel = "portal"
         _route(session, record)
-    if change.kind == "transitioned":
+    elif change.kind == "transitioned":
         if change.transition == "resolve":
             record.resolved_at = utcnow()
         elif change.transition == "reopen":
             record.resolved_at = None
             record.reopen_count = (record.reopen_count or 0) + 1
+
+
+@hookimpl
+def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
+    """A major incident's updates and resolution reach its child incidents."""
+    if not isinstance(record, Incident):
+        return
     if record.major and (change.kind == "commented" or change.transition == "resolve"):
         _follow_major(session, record, change)
 

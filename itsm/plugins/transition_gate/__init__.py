@@ -50,6 +50,7 @@ from itsm.plugins.transition_gate.hooks import (
     itsm_permissions,
     itsm_record_actions,
     itsm_record_changed,
+    itsm_record_prepare,
     itsm_record_types,
     itsm_service_status_guard,
     itsm_transition_guard,
@@ -64,5 +65,6 @@ plugin = Plugin(
 __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
            "itsm_link_kinds", "itsm_navigation", "itsm_notification_recipients",
            "itsm_periodic", "itsm_permission_check", "itsm_permissions",
-           "itsm_record_actions", "itsm_record_changed", "itsm_record_types",
+           "itsm_record_actions", "itsm_record_changed", "itsm_record_prepare",
+           "itsm_record_types",
            "itsm_service_status_guard", "itsm_transition_guard", "plugin"]
