@@ -397,3 +397,35 @@ def test_itsm_blueprints_that_raise_leave_the_rest_of_the_install_running(with_p
                     headers=headers).status_code == 201
     errors = application.extensions["itsm"].errors
     assert any("plugin 'halfdone': its pages and routes failed to load" in e for e in errors)
+
+
+def test_trace_plugins_sees_the_calls_made_to_each_plugin_on_its_own(with_plugin, itsm_config,
+                                                                       caplog):
+    """Collecting each plugin's answer with its name (record types, permissions, record
+    actions) and asking one plugin, enabled or not (migrations, blueprints, defaults),
+    go through pluggy like every other call: ITSM_TRACE_PLUGINS logs them."""
+    from itsm.core import migrate
+
+    def itsm_record_actions(record, actor):
+        return None
+
+    def itsm_install_defaults(ctx):
+        return None
+
+    probe = make_plugin("probe", itsm_record_actions=itsm_record_actions,
+                        itsm_install_defaults=itsm_install_defaults)
+    itsm_config["trace_plugins"] = True
+    with caplog.at_level("INFO", logger="itsm.plugins"):
+        application = with_plugin(probe)  # enables probe: migrations, defaults
+        itsm = application.extensions["itsm"]
+        with application.app_context():
+            assert itsm.results("itsm_record_actions", record=None,
+                                actor=Actor.system()) == []
+            plugin_admin.disable(itsm, "probe")
+            application.test_client().get("/api/v1/")  # every plugin's blueprints
+            migrate.plugin_migrations(itsm.host.get("probe"))  # disabled: asked alone
+    traced = caplog.text
+    for hook in ("itsm_record_types", "itsm_permissions", "itsm_link_kinds",
+                 "itsm_install_defaults", "itsm_migrations", "itsm_blueprints",
+                 "itsm_record_actions"):
+        assert f"{hook} [hook]" in traced, f"{hook} was not traced"

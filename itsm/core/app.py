@@ -23,7 +23,6 @@ with collector_paused():  # the bulk of the start-up's imports
     from itsm.adapters.storage.attachments import LocalFolderStore
     from itsm.core.auth import Actor, Permission
     from itsm.core.errors import ConfigError, Conflict, StaleRecord, ValidationError
-    from itsm.core.migrate import call_plugin
     from itsm.core.models import AccessDenial
     from itsm.core.notify import Outbox
     from itsm.core.records import LinkKind, RecordService, RecordTypes
@@ -131,13 +130,17 @@ class Itsm:
             self.host.refresh(self.Session, force=force)
 
     def results(self, hook: str, **kwargs) -> list[tuple[str, Any]]:
-        """Each enabled plugin's result of an all-results hook, with the plugin's name."""
+        """Each enabled plugin's result of an all-results hook, with the plugin's name.
+
+        Each plugin is called through pluggy on its own (so tracing and pluggy's checks
+        see the calls), in registration order, the order in which a clash between two
+        plugins' declarations is decided (the first one wins).
+        """
         out = []
-        for impl in getattr(self.hook, hook).get_hookimpls():
-            accepted = {k: v for k, v in kwargs.items() if k in impl.argnames}
-            result = impl.function(**accepted)
-            for item in result or ():
-                out.append((impl.plugin_name, item))
+        for plugin, caller in reversed(self.host.by_plugin(hook)):
+            for result in caller(**kwargs):
+                for item in result or ():
+                    out.append((plugin, item))
         return out
 
     @property
@@ -321,7 +324,7 @@ def _plugin_blueprints(app: Flask, itsm: Itsm) -> None:
         if not info.usable:
             continue
         try:
-            declared = call_plugin(info, "itsm_blueprints") or ()
+            declared = info.call("itsm_blueprints") or ()
         except Exception as exc:  # one broken plugin must not keep the others down
             message = (f"plugin {info.name!r}: its pages and routes failed to load: "
                        f"{type(exc).__name__}: {exc}")
