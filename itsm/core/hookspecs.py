@@ -289,14 +289,18 @@ def itsm_service_lookup(session: Session, key: str) -> ServiceRef | None:
 
 
 @hookspec(firstresult=True)
-def itsm_change_service_status(svc: RecordService, key: str,
-                               status: str) -> ServiceRef | None:
-    """Move the catalog service ``key`` to ``status`` (``live`` publishes it).
+def itsm_service_status_requested(svc: RecordService, key: str,
+                                  status: str) -> ServiceRef | None:
+    """A plugin asks the service catalog to move its service ``key`` to ``status``
+    (``live`` publishes it); the plugin that keeps the catalog answers by doing so.
 
-    Called by a plugin that decides a service's status (a transition gate whose gate
-    passed), inside its own transaction: ``svc`` is a record service on that session.
-    The catalog applies its own rules, including :func:`itsm_service_status_guard`, so a
-    caller whose own guard would refuse must record its decision (flush) first.
+    Called by a plugin that decides a service's status without keeping the catalog (a
+    transition gate whose gate passed), inside its own transaction: ``svc`` is a record
+    service on that session (its actor is who the catalog checks). The catalog applies
+    its own rules, including :func:`itsm_service_status_guard`, so a caller whose own
+    guard would refuse must record its decision (flush) first. The hook was named
+    ``itsm_change_service_status`` before, which read as the change plugin's; a plugin
+    still implementing the old name is refused at start-up, naming the hook.
 
     :param svc: a :class:`itsm.core.records.RecordService` (session and actor).
     :param key: the service's key.

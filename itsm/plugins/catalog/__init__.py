@@ -12,7 +12,7 @@
   documents for resolver teams (IT staff only); import/export, reports, demo data.
 
 Another plugin (a transition gate) finds a service and publishes it through the hooks
-``itsm_service_lookup`` and ``itsm_change_service_status``, and may hold it back with
+``itsm_service_lookup`` and ``itsm_service_status_requested``, and may hold it back with
 ``itsm_service_status_guard``, which every status change asks (the API's
 ``PATCH /api/v1/catalog/services/<id>`` ``{"status": "live"}`` too: 409 with reasons).
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 from itsm import Plugin
 from itsm.plugins.catalog.hooks import (
     itsm_blueprints,
-    itsm_change_service_status,
     itsm_cli_commands,
     itsm_demo_data,
     itsm_install_defaults,
@@ -33,6 +32,7 @@ from itsm.plugins.catalog.hooks import (
     itsm_record_prepare,
     itsm_record_types,
     itsm_service_lookup,
+    itsm_service_status_requested,
     itsm_sla_policy,
 )
 
@@ -45,4 +45,4 @@ __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_insta
            "itsm_link_kinds", "itsm_navigation", "itsm_permissions", "itsm_record_changed",
            "itsm_record_prepare",
            "itsm_record_types", "itsm_sla_policy", "itsm_service_lookup",
-           "itsm_change_service_status", "plugin"]
+           "itsm_service_status_requested", "plugin"]

@@ -335,7 +335,7 @@ def itsm_service_lookup(session: Session, key: str) -> ServiceRef | None:
 
 
 @hookimpl
-def itsm_change_service_status(svc: RecordService, key: str, status: str) \
+def itsm_service_status_requested(svc: RecordService, key: str, status: str) \
         -> ServiceRef | None:
     """Move a catalog service to ``status`` for another plugin (a transition gate's
     go-live), through the catalog's own rules (``set_service_status``)."""

@@ -16,7 +16,7 @@
 - The gate: ``go_live`` is refused while a mandatory deliverable is not approved or the
   service manager has not accepted responsibility, listing exactly what is missing; a
   gatekeeper may grant a documented exception (who, why, until when).
-- Going live publishes the catalog service (``itsm_change_service_status``) when a
+- Going live publishes the catalog service (``itsm_service_status_requested``) when a
   catalog plugin is enabled, whose own go-live this plugin vetoes while the transition
   is open (``itsm_service_status_guard``); then early-life support flags the service's
   incidents, links them to the transition and tells the project manager.

@@ -142,8 +142,8 @@ def _set_catalog_status(session: Session, key: str, status: str) -> ServiceRef |
     # The gate decided (its guard checked the actor); the system moves the catalog entry,
     # whose own permission (catalog.manage) the project manager need not hold.
     system = gate.system_service(session)
-    return current_itsm().hook.itsm_change_service_status(svc=system, key=key,
-                                                          status=status)
+    return current_itsm().hook.itsm_service_status_requested(svc=system, key=key,
+                                                             status=status)
 
 
 def go_live(session: Session, trn: ServiceTransition, actor: Actor) -> None:
