@@ -193,18 +193,19 @@ def linked(session: Session, record: Record, kind: str, *, incoming: bool) -> li
 def _route(session: Session, record: Incident) -> None:
     if record.group_id is not None or not record.category:
         return
-    group_name = rules.settings()["routing"].get(record.category)
-    if not group_name:
-        return
     if isinstance(record, Record):  # one incident of a command: ask now
-        record.group_id = session.scalar(select(Group.id).where(Group.name == group_name))
+        group_name = rules.settings()["routing"].get(record.category)
+        if group_name:
+            record.group_id = session.scalar(select(Group.id).where(Group.name == group_name))
         return
     # A bulk import prepares thousands of incidents on one reading session that writes
-    # nothing: each group is looked up once for the import (found or not).
-    groups = session.info.setdefault("incident.routing", {})
-    if group_name not in groups:
-        groups[group_name] = session.scalar(select(Group.id).where(Group.name == group_name))
-    record.group_id = groups[group_name]
+    # nothing: each category's group is settled once for the import (found or not).
+    routes = session.info.setdefault("incident.routing", {})
+    if record.category not in routes:
+        group_name = rules.settings()["routing"].get(record.category)
+        routes[record.category] = session.scalar(
+            select(Group.id).where(Group.name == group_name)) if group_name else None
+    record.group_id = routes[record.category]
 
 
 def _follow_major(session: Session, record: Incident, change: RecordChange) -> None:
