@@ -230,7 +230,8 @@ def itsm_record_changed(session: Session, record: Record, change: RecordChange) 
     :func:`itsm_record_prepare`, so that the journal tells what the record holds. A
     change made here is refused with an error naming the fields while the application
     runs in debug or testing mode, and logged as a warning otherwise. Changing the record
-    through the record service (a transition, an update) is allowed: it is journaled.
+    through the record service (a transition, an update, ``set_fields`` for the fields
+    only the plugin sets) is allowed: it is journaled.
 
     :param session: the open SQLAlchemy session; rows added here commit (or roll back)
         together with the change itself, its journal entry and its outbox event.
