@@ -35,12 +35,13 @@ HOOKS = sorted(hook_nodes())
 def test_the_hook_list_is_what_the_docs_promise():
     expected = {"itsm_migrations", "itsm_app_ready", "itsm_blueprints", "itsm_cli_commands",
                 "itsm_record_types", "itsm_link_kinds", "itsm_transition_guard",
-                "itsm_record_changed", "itsm_event_committed", "itsm_notification_channels",
+                "itsm_record_prepare", "itsm_record_changed", "itsm_event_committed",
+                "itsm_notification_channels",
                 "itsm_notification_recipients", "itsm_permissions", "itsm_permission_check",
                 "itsm_sla_policy", "itsm_install_defaults", "itsm_demo_data",
                 "itsm_navigation", "itsm_record_actions", "itsm_suggestions",
                 "itsm_periodic", "itsm_service_status_guard", "itsm_service_lookup",
-                "itsm_change_service_status", "itsm_attachment_store"}
+                "itsm_service_status_requested", "itsm_attachment_store"}
     assert set(HOOKS) == expected
 
 

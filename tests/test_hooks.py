@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import click
+import pytest
 import sample_plugin
 from sqlalchemy import select, update
 
@@ -19,7 +20,7 @@ from itsm.core.errors import NotFound, ValidationError
 from itsm.core.hookspecs import hookimpl
 from itsm.core.models import Delivery, Event, Group, JournalEntry, Record, utcnow
 from itsm.core.notify import Recipient
-from itsm.core.records import LinkKind
+from itsm.core.records import LinkKind, UnjournaledChange
 from itsm.core.sla import SlaTarget, policy_for
 from itsm.testing import make_plugin
 
@@ -62,18 +63,56 @@ def test_itsm_transition_guard_veto_reaches_the_user_with_its_reason(with_plugin
     assert web.get(f"/api/v1/tickets/{number}", headers=headers).json["state"] == "resolved"
 
 
+def test_itsm_record_prepare_routes_before_the_journal_entry_and_can_refuse(with_plugin):
+    seen = []
+
+    def itsm_record_prepare(session, record, change):
+        seen.append((change.kind, change.transition, dict(change.changes)))
+        if change.kind == "created" and "forbidden" in record.title:
+            raise ValidationError("titles may not say forbidden", fields={"title": ["no"]})
+        if change.kind == "created":
+            group = session.scalar(select(Group).where(Group.name == "Service Desk"))
+            record.group_id = group.id  # auto-routing, journaled with the record
+        if change.kind == "updated" and "title" in change.changes:
+            record.priority = 1  # a retitled ticket is looked at first
+
+    application = with_plugin(make_plugin("router", itsm_record_prepare=itsm_record_prepare))
+    web, headers = application.test_client(), token_for(application)
+    created = web.post("/api/v1/tickets", json={"title": "Mail slow"}, headers=headers)
+    assert created.json["group"] == "Service Desk"
+    number = created.json["number"]
+    itsm = application.extensions["itsm"]
+    with application.app_context(), itsm.unit_of_work(Actor.system()) as service:
+        service.update(service.get(number), {"title": "Mail down"})
+    journal = web.get(f"/api/v1/tickets/{number}/journal", headers=headers).json["items"]
+    assert journal[0]["data"]["group"] == "Service Desk"  # the journal says so
+    assert journal[1]["data"]["changes"]["title"] == ["Mail slow", "Mail down"]
+    assert journal[1]["data"]["changes"]["priority"][1] == 1
+    assert ("updated", None, {"title": ["Mail slow", "Mail down"]}) in seen
+    refused = web.post("/api/v1/tickets", json={"title": "forbidden words"}, headers=headers)
+    assert refused.status_code == 422
+    with itsm.Session() as session:
+        titles = session.scalars(select(Record.title)).all()
+    assert titles == ["Mail down"]  # nothing half-written for the refused one
+
+
 def test_itsm_record_changed_writes_in_the_same_transaction_and_can_refuse(with_plugin):
     def itsm_record_changed(session, record, change):
         if change.kind == "created" and "forbidden" in record.title:
             raise ValidationError("titles may not say forbidden", fields={"title": ["no"]})
         if change.kind == "created":
-            group = session.scalar(select(Group).where(Group.name == "Service Desk"))
-            record.group_id = group.id  # auto-routing, committed with the record
+            from itsm.core.app import current_itsm
+            from itsm.core.records import RecordService
 
-    application = with_plugin(make_plugin("router", itsm_record_changed=itsm_record_changed))
+            RecordService(current_itsm(), session, Actor.system()).comment(
+                record, "Thank you: the service desk reads every ticket.")
+
+    application = with_plugin(make_plugin("welcome", itsm_record_changed=itsm_record_changed))
     web, headers = application.test_client(), token_for(application)
     created = web.post("/api/v1/tickets", json={"title": "Mail slow"}, headers=headers)
-    assert created.json["group"] == "Service Desk"
+    number = created.json["number"]
+    journal = web.get(f"/api/v1/tickets/{number}/journal", headers=headers).json["items"]
+    assert [e["kind"] for e in journal] == ["created", "commented"]
     refused = web.post("/api/v1/tickets", json={"title": "forbidden words"}, headers=headers)
     assert refused.status_code == 422
     itsm = application.extensions["itsm"]
@@ -82,6 +121,35 @@ def test_itsm_record_changed_writes_in_the_same_transaction_and_can_refuse(with_
         events = session.scalar(select(Event.id).where(Event.payload.isnot(None)).limit(5))
     assert titles == ["Mail slow"]  # nothing half-written for the refused one
     assert events is not None
+
+
+def _sneaky_router(session, record, change):
+    if change.kind == "created":
+        record.group_id = session.scalar(select(Group.id).where(Group.name == "Service Desk"))
+
+
+def test_itsm_record_changed_changing_its_record_is_refused_in_testing(with_plugin):
+    application = with_plugin(make_plugin("sneaky", itsm_record_changed=_sneaky_router))
+    application.config["TESTING"] = True
+    itsm = application.extensions["itsm"]
+    with application.app_context():
+        with pytest.raises(UnjournaledChange) as refused, \
+                itsm.unit_of_work(Actor.system()) as service:
+            service.create("ticket", {"title": "Mail slow"})
+        with itsm.Session() as session:
+            assert session.scalars(select(Record.title)).all() == []  # nothing written
+    assert "plugin 'sneaky' changed group_id of TCK" in str(refused.value)
+    assert "itsm_record_prepare" in str(refused.value)
+
+
+def test_itsm_record_changed_changing_its_record_is_logged_in_production(with_plugin, caplog):
+    application = with_plugin(make_plugin("sneaky", itsm_record_changed=_sneaky_router))
+    assert not (application.testing or application.debug)
+    itsm = application.extensions["itsm"]
+    with application.app_context(), caplog.at_level("WARNING", logger="itsm.records"), \
+            itsm.unit_of_work(Actor.system()) as service:
+        number = service.create("ticket", {"title": "Mail slow"}).number
+    assert f"changed group_id of {number} in itsm_record_changed" in caplog.text
 
 
 def test_itsm_event_committed_runs_after_commit_and_cannot_fail_the_request(with_plugin):
@@ -386,3 +454,35 @@ def test_itsm_blueprints_that_raise_leave_the_rest_of_the_install_running(with_p
                     headers=headers).status_code == 201
     errors = application.extensions["itsm"].errors
     assert any("plugin 'halfdone': its pages and routes failed to load" in e for e in errors)
+
+
+def test_trace_plugins_sees_the_calls_made_to_each_plugin_on_its_own(with_plugin, itsm_config,
+                                                                       caplog):
+    """Collecting each plugin's answer with its name (record types, permissions, record
+    actions) and asking one plugin, enabled or not (migrations, blueprints, defaults),
+    go through pluggy like every other call: ITSM_TRACE_PLUGINS logs them."""
+    from itsm.core import migrate
+
+    def itsm_record_actions(record, actor):
+        return None
+
+    def itsm_install_defaults(ctx):
+        return None
+
+    probe = make_plugin("probe", itsm_record_actions=itsm_record_actions,
+                        itsm_install_defaults=itsm_install_defaults)
+    itsm_config["trace_plugins"] = True
+    with caplog.at_level("INFO", logger="itsm.plugins"):
+        application = with_plugin(probe)  # enables probe: migrations, defaults
+        itsm = application.extensions["itsm"]
+        with application.app_context():
+            assert itsm.results("itsm_record_actions", record=None,
+                                actor=Actor.system()) == []
+            plugin_admin.disable(itsm, "probe")
+            application.test_client().get("/api/v1/")  # every plugin's blueprints
+            migrate.plugin_migrations(itsm.host.get("probe"))  # disabled: asked alone
+    traced = caplog.text
+    for hook in ("itsm_record_types", "itsm_permissions", "itsm_link_kinds",
+                 "itsm_install_defaults", "itsm_migrations", "itsm_blueprints",
+                 "itsm_record_actions"):
+        assert f"{hook} [hook]" in traced, f"{hook} was not traced"

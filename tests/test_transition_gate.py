@@ -251,11 +251,11 @@ def test_catalog_hooks_lookup_guard_and_status_change(app, client, people):
         assert state.hook.itsm_service_status_guard(session=session, service=ref,
                                                    status="retired", actor=None) == []
     with app.app_context(), state.unit_of_work(Actor.system()) as svc:
-        moved = state.hook.itsm_change_service_status(svc=svc, key="vpn",
-                                                      status="in_transition")
+        moved = state.hook.itsm_service_status_requested(svc=svc, key="vpn",
+                                                         status="in_transition")
         assert moved.status == "in_transition"
-        assert state.hook.itsm_change_service_status(svc=svc, key="none",
-                                                     status="live") is None
+        assert state.hook.itsm_service_status_requested(svc=svc, key="none",
+                                                        status="live") is None
 
 
 def test_reminders_go_once_before_due_dates_and_approvers_hear_of_submissions(app, client,

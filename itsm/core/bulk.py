@@ -12,8 +12,10 @@ What it keeps from :class:`~itsm.core.records.RecordService`:
 - validation by the type's own marshmallow schema (its field checks precompiled for
   rows that need no conversion; any other row goes to the schema itself, so values and
   messages are the schema's own), reference lookup (agency codes, e-mails, group names,
-  read up front), the type's ``derive`` rules (an incident's priority from its impact
-  and urgency) and a workflow state check;
+  read up front), the prepare phase (the type's ``derive`` rule, an incident's priority
+  from its impact and urgency, then the plugins' ``itsm_record_prepare``, routing an
+  incident to its group) so that the "created" entry holds what is stored, and a
+  workflow state check;
 - human numbers from the same ``number_sequence`` row, taken a block per batch in a
   transaction of its own: a failed batch leaves a gap, never a number given twice, and
   the row is not held locked while a batch is written, so live requests keep numbering;
@@ -21,9 +23,9 @@ What it keeps from :class:`~itsm.core.records.RecordService`:
   a later state, plus its comments), and SLA clocks computed by :func:`itsm.core.sla.replay`
   from those very entries, exactly as ``itsm sla recompute`` would.
 
-What it leaves out on purpose: outbox events and the ``itsm_record_changed`` hook. A
-history load must not send a million notifications; ``itsm sla sweep`` announces the
-warnings and breaches of clocks still running, as for any record.
+What it leaves out on purpose: outbox events and the ``itsm_record_changed`` hook, the
+reactions to a change. A history load must not send a million notifications; ``itsm sla
+sweep`` announces the warnings and breaches of clocks still running, as for any record.
 
 A batch is one transaction and is validated whole before anything is written: a bad line
 stops the import with one message naming the line, and nothing of its batch is written.
@@ -59,7 +61,7 @@ from itsm.core.dumping import dumper
 from itsm.core.errors import ItsmError
 from itsm.core.models import Agency, Group, JournalEntry, Record, User, utcnow
 from itsm.core.numbering import take_numbers
-from itsm.core.records import RecordType, jsonable
+from itsm.core.records import RecordChange, RecordType, jsonable
 from itsm.core.sla_models import SlaClock
 
 if TYPE_CHECKING:
@@ -420,6 +422,11 @@ class BulkImporter:
             derived = rt.derive(record) or {}  # ValueError carries the type's own message
             for key, value in derived.items():
                 setattr(record, key, value)
+        try:  # as RecordService.create does, before the journal entry is made from it
+            self.itsm.hook.itsm_record_prepare(session=session, record=record,
+                                               change=RecordChange("created", self.actor))
+        except ItsmError as exc:
+            raise ValueError(exc.message) from None
         row = _Row(line=line, values={k: getattr(record, k) for k in self.columns})
         row.values["state"] = state
         shown = {"title": record.title, "state": self.workflow.initial,

@@ -208,15 +208,58 @@ def itsm_transition_guard(
 
 
 @hookspec
+def itsm_record_prepare(session: Session, record: Record, change: RecordChange) -> None:
+    """Derive and rewrite the record's own fields before the change is journaled.
+
+    Called by the record service inside the transaction on every ``created``,
+    ``updated`` and ``transitioned`` change (and by the bulk import for each ``created``
+    record), after the sent values and the type's ``derive`` rule are applied and before
+    the journal entry is taken. What an implementation sets on ``record`` here is what
+    the journal entry, the SLA clocks and the outbox event see, so replaying the journal
+    gives the stored record. This is the place for routing to a group, stamping a
+    resolution time, filling defaults from a template, normalising a value, or refusing
+    values only this plugin can judge; :func:`itsm_record_changed` only reacts.
+
+    :param session: the open SQLAlchemy session, for look-ups. A new record has no
+        ``id`` yet and is not in the session: add no rows that point at it here (do that
+        in :func:`itsm_record_changed`). In a bulk import, ``record`` is a plain object
+        with the model's attributes and ``session`` only reads: an implementation must
+        not write rows, and may keep look-ups in ``session.info`` for the import's
+        thousands of records.
+    :param record: the record with the change applied (for a transition: already in the
+        target state, with ``updated_at`` and ``closed_at`` set). Check ``record.type``,
+        not ``isinstance``, to recognise your type (a bulk import's record is no model).
+    :param change: a :class:`itsm.core.records.RecordChange`: ``kind`` (``created``,
+        ``updated`` or ``transitioned``), the ``actor``, the ``transition`` name, and for
+        updates and transitions the ``changes`` the command makes, ``{field: [old,
+        new]}`` by public field name, before any implementation of this hook ran.
+
+    Raise :class:`itsm.core.errors.ItsmError` (such as ``ValidationError``) to refuse
+    the change: nothing is written. The return value is ignored.
+    """
+
+
+@hookspec
 def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
-    """Called inside the transaction after every change to a record.
+    """React to a change of a record, inside its transaction, after it was journaled.
+
+    Called by the record service after every change to a record (its journal entry is
+    written, the outbox event not yet). Create other records, links, rows of your own
+    tables, comments and notifications here; move other records through the record
+    service. Do not change ``record``'s own fields: derive them in
+    :func:`itsm_record_prepare`, so that the journal tells what the record holds. A
+    change made here is refused with an error naming the fields while the application
+    runs in debug or testing mode, and logged as a warning otherwise. Changing the record
+    through the record service (a transition, an update, ``set_fields`` for the fields
+    only the plugin sets) is allowed: it is journaled.
 
     :param session: the open SQLAlchemy session; rows added here commit (or roll back)
         together with the change itself, its journal entry and its outbox event.
     :param record: the record after the change.
     :param change: a :class:`itsm.core.records.RecordChange` with ``kind`` (``created``,
-        ``updated``, ``transitioned``, ``commented``, ``linked``, ``attached``), the field
-        ``changes`` as ``{field: [old, new]}``, the ``transition`` name and the ``actor``.
+        ``updated``, ``transitioned``, ``commented``, ``work_noted``, ``linked``,
+        ``attached``), the field ``changes`` as ``{field: [old, new]}`` (for ``created``:
+        ``data``, every field as journaled), the ``transition`` name and the ``actor``.
 
     Raise :class:`itsm.core.errors.ItsmError` to refuse the whole change (nothing is
     written). The return value is ignored.
@@ -267,14 +310,18 @@ def itsm_service_lookup(session: Session, key: str) -> ServiceRef | None:
 
 
 @hookspec(firstresult=True)
-def itsm_change_service_status(svc: RecordService, key: str,
-                               status: str) -> ServiceRef | None:
-    """Move the catalog service ``key`` to ``status`` (``live`` publishes it).
+def itsm_service_status_requested(svc: RecordService, key: str,
+                                  status: str) -> ServiceRef | None:
+    """A plugin asks the service catalog to move its service ``key`` to ``status``
+    (``live`` publishes it); the plugin that keeps the catalog answers by doing so.
 
-    Called by a plugin that decides a service's status (a transition gate whose gate
-    passed), inside its own transaction: ``svc`` is a record service on that session.
-    The catalog applies its own rules, including :func:`itsm_service_status_guard`, so a
-    caller whose own guard would refuse must record its decision (flush) first.
+    Called by a plugin that decides a service's status without keeping the catalog (a
+    transition gate whose gate passed), inside its own transaction: ``svc`` is a record
+    service on that session (its actor is who the catalog checks). The catalog applies
+    its own rules, including :func:`itsm_service_status_guard`, so a caller whose own
+    guard would refuse must record its decision (flush) first. The hook was named
+    ``itsm_change_service_status`` before, which read as the change plugin's; a plugin
+    still implementing the old name is refused at start-up, naming the hook.
 
     :param svc: a :class:`itsm.core.records.RecordService` (session and actor).
     :param key: the service's key.

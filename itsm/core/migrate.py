@@ -7,7 +7,6 @@ enabled plugin; a disabled plugin's revisions stay locatable so its data is unto
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
 from collections.abc import Sequence
@@ -49,12 +48,9 @@ class Migrations:
 
 
 def call_plugin(info: PluginInfo, hook: str, **kwargs):
-    """Call one plugin's implementation of ``hook`` directly, enabled or not."""
-    function = getattr(info.module, hook, None)
-    if function is None or not hasattr(function, "itsm_impl"):
-        return None
-    accepted = inspect.signature(function).parameters
-    return function(**{k: v for k, v in kwargs.items() if k in accepted})
+    """One plugin's result of ``hook``, enabled or not, called through pluggy (see
+    :meth:`itsm.core.plugins.PluginInfo.call`); None when it does not implement it."""
+    return info.call(hook, **kwargs)
 
 
 def plugin_migrations(info: PluginInfo) -> Migrations | None:

@@ -95,6 +95,7 @@ class PluginInfo:
     builtin: bool = False
     error: str | None = None
     hooks: list[str] = field(default_factory=list)
+    host: PluginHost | None = field(default=None, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -112,6 +113,33 @@ class PluginInfo:
     @property
     def usable(self) -> bool:
         return self.error is None and self.module is not None
+
+    def call(self, hook: str, **kwargs: Any) -> Any:
+        """This plugin's result of ``hook``, enabled or not, called through pluggy (so
+        tracing and pluggy's argument checks see the call): what its implementation
+        returned, or None when it has none."""
+        if not self.usable:
+            return None
+        if self.host is not None:
+            return self.host.call(self.name, hook, **kwargs)
+        pm = new_plugin_manager()  # discovered outside a host (tests, scripts)
+        pm.register(self.module, name=self.name)
+        return _one_result(getattr(pm.hook, hook), kwargs)
+
+
+def _one_result(caller: pluggy.HookCaller, kwargs: dict[str, Any]) -> Any:
+    """Call a hook caller that reaches one implementation; unwrap an all-results list."""
+    result = caller(**kwargs)
+    if caller.spec is not None and caller.spec.opts.get("firstresult"):
+        return result
+    return result[0] if result else None
+
+
+def _alone(pm: pluggy.PluginManager, hook: str, plugin: object) -> pluggy.HookCaller:
+    """A caller of ``hook`` that reaches only ``plugin``'s implementation, through pluggy
+    (``subset_hook_caller``: tracing and the checks as for any other call)."""
+    others = [p for p in pm.get_plugins() if p is not plugin]
+    return pm.subset_hook_caller(hook, remove_plugins=others)
 
 
 def _itsm_version() -> Version:
@@ -237,6 +265,12 @@ def discover(extra: Iterable[ModuleType] = ()) -> dict[str, PluginInfo]:
     return found
 
 
+def _trace(pm: pluggy.PluginManager) -> None:
+    """Log every hook call of ``pm`` with its arguments and results (``trace_plugins``)."""
+    pm.trace.root.setwriter(lambda msg: log.info("%s", msg.rstrip()))
+    pm.enable_tracing()
+
+
 class PluginHost:
     """The install's plugins: which exist, which are enabled, and the live pluggy manager.
 
@@ -254,6 +288,9 @@ class PluginHost:
         self.initial: set[str] | None = (None if initial is None
                                          else {n.strip() for n in initial if n.strip()})
         self.pm = new_plugin_manager()
+        self.trace = trace
+        self._installed: pluggy.PluginManager | None = None  # every usable plugin, see call
+        self._by_plugin: dict[str, list[tuple[str, pluggy.HookCaller]]] = {}
         self._lock = threading.RLock()
         self._enabled: set[str] = set()
         self._checked_at = 0.0
@@ -262,6 +299,7 @@ class PluginHost:
         for path in ESSENTIAL_PLUGINS:
             self.pm.register(importlib.import_module(path), name="core")
         for info in plugins.values():
+            info.host = self
             if info.usable:
                 self.pm.register(info.module, name=info.name)
         # Everything starts registered so check_pending covers all; then block disabled.
@@ -270,14 +308,55 @@ class PluginHost:
             if info.usable:
                 self._block(info.name)
         if trace:
-            self.pm.trace.root.setwriter(lambda msg: log.info("%s", msg.rstrip()))
-            self.pm.enable_tracing()
+            _trace(self.pm)
 
     # -- state -----------------------------------------------------------------------
 
     @property
     def hook(self):
         return self.pm.hook
+
+    def by_plugin(self, hook: str) -> list[tuple[str, pluggy.HookCaller]]:
+        """``(plugin, caller)`` for each enabled plugin implementing ``hook``, in the order
+        pluggy calls them; each caller reaches that plugin's implementation alone, through
+        pluggy. For what needs each plugin's own answer (its name beside its results, a
+        check after each implementation)."""
+        with self._lock:
+            found = self._by_plugin.get(hook)
+            if found is None:
+                impls = getattr(self.pm.hook, hook).get_hookimpls()
+                # pluggy calls the last registered (and the tryfirst ones) first
+                found = self._by_plugin[hook] = [
+                    (impl.plugin_name, _alone(self.pm, hook, impl.plugin))
+                    for impl in reversed(impls)]
+            return found
+
+    def call(self, name: str, hook: str, **kwargs: Any) -> Any:
+        """The result of the installed plugin ``name``'s implementation of ``hook``,
+        enabled or not, called through pluggy; None when it has none.
+
+        An enabled plugin is called on the live manager; a disabled one, which the live
+        manager does not hold, on a second manager that holds every usable plugin, made
+        on first need (most installs never need it).
+        """
+        info = self.get(name)
+        if not info.usable:
+            return None
+        with self._lock:
+            pm = self.pm if self.pm.has_plugin(name) else self._every_plugin()
+            caller = _alone(pm, hook, pm.get_plugin(name))
+        return _one_result(caller, kwargs)
+
+    def _every_plugin(self) -> pluggy.PluginManager:
+        if self._installed is None:
+            pm = new_plugin_manager()
+            for info in self.plugins.values():
+                if info.usable:
+                    pm.register(info.module, name=info.name)
+            if self.trace:
+                _trace(pm)
+            self._installed = pm
+        return self._installed
 
     @property
     def enabled(self) -> frozenset[str]:
@@ -325,6 +404,7 @@ class PluginHost:
                 self.pm.unblock(name)
                 self.pm.register(self.plugins[name].module, name=name)
             self._enabled = set(names)
+            self._by_plugin = {}
         for callback in self.on_change:
             callback()
         return True

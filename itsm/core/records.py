@@ -2,13 +2,21 @@
 
 Whether a change comes from the API, a web page, the CLI, e-mail or a webhook, it goes
 through :class:`RecordService`: validation (marshmallow), permission check, workflow
-guard, journal entry, ``itsm_record_changed`` hook and outbox event, all in the caller's
-transaction (see :func:`itsm.core.app.Itsm.unit_of_work`).
+guard, the prepare phase (the type's ``derive`` rule and ``itsm_record_prepare``), journal
+entry, ``itsm_record_changed`` hook and outbox event, all in the caller's transaction (see
+:func:`itsm.core.app.Itsm.unit_of_work`).
+
+The journal is the truth: every field a plugin derives is set in the prepare phase,
+before the entry is taken, so :func:`replay_values` of a record's journal gives what the
+record holds. ``itsm_record_changed`` only reacts; a plugin that changes the record's own
+fields there is refused in debug and testing mode (:class:`UnjournaledChange`).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -17,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import marshmallow
 from sqlalchemy import and_, bindparam, literal, or_, select, union_all
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from itsm.core import search, sla
@@ -42,6 +51,8 @@ from itsm.core.workflow import Transition, Workflow, flatten_reasons
 
 if TYPE_CHECKING:
     from itsm.core.state import Itsm
+
+log = logging.getLogger("itsm.records")
 
 RECORD_ACTIONS = ("read", "create", "update", "comment", "transition")
 REFERENCE_FIELDS = ("agency", "requester", "assignee", "group")
@@ -123,7 +134,8 @@ CORE_LINK_KINDS = (
 
 @dataclass
 class RecordChange:
-    """What happened to a record, passed to ``itsm_record_changed`` and into the event."""
+    """What happened to a record, passed to ``itsm_record_prepare`` (before it is
+    journaled), to ``itsm_record_changed`` (after) and into the event."""
 
     kind: str
     actor: Actor
@@ -134,6 +146,71 @@ class RecordChange:
     @property
     def event_name(self) -> str:
         return f"record.{self.kind}"
+
+
+class UnjournaledChange(RuntimeError):
+    """A plugin changed a record's own fields in ``itsm_record_changed``, after the change
+    was journaled: the journal would no longer tell what the record holds."""
+
+
+# Bookkeeping the unit of work changes by itself: the version goes up at each flush.
+_UNWATCHED = frozenset({"version"})
+
+
+@functools.cache
+def _watched_attributes(model: type) -> tuple[str, ...]:
+    return tuple(a.key for a in sa_inspect(model).column_attrs if a.key not in _UNWATCHED)
+
+
+@functools.cache
+def _column_defaults(model: type) -> tuple[tuple[str, Any], ...]:
+    out = []
+    for attr in sa_inspect(model).column_attrs:
+        default = attr.columns[0].default
+        if attr.key not in ("id", "version") and default is not None \
+                and (default.is_scalar or default.is_callable):
+            out.append((attr.key, default))
+    return tuple(out)
+
+
+def fill_defaults(record: Any) -> None:
+    """Give a new record's unset attributes their column defaults now, as the INSERT
+    would: the prepare phase then reads what will be stored (a channel, a type)."""
+    state = record.__dict__
+    for key, default in _column_defaults(type(record)):
+        if state.get(key) is None:
+            setattr(record, key, default.arg if default.is_scalar else default.arg(None))
+
+
+def field_values(record: Record) -> dict[str, Any]:
+    """The record's column attributes as loaded (a snapshot: JSON values are copied)."""
+    state = record.__dict__
+    out = {}
+    for key in _watched_attributes(type(record)):
+        if key in state:
+            value = state[key]
+            out[key] = copy.deepcopy(value) if isinstance(value, dict | list) else value
+    return out
+
+
+def replay_values(entries: Iterable[Any]) -> dict[str, Any]:
+    """The record's public fields as its journal tells them, replayed from empty.
+
+    ``entries`` are the record's journal entries (anything with ``kind`` and ``data``)
+    in order: a ``created`` entry holds every field, and each ``updated`` and
+    ``transitioned`` entry the ``changes`` it made, ``{field: [old, new]}``. The result
+    maps the fields of ``RecordService.public_values`` to their JSON values; a long text
+    journaled as edited (``"(edited)"``) is left out, as its text is not in the journal.
+    """
+    values: dict[str, Any] = {}
+    for entry in entries:
+        data = entry.data or {}
+        if entry.kind == "created":
+            values = dict(data)
+        elif entry.kind in ("updated", "transitioned"):
+            for name, (_old, new) in (data.get("changes") or {}).items():
+                values[name] = new
+    return {k: v for k, v in values.items() if v != "(edited)"}
 
 
 class RecordTypes:
@@ -385,7 +462,14 @@ class RecordService:
             raise ValidationError("only IT staff may set " + ", ".join(sent),
                                   fields={f: ["only IT staff may set this field"] for f in sent})
 
-    def create(self, type_name: str, data: Any) -> Record:
+    def create(self, type_name: str, data: Any, *,
+               preset: dict[str, Any] | None = None) -> Record:
+        """Create a record of ``type_name`` from ``data`` (the API's create body).
+
+        :param preset: attributes the calling plugin sets itself and a body may not send
+            (dump-only fields, such as the request a fulfilment task belongs to). They are
+            set before the prepare phase, so the "created" journal entry holds them.
+        """
         rt = self.itsm.types.get(type_name)
         self.require(f"{rt.name}.create")
         values = self._load(rt, data, partial=False)
@@ -409,12 +493,22 @@ class RecordService:
                           created_by_id=self.actor.id, **values)
         if rt.workflow.state(record.state).final:
             record.closed_at = now
-        self._derive(rt, record)
+        for key, value in (preset or {}).items():
+            setattr(record, key, value)
+        fill_defaults(record)
+        change = RecordChange("created", self.actor)
+        self._prepare(rt, record, change)
         if not write_now(self.session, [record]):
             self.session.flush()  # its id, for the journal entry
-        shown = {k: jsonable(v) for k, v in self._public_values(rt, record).items()}
-        self._changed(record, RecordChange("created", self.actor, data=shown))
+        change.data = {k: jsonable(v) for k, v in self._public_values(rt, record).items()}
+        self._changed(record, change)
         return record
+
+    def public_values(self, record: Record) -> dict[str, Any]:
+        """The fields the journal tracks, as JSON values: what :func:`replay_values` of
+        the record's journal gives back."""
+        rt = self.itsm.types.get(record.type)
+        return {k: jsonable(v) for k, v in self._public_values(rt, record).items()}
 
     def _public_values(self, rt: RecordType, record: Record) -> dict[str, Any]:
         own = dumper(rt.schema)(record) if rt.schema else {}
@@ -429,21 +523,35 @@ class RecordService:
             raise StaleRecord(f"{record.number} was changed by someone else (version "
                               f"{record.version}, you sent {expected}): reload and retry")
 
-    def _apply(self, rt: RecordType, record: Record, values: dict[str, Any]) \
-            -> dict[str, list[Any]]:
-        """Set ``values`` on the record and return the visible changes, without flushing:
-        the command flushes once, so the version goes up by exactly one per command."""
+    def _apply(self, rt: RecordType, record: Record, values: dict[str, Any],
+               change: RecordChange) -> dict[str, list[Any]]:
+        """Set ``values`` on the record, run the prepare phase and return the visible
+        changes, without flushing: the command flushes once, so the version goes up by
+        exactly one per command."""
         before = self._public_values(rt, record)
         old_description = record.description
         for key, value in values.items():
             setattr(record, key, value)
         self._derive(rt, record)
-        after = self._public_values(rt, record)
-        changes = {k: [jsonable(before.get(k)), jsonable(v)] for k, v in after.items()
-                   if before.get(k) != v}
-        if "description" in values and old_description != record.description:
+        change.changes = self._diff(before, self._public_values(rt, record))
+        self._prepare_hook(record, change)
+        changes = self._diff(before, self._public_values(rt, record))
+        if old_description != record.description:
             changes["description"] = ["(edited)", "(edited)"]  # long text: note the edit only
         return changes
+
+    @staticmethod
+    def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+        return {k: [jsonable(before.get(k)), jsonable(v)] for k, v in after.items()
+                if before.get(k) != v}
+
+    def _prepare(self, rt: RecordType, record: Record, change: RecordChange) -> None:
+        """The prepare phase of a new record: the type's derived fields, then the plugins'."""
+        self._derive(rt, record)
+        self._prepare_hook(record, change)
+
+    def _prepare_hook(self, record: Record, change: RecordChange) -> None:
+        self.itsm.hook.itsm_record_prepare(session=self.session, record=record, change=change)
 
     def _derive(self, rt: RecordType, record: Record) -> None:
         """Set the fields the type derives from others, before anything is journaled."""
@@ -467,10 +575,27 @@ class RecordService:
                                   f"/api/v1/{rt.collection}/{record.number}/transitions",
                                   fields={"state": ["use a transition"]})
         values = self._resolve(self._load(rt, data, partial=True))
-        changes = self._apply(rt, record, values)
+        change = RecordChange("updated", self.actor)
+        changes = self._apply(rt, record, values, change)
         if changes:
             record.updated_at = utcnow()
-            self._changed(record, RecordChange("updated", self.actor, changes=changes))
+            change.changes = changes
+            self._changed(record, change)
+        return record
+
+    def set_fields(self, record: Record, values: dict[str, Any]) -> Record:
+        """Set fields of ``record`` that its plugin owns and no request may send
+        (dump-only fields: an acceptance, a rating, the version in force), journaled as an
+        update, with the prepare phase, the reactions and the outbox event of
+        :meth:`update`, so that the journal keeps telling what the record holds. The
+        caller has checked who may do it. ``values`` are model attributes."""
+        rt = self.itsm.types.get(record.type)
+        change = RecordChange("updated", self.actor)
+        changes = self._apply(rt, record, values, change)
+        if changes:
+            record.updated_at = utcnow()
+            change.changes = changes
+            self._changed(record, change)
         return record
 
     def available_transitions(self, record: Record) -> list[tuple[Transition, list[str]]]:
@@ -514,14 +639,17 @@ class RecordService:
             raise Conflict(f"cannot {transition.title.lower()} {record.number}: "
                            + "; ".join(reasons), reasons=reasons)
         old_state = record.state
-        changes = self._apply(rt, record, {**self._resolve(loaded), "state": transition.target})
+        # Set before the prepare phase, which may read them (a date of activation).
         now = utcnow()
         record.updated_at = now
         final = rt.workflow.state(transition.target).final
         record.closed_at = (record.closed_at or now) if final else None
+        change = RecordChange("transitioned", self.actor, transition=transition.name)
+        changes = self._apply(rt, record, {**self._resolve(loaded), "state": transition.target},
+                              change)
         changes["state"] = [old_state, transition.target]
-        self._changed(record, RecordChange("transitioned", self.actor, changes=changes,
-                                           transition=transition.name), body=comment or "")
+        change.changes = changes
+        self._changed(record, change, body=comment or "")
         return record
 
     def comment(self, record: Record, body: str, *, public: bool = True) -> JournalEntry:
@@ -593,7 +721,7 @@ class RecordService:
         entry = JournalEntry(record_id=record.id, kind=change.kind, actor_id=self.actor.id,
                              created_at=now, public=public, body=body, data=data)
         write_now(self.session, [entry])
-        self.itsm.hook.itsm_record_changed(session=self.session, record=record, change=change)
+        self._react(record, change)
         self.events.extend(sla.on_record_changed(self.itsm, self.session, record, change,
                                                  now=now, entry=entry))
         event = Event(name=change.event_name, record_id=record.id, actor_id=self.actor.id,
@@ -607,6 +735,42 @@ class RecordService:
         self.session.flush()  # what the command and its hooks changed besides
         self.events.append(event)
         return entry
+
+    def _react(self, record: Record, change: RecordChange) -> None:
+        """Call ``itsm_record_changed`` and hold it to its contract: the record's own
+        fields stay as journaled. A command of the record service on the same record
+        inside the hook (a transition a plugin makes) journals itself, so the check
+        compares with the latest journaled state of the record, kept per session."""
+        journaled = self.session.info.setdefault("itsm_journaled", {})
+        journaled[record.id] = field_values(record)
+        hook = self.itsm.hook.itsm_record_changed
+        if not self.itsm.strict_hooks:
+            hook(session=self.session, record=record, change=change)
+            self._check_unjournaled(record, change, journaled, None)
+            return
+        # Debug and testing: one plugin at a time, so the error names the culprit.
+        for plugin, caller in self.itsm.host.by_plugin("itsm_record_changed"):
+            caller(session=self.session, record=record, change=change)
+            self._check_unjournaled(record, change, journaled, plugin)
+
+    def _check_unjournaled(self, record: Record, change: RecordChange,
+                           journaled: dict[int, dict[str, Any]], plugin: str | None) -> None:
+        before = journaled.get(record.id)
+        if before is None:
+            return
+        after = field_values(record)
+        moved = sorted(k for k, v in after.items() if k in before and before[k] != v)
+        if not moved:
+            return
+        who = f"plugin {plugin!r}" if plugin else "a plugin"
+        message = (f"{who} changed {', '.join(moved)} of {record.number} in "
+                   f"itsm_record_changed ({change.kind}), after the change was journaled: "
+                   "set the record's own fields in itsm_record_prepare, or change them "
+                   "through the record service")
+        if plugin is not None:
+            raise UnjournaledChange(message)
+        log.warning("%s", message)
+        journaled[record.id] = after  # warned once; later reactions are checked from here
 
     # -- related data ----------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 A catalog plugin owns its services; other plugins (a transition gate) never import it.
 They see a service as a :class:`ServiceRef` and reach the catalog through the hooks
-``itsm_service_lookup``, ``itsm_change_service_status`` and
+``itsm_service_lookup``, ``itsm_service_status_requested`` and
 ``itsm_service_status_guard`` (see :mod:`itsm.core.hookspecs`).
 """
 

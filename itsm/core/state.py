@@ -123,14 +123,25 @@ class Itsm:
             self.host.refresh(self.Session, force=force)
 
     def results(self, hook: str, **kwargs) -> list[tuple[str, Any]]:
-        """Each enabled plugin's result of an all-results hook, with the plugin's name."""
+        """Each enabled plugin's result of an all-results hook, with the plugin's name.
+
+        Each plugin is called through pluggy on its own (so tracing and pluggy's checks
+        see the calls), in registration order, the order in which a clash between two
+        plugins' declarations is decided (the first one wins).
+        """
         out = []
-        for impl in getattr(self.hook, hook).get_hookimpls():
-            accepted = {k: v for k, v in kwargs.items() if k in impl.argnames}
-            result = impl.function(**accepted)
-            for item in result or ():
-                out.append((impl.plugin_name, item))
+        for plugin, caller in reversed(self.host.by_plugin(hook)):
+            for result in caller(**kwargs):
+                for item in result or ():
+                    out.append((plugin, item))
         return out
+
+    @property
+    def strict_hooks(self) -> bool:
+        """Whether a plugin breaking a hook's contract is refused with an error (debug and
+        testing) rather than logged (production); see ``RecordService._react``."""
+        app = self.app
+        return app is not None and (app.debug or app.testing)
 
     def rebuild(self) -> None:
         """Recompute record types, link kinds, permissions, channels and the attachment

@@ -12,7 +12,7 @@
   documents for resolver teams (IT staff only); import/export, reports, demo data.
 
 Another plugin (a transition gate) finds a service and publishes it through the hooks
-``itsm_service_lookup`` and ``itsm_change_service_status``, and may hold it back with
+``itsm_service_lookup`` and ``itsm_service_status_requested``, and may hold it back with
 ``itsm_service_status_guard``, which every status change asks (the API's
 ``PATCH /api/v1/catalog/services/<id>`` ``{"status": "live"}`` too: 409 with reasons).
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 from itsm.plugin import Plugin
 from itsm.plugins.catalog.hooks import (
     itsm_blueprints,
-    itsm_change_service_status,
     itsm_cli_commands,
     itsm_demo_data,
     itsm_install_defaults,
@@ -30,8 +29,10 @@ from itsm.plugins.catalog.hooks import (
     itsm_navigation,
     itsm_permissions,
     itsm_record_changed,
+    itsm_record_prepare,
     itsm_record_types,
     itsm_service_lookup,
+    itsm_service_status_requested,
     itsm_sla_policy,
 )
 
@@ -42,5 +43,6 @@ plugin = Plugin(name="catalog", version="0.1.0",
 
 __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
            "itsm_link_kinds", "itsm_navigation", "itsm_permissions", "itsm_record_changed",
+           "itsm_record_prepare",
            "itsm_record_types", "itsm_sla_policy", "itsm_service_lookup",
-           "itsm_change_service_status", "plugin"]
+           "itsm_service_status_requested", "plugin"]

@@ -239,9 +239,9 @@ def _create_tasks(session: Session, request: ServiceRequest) -> None:
             "title": f"{definition['title']} ({request.number})"[:300],
             "description": definition.get("instructions", ""),
             "group": group, "requester": requester, "agency": agency,
-            "priority": request.priority})
-        task.request_id = request.id
-        task.step = 1 if offering.task_order == "parallel" else index + 1
+            "priority": request.priority}, preset={
+            "request_id": request.id,
+            "step": 1 if offering.task_order == "parallel" else index + 1})
         service.link(task, request.number, FULFILS)
     _advance(session, request)
 
@@ -265,27 +265,38 @@ def _advance(session: Session, request: ServiceRequest) -> None:
                            "fulfilled.")
 
 
-def _on_request(session: Session, record: ServiceRequest, change: RecordChange) -> None:
+@hookimpl
+def itsm_record_prepare(session: Session, record: Record, change: RecordChange) -> None:
+    """A new request checked against its offering and given the offering's approval and
+    targets; a submitted request's offering and answers fixed; who decided and when, and
+    when it was fulfilled, stamped with the transition."""
+    if record.type != REQUEST.name:
+        return
     if change.kind == "created":
         _check_new_request(session, record, change.actor)
-        if record.approval == "none":
-            system_service(session).transition(record, "start")
-        return
-    if change.kind == "updated" and {"offering_id", "answers"} & set(change.changes):
+    elif change.kind == "updated" and {"offering_id", "answers"} & set(change.changes):
         raise ValidationError("the offering and the answers of a request are fixed once it "
                               "is submitted; cancel it and request again",
                               fields={k: ["fixed once submitted"]
                                       for k in ("offering_id", "answers")
                                       if k in change.changes})
+    elif change.kind == "transitioned":
+        if change.transition in ("approve", "reject"):
+            record.decided_by = change.actor.email
+            record.decided_at = utcnow()
+        elif change.transition == "fulfil":
+            record.fulfilled_at = utcnow()
+
+
+def _on_request(session: Session, record: ServiceRequest, change: RecordChange) -> None:
+    if change.kind == "created":
+        if record.approval == "none":
+            system_service(session).transition(record, "start")
+        return
     if change.kind != "transitioned":
         return
-    if change.transition in ("approve", "reject"):
-        record.decided_by = change.actor.email
-        record.decided_at = utcnow()
     if change.transition in ("approve", "start"):
         _create_tasks(session, record)
-    elif change.transition == "fulfil":
-        record.fulfilled_at = utcnow()
     elif change.transition == "cancel":
         service = system_service(session)
         for task in tasks_of(session, record):
@@ -295,6 +306,8 @@ def _on_request(session: Session, record: ServiceRequest, change: RecordChange) 
 
 @hookimpl
 def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
+    """A request without approval starts; an approved or started one gets its tasks; a
+    cancelled one cancels them; a finished task moves its request on."""
     if isinstance(record, ServiceRequest):
         _on_request(session, record, change)
     elif (isinstance(record, FulfillmentTask) and change.kind == "transitioned"
@@ -332,7 +345,7 @@ def itsm_service_lookup(session: Session, key: str) -> ServiceRef | None:
 
 
 @hookimpl
-def itsm_change_service_status(svc: RecordService, key: str, status: str) \
+def itsm_service_status_requested(svc: RecordService, key: str, status: str) \
         -> ServiceRef | None:
     """Move a catalog service to ``status`` for another plugin (a transition gate's
     go-live), through the catalog's own rules (``set_service_status``)."""

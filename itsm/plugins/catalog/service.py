@@ -5,8 +5,8 @@ session and permission check of one unit of work).
 
 For a transition-gate plugin: :func:`set_service_status` moves a service to ``live``
 (``PATCH /api/v1/catalog/services/<id>`` does the same over HTTP); other plugins reach it
-through the hooks ``itsm_service_lookup`` and ``itsm_change_service_status``, and may veto
-a status change with ``itsm_service_status_guard`` (checked in :func:`save_service`).
+through the hooks ``itsm_service_lookup`` and ``itsm_service_status_requested``, and may
+veto a status change with ``itsm_service_status_guard`` (checked in :func:`save_service`).
 """
 
 from __future__ import annotations
@@ -354,7 +354,7 @@ def set_service_status(svc: RecordService, key: str | int, status: str) -> Servi
 
 def service_ref(service: Service) -> ServiceRef:
     """The service as other plugins see it (hooks ``itsm_service_lookup`` and
-    ``itsm_change_service_status``)."""
+    ``itsm_service_status_requested``)."""
     return ServiceRef(service.slug, service.name, service.status)
 
 

@@ -37,6 +37,7 @@ from itsm.plugins.change.hooks import (
     itsm_permissions,
     itsm_record_actions,
     itsm_record_changed,
+    itsm_record_prepare,
     itsm_record_types,
 )
 from itsm.plugins.change.service import DEFAULT_SETTINGS
@@ -48,5 +49,5 @@ plugin = Plugin(name="change", version="0.1.0",
 
 __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
            "itsm_link_kinds", "itsm_navigation", "itsm_notification_recipients",
-           "itsm_permissions", "itsm_record_actions", "itsm_record_changed",
+           "itsm_permissions", "itsm_record_actions", "itsm_record_changed", "itsm_record_prepare",
            "itsm_record_types", "plugin"]

@@ -54,8 +54,17 @@ def itsm_permissions() -> list[Permission]:
 
 
 @hookimpl
+def itsm_record_prepare(session: Session, record: Record, change: RecordChange) -> None:
+    """Template, type and risk rules, actual times: before the change is journaled."""
+    if record.type != CHANGE.name or change.kind not in ("created", "updated",
+                                                          "transitioned"):
+        return
+    changes.prepare(session, record, change.kind, change.transition, change.changes)
+
+
+@hookimpl
 def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
-    """Template, type and risk rules, actual times, approval requests."""
+    """Approval requests: on assessment, and again when the plan moves."""
     if not isinstance(record, Change):
         return
     changed = dict(change.changes)

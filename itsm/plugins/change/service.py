@@ -456,9 +456,10 @@ def decide(service: RecordService, approval_id: int, decision: str, comment: str
 # -- record rules applied on every change ----------------------------------------------------
 
 
-def on_changed(session: Session, change: Change, kind: str, transition: str | None,
-               actor: Actor, changed: dict[str, Any]) -> None:
-    """Template, type and risk rules, times and approval requests (itsm_record_changed)."""
+def prepare(session: Session, change: Change, kind: str, transition: str | None,
+            changed: dict[str, Any]) -> None:
+    """Template, type and risk rules and the actual times, set before the change is
+    journaled (itsm_record_prepare)."""
     if kind in ("created", "updated"):
         _check_type(session, change, kind, changed)
     if change.change_type != "standard" and change.risk_answers:
@@ -468,20 +469,26 @@ def on_changed(session: Session, change: Change, kind: str, transition: str | No
             raise ValidationError("invalid risk answers: " + "; ".join(errors),
                                   fields={"risk_answers": errors})
         change.risk_score, change.risk_level = score, level
+    if kind != "transitioned":
+        return
+    if transition == "implement" and change.actual_start is None:
+        change.actual_start = utcnow()
+    elif transition in ("complete", "fail") and change.actual_end is None:
+        change.actual_end = utcnow()
+
+
+def on_changed(session: Session, change: Change, kind: str, transition: str | None,
+               actor: Actor, changed: dict[str, Any]) -> None:
+    """Approval requests, asked again when the plan moves (itsm_record_changed)."""
     if kind == "updated" and REPLAN_FIELDS & set(changed) \
             and change.state in ("cab_review", "scheduled") and change.change_type != "standard":
         replan(session, change, actor)
     if kind != "transitioned":
         return
-    now = utcnow()
     if transition == "assess":
         request_approvals(session, change, "cab", actor)
         if freeze_of(session, change) and change.change_type != "emergency":
             request_approvals(session, change, "freeze", actor)
-    elif transition == "implement" and change.actual_start is None:
-        change.actual_start = now
-    elif transition in ("complete", "fail") and change.actual_end is None:
-        change.actual_end = now
     elif transition in ("reject", "cancel"):
         for row in session.scalars(select(Approval).where(
                 Approval.record_id == change.id, Approval.state == "pending")):

@@ -91,8 +91,7 @@ def rate_resolution(service: RecordService, incident: Incident, rating: int,
         raise Forbidden("only the requester rates the resolution of an incident")
     if incident.state not in ("resolved", "closed"):
         raise Conflict(f"{incident.number} is not resolved yet: rate it once it is")
-    incident.satisfaction = rating
-    incident.satisfaction_comment = comment
+    service.set_fields(incident, {"satisfaction": rating, "satisfaction_comment": comment})
     text = f"Rated the resolution {rating}/5"
     service.comment(incident, text + (f": {comment}" if comment else "."))
 
@@ -173,9 +172,8 @@ def open_review(number: str):
                      "summary": _summary(e)} for e in service.journal(incident)]
         review = service.create("incident_review", {
             "title": f"Review of {incident.number}: {incident.title}"[:300],
-            "description": incident.description or ""})
-        review.incident_number = incident.number
-        review.timeline = timeline
+            "description": incident.description or ""},
+            preset={"incident_number": incident.number, "timeline": timeline})
         service.link(review, incident.number, REVIEWS)
         out = _ref(review)
     response = jsonify(out)

@@ -31,6 +31,7 @@ from itsm.plugin import (
     State,
     Transition,
     User,
+    ValidationError,
     Workflow,
     current_itsm,
     hookimpl,
@@ -199,9 +200,19 @@ def linked(session: Session, record: Record, kind: str, *, incoming: bool) -> li
 def _route(session: Session, record: Incident) -> None:
     if record.group_id is not None or not record.category:
         return
-    group_name = rules.settings()["routing"].get(record.category)
-    if group_name:
-        record.group_id = session.scalar(select(Group.id).where(Group.name == group_name))
+    if isinstance(record, Record):  # one incident of a command: ask now
+        group_name = rules.settings()["routing"].get(record.category)
+        if group_name:
+            record.group_id = session.scalar(select(Group.id).where(Group.name == group_name))
+        return
+    # A bulk import prepares thousands of incidents on one reading session that writes
+    # nothing: each category's group is settled once for the import (found or not).
+    routes = session.info.setdefault("incident.routing", {})
+    if record.category not in routes:
+        group_name = rules.settings()["routing"].get(record.category)
+        routes[record.category] = session.scalar(
+            select(Group.id).where(Group.name == group_name)) if group_name else None
+    record.group_id = routes[record.category]
 
 
 def _follow_major(session: Session, record: Incident, change: RecordChange) -> None:
@@ -226,26 +237,35 @@ def _follow_major(session: Session, record: Incident, change: RecordChange) -> N
 
 
 @hookimpl
-def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
-    if not isinstance(record, Incident):
+def itsm_record_prepare(session: Session, record: Record, change: RecordChange) -> None:
+    """Staff-only fields checked, the channel of a requester's report, routing to a
+    group by category, the resolution time and the reopen count: before the journal
+    entry, so that it says what the incident holds."""
+    if record.type != INCIDENT.name:
         return
     if change.kind == "created":
         if change.actor.role == "requester":
             sent = [f for f in STAFF_FIELDS if getattr(record, f)]
             if sent:
-                from itsm.plugin import ValidationError
-
                 raise ValidationError("only IT staff may set " + ", ".join(sent),
                                       fields={f: ["only IT staff may set this field"]
                                               for f in sent})
-            record.channel = record.channel if record.channel != "api" else "portal"
+            if record.channel in (None, "api"):
+                record.channel = "portal"
         _route(session, record)
-    if change.kind == "transitioned":
+    elif change.kind == "transitioned":
         if change.transition == "resolve":
             record.resolved_at = utcnow()
         elif change.transition == "reopen":
             record.resolved_at = None
             record.reopen_count = (record.reopen_count or 0) + 1
+
+
+@hookimpl
+def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
+    """A major incident's updates and resolution reach its child incidents."""
+    if not isinstance(record, Incident):
+        return
     if record.major and (change.kind == "commented" or change.transition == "resolve"):
         _follow_major(session, record, change)
 

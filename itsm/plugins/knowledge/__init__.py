@@ -21,6 +21,7 @@ from itsm.plugins.knowledge.hooks import (
     itsm_permissions,
     itsm_record_actions,
     itsm_record_changed,
+    itsm_record_prepare,
     itsm_record_types,
     itsm_suggestions,
 )
@@ -30,5 +31,5 @@ plugin = Plugin(name="knowledge", version="0.1.0",
                 requires_itsm=">=0.1,<1")
 
 __all__ = ["itsm_blueprints", "itsm_demo_data", "itsm_navigation", "itsm_permission_check",
-           "itsm_permissions", "itsm_record_actions", "itsm_record_changed",
+           "itsm_permissions", "itsm_record_actions", "itsm_record_changed", "itsm_record_prepare",
            "itsm_record_types", "itsm_suggestions", "plugin"]

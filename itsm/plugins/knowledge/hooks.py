@@ -61,21 +61,27 @@ def itsm_permission_check(actor: Actor, permission: str, record: Record | None) 
 
 
 @hookimpl
+def itsm_record_prepare(record: Record, change: RecordChange) -> None:
+    """Dates of publishing and retiring, set with the transition."""
+    if record.type != knowledge.TYPE or change.kind != "transitioned":
+        return
+    if record.state == knowledge.PUBLISHED:
+        record.published_at, record.retired_at = utcnow(), None
+    elif record.state == "retired":
+        record.retired_at = utcnow()
+    elif change.transition == "restore":
+        record.retired_at = None
+
+
+@hookimpl
 def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
-    """A new version whenever an article's title or body changes; dates of publishing
-    and retiring; all in the transaction of the change."""
+    """A new version whenever an article's title or body changes, in the transaction of
+    the change."""
     if record.type != knowledge.TYPE:
         return
     if change.kind == "created" or (
             change.kind == "updated" and {"title", "description"} & set(change.changes)):
         knowledge.add_version(session, record, change.actor)
-    if change.kind == "transitioned":
-        if record.state == knowledge.PUBLISHED:
-            record.published_at, record.retired_at = utcnow(), None
-        elif record.state == "retired":
-            record.retired_at = utcnow()
-        elif change.transition == "restore":
-            record.retired_at = None
 
 
 @hookimpl

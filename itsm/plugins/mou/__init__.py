@@ -42,6 +42,7 @@ from itsm.plugins.mou.hooks import (
     itsm_permissions,
     itsm_record_actions,
     itsm_record_changed,
+    itsm_record_prepare,
     itsm_record_types,
     itsm_sla_policy,
 )
@@ -55,4 +56,5 @@ plugin = Plugin(
 __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
            "itsm_navigation", "itsm_notification_recipients", "itsm_periodic",
            "itsm_permission_check", "itsm_permissions", "itsm_record_actions",
-           "itsm_record_changed", "itsm_record_types", "itsm_sla_policy", "plugin"]
+           "itsm_record_changed", "itsm_record_prepare", "itsm_record_types",
+           "itsm_sla_policy", "plugin"]

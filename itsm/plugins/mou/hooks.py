@@ -76,21 +76,33 @@ def itsm_sla_policy(record: Record, metric: str, session: Session | None) \
 
 
 @hookimpl
-def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
-    """A new agreement gets the template's text; approval and activation bookkeeping."""
+def itsm_record_prepare(session: Session, record: Record, change: RecordChange) -> None:
+    """The parties checked, the template version of a new agreement, the date an
+    agreement takes effect: before the change is journaled."""
     if record.type != MOU.name:
         return
     if change.kind == "created":
         _check_parties(session, record)
-        service.start(session, record, change.actor.email)
+        service.prepare_new(session, record)
     elif change.kind == "updated" and {"kind", "provider_group", "customer_group",
                                        "agency"} & set(change.changes):
         _check_parties(session, record)
+    elif change.kind == "transitioned" and change.transition == "activate" \
+            and record.effective_from is None:
+        record.effective_from = record.updated_at.date()
+
+
+@hookimpl
+def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
+    """A new agreement gets the template's text; approval bookkeeping; the agreement in
+    force supersedes the one it replaces."""
+    if record.type != MOU.name:
+        return
+    if change.kind == "created":
+        service.start(session, record, change.actor.email)
     elif change.kind == "transitioned" and change.transition == "approve":
         service.on_approved(session, record, change.actor.email)
     elif change.kind == "transitioned" and change.transition == "activate":
-        if record.effective_from is None:
-            record.effective_from = record.updated_at.date()
         _supersede_others(session, record)
 
 

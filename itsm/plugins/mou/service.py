@@ -223,11 +223,15 @@ def _require_editable(mou: Mou, what: str) -> None:
                                 "through an amendment"])
 
 
+def prepare_new(session: Session, mou: Mou) -> None:
+    """A new agreement is version 1 of the latest template (before it is journaled)."""
+    mou.template_version = templates.ensure_default(session).version
+    mou.current_version = 1
+
+
 def start(session: Session, mou: Mou, author: str) -> None:
     """Give a new agreement the latest template's text as its version 1."""
     template = templates.ensure_default(session)
-    mou.template_version = template.version
-    mou.current_version = 1
     for position, section in enumerate(template.sections):
         session.add(MouSection(mou_id=mou.id, version=1, position=position,
                                key=section["key"], title=section["title"],
@@ -391,7 +395,7 @@ def decide(service: RecordService, mou: Mou, number: int, approve: bool) -> MouV
     version.approved_by = service.actor.email
     version.approved_at = utcnow()
     if approve:
-        mou.current_version = number
+        service.set_fields(mou, {"current_version": number})
         _replace_targets(service.session, mou, version.targets)
         version.targets = [target_dict(t) for t in targets(service.session, mou)]
     verb = "approved; it is now in force" if approve else "rejected"

@@ -37,6 +37,7 @@ from itsm.plugins.problem.hooks import (
     itsm_navigation,
     itsm_permissions,
     itsm_record_changed,
+    itsm_record_prepare,
     itsm_record_types,
     itsm_suggestions,
 )
@@ -49,5 +50,5 @@ plugin = Plugin(
               "trend_threshold": 3, "trend_days": 30, "public_workarounds": False})
 
 __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_link_kinds",
-           "itsm_navigation", "itsm_permissions", "itsm_record_changed",
+           "itsm_navigation", "itsm_permissions", "itsm_record_changed", "itsm_record_prepare",
            "itsm_record_types", "itsm_suggestions", "plugin"]

@@ -78,12 +78,19 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
 
 
 @hookimpl
-def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
-    """Stamp ``known_error_at``; on resolve, tell the open linked incidents."""
+def itsm_record_prepare(record: Record, change: RecordChange) -> None:
+    """Stamp ``known_error_at`` when the problem becomes a known error."""
     if record.type != PROBLEM.name or change.kind != "transitioned":
         return
     if record.state == "known_error" and record.known_error_at is None:
         record.known_error_at = utcnow()
+
+
+@hookimpl
+def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
+    """On resolve, tell the open linked incidents."""
+    if record.type != PROBLEM.name or change.kind != "transitioned":
+        return
     if change.transition == "resolve":
         problems.notify_linked_incidents(session, record)
 

@@ -16,7 +16,7 @@
 - The gate: ``go_live`` is refused while a mandatory deliverable is not approved or the
   service manager has not accepted responsibility, listing exactly what is missing; a
   gatekeeper may grant a documented exception (who, why, until when).
-- Going live publishes the catalog service (``itsm_change_service_status``) when a
+- Going live publishes the catalog service (``itsm_service_status_requested``) when a
   catalog plugin is enabled, whose own go-live this plugin vetoes while the transition
   is open (``itsm_service_status_guard``); then early-life support flags the service's
   incidents, links them to the transition and tells the project manager.
@@ -50,6 +50,7 @@ from itsm.plugins.transition_gate.hooks import (
     itsm_permissions,
     itsm_record_actions,
     itsm_record_changed,
+    itsm_record_prepare,
     itsm_record_types,
     itsm_service_status_guard,
     itsm_transition_guard,
@@ -64,5 +65,6 @@ plugin = Plugin(
 __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
            "itsm_link_kinds", "itsm_navigation", "itsm_notification_recipients",
            "itsm_periodic", "itsm_permission_check", "itsm_permissions",
-           "itsm_record_actions", "itsm_record_changed", "itsm_record_types",
+           "itsm_record_actions", "itsm_record_changed", "itsm_record_prepare",
+           "itsm_record_types",
            "itsm_service_status_guard", "itsm_transition_guard", "plugin"]

@@ -77,11 +77,31 @@ def lookup(session: Session, key: str) -> ServiceRef | None:
 # -- record rules --------------------------------------------------------------------------
 
 
+def prepare(session: Session, trn: ServiceTransition, kind: str, transition: str | None,
+            changed: dict) -> None:
+    """The transition's own fields, set before the change is journaled: people checked,
+    the catalog service found, acceptance withdrawn from a replaced service manager,
+    the time the gate passed and the end of early-life support."""
+    if kind == "created":
+        trn.project_manager = gate.require_user(session, trn.project_manager,
+                                                "project_manager")
+        trn.service_manager = gate.require_user(session, trn.service_manager,
+                                                "service_manager")
+        _link_catalog(session, trn)
+        gate.choose_template(session, trn)
+    elif kind == "updated":
+        on_updated(session, trn, changed)
+    elif kind == "transitioned" and transition == "go_live":
+        now = utcnow()
+        trn.gate_passed_at = now
+        trn.support_until = now + timedelta(days=trn.support_days or 0)
+        found = lookup(session, trn.catalog_key or trn.service)
+        if found is not None:
+            trn.catalog_key, trn.service_name = found.key, found.name
+
+
 def on_created(session: Session, trn: ServiceTransition) -> None:
-    """People checked, the catalog service found, the checklist and roles filled in."""
-    trn.project_manager = gate.require_user(session, trn.project_manager, "project_manager")
-    trn.service_manager = gate.require_user(session, trn.service_manager, "service_manager")
-    _link_catalog(session, trn)
+    """The checklist and roles filled in."""
     session.flush()
     gate.items_from_template(session, trn)
     session.add(Role(transition_id=trn.id, role="Project manager", name=trn.project_manager,
@@ -127,15 +147,13 @@ def _set_catalog_status(session: Session, key: str, status: str) -> ServiceRef |
     # The gate decided (its guard checked the actor); the system moves the catalog entry,
     # whose own permission (catalog.manage) the project manager need not hold.
     system = gate.system_service(session)
-    return current_itsm().hook.itsm_change_service_status(svc=system, key=key,
-                                                          status=status)
+    return current_itsm().hook.itsm_service_status_requested(svc=system, key=key,
+                                                             status=status)
 
 
 def go_live(session: Session, trn: ServiceTransition, actor: Actor) -> None:
-    """The gate passed: start early-life support and publish the catalog service."""
-    now = utcnow()
-    trn.gate_passed_at = now
-    trn.support_until = now + timedelta(days=trn.support_days or 0)
+    """The gate passed (early-life support started, see :func:`prepare`): publish the
+    catalog service."""
     session.flush()  # the catalog's guard asks for open transitions: this one has passed
     found = lookup(session, trn.catalog_key or trn.service)
     system = gate.system_service(session)
@@ -143,7 +161,6 @@ def go_live(session: Session, trn: ServiceTransition, actor: Actor) -> None:
         text = (f"The gate passed: {trn.service_name or trn.service} is live. No service "
                 "catalog knows it (the catalog is not enabled or has no such service).")
     else:
-        trn.catalog_key, trn.service_name = found.key, found.name
         published = _set_catalog_status(session, found.key, "live")
         text = (f"The gate passed: the catalog service {found.key} is "
                 f"{published.status if published else found.status}.")

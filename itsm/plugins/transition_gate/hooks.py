@@ -85,16 +85,21 @@ def itsm_transition_guard(record: Record, transition: Transition, actor: Actor) 
 
 
 @hookimpl
+def itsm_record_prepare(session: Session, record: Record, change: RecordChange) -> None:
+    """Transitions: people, catalog link, acceptance, gate and support dates."""
+    if record.type == TRANSITION.name:
+        gating.prepare(session, record, change.kind, change.transition, change.changes)
+
+
+@hookimpl
 def itsm_record_changed(session: Session, record: Record, change: RecordChange) -> None:
-    """Transitions: people, catalog link, checklist, go-live. Incidents: early-life
-    support flags."""
+    """Transitions: checklist, catalog status, go-live. Incidents: early-life support
+    flags."""
     if not isinstance(record, ServiceTransition):
         gating.flag_incident(session, record, change)
         return
     if change.kind == "created":
         gating.on_created(session, record)
-    elif change.kind == "updated":
-        gating.on_updated(session, record, change.changes)
     elif change.kind == "transitioned" and change.transition:
         gating.on_transitioned(session, record, change.transition, change.actor)
 

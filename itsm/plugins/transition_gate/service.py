@@ -202,10 +202,11 @@ def get_deliverable(svc: RecordService, trn: ServiceTransition, item_id: int) ->
     return found
 
 
-def items_from_template(session: Session, trn: ServiceTransition) -> None:
-    """Copy the checklist of the transition's template (or the default one)."""
+def choose_template(session: Session, trn: ServiceTransition) -> None:
+    """Name the new transition's checklist template: the one asked for, or the default
+    one when it is installed (set before the transition is journaled)."""
     name = trn.template or str(settings()["default_template"])
-    template = session.scalar(select(ChecklistTemplate).where(
+    template = session.scalar(select(ChecklistTemplate.name).where(
         ChecklistTemplate.name == name, ChecklistTemplate.active.is_(True)))
     if template is None:
         if not trn.template:
@@ -214,7 +215,16 @@ def items_from_template(session: Session, trn: ServiceTransition) -> None:
             ChecklistTemplate.active.is_(True)).order_by(ChecklistTemplate.name))) or "none"
         raise ValidationError(f"no checklist template {name!r} (templates: {known})",
                               fields={"template": ["no active template of this name"]})
-    trn.template = template.name
+    trn.template = template
+
+
+def items_from_template(session: Session, trn: ServiceTransition) -> None:
+    """Copy the checklist of the transition's template (see :func:`choose_template`)."""
+    template = session.scalar(select(ChecklistTemplate).where(
+        ChecklistTemplate.name == trn.template, ChecklistTemplate.active.is_(True))) \
+        if trn.template else None
+    if template is None:
+        return
     for position, item in enumerate(template.items or []):
         due = None
         if trn.go_live_date is not None and item.get("due_days_before") is not None:
@@ -366,8 +376,7 @@ def accept(svc: RecordService, trn: ServiceTransition) -> ServiceTransition:
     require_open(trn)
     if trn.accepted_at is not None:
         raise Conflict(f"{trn.service_manager} accepted {trn.number} already")
-    trn.accepted_by, trn.accepted_at = svc.actor.email, utcnow()
-    svc.session.flush()
+    svc.set_fields(trn, {"accepted_by": svc.actor.email, "accepted_at": utcnow()})
     note(svc, trn, f"The service manager {svc.actor.email} accepts responsibility for "
                    f"the service {trn.service_name or trn.service}.")
     return trn
