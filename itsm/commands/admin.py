@@ -328,7 +328,8 @@ def worker(itsm, once: bool, interval: float) -> None:
                        f"retrying {stats.failed}, dead {stats.dead}")
         if once:
             return
-        time.sleep(interval)
+        if not stats.more:  # a backlog: the next cycle at once, within its budgets again
+            time.sleep(interval)
 
 
 @click.command("audit")
