@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 import itsm.plugins.incident as incident_plugin
 from itsm.core import sla
@@ -170,3 +170,71 @@ def test_the_worker_notes_each_cycle_it_finished(itsm, desk):
     with itsm.Session() as session:
         runs = session.scalars(select(WorkerRun)).all()
     assert [r.name for r in runs] == ["cycle"] and runs[0].finished_at >= before
+
+
+# -- itsm doctor and the health checks ----------------------------------------------------
+
+
+def _report(client, token, n: int) -> None:
+    for i in range(n):
+        answer = client.post("/api/v1/incidents", headers=token, json={
+            "title": f"Scanner offline {i}", "category": "hardware", "impact": 1, "urgency": 1})
+        assert answer.status_code == 201, answer.json
+
+
+def problems(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("problem:")]
+
+
+def test_doctor_warns_on_an_outbox_backlog_and_a_lagging_sweep(itsm, desk, runner, client,
+                                                                 make_token):
+    from itsm.core import health
+
+    _report(client, make_token("pat@dot.example", role="requester", agency="DOT"), 12)
+    assert runner.invoke(["doctor"]).exit_code == 0  # 12 events, just written: fine
+    itsm.settings.update({"health.outbox_waiting": 10})
+    result = runner.invoke(["doctor"])
+    assert result.exit_code != 0
+    (line,) = problems(result.output)
+    assert line.startswith("problem: outbox backlog: 12 notification(s) waiting (12 "
+                           "event(s), 0 delivery(ies) due), the oldest for ")
+    assert line.endswith(" s (limits 10 and 15 minute(s)): is a worker running (itsm "
+                         "worker, or itsm serve's own)?")
+    # Few, but waiting for twenty minutes: a backlog too. And the worker was down while
+    # the incidents' response targets came due an hour ago.
+    itsm.settings.update({"health.outbox_waiting": 1000})
+    an_hour_ago = utcnow() - timedelta(hours=1)
+    with itsm.Session() as session:
+        session.execute(update(Event).values(created_at=utcnow() - timedelta(minutes=20)))
+        session.execute(update(SlaClock).where(SlaClock.metric == "response")
+                        .values(warn_due_at=an_hour_ago, breach_due_at=an_hour_ago))
+        session.commit()
+    found = problems(runner.invoke(["doctor"]).output)
+    assert len(found) == 2
+    assert found[0].startswith("problem: outbox backlog: 12 notification(s) waiting") \
+        and "the oldest for 20 minute(s)" in found[0]
+    assert found[1] == ("problem: SLA sweep lagging: 24 warning(s) and breach(es) due and "
+                        "not announced, the oldest 60 minute(s) late (limit 15 minute(s)): "
+                        "is a worker running?")
+    assert not all(check.ok for check in health.checks(itsm))  # what the admin page shows
+    while run_cycle(itsm).more:  # the worker is back
+        pass
+    result = runner.invoke(["doctor"])
+    assert result.exit_code == 0, result.output
+    assert "all checks passed" in result.output
+
+
+def test_doctor_warns_on_dead_deliveries(itsm, desk, runner, client, make_token):
+    _report(client, make_token("pat@dot.example", role="requester", agency="DOT"), 1)
+    itsm.outbox.drain()
+    with itsm.Session() as session:  # a mail for a channel this install has not enabled
+        event_id = session.scalar(select(Event.id))
+        session.add(Delivery(event_id=event_id, channel="email", recipient="x@dot.example"))
+        session.commit()
+    itsm.settings.update({"outbox.max_attempts": 1})
+    assert itsm.outbox.drain().dead == 1
+    result = runner.invoke(["doctor"])
+    assert result.exit_code != 0
+    assert problems(result.output) == [
+        "problem: 1 notification delivery(ies) dead after every attempt: see itsm outbox "
+        "list --state dead, fix the channel, then itsm outbox retry --dead"]
