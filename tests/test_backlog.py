@@ -4,6 +4,7 @@ to its per-cycle budgets so that a backlog cannot starve the web process."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import timedelta
 
@@ -238,3 +239,69 @@ def test_doctor_warns_on_dead_deliveries(itsm, desk, runner, client, make_token)
     assert problems(result.output) == [
         "problem: 1 notification delivery(ies) dead after every attempt: see itsm outbox "
         "list --state dead, fix the channel, then itsm outbox retry --dead"]
+
+
+# -- no placeholder addresses ---------------------------------------------------------------
+
+ADDRESS = re.compile(r"[^@\s\"'<>(),;]+@([^@\s\"'<>(),;]+)")
+
+
+def mailable(text: str) -> list[str]:
+    """Addresses in ``text`` whose domain may exist: all but localhost and the names
+    RFC 6761 keeps from ever resolving (.invalid, .test, .localhost)."""
+    return [d for d in ADDRESS.findall(text)
+            if d != "localhost" and not d.endswith((".localhost", ".invalid", ".test"))]
+
+
+def test_a_new_install_names_no_one_to_mail(tmp_path):
+    from importlib.metadata import entry_points
+
+    from itsm.cli import write_config
+    from itsm.core.config import DEFAULTS
+
+    written = write_config(tmp_path, None).read_text(encoding="utf-8")
+    assert mailable(written) == []
+    assert mailable(repr(DEFAULTS)) == []
+    for ep in entry_points(group="itsm.plugins"):  # every plugin's declared defaults
+        settings = ep.load().plugin.settings
+        assert mailable(repr(settings)) == [], ep.name
+    assert incident_plugin.plugin.settings["escalation_contacts"] == []
+
+
+class TestDemo:
+    """The demo install, every built-in plugin enabled, after its SLA targets passed."""
+
+    @pytest.fixture
+    def itsm_plugins(self):
+        from every_plugin import builtin_plugins
+
+        return builtin_plugins()
+
+    @pytest.fixture
+    def itsm_config(self, itsm_config):
+        # The install's own defaults: none of this module's incident settings.
+        return {**{k: v for k, v in itsm_config.items() if not k.startswith("plugins.")},
+                "plugins.initial": "*", "plugins.refresh_seconds": 0.0}
+
+    def test_the_demo_mails_only_addresses_that_never_resolve(self, itsm, runner):
+        from every_plugin import load_demo
+
+        from itsm.core.demo import DEMO_DOMAIN
+        from itsm.core.models import User
+
+        load_demo(runner)
+        later = utcnow() + timedelta(days=30)
+        sla.sweep(itsm, later)  # every demo incident breaches: escalations, mails
+        while itsm.outbox.drain().more:
+            pass
+        itsm.outbox.fan_out()
+        with itsm.Session() as session:
+            people = set(session.scalars(select(User.email)))
+            recipients = set(session.scalars(select(Delivery.recipient).where(
+                Delivery.recipient.contains("@"))))
+            escalated = session.scalar(select(func.count()).select_from(Escalation))
+        assert escalated > 0 and recipients
+        test_users = {"admin@example.org"}  # made by the test fixture, not by the demo
+        outside = {a for a in (people | recipients) - test_users
+                   if not a.endswith("." + DEMO_DOMAIN) and not a.endswith("@" + DEMO_DOMAIN)}
+        assert outside == set()

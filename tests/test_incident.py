@@ -37,6 +37,7 @@ def itsm_config(itsm_config):
     # Clocks around the clock: the tests wait minutes and hours from now, whatever the
     # time of day they run at (office hours would put a P1's breach at tomorrow 08:15).
     return {**itsm_config, "plugins.incident.breach_group": "Major Incident Team",
+            "plugins.incident.escalation_contacts": ["service.manager@example.org"],
             "plugins.incident.notify_channels": ["log"], "sla.calendar": "24x7"}
 
 

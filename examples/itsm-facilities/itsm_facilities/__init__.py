@@ -161,7 +161,7 @@ def itsm_cli_commands() -> list[click.Command]:
 
 @itsm.hookimpl
 def itsm_demo_data(ctx) -> None:
-    pat = ctx.service("pat@dot.demo.itsm")
+    pat = ctx.service("pat@dot.demo.invalid")
     pat.create("facility_request", {"title": "Blinds stuck in meeting room 4.12",
                                     "building": "Headquarters", "room": "4.12",
                                     "kind": "repair"})
