@@ -305,3 +305,19 @@ class TestDemo:
         outside = {a for a in (people | recipients) - test_users
                    if not a.endswith("." + DEMO_DOMAIN) and not a.endswith("@" + DEMO_DOMAIN)}
         assert outside == set()
+
+
+def test_housekeeping_takes_the_due_escalation_steps_now(itsm, desk, runner, client,
+                                                         make_token):
+    _report(client, make_token("pat@dot.example", role="requester", agency="DOT"), 1)
+    an_hour_ago = utcnow() - timedelta(hours=1)
+    with itsm.Session() as session:  # the P1's targets passed while no worker ran
+        session.execute(update(SlaClock).values(warn_due_at=an_hour_ago,
+                                                breach_due_at=an_hour_ago))
+        session.commit()
+    result = runner.invoke(["incident", "housekeeping"])
+    assert result.exit_code == 0, result.output
+    assert "escalation steps taken: 4;" in result.output
+    assert escalation_notes(itsm) == 4
+    again = runner.invoke(["incident", "housekeeping"])
+    assert "escalation steps taken: 0;" in again.output
