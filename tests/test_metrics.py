@@ -237,3 +237,11 @@ def test_prometheus_scrapes_the_outbox_backlog_and_every_workers_requests(
     except AssertionError:
         print(log.read_text(errors="replace")[-3000:])
         raise
+
+
+def test_the_allowed_networks_can_be_set_in_the_environment(monkeypatch, tmp_path):
+    from itsm.core.config import load_settings
+
+    monkeypatch.setenv("ITSM_METRICS_ALLOW", "10.0.0.0/8, ::1/128")
+    assert load_settings({"home": str(tmp_path)})["metrics.allow"] == ["10.0.0.0/8",
+                                                                      "::1/128"]
