@@ -33,7 +33,7 @@ from itsm.core.models import JournalEntry
 from itsm.core.notify import reply_token
 
 AGENCY_A, AGENCY_B = "DOT", "DOH"
-REQUESTER_A, REQUESTER_B = "pat@dot.demo.itsm", "sam@doh.demo.itsm"
+REQUESTER_A, REQUESTER_B = "pat@dot.demo.invalid", "sam@doh.demo.invalid"
 CANARY = "Zanzibarcanary"  # a word only agency B's records hold
 
 # page: (permission, method, path after the record, body, status when done,

@@ -26,7 +26,7 @@ def itsm_plugins():
 def test_requester_finds_and_requests_a_laptop_in_the_browser(app, runner, live_server, browser,
                                                                make_token, tmp_path, viewport):
     assert runner.invoke(["demo"]).exit_code == 0
-    make_token("pat@dot.demo.itsm")  # the demo requester; password below
+    make_token("pat@dot.demo.invalid")  # the demo requester; password below
     state = app.extensions["itsm"]
     with app.app_context(), state.Session() as session:
         from sqlalchemy import select
@@ -34,7 +34,7 @@ def test_requester_finds_and_requests_a_laptop_in_the_browser(app, runner, live_
         from itsm.core import auth
         from itsm.core.models import User
 
-        user = session.scalar(select(User).where(User.email == "pat@dot.demo.itsm"))
+        user = session.scalar(select(User).where(User.email == "pat@dot.demo.invalid"))
         user.password_hash = auth.hash_password(PASSWORD)
         session.commit()
 
@@ -43,7 +43,7 @@ def test_requester_finds_and_requests_a_laptop_in_the_browser(app, runner, live_
     messages: list[str] = []
     page.on("console", lambda m: messages.append(m.text))
     page.goto(live_server + "/portal/catalog")
-    page.get_by_label("E-mail address").fill("pat@dot.demo.itsm")
+    page.get_by_label("E-mail address").fill("pat@dot.demo.invalid")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.goto(live_server + "/portal/catalog")

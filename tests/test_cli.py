@@ -124,11 +124,11 @@ def test_demo_loads_users_who_can_use_the_api(itsm_cli):
     assert itsm_cli("init").returncode == 0
     demo = itsm_cli("demo")
     assert demo.returncode == 0, demo.stderr
-    assert "pat@dot.demo.itsm" in demo.stdout
+    assert "pat@dot.demo.invalid" in demo.stdout
     again = itsm_cli("demo")
     assert again.returncode == 0, again.stderr  # idempotent
     users = json.loads(itsm_cli("users", "list", "--json").stdout)
-    assert len([u for u in users if u["email"].endswith("demo.itsm")]) == 4
+    assert len([u for u in users if u["email"].endswith("demo.invalid")]) == 4
 
 
 def test_worker_once_drains_the_outbox(itsm_cli):

@@ -76,7 +76,7 @@ def populate(app, client, runner) -> dict[str, str]:
         admin = auth.create_user(db, "root@example.org", role="admin", password="pw-123456789-root")
         _, secret = auth.create_token(db, admin, name="backup test")
         with pytest.raises(Unauthorized):
-            auth.sign_in(db, "agent@demo.itsm", "wrong password", "10.1.2.3")
+            auth.sign_in(db, "agent@demo.invalid", "wrong password", "10.1.2.3")
         db.commit()
     headers = {"Authorization": f"Bearer {secret}"}
     collections = client.get("/api/v1/", headers=headers).get_json()["collections"]

@@ -402,7 +402,7 @@ def test_itsm_install_defaults_runs_on_enable_and_is_idempotent(with_plugin):
 
 def test_itsm_demo_data_goes_through_the_record_service(with_plugin):
     def itsm_demo_data(ctx):
-        service = ctx.service("pat@dot.demo.itsm")
+        service = ctx.service("pat@dot.demo.invalid")
         service.create("ticket", {"title": "Demo: projector flickers"})
 
     application = with_plugin(make_plugin("demo_maker", itsm_demo_data=itsm_demo_data))

@@ -13,7 +13,7 @@ from itsm.core.auth import Actor
 from itsm.core.models import JournalEntry, Record, User, utcnow
 from itsm.core.records import replay_values
 
-AGENT, RESOLVER, PAT = "agent@demo.itsm", "resolver@demo.itsm", "pat@dot.demo.itsm"
+AGENT, RESOLVER, PAT = "agent@demo.invalid", "resolver@demo.invalid", "pat@dot.demo.invalid"
 
 
 @pytest.fixture
@@ -163,7 +163,7 @@ def test_problems_articles_changes_requests_and_agreements_replay_after_their_li
         proposed = agreements.propose(agent, mou, {"summary": "Faster P1 response",
                                                    "sections": {"1": "Purpose, revised."}})
         mou_number, version = mou.number, proposed.number
-    with as_user(demo, "admin@demo.itsm") if _exists(demo, "admin@demo.itsm") \
+    with as_user(demo, "admin@demo.invalid") if _exists(demo, "admin@demo.invalid") \
             else demo.unit_of_work(Actor.system()) as admin:
         agreements.decide(admin, admin.get(mou_number), version, approve=True)
 

@@ -24,8 +24,8 @@ from itsm.core import auth
 from itsm.core.demo import DEMO_PASSWORD
 from itsm.core.models import ApiToken, utcnow
 
-REQUESTER_A = "pat@dot.demo.itsm"
-AGENT = "agent@demo.itsm"
+REQUESTER_A = "pat@dot.demo.invalid"
+AGENT = "agent@demo.invalid"
 ADMIN = "security-admin@it.example"
 ADMIN_PASSWORD = "a long admin secret"
 FORM = re.compile(r"<form\b([^>]*)>(.*?)</form>", re.S | re.I)

@@ -277,8 +277,9 @@ def groups_members(itsm, group: str) -> None:
 @click.command()
 @pass_itsm
 def doctor(itsm) -> None:
-    """Check the database, migrations, plugins and the outbox backlog."""
-    from itsm.core import plugin_admin
+    """Check the database, migrations, plugins, the outbox backlog, dead deliveries and
+    the SLA sweep; exit non-zero on any problem (thresholds: the health.* settings)."""
+    from itsm.core import health, plugin_admin
 
     problems = 0
     with itsm.engine.connect() as connection:
@@ -295,11 +296,9 @@ def doctor(itsm) -> None:
         problems += 1
     enabled = sorted(itsm.host.enabled)
     click.echo(f"ok: {len(enabled)} plugin(s) enabled: {', '.join(enabled) or 'none'}")
-    backlog = itsm.outbox.backlog()
-    click.echo("outbox: " + ", ".join(f"{k} {v}" for k, v in sorted(backlog.items())))
-    if backlog.get("dead"):
-        click.echo(f"problem: {backlog['dead']} notification(s) could not be delivered")
-        problems += 1
+    for check in health.checks(itsm):
+        click.echo(f"ok: {check.message}" if check.ok else f"problem: {check.message}")
+        problems += not check.ok
     if problems:
         raise ItsmError(f"{problems} problem(s) found")
     click.echo("all checks passed")
@@ -330,7 +329,8 @@ def worker(itsm, once: bool, interval: float) -> None:
                        f"retrying {stats.failed}, dead {stats.dead}")
         if once:
             return
-        time.sleep(interval)
+        if not stats.more:  # a backlog: the next cycle at once, within its budgets again
+            time.sleep(interval)
 
 
 @click.command("audit")

@@ -28,8 +28,10 @@ def import_records(itsm, file, type_name: str, batch: int, jobs: int) -> None:
     Each line holds the fields the API's create takes, and may add state, created_at,
     updated_at, closed_at and comments ([{"body", "public", "at"}]) to load history.
     Numbers are taken from the install's sequence; journal entries and SLA clocks are
-    written with the records; no notification is sent. A bad line stops the import and
-    nothing of its batch is written.
+    written with the records. No notification is sent and nothing is escalated: SLA
+    warnings and breaches already past are recorded as announced; those still ahead are
+    announced when they come due. A bad line stops the import and nothing of its batch
+    is written.
     """
     from itsm.core.bulk import BulkImporter, read_json_lines
 

@@ -196,8 +196,9 @@ def _create_app(config: Mapping[str, Any] | None) -> Flask:
 def _web(app: Flask, itsm: Itsm) -> None:
     """The routes, request hooks and error handlers: the API's, the console's, then every
     plugin's. Registered when the application is first used (see :class:`ItsmApp`)."""
-    from itsm.core import api, console
+    from itsm.core import api, console, ops
 
+    ops.init_app(app)  # first: its timer starts before any other request hook runs
     api.init_app(app)
     app.teardown_request(_close_request_session)
 

@@ -24,8 +24,10 @@ What it keeps from :class:`~itsm.core.records.RecordService`:
   from those very entries, exactly as ``itsm sla recompute`` would.
 
 What it leaves out on purpose: outbox events and the ``itsm_record_changed`` hook, the
-reactions to a change. A history load must not send a million notifications; ``itsm sla
-sweep`` announces the warnings and breaches of clocks still running, as for any record.
+reactions to a change. A history load must not send a million notifications: SLA
+warnings and breaches already past at the import are recorded and marked announced,
+silently (no event, hence no escalation); ``itsm sla sweep`` announces those of clocks
+that come due later, as for any record.
 
 A batch is one transaction and is validated whole before anything is written: a bad line
 stops the import with one message naming the line, and nothing of its batch is written.
@@ -557,8 +559,12 @@ class BulkImporter:
                              sla.targets_for(self.itsm, seen, memo=self.policy),
                              self.calendars, self.now, metrics=self.metrics,
                              met_once=self.met_once)
-        return [{"metric": f.metric, "warning_sent": False,
-                 "breach_sent": False, **f.values()} for f in figures]
+        # History is not news: a warning or breach already past when the import runs is
+        # recorded (warned/breached) and marked announced, so neither the sweep nor any
+        # escalation keyed on announcements acts on it; one still ahead is announced
+        # when it comes due, as for any record.
+        return [{"metric": f.metric, "warning_sent": f.warned,
+                 "breach_sent": f.breached, **f.values()} for f in figures]
 
     def _prepare(self, lookups, chunk: list[tuple[int, Any]]) -> _Batch:
         """Validate a batch's lines and build what it writes; a bad line raises

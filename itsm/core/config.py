@@ -44,6 +44,20 @@ DEFAULTS: dict[str, Any] = {
     "outbox.max_attempts": 8,
     "outbox.backoff_seconds": 30.0,
     "outbox.lease_seconds": 300.0,
+    # Per-cycle budgets of the background work, so that a backlog (an import, a mail
+    # server down for hours) is worked off over several cycles and never holds the web
+    # process's own worker thread for minutes: the rest waits for the next cycle.
+    "outbox.batch": 500,  # events fanned out and deliveries run per cycle (0: no limit)
+    "outbox.drain_seconds": 10.0,
+    "sla.sweep_batch": 2000,  # warnings and breaches announced per cycle (0: no limit)
+    "sla.sweep_seconds": 5.0,
+    # When `itsm doctor` (and the health checks) warn: events or deliveries waiting longer
+    # than this or more of them than that; due SLA announcements late by more than this.
+    "health.outbox_minutes": 15.0,
+    "health.outbox_waiting": 1000,
+    "health.sweep_lag_minutes": 15.0,
+    # Who may read /metrics without an admin token: client addresses in these networks.
+    "metrics.allow": ["127.0.0.1/32", "::1/128"],
     "log.level": "WARNING",
     "trace_plugins": False,
     **{f"sla.{metric}.{p}": minutes for metric, table in SLA_DEFAULTS.items()
@@ -87,6 +101,8 @@ def _coerce(name: str, raw: str, default: Any) -> Any:
     except ValueError:
         kind = type(default).__name__
         raise ConfigError(f"setting {name}: expected a number ({kind}), got {raw!r}") from None
+    if isinstance(default, list):  # ITSM_METRICS_ALLOW=10.0.0.0/8,127.0.0.1/32
+        return [item.strip() for item in raw.split(",") if item.strip()]
     return raw
 
 

@@ -25,11 +25,14 @@ DEMO_AGENCIES = (("DOT", "Department of Transportation"), ("DOH", "Department of
 DEMO_GROUPS = (("Network", "LAN, WAN, VPN and firewalls."),
                ("Applications", "Line-of-business applications."))
 DEMO_PASSWORD = "demo-password"
+# Demo people live under the reserved top-level domain .invalid (RFC 2606, RFC 6761): no
+# such address ever resolves, so a demo install that sends mail reaches nobody.
+DEMO_DOMAIN = "demo.invalid"
 DEMO_USERS = (
-    ("agent@demo.itsm", "Alex Agent", "agent", None, ("Service Desk", "Network")),
-    ("resolver@demo.itsm", "Robin Resolver", "agent", None, ("Applications",)),
-    ("pat@dot.demo.itsm", "Pat Requester", "requester", "DOT", ()),
-    ("sam@doh.demo.itsm", "Sam Requester", "requester", "DOH", ()),
+    ("agent@demo.invalid", "Alex Agent", "agent", None, ("Service Desk", "Network")),
+    ("resolver@demo.invalid", "Robin Resolver", "agent", None, ("Applications",)),
+    ("pat@dot.demo.invalid", "Pat Requester", "requester", "DOT", ()),
+    ("sam@doh.demo.invalid", "Sam Requester", "requester", "DOH", ()),
 )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -460,3 +461,14 @@ class AccessDenial(Base):
 
     __table_args__ = (Index("ix_access_denial_created", "created_at"),
                       Index("ix_access_denial_record", "record_id"))
+
+
+class WorkerRun(Base):
+    """When a kind of background work last finished a cycle (``cycle``: the SLA sweep,
+    the plugins' periodic work and outbox delivery), whoever ran it: what ``itsm doctor``
+    and ``/metrics`` tell from any process."""
+
+    __tablename__ = "worker_run"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    finished_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seconds: Mapped[float] = mapped_column(Double, default=0.0)

@@ -15,7 +15,8 @@ import hashlib
 import hmac
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -87,6 +88,7 @@ class DispatchStats:
     failed: int = 0
     dead: int = 0
     errors: list[str] = field(default_factory=list)
+    more: bool = False  # the cycle's budget ran out with work left for the next one
 
 
 class Outbox:
@@ -153,8 +155,11 @@ class Outbox:
             session.commit()
             return done
 
-    def deliver_due(self, limit: int = 200) -> DispatchStats:
-        """Run the deliveries that are due; each is claimed first so no two workers send it."""
+    def deliver_due(self, limit: int = 200, *, only: Iterable[str] | None = None,
+                    deadline: float | None = None) -> DispatchStats:
+        """Run up to ``limit`` deliveries that are due (of the channels named in ``only``,
+        or all), until ``deadline`` (a ``time.monotonic()`` value); each is claimed first
+        so no two workers send it."""
         stats = DispatchStats()
         settings = self.itsm.settings
         channels = self.itsm.channels
@@ -163,10 +168,17 @@ class Outbox:
         lease = timedelta(seconds=float(settings["outbox.lease_seconds"]))
         with self.itsm.Session() as session:
             now = utcnow()
-            due = session.scalars(select(Delivery).where(
-                Delivery.state == "pending", Delivery.next_attempt_at <= now)
-                .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)).all()
+            query = select(Delivery).where(Delivery.state == "pending",
+                                           Delivery.next_attempt_at <= now)
+            if only is not None:
+                query = query.where(Delivery.channel.in_(list(only)))
+            due = session.scalars(query.order_by(Delivery.next_attempt_at, Delivery.id)
+                                  .limit(limit)).all()
+            stats.more = len(due) == limit
             for delivery in due:
+                if deadline is not None and time.monotonic() >= deadline:
+                    stats.more = True
+                    break
                 claimed = session.execute(
                     update(Delivery).where(Delivery.id == delivery.id,
                                            Delivery.state == "pending",
@@ -204,17 +216,45 @@ class Outbox:
                 session.commit()
         return stats
 
-    def drain(self) -> DispatchStats:
-        """Fan out every pending event and run every due delivery once."""
-        events = 0
+    def drain(self, budget: int | None = None, seconds: float | None = None) -> DispatchStats:
+        """Fan out pending events and run due deliveries, at most ``budget`` of each and
+        for about ``seconds`` (default: settings ``outbox.batch`` and
+        ``outbox.drain_seconds``; 0 is no limit). A backlog is worked off over several
+        cycles instead of holding one worker (the web process's own thread) for minutes:
+        ``more`` in the result says work was left for the next cycle."""
+        settings = self.itsm.settings
+        budget = int(settings["outbox.batch"] if budget is None else budget) or None
+        seconds = float(settings["outbox.drain_seconds"] if seconds is None else seconds)
+        deadline = time.monotonic() + seconds if seconds > 0 else None
+        events, more = 0, False
         while True:
-            count = self.fan_out()
-            events += count
-            if count == 0:
+            if deadline is not None and time.monotonic() >= deadline:
+                more = True
                 break
-        stats = self.deliver_due()
+            chunk = 200 if budget is None else min(200, budget - events)
+            if chunk <= 0:
+                more = True
+                break
+            count = self.fan_out(chunk)
+            events += count
+            if count < chunk:
+                break
+        stats = self.deliver_due(budget or 200, deadline=deadline) if budget or deadline \
+            else self._deliver_all()
         stats.events = events
+        stats.more = stats.more or more
         return stats
+
+    def _deliver_all(self) -> DispatchStats:
+        """Every due delivery, 200 at a time (no budget)."""
+        total = DispatchStats()
+        while True:
+            stats = self.deliver_due()
+            for name in ("delivered", "failed", "dead"):
+                setattr(total, name, getattr(total, name) + getattr(stats, name))
+            total.errors += stats.errors
+            if not stats.more:
+                return total
 
     def backlog(self) -> dict[str, int]:
         with self.itsm.Session() as session:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import queue
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -276,6 +278,35 @@ def _event_ids(session: Session, count: int) -> list[int]:
 class SweepStats:
     warned: int = 0
     breached: int = 0
+    more: bool = False  # the budget ran out: the rest waits for the next sweep
+
+
+class _Budget:
+    """What one sweep may still announce (``limit`` clocks, until ``deadline``, a
+    ``time.monotonic()`` value), shared by its claimers."""
+
+    def __init__(self, limit: int | None, deadline: float | None) -> None:
+        self.left, self.deadline = limit, deadline
+        self.spent = False
+        self._lock = threading.Lock()
+
+    def take(self, batch: int) -> int:
+        with self._lock:
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.spent = True
+                return 0
+            size = batch if self.left is None else min(batch, self.left)
+            if size <= 0:
+                self.spent = True
+                return 0
+            if self.left is not None:
+                self.left -= size
+            return size
+
+    def give_back(self, unused: int) -> None:
+        with self._lock:
+            if self.left is not None:
+                self.left += unused
 
 
 def count_due(itsm: Itsm, now: datetime) -> int:
@@ -288,7 +319,8 @@ def count_due(itsm: Itsm, now: datetime) -> int:
 
 
 def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 1000,
-          claimers: int = 2, progress: Callable[[int], None] | None = None) -> SweepStats:
+          claimers: int = 2, progress: Callable[[int], None] | None = None,
+          limit: int | None = None, seconds: float | None = None) -> SweepStats:
     """Announce every warning and breach whose due time has passed, once per clock.
 
     Each batch is one transaction: the clocks marked and their outbox events together,
@@ -298,10 +330,12 @@ def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 1000,
     threads claim batches side by side, each while the others wait for the server;
     ``FOR UPDATE SKIP LOCKED`` gives them disjoint clocks. The post-commit hooks of
     their events run on the calling thread, one batch after another. ``progress(n)``
-    after each batch of ``n`` announcements.
+    after each batch of ``n`` announcements. ``limit`` and ``seconds`` bound one call
+    (the worker's per-cycle budget): ``more`` in the result says clocks were left due.
     """
     now = now or utcnow()
     stats = SweepStats()
+    budget = _Budget(limit or None, time.monotonic() + seconds if seconds else None)
     calendars = load_calendars(itsm.settings)
     dialect = itsm.engine.dialect.name
 
@@ -318,18 +352,24 @@ def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 1000,
 
         def claim(kind: str = kind) -> tuple[int, list[Any]]:
             """One batch in a transaction of its own: how many clocks, and their events."""
+            size = budget.take(batch)
+            if not size:
+                return 0, []
             with itsm.Session() as session:
                 if dialect in ("postgresql", "sqlite"):
-                    claimed, events = _sweep_batch(session, kind, now, batch, calendars)
+                    claimed, events = _sweep_batch(session, kind, now, size, calendars)
                 else:  # MariaDB/MySQL: no UPDATE .. RETURNING, claimed clock by clock
                     clocks = session.scalars(
                         select(SlaClock).where(*_unannounced(kind, now))
-                        .order_by(getattr(SlaClock, _DUE[kind]), SlaClock.id).limit(batch)).all()
+                        .order_by(getattr(SlaClock, _DUE[kind]), SlaClock.id).limit(size)).all()
                     claimed = len(clocks)
                     records = _summaries(session, (c.record_id for c in clocks))
                     events = _claim_batch(session, clocks, kind, records, calendars, now)
                 if claimed:
                     session.commit()
+            budget.give_back(size - claimed)
+            if claimed == size < batch:  # cut short by the budget: more may be due
+                budget.spent = True
             return claimed, events
 
         claimed, events = claim()
@@ -343,6 +383,7 @@ def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 1000,
         while claimed == batch:
             claimed, events = claim()
             announced(kind, events)
+    stats.more = budget.spent
     return stats
 
 

@@ -212,15 +212,15 @@ def load(ctx: DemoContext) -> None:
     data = demo_catalog()
     for entry in data["services"]:
         if entry["slug"] in ("application-access", "file-storage"):
-            entry["owner"] = "resolver@demo.itsm"
-    data["approvers"] = [{"agency": "DOT", "user": "agent@demo.itsm"},
-                         {"agency": "DOH", "user": "agent@demo.itsm"}]
+            entry["owner"] = "resolver@demo.invalid"
+    data["approvers"] = [{"agency": "DOT", "user": "agent@demo.invalid"},
+                         {"agency": "DOH", "user": "agent@demo.invalid"}]
     import_catalog(ctx.service(), data)
-    pat = ctx.service("pat@dot.demo.itsm")
+    pat = ctx.service("pat@dot.demo.invalid")
     from itsm.plugins.catalog import service as catalog
 
     reset = catalog.get_service(pat, "password-reset")
     offering = catalog.offerings_of(pat, reset)[0]
-    catalog.submit_request(pat, offering, {"account": "pat@dot.demo.itsm"})
+    catalog.submit_request(pat, offering, {"account": "pat@dot.demo.invalid"})
     catalog.give_feedback(pat, catalog.get_service(pat, "laptop"), {
         "kind": "suggestion", "body": "Please say how long delivery takes."})

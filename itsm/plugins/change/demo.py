@@ -108,7 +108,7 @@ def load(ctx: DemoContext) -> None:
     """A standard change, one awaiting the CAB, a successful one, a failed emergency
     change (with the incident it caused, when incidents exist) and a freeze window."""
     install_defaults(ctx.session)
-    agent, resolver = ctx.users.get("agent@demo.itsm"), ctx.users.get("resolver@demo.itsm")
+    agent, resolver = ctx.users.get("agent@demo.invalid"), ctx.users.get("resolver@demo.invalid")
     if agent is None or resolver is None or not _empty(ctx.session, Change):
         return
     for group in (CHANGE_MANAGERS, CAB):

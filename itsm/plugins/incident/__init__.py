@@ -9,8 +9,10 @@ and changes reach incidents through links, events and the suggestions hook.
 - Workflow: new -> in progress -> on hold (waiting on customer/supplier: SLA paused) ->
   resolved -> closed (confirmed by the requester, or automatically after a quiet
   period); cancelled; reopen within a window.
-- Escalation from the SLA clocks: warning -> management told, breach -> reassigned to
-  the breach group when one is configured; each step is taken once.
+- Escalation from the SLA clocks' announcements (delivered through the outbox to the
+  ``incident.escalation`` channel): warning -> management told, breach -> reassigned to
+  the breach group when one is configured; each step is taken once. Imported history,
+  announced silently by the import, is never escalated.
 - Major incidents: children linked to the major one follow its updates and resolution;
   a post-incident review (PIR…) must be done before the major incident closes.
 - Satisfaction rating by the requester on resolution.
@@ -25,6 +27,7 @@ from itsm.plugins.incident.hooks import (
     itsm_demo_data,
     itsm_link_kinds,
     itsm_navigation,
+    itsm_notification_channels,
     itsm_notification_recipients,
     itsm_periodic,
     itsm_permissions,
@@ -40,6 +43,6 @@ plugin = Plugin(name="incident", version="0.1.0",
                 requires_itsm=">=0.1,<1", settings=DEFAULT_SETTINGS)
 
 __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_link_kinds",
-           "itsm_navigation", "itsm_notification_recipients", "itsm_periodic", "itsm_permissions",
-           "itsm_record_changed", "itsm_record_prepare",
+           "itsm_navigation", "itsm_notification_channels", "itsm_notification_recipients",
+           "itsm_periodic", "itsm_permissions", "itsm_record_changed", "itsm_record_prepare",
            "itsm_record_types", "itsm_transition_guard", "plugin"]

@@ -41,5 +41,5 @@ def load(ctx) -> None:
         "connect to the mail server.", "category": "software", "subcategory": "email",
         "impact": 1, "urgency": 1, "major": True, "channel": "monitoring",
         "affected_service": "E-mail"})
-    apps = next((u for u in agents if u.email == "resolver@demo.itsm"), agents[-1])
+    apps = next((u for u in agents if u.email == "resolver@demo.invalid"), agents[-1])
     ctx.service(apps).link(opened[3], major.number, "child_of")

@@ -7,12 +7,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    Conflict,
     Event,
     EventMessage,
     Group,
@@ -27,7 +27,6 @@ from itsm.plugin import (
     RecordChange,
     RecordService,
     RecordType,
-    SlaClock,
     State,
     Transition,
     User,
@@ -310,27 +309,51 @@ def auto_close(now: datetime) -> int:
     return closed
 
 
+# Escalation is the incident's reaction to an SLA announcement (``sla.warning``,
+# ``sla.breached``), delivered through the outbox to this plugin's own channel: it is
+# retried with backoff like any delivery, claimed once by the unique step row, and bounded
+# by the outbox's per-cycle budget. A clock the sweep never announces is never escalated:
+# imported history, whose past warnings and breaches the import records as announced
+# without an event, sets off no escalation.
+ESCALATION_CHANNEL = "incident.escalation"
+_LEVELS = {"sla.warning": "warning", "sla.breached": "breach"}
+
+
+class EscalationChannel:
+    """Takes the escalation step an SLA announcement of an open incident calls for."""
+
+    name = ESCALATION_CHANNEL
+
+    def deliver(self, message: EventMessage, recipient: Recipient) -> None:
+        level = _LEVELS.get(message.name)
+        number = (message.record or {}).get("number")
+        if level is None or not number:
+            return
+        itsm = current_itsm()
+        with itsm.Session() as session:
+            record_id = session.scalar(select(Incident.id).where(
+                Incident.number == number, Incident.state.in_(OPEN_STATES)))
+        if record_id is not None:  # resolved or closed meanwhile: nothing to escalate
+            _escalate_one(itsm, rules.settings(), record_id, str(message.payload["metric"]),
+                          level)
+
+
 def escalate(now: datetime) -> int:
-    """Take the escalation step of every warned or breached incident clock, once each."""
+    """Take the escalation steps whose announcements wait in the outbox now; return how
+    many were taken (what the worker's cycle does with the rest of the outbox)."""
     itsm = current_itsm()
-    settings = rules.settings()
-    taken = 0
     with itsm.Session() as session:
-        pending = session.execute(
-            select(SlaClock.record_id, SlaClock.metric, SlaClock.warned, SlaClock.breached)
-            .join(Incident, Incident.id == SlaClock.record_id)
-            .where(Incident.state.in_(OPEN_STATES),
-                   (SlaClock.warned.is_(True)) | (SlaClock.breached.is_(True)))).all()
-        done = {(e.record_id, e.metric, e.level) for e in session.scalars(
-            select(Escalation).where(Escalation.record_id.in_({p[0] for p in pending})))}
-    for record_id, metric, warned, breached in pending:
-        for level, reached in (("warning", warned), ("breach", breached)):
-            if reached and (record_id, metric, level) not in done:
-                taken += _escalate_one(itsm, settings, record_id, metric, level)
-    return taken
+        before = session.scalar(select(func.count()).select_from(Escalation))
+    while itsm.outbox.fan_out():
+        pass
+    while itsm.outbox.deliver_due(only=(ESCALATION_CHANNEL,)).more:
+        pass
+    with itsm.Session() as session:
+        return session.scalar(select(func.count()).select_from(Escalation)) - before
 
 
-def _escalate_one(itsm, settings: dict, record_id: int, metric: str, level: str) -> int:
+def _escalate_one(itsm, settings: dict, record_id: int, metric: str, level: str) -> None:
+    """Take one step once; a second worker's (or a retried delivery's) is a no-op."""
     try:
         with itsm.unit_of_work(Actor.system()) as service:
             session = service.session
@@ -361,19 +384,20 @@ def _escalate_one(itsm, settings: dict, record_id: int, metric: str, level: str)
                                    "contacts": contacts, "action": step.action})
             session.add(event)
             service.events.append(event)
-        return 1
-    except IntegrityError:
-        return 0  # another worker took this step
-    except Exception:
-        log.exception("escalation of record %s (%s %s) failed", record_id, metric, level)
-        return 0
+    except Conflict:
+        return  # another worker took this step (the unit of work's IntegrityError)
 
 
 @hookimpl
 def itsm_periodic(now: datetime) -> None:
-    """Escalate what the SLA sweep flagged, then close quiet resolved incidents."""
-    escalate(now)
+    """Close quiet resolved incidents (escalation runs from the outbox)."""
     auto_close(now)
+
+
+@hookimpl
+def itsm_notification_channels() -> list[EscalationChannel]:
+    """The escalation channel: SLA announcements of incidents become escalation steps."""
+    return [EscalationChannel()]
 
 
 # -- notifications --------------------------------------------------------------------------
@@ -387,9 +411,11 @@ def itsm_notification_recipients(event: EventMessage, session: Session) \
     if record.get("type") != "incident":
         return None
     itsm = current_itsm()
+    steps = [Recipient(ESCALATION_CHANNEL, record.get("number") or "")] \
+        if event.name in _LEVELS else []
     channels = [c for c in rules.settings()["notify_channels"] if c in itsm.channels]
     if not channels:
-        return None
+        return steps or None
     incident = session.scalar(select(Incident).where(Incident.number == record["number"]))
     if incident is None:
         return None
@@ -407,8 +433,8 @@ def itsm_notification_recipients(event: EventMessage, session: Session) \
         addresses.update(event.payload.get("contacts") or [])
     if event.actor:
         addresses.discard(event.actor)  # nobody is told about their own change
-    return [Recipient(channel, address) for channel in channels
-            for address in sorted(addresses)]
+    return steps + [Recipient(channel, address) for channel in channels
+                    for address in sorted(addresses)]
 
 
 # -- web, CLI, demo ----------------------------------------------------------------------

@@ -27,9 +27,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "reopen_days": 7,  # a resolved incident may be reopened within this many days
     "auto_close_days": 5,  # resolved and quiet this long: closed without confirmation
     # Hierarchical escalation: who is told when a clock passes its warning threshold or
-    # breaches (e-mail addresses); functional escalation: the group a breached incident
+    # breaches (e-mail addresses; none until an admin names them: a placeholder would
+    # receive every escalation); functional escalation: the group a breached incident
     # moves to (empty: it stays with its group).
-    "escalation_contacts": ["service.manager@example.org"],
+    "escalation_contacts": [],
     "breach_group": "",
     # Notification channels used for people (those of enabled adapters only).
     "notify_channels": ["email"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itsm.plugin import DemoContext
 
-AUTHOR = "agent@demo.itsm"
+AUTHOR = "agent@demo.invalid"
 
 PUBLISHED = [
     {"title": "Connect to the VPN from home",

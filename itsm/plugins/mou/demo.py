@@ -11,16 +11,16 @@ from itsm.plugins.mou import service
 from itsm.plugins.mou.models import MOU, Mou
 
 ESCALATION = [
-    {"role": "Project lead", "name": "Jordan Lead", "email": "lead@demo.itsm",
+    {"role": "Project lead", "name": "Jordan Lead", "email": "lead@demo.invalid",
      "when": "a ticket misses its target or a project is at risk"},
     {"role": "Director of service management", "name": "Morgan Director",
-     "email": "director@demo.itsm", "when": "the project lead could not resolve it"},
+     "email": "director@demo.invalid", "when": "the project lead could not resolve it"},
 ]
 
 AGREEMENTS: tuple[dict[str, Any], ...] = (
     {"title": "Department of Transportation MOU 2026", "agency": "DOT",
      "manager": {"role": "Technology business consultant", "name": "Casey Consultant",
-                 "email": "casey@demo.itsm", "phone": "+1 555 0100"},
+                 "email": "casey@demo.invalid", "phone": "+1 555 0100"},
      "sections": {"2": "Keep traffic management systems available around the clock; "
                        "replace the permit system by 2027.",
                   "A": "Traffic systems are critical: priority 1 is answered at once."},
@@ -34,7 +34,7 @@ AGREEMENTS: tuple[dict[str, Any], ...] = (
           "resolution_minutes": 2400}]},
     {"title": "Department of Health MOU 2026", "agency": "DOH",
      "manager": {"role": "Technology business consultant", "name": "Drew Advisor",
-                 "email": "drew@demo.itsm", "phone": "+1 555 0101"},
+                 "email": "drew@demo.invalid", "phone": "+1 555 0101"},
      "sections": {"2": "Modernise the clinic scheduling system and its patient portal."},
      "targets": [
          {"service": "", "priority": 1, "response_minutes": 30, "resolution_minutes": 240},
@@ -57,7 +57,7 @@ def load(ctx: DemoContext) -> None:
     """Create the demo agreements once (skipped when any agreement exists)."""
     if ctx.session.scalar(select(Mou.id).limit(1)) is not None:
         return
-    agent = ctx.service("agent@demo.itsm")
+    agent = ctx.service("agent@demo.invalid")
     for demo in AGREEMENTS:
         mou = agent.create(MOU.name, {"title": demo["title"], "agency": demo["agency"],
                                       "kind": "mou"})

@@ -127,7 +127,7 @@ DEMO_PROBLEMS = (
 @hookimpl(trylast=True)  # after the other plugins' demo data: link their incidents
 def itsm_demo_data(ctx: DemoContext) -> None:
     """Three problems, one a known error, linked to matching demo incidents."""
-    agent = ctx.service("agent@demo.itsm")
+    agent = ctx.service("agent@demo.invalid")
     incident_type = problems.incident_type()
     for demo in DEMO_PROBLEMS:
         exists = ctx.session.scalar(select(Problem.id).where(Problem.title == demo["title"]))
@@ -140,6 +140,6 @@ def itsm_demo_data(ctx: DemoContext) -> None:
                                                   types=[incident_type.name]):
                 agent.link(problem, incident.number, PROBLEM_OF.name)
         if demo.get("investigate"):
-            agent.transition(problem, "investigate", {"assignee": "agent@demo.itsm"})
+            agent.transition(problem, "investigate", {"assignee": "agent@demo.invalid"})
         if demo.get("known_error"):
             agent.transition(problem, "record_known_error", demo["known_error"])

@@ -12,8 +12,8 @@ from itsm.plugins.transition_gate import plan
 from itsm.plugins.transition_gate import service as gate
 from itsm.plugins.transition_gate.models import TRANSITION, ServiceTransition
 
-PM = "agent@demo.itsm"
-SM = "resolver@demo.itsm"
+PM = "agent@demo.invalid"
+SM = "resolver@demo.invalid"
 
 
 def _exists(ctx: DemoContext, title: str) -> bool:
