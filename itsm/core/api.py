@@ -8,6 +8,7 @@ comments, links, journal and attachments. Errors are always JSON:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from functools import wraps
@@ -28,6 +29,7 @@ from flask import (
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from itsm.core import inputs
 from itsm.core import query as listing
 from itsm.core.auth import Actor, actor_for_token
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
@@ -173,19 +175,6 @@ class UnsupportedMedia(ItsmError):
     code = "unsupported_media_type"
 
 
-def _nul_fields(value: Any, path: str = "") -> list[str]:
-    """The fields (innermost keys) whose text holds a NUL character, which no database
-    stores in text."""
-    if isinstance(value, str):
-        return [path or "_body"] if "\x00" in value else []
-    if isinstance(value, dict):
-        return [f for k, v in value.items()
-                for f in (["_body"] if "\x00" in str(k) else _nul_fields(v, k))]
-    if isinstance(value, list):
-        return [f for item in value for f in _nul_fields(item, path)]
-    return []
-
-
 # The largest value of an INTEGER column (signed 32 bits on PostgreSQL and MariaDB): ids
 # and numbers of the API are such columns, and a larger one would fail in the database.
 LARGEST_INTEGER = 2**31 - 1
@@ -218,21 +207,23 @@ def flag_arg(name: str, *, default: bool) -> bool:
 
 
 def json_body() -> dict[str, Any]:
+    """The request's JSON object, through the input gate (:mod:`itsm.core.inputs`): nesting
+    bounded before parsing, every text checked for NUL characters and lone
+    surrogates and normalised (422 naming the field)."""
     if not request.is_json and (request.content_length or request.mimetype):
         raise UnsupportedMedia("send the body as application/json")
-    if not request.get_data(cache=True):
+    raw = request.get_data(cache=True)
+    if not raw:
         raise ValidationError("the request needs a JSON body", fields={"_body": ["missing"]})
+    inputs.check_json_depth(raw)
     try:
-        data = request.get_json(force=True)
-    except Exception:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
         raise ValidationError("the body is not valid JSON", fields={"_body": ["invalid JSON"]})\
             from None
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object", fields={"_body": ["not an object"]})
-    bad = sorted(set(_nul_fields(data)))
-    if bad:
-        raise ValidationError("text may not contain NUL characters",
-                              fields={name: ["contains a NUL character"] for name in bad})
+    data = inputs.check_tree(data)
     huge = sorted(set(_huge_number_fields(data)))
     if huge:
         raise ValidationError("a number is too large",
@@ -246,10 +237,11 @@ def if_match() -> int | None:
     if raw is None or raw.strip() == "*":
         return None
     value = raw.strip().removeprefix("W/").strip('"')
-    if not (value.isascii() and value.isdigit() and len(value) < 12):
+    try:
+        return inputs.parse_int(value, "If-Match", minimum=0, maximum=LARGEST_INTEGER)
+    except inputs.InputError:
         raise ValidationError("If-Match must be the ETag the record was read with, e.g. \"3\"",
-                              fields={"If-Match": ["not an ETag of this API"]})
-    return int(value)
+                              fields={"If-Match": ["not an ETag of this API"]}) from None
 
 
 def with_etag(response: Response, version: int) -> Response:
@@ -461,10 +453,8 @@ def read_sla(service, rt, record):
 @bp.get("/<collection>/<number>/suggestions")
 @record_route
 def read_suggestions(service, rt, record):
-    limit = request.args.get("limit", "5")
-    if not limit.isdigit() or not 1 <= int(limit) <= 20:
-        raise ValidationError("limit: a number from 1 to 20", fields={"limit": ["1 to 20"]})
-    return jsonify({"items": [s.to_dict() for s in service.suggestions(record, int(limit))]})
+    limit = inputs.parse_int(request.args.get("limit", "5"), "limit", minimum=1, maximum=20)
+    return jsonify({"items": [s.to_dict() for s in service.suggestions(record, limit)]})
 
 
 def _attachment_dict(a) -> dict[str, Any]:

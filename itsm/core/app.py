@@ -17,10 +17,12 @@ with collector_paused():  # the bulk of the start-up's imports
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
     from sqlalchemy.orm import Session, sessionmaker
     from sqlalchemy.orm.exc import StaleDataError
+    from werkzeug.datastructures import ImmutableMultiDict, MultiDict
     from werkzeug.routing import Rule
 
     from itsm.adapters.storage import make_engine
     from itsm.adapters.storage.attachments import LocalFolderStore
+    from itsm.core import inputs
     from itsm.core.auth import Actor, Permission
     from itsm.core.errors import ConfigError, Conflict, StaleRecord, ValidationError
     from itsm.core.migrate import call_plugin
@@ -379,6 +381,17 @@ def _create_app(config: Mapping[str, Any] | None) -> Flask:
     return app
 
 
+def _gated(values: MultiDict) -> ImmutableMultiDict:
+    """Query parameters or form fields through the input gate: every value (and name)
+    checked and normalised; the first refused one raises, naming the parameter."""
+    bad = sorted({name for name, value in values.items(multi=True) if "\x00" in value})
+    if bad:
+        raise ValidationError("parameters may not contain NUL characters",
+                              fields={name: ["contains a NUL character"] for name in bad})
+    return ImmutableMultiDict([(inputs.check_text(name, name), inputs.check_text(value, name))
+                               for name, value in values.items(multi=True)])
+
+
 def _web(app: Flask, itsm: Itsm) -> None:
     """The routes, request hooks and error handlers: the API's, the console's, then every
     plugin's. Registered when the application is first used (see :class:`ItsmApp`)."""
@@ -388,16 +401,14 @@ def _web(app: Flask, itsm: Itsm) -> None:
     app.teardown_request(_close_request_session)
 
     @app.before_request
-    def refuse_nul_characters():
-        # No database stores NUL in text and PostgreSQL refuses the whole query: one
-        # clear 422 for every route, the plugins' included, instead of a 500 deep down.
-        sent = [(name, value) for name, value in request.args.items(multi=True)]
+    def gate_parameters_and_forms():
+        # The input gate for every route, the plugins' included: a NUL character (no
+        # database stores it, PostgreSQL refuses the whole query) is one clear 422 instead
+        # of a 500 deep down, and each view reads text already normalised (see
+        # itsm.core.inputs), so a form and the API store the same text.
+        request.args = _gated(request.args)
         if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            sent += list(request.form.items(multi=True))
-        bad = sorted({name for name, value in sent if "\x00" in value})
-        if bad:
-            raise ValidationError("parameters may not contain NUL characters",
-                                  fields={name: ["contains a NUL character"] for name in bad})
+            request.form = _gated(request.form)
         # An <int:...> path value larger than any database integer names nothing there.
         if any(isinstance(value, int) and value > api.LARGEST_INTEGER
                for value in (request.view_args or {}).values()):

@@ -67,7 +67,7 @@ from marshmallow import missing, validate
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import BadRequest, HTTPException
 
-from itsm.core import auth, sla
+from itsm.core import auth, inputs, sla
 from itsm.core.auth import Actor
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
 from itsm.core.models import User
@@ -494,8 +494,8 @@ def form_value(form_field: FormField, form) -> Any:
         return _MISSING
     if form_field.integer:
         try:
-            return int(raw)
-        except ValueError:
+            return inputs.parse_int(raw, form_field.name)
+        except inputs.InputError:
             return raw  # the schema words the error
     return raw
 
@@ -717,8 +717,10 @@ def record_edit(collection: str, number: str):
 
 
 def _version() -> int | None:
-    raw = request.form.get("version", "")
-    return int(raw) if raw.isdigit() else None
+    try:
+        return inputs.parse_int(request.form.get("version", ""), "version", minimum=0)
+    except inputs.InputError:
+        return None  # the edit is then unconditional, as from a client without an ETag
 
 
 @bp.get("/records/<collection>/<number>")

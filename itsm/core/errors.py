@@ -71,13 +71,16 @@ class PluginError(ItsmError):
 def load_input(schema: Schema, data: Any, *, what: str = "input", **kwargs: Any) -> Any:
     """``schema.load(data)`` for a plugin's service layer: anything but an object, or any
     marshmallow error, becomes a :class:`ValidationError` (422 with field messages) whose
-    message starts with ``invalid <what>``; a list is expected instead of an object when the
-    schema loads ``many``."""
+    message starts with ``invalid <what>``; every text passes the input gate first
+    (:mod:`itsm.core.inputs`: NUL and lone surrogates refused, the rest normalised); a
+    list is expected instead of an object when the schema loads ``many``."""
     if not isinstance(data, list if getattr(schema, "many", False) else dict):
         kind = "a list" if getattr(schema, "many", False) else "an object"
         raise ValidationError(f"send {kind}", fields={"_body": [f"not {kind}"]})
+    from itsm.core.inputs import check_tree  # it imports this module
+
     try:
-        return schema.load(data, **kwargs)
+        return schema.load(check_tree(data), **kwargs)
     except marshmallow.ValidationError as exc:
         raise ValidationError(f"invalid {what}: " + ", ".join(sorted(map(str, messages_of(exc)))),
                               fields=messages_of(exc)) from None

@@ -27,9 +27,15 @@ import re
 import unicodedata
 from typing import Any
 
+from itsm.core.errors import ValidationError
+
 # Deeper than any document the API takes (an offering's form items nest about 4 deep) and
 # far below Python's recursion limit, which json.loads and every walk of the result share.
 MAX_JSON_DEPTH = 64
+
+# The largest value of an INTEGER column (signed 32 bits on PostgreSQL and MariaDB): an id
+# or number beyond it names nothing, and the database would refuse the query.
+MAX_DB_INTEGER = 2**31 - 1
 
 # 18 digits hold any 64-bit value; a longer string of digits is no id, page or version.
 MAX_INT_DIGITS = 18
@@ -40,16 +46,21 @@ _ASCII_INTEGER = re.compile(r"-?[0-9]+")
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 
-class InputError(ValueError):
-    """A value a user sent that the gate refuses. ``field`` names where it was (the form
-    field, the JSON key, the query parameter or ``_body``); ``message`` says what is wrong
-    in words a user can act on; ``str(error)`` is ``"<field>: <message>"``, one line
-    for a CLI."""
+class InputError(ValidationError, ValueError):
+    """A value a user sent that the gate refuses.
 
-    def __init__(self, message: str, field: str = "text") -> None:
-        super().__init__(f"{field}: {message}")
-        self.message = message
+    ``field`` names where it was (the form field, the JSON key, the query parameter or
+    ``_body``), ``reason`` says what is wrong in words a user can act on, and ``message``
+    (also ``str(error)``) is the one line ``"<field>: <reason>"`` a CLI prints. Being a
+    :class:`~itsm.core.errors.ValidationError`, it reaches the user as every refused input
+    does: 422 with ``{field: [reason]}`` from the API, the form's message on a page, one
+    line and exit status 1 from the CLI.
+    """
+
+    def __init__(self, reason: str, field: str = "text") -> None:
+        super().__init__(f"{field}: {reason}", fields={field: [reason]})
         self.field = field
+        self.reason = reason
 
 
 def check_text(value: str, field: str = "text") -> str:

@@ -11,6 +11,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from itsm.core.api import current_actor, document, json_body
 from itsm.core.app import current_itsm
 from itsm.core.errors import NotFound, ValidationError
+from itsm.core.inputs import MAX_DB_INTEGER, parse_int
 from itsm.core.models import Agency
 from itsm.plugins.catalog import reports
 from itsm.plugins.catalog import service as catalog
@@ -126,9 +127,7 @@ def _int(name: str) -> int | None:
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
-        raise ValidationError(f"{name} is a number", fields={name: ["a whole number"]})
-    return int(raw)
+    return parse_int(raw, name, minimum=0, maximum=MAX_DB_INTEGER)
 
 
 def _agency_id(svc, code: str | None) -> int | None:

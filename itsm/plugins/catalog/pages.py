@@ -21,6 +21,7 @@ from sqlalchemy import select
 from itsm.core.app import current_itsm
 from itsm.core.console import error_text, field_messages, page_actor, page_blueprint, render_page
 from itsm.core.errors import ItsmError, NotFound
+from itsm.core.inputs import MAX_DB_INTEGER, InputError, parse_int
 from itsm.core.models import Agency
 from itsm.core.query import ListQuery
 from itsm.core.records import RecordService
@@ -60,8 +61,11 @@ def _text(name: str, limit: int = 5000) -> str:
 def home():
     """Search, categories, most requested; with ``q`` or ``category`` the matches."""
     q = request.args.get("q", "").strip()[:200]
-    category_id = request.args.get("category", "")
-    category_id = int(category_id) if category_id.isdigit() else None
+    try:
+        category_id = parse_int(request.args.get("category", ""), "category", minimum=1,
+                                maximum=MAX_DB_INTEGER)
+    except InputError:
+        category_id = None  # an unknown category shows the catalog's home, as before
     with current_itsm().unit_of_work(page_actor()) as svc:
         category = svc.session.get(Category, category_id) if category_id else None
         results = None

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from itsm.core.errors import Conflict, Forbidden, NotFound, ValidationError
 from itsm.core.errors import load_input as load
+from itsm.core.inputs import MAX_DB_INTEGER, InputError, parse_int
 from itsm.core.models import Agency, Group, User, utcnow
 from itsm.core.records import RecordService
 from itsm.core.services import ServiceRef, check_status_change
@@ -220,9 +221,11 @@ def get_service(svc: RecordService, key: str | int) -> Service:
     """A service by id or slug; others than catalog managers and staff see live ones
     they may request only (else NotFound)."""
     key = str(key)[:100]
-    column = Service.id if key.isdigit() else Service.slug
-    service = svc.session.scalar(select(Service).where(column == (int(key) if key.isdigit()
-                                                                   else key)))
+    try:
+        which = Service.id == parse_int(key, "service", minimum=1, maximum=MAX_DB_INTEGER)
+    except InputError:
+        which = Service.slug == key
+    service = svc.session.scalar(select(Service).where(which))
     if service is None or not visible(svc, service):
         raise NotFound(f"no service {key}")
     return service

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from itsm.core.errors import Conflict, NotFound, ValidationError, load_input
+from itsm.core.inputs import MAX_DB_INTEGER, InputError, parse_int
 from itsm.core.models import Base, Group, GroupMember, User
 from itsm.core.records import RecordService
 from itsm.plugins.change import service as changes
@@ -179,9 +180,10 @@ def list_rows(service: RecordService, name: str) -> list[dict[str, Any]]:
 
 def _row(session: Session, cat: Catalog, ident: str) -> Base:
     column = getattr(cat.model, cat.key)
-    row = None
-    if ident.isdigit():
-        row = session.get(cat.model, int(ident))
+    try:
+        row = session.get(cat.model, parse_int(ident, "id", minimum=1, maximum=MAX_DB_INTEGER))
+    except InputError:
+        row = None  # not an id: a name
     if row is None:
         row = session.scalar(select(cat.model).where(column == ident))
     if row is None:

@@ -10,6 +10,7 @@ from sqlalchemy import or_, select
 
 from itsm.core.auth import Actor
 from itsm.core.errors import ValidationError
+from itsm.core.inputs import InputError, parse_int
 from itsm.core.models import Link, Record, utcnow
 from itsm.core.records import RecordService
 from itsm.plugins.change import service as changes
@@ -48,10 +49,11 @@ def parse_days(raw: str | None) -> int:
     """The report period in days, from a query argument (422 when it is not 1..3650)."""
     if raw in (None, ""):
         return DEFAULT_DAYS
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_DAYS:
+    try:
+        return parse_int(raw, "days", minimum=1, maximum=MAX_DAYS)
+    except InputError:
         raise ValidationError(f"days: a whole number from 1 to {MAX_DAYS}",
-                              fields={"days": [f"a whole number from 1 to {MAX_DAYS}"]})
-    return int(raw)
+                              fields={"days": [f"a whole number from 1 to {MAX_DAYS}"]}) from None
 
 
 def _percent(part: int, whole: int) -> float | None:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from itsm.core.api import current_actor, document, json_body
 from itsm.core.app import current_itsm
 from itsm.core.errors import Conflict, Forbidden, ValidationError
+from itsm.core.inputs import InputError, parse_int
 from itsm.core.models import Record, utcnow
 from itsm.core.records import RecordService
 from itsm.core.sla_models import SlaClock
@@ -219,12 +220,13 @@ def breaching():
 
 def breaching_soon(actor, args) -> list[dict[str, Any]]:
     """Open incidents the actor may read whose running clock falls due within a window."""
-    within = args.get("within", "120")
-    if not within.isdigit() or not 1 <= int(within) <= 10080:
+    try:
+        within = parse_int(args.get("within", "120"), "within", minimum=1, maximum=10080)
+    except InputError:
         raise ValidationError("within: minutes from 1 to 10080",
-                              fields={"within": ["minutes from 1 to 10080"]})
+                              fields={"within": ["minutes from 1 to 10080"]}) from None
     now = utcnow()
-    horizon = now + timedelta(minutes=int(within))
+    horizon = now + timedelta(minutes=within)
     with current_itsm().unit_of_work(actor) as service:
         stmt = (select(Incident, SlaClock)
                 .join(SlaClock, SlaClock.record_id == Incident.id)

@@ -30,6 +30,7 @@ from itsm.core.console import (
     render_page,
 )
 from itsm.core.errors import ItsmError, NotFound, ValidationError
+from itsm.core.inputs import InputError, parse_int
 from itsm.core.models import Group
 from itsm.core.query import ListQuery
 from itsm.core.records import RecordService
@@ -259,10 +260,10 @@ def _submitted_report() -> tuple[dict[str, Any], dict[str, list[str]]]:
         if raw == "":
             continue
         if name in ("impact", "urgency"):
-            if not raw.isdigit():
+            try:
+                data[name] = parse_int(raw, name)
+            except InputError:
                 errors[name] = ["choose one of the answers"]
-                continue
-            data[name] = int(raw)
         else:
             data[name] = raw
     if not data.get("title"):

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from itsm.core.app import current_itsm
 from itsm.core.auth import Actor, visibility_scope
 from itsm.core.errors import Forbidden, ValidationError
+from itsm.core.inputs import InputError, parse_int
 from itsm.core.models import Agency, Group, utcnow
 from itsm.core.records import RecordService
 from itsm.core.sla_models import SlaClock
@@ -149,10 +150,11 @@ def parse_days(raw: str | None) -> int:
     """The ``days`` argument: a whole number from 1 to 3650 (default 90)."""
     if raw is None or raw == "":
         return DEFAULT_DAYS
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_DAYS:
+    try:
+        return parse_int(raw, "days", minimum=1, maximum=MAX_DAYS)
+    except InputError:
         raise ValidationError(f"days: a whole number from 1 to {MAX_DAYS}",
-                              fields={"days": [f"a whole number from 1 to {MAX_DAYS}"]})
-    return int(raw)
+                              fields={"days": [f"a whole number from 1 to {MAX_DAYS}"]}) from None
 
 
 def period(days: int, now: datetime | None = None) -> tuple[datetime, datetime]:

@@ -14,6 +14,7 @@ from flask import flash, redirect, request, url_for
 from itsm.core.app import current_itsm
 from itsm.core.console import error_text, page_actor, page_blueprint, render_page
 from itsm.core.errors import ItsmError, NotFound
+from itsm.core.inputs import MAX_DB_INTEGER, InputError, parse_int
 from itsm.plugins.knowledge import service as knowledge
 from itsm.plugins.knowledge.rendering import render_markdown
 
@@ -84,8 +85,10 @@ def versions_page(number: str):
 
 
 def _version_arg(name: str, default: int, known: dict[int, Any]) -> int:
-    raw = request.args.get(name, "")
-    value = int(raw) if raw.isdigit() and len(raw) < 9 else default
+    try:
+        value = parse_int(request.args.get(name, ""), name, minimum=1, maximum=MAX_DB_INTEGER)
+    except InputError:
+        value = default
     return value if value in known else (default if default in known else 0)
 
 

@@ -19,6 +19,7 @@ from itsm.core import search
 from itsm.core.app import current_itsm
 from itsm.core.auth import Actor
 from itsm.core.errors import ValidationError
+from itsm.core.inputs import InputError, parse_int
 from itsm.core.models import Link, Record, utcnow
 from itsm.core.records import RecordService, RecordType, jsonable
 from itsm.plugins.problem.models import (
@@ -240,10 +241,11 @@ def whole_number(name: str, raw: Any, default: int, maximum: int) -> int:
     if raw in (None, ""):
         return default
     text = str(raw).strip()
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:
+    try:
+        return parse_int(text, name, minimum=1, maximum=maximum)
+    except InputError:
         raise ValidationError(f"{name}: a whole number from 1 to {maximum}",
-                              fields={name: [f"a whole number from 1 to {maximum}"]})
-    return int(text)
+                              fields={name: [f"a whole number from 1 to {maximum}"]}) from None
 
 
 def trend_options(days: Any = None, minimum: Any = None) -> tuple[int, int]:

@@ -20,6 +20,7 @@ from itsm.core.app import current_itsm
 from itsm.core.auth import Actor
 from itsm.core.errors import Conflict, Forbidden, NotFound, ValidationError
 from itsm.core.errors import load_input as load
+from itsm.core.inputs import MAX_DB_INTEGER, InputError, parse_int
 from itsm.core.models import Attachment, Event, User, utcnow
 from itsm.core.records import RecordService
 from itsm.plugins.transition_gate.models import (
@@ -262,9 +263,12 @@ def _check_evidence(svc: RecordService, trn: ServiceTransition, kind: str, value
             raise ValidationError(f"no record {value}",
                                   fields={"evidence": ["no such record"]}) from None
     if kind == "attachment":
+        try:
+            attachment_id = parse_int(value, "evidence", minimum=1, maximum=MAX_DB_INTEGER)
+        except InputError:
+            attachment_id = -1  # matches none: the message below names the value
         found = svc.session.scalar(select(Attachment.id).where(
-            Attachment.record_id == trn.id,
-            Attachment.id == (int(value) if value.isdigit() else -1)))
+            Attachment.record_id == trn.id, Attachment.id == attachment_id))
         if found is None:
             raise ValidationError(f"no attachment {value} on {trn.number}: attach the file "
                                   "to the transition first",
