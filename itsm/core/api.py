@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from functools import wraps
 from typing import Any
 
@@ -19,6 +20,7 @@ from flask import (
     Blueprint,
     Flask,
     Response,
+    current_app,
     jsonify,
     redirect,
     request,
@@ -29,7 +31,7 @@ from flask import (
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from itsm.core import inputs
+from itsm.core import idempotency, inputs
 from itsm.core import query as listing
 from itsm.core.auth import Actor, actor_for_token
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
@@ -341,22 +343,57 @@ def list_records(service, rt):
 @record_route
 def create_record(service, rt):
     suggest = rt.suggest and flag_arg("suggest", default=True)
-    record = service.create(rt.name, json_body())
-    body = service.to_dict(record)
-    if suggest:
-        # Committed before the suggestions are looked up: the record's number keeps its
-        # sequence row locked until the commit, and every other create waits on it.
+    data = json_body()
+    held = None
+    key = idempotency.key_of(request.headers.get(idempotency.HEADER))
+    if key is not None and service.actor.id is not None:
+        held = idempotency.claim(service.itsm, service.actor.id, key, idempotency.fingerprint(
+            "POST", request.path, data))
+        if isinstance(held, Response):
+            return held  # the first answer to this key
+    try:
+        record = service.create(rt.name, data)
+        body = service.to_dict(record)
+        headers = {"Location": f"{PREFIX}/{rt.collection}/{record.number}",
+                   "ETag": f'"{record.version}"'}
+        if held is not None:
+            idempotency.store(service.session, held, 201, _jsonable(body), headers)
+        # Committed here, before the suggestions are looked up: the record's number keeps
+        # its sequence row locked until the commit, and every other create waits on it.
         service.session.commit()
-        try:
-            body["suggestions"] = [s.to_dict() for s in service.suggestions(record)]
-        except Exception:  # the record exists: answer 201 rather than invite a retry
-            log.exception("suggestions for %s failed", record.number)
-            service.session.rollback()
-            body["suggestions"] = []
+    except BaseException:
+        if held is not None:
+            service.session.rollback()  # first: SQLite lets one writer in at a time
+            idempotency.release(service.itsm, held)
+        raise
+    # The record is stored: whatever fails from here on, the answer is 201 with it, or a
+    # client would retry and make a second one.
+    if suggest:
+        body.update(_suggestions(service, record))
     response = jsonify(body)
     response.status_code = 201
-    response.headers["Location"] = f"{PREFIX}/{rt.collection}/{record.number}"
-    return with_etag(response, record.version)
+    response.headers.update(headers)
+    return response
+
+
+SUGGESTIONS_SKIPPED = "suggestions could not be looked up this time; the record is created"
+
+
+def _suggestions(service, record) -> dict[str, Any]:
+    """The suggestions for a record just created, best-effort: when they fail (a plugin's
+    bug, the database connection dropped) the answer says they were skipped."""
+    try:
+        return {"suggestions": [s.to_dict() for s in service.suggestions(record)]}
+    except Exception:
+        log.exception("suggestions for %s failed", record.number)
+        with suppress(Exception):  # the connection may be gone; the pool replaces it
+            service.session.rollback()
+        return {"suggestions": [], "suggestions_skipped": SUGGESTIONS_SKIPPED}
+
+
+def _jsonable(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as the JSON answer carries it (dates as text), for keeping in a JSON column."""
+    return json.loads(current_app.json.dumps(body))
 
 
 @bp.get("/<collection>/<number>")

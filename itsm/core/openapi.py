@@ -45,6 +45,14 @@ def _list_of(name: str, item) -> dict:
 NUMBER = {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
             "schema": {"type": "string"}, "description": "ETag of the version you read"}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "a unique key (e.g. a UUID) that makes the create safe to retry, as in "
+                   "the IETF draft \"The Idempotency-Key HTTP Header Field\": a retry with "
+                   "the same key and body gets the first answer (and no second record); the "
+                   "same key with another body is 422; while the first request is still "
+                   "being processed, 409. Keys are kept api.idempotency_hours (24)."}
 SUGGEST = {"name": "suggest", "in": "query", "required": False,
            "schema": {"type": "boolean", "default": True},
            "description": "false: answer without looking up suggestions (integrations that "
@@ -81,11 +89,11 @@ def _record_paths(spec: APISpec, rt, schemas: dict) -> None:
     spec.components.schema(f"{stem}Out", schema=schemas["out"])
     spec.components.schema(f"{stem}Page", schema=schemas["page"])
     created = f"{stem}Out"
-    create_params = []
+    create_params = [IDEMPOTENCY_KEY]
     if rt.suggest:  # the create response also carries what other plugins suggest
         created = f"{stem}Created"
         spec.components.schema(created, schema=schemas["created"])
-        create_params = [SUGGEST]
+        create_params.append(SUGGEST)
     spec.path(path=base, operations={
         "get": {"tags": [tag], "summary": f"list {rt.title.lower()} records",
                 "operationId": f"list_{rt.name}", "parameters": LIST_PARAMS,

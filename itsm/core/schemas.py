@@ -248,5 +248,8 @@ def _build_type_schemas(name: str, own: type[Schema] | None) -> dict[str, type[S
     created = type(f"{stem}Created", (record_out,), {
         "suggestions": fields.List(fields.Nested(SuggestionOut), metadata={
             "description": "what other plugins suggest, best first; left out when the "
-                           "request asks ?suggest=false"})})
+                           "request asks ?suggest=false"}),
+        "suggestions_skipped": fields.String(metadata={
+            "description": "present when the suggestions could not be looked up (they are "
+                           "best-effort): the record is created all the same"})})
     return {"in": record_in, "out": record_out, "page": page, "created": created}
