@@ -28,14 +28,16 @@ from flask import (
     session,
     url_for,
 )
+from sqlalchemy import update as sql_update
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from itsm.core import idempotency, inputs
 from itsm.core import query as listing
 from itsm.core.auth import Actor, actor_for_token
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
-from itsm.core.models import User
+from itsm.core.models import Record, User
 from itsm.core.schemas import CommentIn, LinkIn, TransitionIn
 
 log = logging.getLogger("itsm.api")
@@ -406,8 +408,40 @@ def read_record(service, rt, record):
 @record_route
 def update_record(service, rt, record):
     body = json_body()
-    service.update(record, body, expected_version=if_match())
+    expected = if_match()
+    if expected is not None:  # the client wrote against what it read: 412 when stale
+        service.update(record, body, expected_version=expected)
+        return with_etag(jsonify(service.to_dict(record)), record.version)
+    # Without If-Match the client asked to set these fields whatever the version: a write
+    # that lost the race to another writer is applied again to the record as it is now,
+    # instead of answering 412 to a client that has no ETag to retry with.
+    for attempt in range(1, UNCONDITIONAL_ATTEMPTS + 1):
+        try:
+            service.update(record, body)
+            service.session.commit()
+            break
+        except StaleDataError:
+            service.session.rollback()
+            if attempt == UNCONDITIONAL_ATTEMPTS:
+                raise  # 412 from the unit of work
+            _lock_and_reload(service, record)
     return with_etag(jsonify(service.to_dict(record)), record.version)
+
+
+# An unconditional write that lost the race is tried again with the record's row locked
+# (see _lock_and_reload), so the second attempt normally wins; the rest is for deadlocks.
+UNCONDITIONAL_ATTEMPTS = 4
+
+
+def _lock_and_reload(service, record) -> None:
+    """Take the record's row for this transaction, then read it as it is now.
+
+    A no-op UPDATE locks the row on PostgreSQL and MariaDB and takes the write lock on
+    SQLite (where ``SELECT ... FOR UPDATE`` does not exist), so no other writer can move
+    the version between this read and the write that follows."""
+    service.session.execute(sql_update(Record).where(Record.id == record.id)
+                            .values(version=Record.version))
+    service.session.refresh(record)
 
 
 @bp.get("/<collection>/<number>/transitions")

@@ -45,6 +45,11 @@ def _list_of(name: str, item) -> dict:
 NUMBER = {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
             "schema": {"type": "string"}, "description": "ETag of the version you read"}
+# PATCH: what a write without If-Match means.
+IF_MATCH_PATCH = {**IF_MATCH, "description": (
+    "ETag of the version you read: the change is refused with 412 when the record changed "
+    "since. Without it the fields you send are set on the record as it is then (a write "
+    "that loses a race with another writer is applied again), never 412.")}
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
@@ -109,7 +114,7 @@ def _record_paths(spec: APISpec, rt, schemas: dict) -> None:
                 "operationId": f"read_{rt.name}", "parameters": [NUMBER],
                 "responses": {"200": _ok(f"{stem}Out"), **_errors("401", "404")}},
         "patch": {"tags": [tag], "summary": f"change fields of a {rt.title.lower()}",
-                  "operationId": f"update_{rt.name}", "parameters": [NUMBER, IF_MATCH],
+                  "operationId": f"update_{rt.name}", "parameters": [NUMBER, IF_MATCH_PATCH],
                   "requestBody": {"required": True, "content": {"application/json": {
                       "schema": {"type": "object",
                                  "description": f"any fields of {stem}In"}}}},
