@@ -13,15 +13,17 @@ import json
 import re
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 import itsm.adapters.alertmanager as alertmanager_plugin
 import itsm.plugins.catalog as catalog_plugin
 import itsm.plugins.incident as incident_plugin
+from itsm.core.app import create_app
 from itsm.core.auth import Actor
 from itsm.core.errors import ItsmError, ValidationError
 from itsm.core.inputs import InputError, check_text, json_depth, load_json, parse_int
 from itsm.core.models import Record
+from itsm.testing import ItsmRunner
 
 INCIDENTS = "/api/v1/incidents"
 ALERTS = "/api/v1/integrations/alertmanager"
@@ -295,3 +297,27 @@ def test_lone_surrogate_and_deep_nesting_in_an_import_are_one_line_errors(app, r
         assert result.exception.message.startswith(expected)
         assert "\n" not in result.exception.message
     assert records(app) == 0
+
+
+def test_a_restore_of_text_with_a_nul_is_one_line_error(app, client, desk, runner, tmp_path):
+    """An export of a database where an older version stored a NUL (SQLite takes it) is
+    refused by the restore with one line naming the row, not PostgreSQL's SQL."""
+    client.post(INCIDENTS, json={"title": "Printer"}, headers=desk)
+    with app.app_context(), app.extensions["itsm"].engine.begin() as connection:
+        connection.execute(update(Record).values(title="Printer\x00jammed"))
+    archive = tmp_path / "backup.itsm.zip"
+    assert runner.invoke(["export", str(archive)]).exit_code == 0
+    home = tmp_path / "restored"
+    target = create_app({"home": str(home), "database.url": f"sqlite:///{tmp_path / 'r.db'}",
+                         "secret_key": "other", "attachments.path": str(home / "files"),
+                         "plugins.refresh_seconds": 0.0})
+    try:
+        result = ItsmRunner(target).invoke(["import", str(archive)])
+    finally:
+        target.extensions["itsm"].engine.dispose()
+
+    assert result.exit_code == 1
+    assert isinstance(result.exception, ItsmError), result.output
+    assert result.exception.message.startswith(
+        "tables/record.jsonl line 1: title: contains a NUL character")
+    assert "\n" not in result.exception.message
