@@ -52,7 +52,8 @@ IF_MATCH_PATCH = {**IF_MATCH, "description": (
     "that loses a race with another writer is applied again), never 412.")}
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+               "pattern": "^[!-~]([ -~]*[!-~])?$"},
     "description": "a unique key (e.g. a UUID) that makes the create safe to retry, as in "
                    "the IETF draft \"The Idempotency-Key HTTP Header Field\": a retry with "
                    "the same key and body gets the first answer (and no second record); the "
