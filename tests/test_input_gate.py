@@ -321,3 +321,16 @@ def test_a_restore_of_text_with_a_nul_is_one_line_error(app, client, desk, runne
     assert result.exception.message.startswith(
         "tables/record.jsonl line 1: title: contains a NUL character")
     assert "\n" not in result.exception.message
+
+
+@pytest.mark.parametrize("digit", ["\u0661", "\uff11"])  # Arabic-Indic one, full-width one
+def test_a_route_number_in_other_digits_names_nothing(client, desk, digit):
+    """``<int:...>`` routes take ASCII digits only: ``/tokens/١`` revoked token 1."""
+    mine = client.get("/api/v1/tokens", headers=desk).get_json()["items"][0]["id"]
+    assert "1" in str(mine)
+
+    response = client.delete(f"/api/v1/tokens/{str(mine).translate({49: digit})}",
+                             headers=desk)
+
+    assert response.status_code in (404, 405)  # no route of a number: no token revoked
+    assert client.get("/api/v1/me", headers=desk).status_code == 200

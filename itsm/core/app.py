@@ -18,7 +18,8 @@ with collector_paused():  # the bulk of the start-up's imports
     from sqlalchemy.orm import Session, sessionmaker
     from sqlalchemy.orm.exc import StaleDataError
     from werkzeug.datastructures import ImmutableMultiDict, MultiDict
-    from werkzeug.routing import Rule
+    from werkzeug.routing import Map, Rule
+    from werkzeug.routing.converters import IntegerConverter
 
     from itsm.adapters.storage import make_engine
     from itsm.adapters.storage.attachments import LocalFolderStore
@@ -254,6 +255,18 @@ class _Rule(Rule):
         return build
 
 
+class AsciiIntegerConverter(IntegerConverter):
+    """``<int:...>`` in a route: ASCII digits only, as :func:`itsm.core.inputs.parse_int`
+    reads numbers (werkzeug's ``\\d+`` also matches ``٣`` and ``５``, so ``/x/٣`` was
+    ``/x/3``)."""
+
+    regex = r"[0-9]+"
+
+
+class ItsmMap(Map):
+    default_converters = {**Map.default_converters, "int": AsciiIntegerConverter}
+
+
 class ItsmApp(Flask):
     """The itsm Flask application, whose routes are registered when it is first used.
 
@@ -269,6 +282,7 @@ class ItsmApp(Flask):
 
     # What registering the routes reads or changes: reading or changing any of them first
     # completes the registration, so nothing added later lands before the routes.
+    url_map_class = ItsmMap
     url_map = _deferring("url_map")
     view_functions = _deferring("view_functions")
     blueprints = _deferring("blueprints")
