@@ -155,8 +155,9 @@ def main(argv: list[str] | None = None) -> None:
            "ITSM_HOME": str(home)}
     if args.database_url:
         env["ITSM_DATABASE_URL"] = args.database_url
-        from itsm.adapters.storage import make_engine
         from sqlalchemy import text
+
+        from itsm.core.database import make_engine
         engine = make_engine(args.database_url)
         with engine.begin() as connection:  # an empty database: drop what a run left
             if engine.dialect.name == "postgresql":

@@ -83,10 +83,12 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "json_body": ("itsm.core.api", "json_body"),
     "with_etag": ("itsm.core.api", "with_etag"),
     # -- schemas and input ---------------------------------------------------------------
-    "load_input": ("itsm.core.errors", "load_input"),
+    "load_input": ("itsm.core.inputs", "load_input"),
     "InputError": ("itsm.core.inputs", "InputError"),
     "check_text": ("itsm.core.inputs", "check_text"),
     "parse_int": ("itsm.core.inputs", "parse_int"),
+    "MAX_DB_INTEGER": ("itsm.core.inputs", "MAX_DB_INTEGER"),
+    "InputSchema": ("itsm.core.schemas", "InputSchema"),
     "messages_of": ("itsm.core.errors", "messages_of"),
     "type_schemas": ("itsm.core.schemas", "type_schemas"),
     "CoreRecordOut": ("itsm.core.schemas", "CoreRecordOut"),
@@ -159,11 +161,16 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         StaleRecord,
         Unauthorized,
         ValidationError,
-        load_input,
         messages_of,
     )
     from itsm.core.hookspecs import hookimpl  # noqa: F401
-    from itsm.core.inputs import InputError, check_text, parse_int  # noqa: F401
+    from itsm.core.inputs import (  # noqa: F401
+        MAX_DB_INTEGER,
+        InputError,
+        check_text,
+        load_input,
+        parse_int,
+    )
     from itsm.core.jobs import run_cycle  # noqa: F401
     from itsm.core.migrate import Migrations  # noqa: F401
     from itsm.core.models import (  # noqa: F401
@@ -197,7 +204,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         RecordType,
         jsonable,
     )
-    from itsm.core.schemas import CoreRecordOut, type_schemas  # noqa: F401
+    from itsm.core.schemas import CoreRecordOut, InputSchema, type_schemas  # noqa: F401
     from itsm.core.search import Suggestion  # noqa: F401
     from itsm.core.search import matching as search_matching  # noqa: F401
     from itsm.core.search import ranked as search_ranked  # noqa: F401

@@ -8,8 +8,10 @@ comments, links, journal and attachments. Errors are always JSON:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from functools import wraps
 from typing import Any
 
@@ -18,20 +20,24 @@ from flask import (
     Blueprint,
     Flask,
     Response,
+    current_app,
     jsonify,
     redirect,
     request,
     send_file,
     url_for,
 )
+from sqlalchemy import update as sql_update
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from itsm.core import idempotency, inputs
 from itsm.core import query as listing
 from itsm.core.auth import Actor, token_for_secret
 from itsm.core.context import current_itsm
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
-from itsm.core.models import User
+from itsm.core.models import Record, User
 from itsm.core.schemas import CommentIn, LinkIn, TransitionIn
 from itsm.core.web import CSRF_HEADER, csrf_matches, web_session_actor
 
@@ -201,19 +207,6 @@ class UnsupportedMedia(ItsmError):
     code = "unsupported_media_type"
 
 
-def _nul_fields(value: Any, path: str = "") -> list[str]:
-    """The fields (innermost keys) whose text holds a NUL character, which no database
-    stores in text."""
-    if isinstance(value, str):
-        return [path or "_body"] if "\x00" in value else []
-    if isinstance(value, dict):
-        return [f for k, v in value.items()
-                for f in (["_body"] if "\x00" in str(k) else _nul_fields(v, k))]
-    if isinstance(value, list):
-        return [f for item in value for f in _nul_fields(item, path)]
-    return []
-
-
 # The largest value of an INTEGER column (signed 32 bits on PostgreSQL and MariaDB): ids
 # and numbers of the API are such columns, and a larger one would fail in the database.
 LARGEST_INTEGER = 2**31 - 1
@@ -246,21 +239,23 @@ def flag_arg(name: str, *, default: bool) -> bool:
 
 
 def json_body() -> dict[str, Any]:
+    """The request's JSON object, through the input gate (:mod:`itsm.core.inputs`): nesting
+    bounded before parsing, every text checked for NUL characters and lone
+    surrogates and normalised (422 naming the field)."""
     if not request.is_json and (request.content_length or request.mimetype):
         raise UnsupportedMedia("send the body as application/json")
-    if not request.get_data(cache=True):
+    raw = request.get_data(cache=True)
+    if not raw:
         raise ValidationError("the request needs a JSON body", fields={"_body": ["missing"]})
+    inputs.check_json_depth(raw)
     try:
-        data = request.get_json(force=True)
-    except Exception:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
         raise ValidationError("the body is not valid JSON", fields={"_body": ["invalid JSON"]})\
             from None
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object", fields={"_body": ["not an object"]})
-    bad = sorted(set(_nul_fields(data)))
-    if bad:
-        raise ValidationError("text may not contain NUL characters",
-                              fields={name: ["contains a NUL character"] for name in bad})
+    data = inputs.check_tree(data)
     huge = sorted(set(_huge_number_fields(data)))
     if huge:
         raise ValidationError("a number is too large",
@@ -274,10 +269,11 @@ def if_match() -> int | None:
     if raw is None or raw.strip() == "*":
         return None
     value = raw.strip().removeprefix("W/").strip('"')
-    if not (value.isascii() and value.isdigit() and len(value) < 12):
+    try:
+        return inputs.parse_int(value, "If-Match", minimum=0, maximum=LARGEST_INTEGER)
+    except inputs.InputError:
         raise ValidationError("If-Match must be the ETag the record was read with, e.g. \"3\"",
-                              fields={"If-Match": ["not an ETag of this API"]})
-    return int(value)
+                              fields={"If-Match": ["not an ETag of this API"]}) from None
 
 
 def with_etag(response: Response, version: int) -> Response:
@@ -377,22 +373,57 @@ def list_records(service, rt):
 @record_route
 def create_record(service, rt):
     suggest = rt.suggest and flag_arg("suggest", default=True)
-    record = service.create(rt.name, json_body())
-    body = service.to_dict(record)
-    if suggest:
-        # Committed before the suggestions are looked up: the record's number keeps its
-        # sequence row locked until the commit, and every other create waits on it.
+    data = json_body()
+    held = None
+    key = idempotency.key_of(request.headers.get(idempotency.HEADER))
+    if key is not None and service.actor.id is not None:
+        held = idempotency.claim(service.itsm, service.actor.id, key, idempotency.fingerprint(
+            "POST", request.path, data))
+        if isinstance(held, Response):
+            return held  # the first answer to this key
+    try:
+        record = service.create(rt.name, data)
+        body = service.to_dict(record)
+        headers = {"Location": f"{PREFIX}/{rt.collection}/{record.number}",
+                   "ETag": f'"{record.version}"'}
+        if held is not None:
+            idempotency.store(service.session, held, 201, _jsonable(body), headers)
+        # Committed here, before the suggestions are looked up: the record's number keeps
+        # its sequence row locked until the commit, and every other create waits on it.
         service.session.commit()
-        try:
-            body["suggestions"] = [s.to_dict() for s in service.suggestions(record)]
-        except Exception:  # the record exists: answer 201 rather than invite a retry
-            log.exception("suggestions for %s failed", record.number)
-            service.session.rollback()
-            body["suggestions"] = []
+    except BaseException:
+        if held is not None:
+            service.session.rollback()  # first: SQLite lets one writer in at a time
+            idempotency.release(service.itsm, held)
+        raise
+    # The record is stored: whatever fails from here on, the answer is 201 with it, or a
+    # client would retry and make a second one.
+    if suggest:
+        body.update(_suggestions(service, record))
     response = jsonify(body)
     response.status_code = 201
-    response.headers["Location"] = f"{PREFIX}/{rt.collection}/{record.number}"
-    return with_etag(response, record.version)
+    response.headers.update(headers)
+    return response
+
+
+SUGGESTIONS_SKIPPED = "suggestions could not be looked up this time; the record is created"
+
+
+def _suggestions(service, record) -> dict[str, Any]:
+    """The suggestions for a record just created, best-effort: when they fail (a plugin's
+    bug, the database connection dropped) the answer says they were skipped."""
+    try:
+        return {"suggestions": [s.to_dict() for s in service.suggestions(record)]}
+    except Exception:
+        log.exception("suggestions for %s failed", record.number)
+        with suppress(Exception):  # the connection may be gone; the pool replaces it
+            service.session.rollback()
+        return {"suggestions": [], "suggestions_skipped": SUGGESTIONS_SKIPPED}
+
+
+def _jsonable(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as the JSON answer carries it (dates as text), for keeping in a JSON column."""
+    return json.loads(current_app.json.dumps(body))
 
 
 @bp.get("/<collection>/<number>")
@@ -405,8 +436,40 @@ def read_record(service, rt, record):
 @record_route
 def update_record(service, rt, record):
     body = json_body()
-    service.update(record, body, expected_version=if_match())
+    expected = if_match()
+    if expected is not None:  # the client wrote against what it read: 412 when stale
+        service.update(record, body, expected_version=expected)
+        return with_etag(jsonify(service.to_dict(record)), record.version)
+    # Without If-Match the client asked to set these fields whatever the version: a write
+    # that lost the race to another writer is applied again to the record as it is now,
+    # instead of answering 412 to a client that has no ETag to retry with.
+    for attempt in range(1, UNCONDITIONAL_ATTEMPTS + 1):
+        try:
+            service.update(record, body)
+            service.session.commit()
+            break
+        except StaleDataError:
+            service.session.rollback()
+            if attempt == UNCONDITIONAL_ATTEMPTS:
+                raise  # 412 from the unit of work
+            _lock_and_reload(service, record)
     return with_etag(jsonify(service.to_dict(record)), record.version)
+
+
+# An unconditional write that lost the race is tried again with the record's row locked
+# (see _lock_and_reload), so the second attempt normally wins; the rest is for deadlocks.
+UNCONDITIONAL_ATTEMPTS = 4
+
+
+def _lock_and_reload(service, record) -> None:
+    """Take the record's row for this transaction, then read it as it is now.
+
+    A no-op UPDATE locks the row on PostgreSQL and MariaDB and takes the write lock on
+    SQLite (where ``SELECT ... FOR UPDATE`` does not exist), so no other writer can move
+    the version between this read and the write that follows."""
+    service.session.execute(sql_update(Record).where(Record.id == record.id)
+                            .values(version=Record.version))
+    service.session.refresh(record)
 
 
 @bp.get("/<collection>/<number>/transitions")
@@ -489,10 +552,8 @@ def read_sla(service, rt, record):
 @bp.get("/<collection>/<number>/suggestions")
 @record_route
 def read_suggestions(service, rt, record):
-    limit = request.args.get("limit", "5")
-    if not limit.isdigit() or not 1 <= int(limit) <= 20:
-        raise ValidationError("limit: a number from 1 to 20", fields={"limit": ["1 to 20"]})
-    return jsonify({"items": [s.to_dict() for s in service.suggestions(record, int(limit))]})
+    limit = inputs.parse_int(request.args.get("limit", "5"), "limit", minimum=1, maximum=20)
+    return jsonify({"items": [s.to_dict() for s in service.suggestions(record, limit)]})
 
 
 def _attachment_dict(a) -> dict[str, Any]:

@@ -16,8 +16,11 @@ from itsm.core.plugins import collector_paused
 
 with collector_paused():  # the bulk of the start-up's imports
     from flask import Flask, abort, request
-    from werkzeug.routing import Rule
+    from werkzeug.datastructures import ImmutableMultiDict, MultiDict
+    from werkzeug.routing import Map, Rule
+    from werkzeug.routing.converters import IntegerConverter
 
+    from itsm.core import inputs
     from itsm.core.context import current_itsm
     from itsm.core.errors import ValidationError
     from itsm.core.migrate import call_plugin
@@ -64,6 +67,18 @@ class _Rule(Rule):
         return build
 
 
+class AsciiIntegerConverter(IntegerConverter):
+    """``<int:...>`` in a route: ASCII digits only, as :func:`itsm.core.inputs.parse_int`
+    reads numbers (werkzeug's ``\\d+`` also matches ``٣`` and ``５``, so ``/x/٣`` was
+    ``/x/3``)."""
+
+    regex = r"[0-9]+"
+
+
+class ItsmMap(Map):
+    default_converters = {**Map.default_converters, "int": AsciiIntegerConverter}
+
+
 class ItsmApp(Flask):
     """The itsm Flask application, whose routes are registered when it is first used.
 
@@ -79,6 +94,7 @@ class ItsmApp(Flask):
 
     # What registering the routes reads or changes: reading or changing any of them first
     # completes the registration, so nothing added later lands before the routes.
+    url_map_class = ItsmMap
     url_map = _deferring("url_map")
     view_functions = _deferring("view_functions")
     blueprints = _deferring("blueprints")
@@ -193,6 +209,17 @@ def _create_app(config: Mapping[str, Any] | None) -> Flask:
     return app
 
 
+def _gated(values: MultiDict) -> ImmutableMultiDict:
+    """Query parameters or form fields through the input gate: every value (and name)
+    checked and normalised; the first refused one raises, naming the parameter."""
+    bad = sorted({name for name, value in values.items(multi=True) if "\x00" in value})
+    if bad:
+        raise ValidationError("parameters may not contain NUL characters",
+                              fields={name: ["contains a NUL character"] for name in bad})
+    return ImmutableMultiDict([(inputs.check_text(name, name), inputs.check_text(value, name))
+                               for name, value in values.items(multi=True)])
+
+
 def _web(app: Flask, itsm: Itsm) -> None:
     """The routes, request hooks and error handlers: the API's, the console's, then every
     plugin's. Registered when the application is first used (see :class:`ItsmApp`)."""
@@ -203,16 +230,14 @@ def _web(app: Flask, itsm: Itsm) -> None:
     app.teardown_request(_close_request_session)
 
     @app.before_request
-    def refuse_nul_characters():
-        # No database stores NUL in text and PostgreSQL refuses the whole query: one
-        # clear 422 for every route, the plugins' included, instead of a 500 deep down.
-        sent = [(name, value) for name, value in request.args.items(multi=True)]
+    def gate_parameters_and_forms():
+        # The input gate for every route, the plugins' included: a NUL character (no
+        # database stores it, PostgreSQL refuses the whole query) is one clear 422 instead
+        # of a 500 deep down, and each view reads text already normalised (see
+        # itsm.core.inputs), so a form and the API store the same text.
+        request.args = _gated(request.args)
         if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            sent += list(request.form.items(multi=True))
-        bad = sorted({name for name, value in sent if "\x00" in value})
-        if bad:
-            raise ValidationError("parameters may not contain NUL characters",
-                                  fields={name: ["contains a NUL character"] for name in bad})
+            request.form = _gated(request.form)
         # An <int:...> path value larger than any database integer names nothing there.
         if any(isinstance(value, int) and value > api.LARGEST_INTEGER
                for value in (request.view_args or {}).values()):

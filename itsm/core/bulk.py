@@ -55,7 +55,7 @@ from marshmallow import fields as mf
 from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.exc import DBAPIError
 
-from itsm.core import sla
+from itsm.core import inputs, sla
 from itsm.core.auth import Actor
 from itsm.core.bulkwrite import Copier, bind_processors, converted, new_ids
 from itsm.core.calendars import load_calendars
@@ -64,6 +64,7 @@ from itsm.core.errors import ItsmError
 from itsm.core.models import Agency, Group, JournalEntry, Record, User, utcnow
 from itsm.core.numbering import take_numbers
 from itsm.core.records import RecordChange, RecordType, jsonable
+from itsm.core.schemas import GATE_HOOK
 from itsm.core.sla_models import SlaClock
 
 if TYPE_CHECKING:
@@ -141,14 +142,16 @@ class _Loader:
     itself: it is checked here with a few comparisons per field. Anything else (a value
     to convert, a missing required field, an unknown field, an invalid value) goes to the
     schema itself, so results and error messages are the schema's own. A schema with
-    hooks (``pre_load``, ``validates_schema`` ...) or other field classes always does.
+    hooks (``pre_load``, ``validates_schema`` ...) or other field classes always does,
+    except the input gate's own hook (:class:`~itsm.core.schemas.InputSchema`), which the
+    precompiled path applies to each text itself.
     """
 
     def __init__(self, schema: marshmallow.Schema) -> None:
         self.schema = schema
         self.fields: dict[str, tuple[str, type, bool, tuple[Any, ...]]] | None = None
         self.absent: list[tuple[str, str, bool, Any]] = []  # required or defaulted fields
-        if any(schema._hooks.values()):
+        if any(hook[0] != GATE_HOOK for hooks in schema._hooks.values() for hook in hooks):
             return
         compiled = {}
         for name, fld in schema.load_fields.items():
@@ -177,6 +180,11 @@ class _Loader:
             elif type(value) is not kind:
                 return self.schema.load(data)
             else:
+                if kind is str:
+                    try:
+                        value = inputs.check_text(value, key)
+                    except inputs.InputError as exc:
+                        raise marshmallow.ValidationError({key: [exc.reason]}) from None
                 try:
                     for validator in validators:
                         if validator(value) is False:
@@ -221,15 +229,23 @@ def _quick_handover() -> Iterator[None]:
 
 
 def read_json_lines(stream: IO[str]) -> Iterator[tuple[int, Any]]:
-    """``(line number, value)`` of each non-blank line; a line that is not JSON stops it."""
+    """``(line number, value)`` of each non-blank line, through the input gate; a line that
+    is not JSON, nests too deep or holds a NUL character or a lone surrogate stops it."""
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
+            inputs.check_json_depth(line, "line")
+            value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ImportError_(f"line {number}: not valid JSON ({exc.msg} at column "
                                f"{exc.colno})") from None
+        except inputs.InputError as exc:
+            raise ImportError_(f"line {number}: {exc.reason}") from None
+        try:
+            yield number, inputs.check_tree(value)
+        except inputs.InputError as exc:
+            raise ImportError_(f"line {number}: {exc.message}") from None
 
 
 def _timestamp(value: Any, name: str) -> datetime:

@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "api.page_size": 50,
     "api.max_page_size": 200,
     "api.max_body_bytes": 30 * 1024 * 1024,
+    # How long a create's answer is kept for a retry with the same Idempotency-Key.
+    "api.idempotency_hours": 24,
     "auth.token_days": 90,  # an API token's lifetime when the request names none
     "auth.token_max_days": 365,  # no token lives longer, whatever was asked
     "auth.session_idle_minutes": 480,  # a web session ends after this long unused

@@ -52,7 +52,7 @@ from flask import (
     url_for,
 )
 
-from itsm.core import auth, sla
+from itsm.core import auth, inputs, sla
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
 from itsm.core.models import User
 from itsm.core.pagekit import (
@@ -269,8 +269,10 @@ def record_edit(collection: str, number: str):
 
 
 def _version() -> int | None:
-    raw = request.form.get("version", "")
-    return int(raw) if raw.isdigit() else None
+    try:
+        return inputs.parse_int(request.form.get("version", ""), "version", minimum=0)
+    except inputs.InputError:
+        return None  # the edit is then unconditional, as from a client without an ETag
 
 
 @bp.get("/records/<collection>/<number>")

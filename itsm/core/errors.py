@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import marshmallow
-
-if TYPE_CHECKING:
-    from marshmallow import Schema
 
 
 class ItsmError(Exception):
@@ -74,21 +71,6 @@ class SchemaMissing(ItsmError):
 
     status = 500
     code = "schema_missing"
-
-
-def load_input(schema: Schema, data: Any, *, what: str = "input", **kwargs: Any) -> Any:
-    """``schema.load(data)`` for a plugin's service layer: anything but an object, or any
-    marshmallow error, becomes a :class:`ValidationError` (422 with field messages) whose
-    message starts with ``invalid <what>``; a list is expected instead of an object when the
-    schema loads ``many``."""
-    if not isinstance(data, list if getattr(schema, "many", False) else dict):
-        kind = "a list" if getattr(schema, "many", False) else "an object"
-        raise ValidationError(f"send {kind}", fields={"_body": [f"not {kind}"]})
-    try:
-        return schema.load(data, **kwargs)
-    except marshmallow.ValidationError as exc:
-        raise ValidationError(f"invalid {what}: " + ", ".join(sorted(map(str, messages_of(exc)))),
-                              fields=messages_of(exc)) from None
 
 
 def messages_of(exc: marshmallow.ValidationError) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from sqlalchemy import JSON, Connection, MetaData, Table, and_, func, inspect, s
 from sqlalchemy.exc import SAWarning, SQLAlchemyError
 
 from itsm import __version__
-from itsm.core import migrate
+from itsm.core import inputs, migrate
 from itsm.core.errors import ItsmError
 
 if TYPE_CHECKING:
@@ -383,8 +383,8 @@ def _load_table(connection: Connection, archive: zipfile.ZipFile, table: Table,
             batch.clear()
 
     with archive.open(f"tables/{table.name}.jsonl") as raw:
-        for line in io.TextIOWrapper(raw, encoding="utf-8"):
-            values = json.loads(line)
+        for number, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8"), start=1):
+            values = _gated(table.name, number, columns, line)
             row = {c: decode(v, k) for c, v, k in zip(columns, values, kinds, strict=True)}
             if deferred and any(row[name] is not None for name in deferred):
                 fixes.append({name: row[name] for name in [*keys, *deferred]})
@@ -394,6 +394,26 @@ def _load_table(connection: Connection, archive: zipfile.ZipFile, table: Table,
                 flush()
     flush()
     return fixes
+
+
+def _gated(table: str, number: int, columns: list[str], line: str) -> list:
+    """One row of a table's file, refused when the input gate would refuse it
+    (:mod:`itsm.core.inputs`): a NUL character that SQLite stored, say, would fail the
+    whole restore on PostgreSQL with SQL in the message. The text is not normalised: a
+    restore gives back what was exported, byte for byte."""
+    where = f"tables/{table}.jsonl line {number}"
+    try:
+        inputs.check_json_depth(line, "row")
+        values = json.loads(line)
+        for column, value in zip(columns, values, strict=False):
+            if isinstance(value, str | list | dict):
+                inputs.check_tree(value, column)
+    except inputs.InputError as exc:
+        raise ExchangeError(f"{where}: {exc.message}: correct it in the source database and "
+                            "export again") from None
+    except ValueError:
+        raise ExchangeError(f"{where}: not valid JSON; the export is damaged") from None
+    return values
 
 
 def fix_sequences(connection: Connection, tables: list[Table]) -> None:

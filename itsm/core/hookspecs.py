@@ -464,6 +464,10 @@ def itsm_suggestions(session: Session, actor: Actor, text: str, record: Record |
     when someone searches before creating one). Return at most ``limit``
     :class:`itsm.core.search.Suggestion` objects that ``actor`` may read; the core merges
     every plugin's by score, so use :func:`itsm.core.search.ranked` for comparable scores.
+
+    On a create they are looked up after the record is committed and are best-effort: an
+    exception (a plugin's bug, a dropped database connection) is logged and the create is
+    answered 201 with no suggestions and ``suggestions_skipped`` saying so.
     """
 
 

@@ -472,3 +472,23 @@ class WorkerRun(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     finished_at: Mapped[datetime] = mapped_column(default=utcnow)
     seconds: Mapped[float] = mapped_column(Double, default=0.0)
+
+
+class IdempotencyKey(Base):
+    """A create's first answer, kept under the client's ``Idempotency-Key`` so that a retry
+    gets that answer instead of making a second record (see :mod:`itsm.core.idempotency`).
+    ``status`` is null while the first request is in flight."""
+
+    __tablename__ = "idempotency_key"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    client_key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None]
+    response: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("user_id", "client_key",
+                                       name="uq_idempotency_key_user_id"),
+                      Index("ix_idempotency_key_expires", "expires_at"))

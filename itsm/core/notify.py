@@ -21,11 +21,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event as orm_event
+from sqlalchemy import func, inspect, select, update
 
 from itsm.core.models import Delivery, Event, utcnow
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from itsm.core.state import Itsm
 
 log = logging.getLogger("itsm.notify")
@@ -73,6 +76,55 @@ class EventMessage:
                    created_at=event.created_at)
 
 
+class CommittedEvents:
+    """The outbox events a session's transactions committed, taken as messages at each
+    commit.
+
+    What runs after a commit (the post-commit hook, waking delivery) must not read the ORM
+    instances: a later rollback in the same session (a create commits, then its
+    suggestions fail on a dropped connection) expires them, and closing the session
+    detaches them, so reading one raised ``DetachedInstanceError`` and answered 500 for a
+    record that was stored. Events of a transaction that was rolled back are not taken.
+    """
+
+    def __init__(self, session: Session, events: list[Event]) -> None:
+        self.messages: list[EventMessage] = []
+        self._unread: list[int] = []  # ids of committed events whose values were expired
+        self._session = session
+        self._events = events
+        self._taken = len(events)
+        orm_event.listen(session, "after_commit", self._after_commit)
+        orm_event.listen(session, "after_rollback", self._after_rollback)
+
+    def _after_commit(self, session: Session) -> None:
+        for event in self._events[self._taken:]:
+            state = inspect(event)
+            if state.expired_attributes or state.identity is None:
+                # No SQL may run here; read it after the unit of work (see take).
+                if state.identity is not None:
+                    self._unread.append(state.identity[0])
+                continue
+            self.messages.append(EventMessage.of(event))
+        self._taken = len(self._events)
+
+    def _after_rollback(self, session: Session) -> None:
+        self._taken = len(self._events)
+
+    def take(self, itsm: Itsm) -> list[EventMessage]:
+        """Stop listening; the messages of every committed event, in commit order."""
+        orm_event.remove(self._session, "after_commit", self._after_commit)
+        orm_event.remove(self._session, "after_rollback", self._after_rollback)
+        if self._unread:
+            try:
+                with itsm.Session() as session:
+                    rows = session.scalars(select(Event).where(Event.id.in_(self._unread)))
+                    self.messages.extend(EventMessage.of(row) for row in rows)
+            except Exception:  # the outbox still delivers them; only the hook misses them
+                log.exception("committed events %s could not be read back", self._unread)
+            self.messages.sort(key=lambda message: message.id)
+        return self.messages
+
+
 class Channel(Protocol):
     """A way to deliver notifications; ``deliver`` raises when it could not."""
 
@@ -106,11 +158,15 @@ class Outbox:
 
     # -- after commit ------------------------------------------------------------------
 
-    def committed(self, events: list[Event]) -> None:
-        """Called after a unit of work committed: run the post-commit hook, wake delivery."""
+    def committed(self, events: Iterable[Event | EventMessage]) -> None:
+        """Called after a unit of work committed: run the post-commit hook, wake delivery.
+
+        Give messages (see :class:`CommittedEvents`) where a rollback may have followed
+        the commit in the same session; ORM events only when it cannot have."""
+        events = [e if isinstance(e, EventMessage) else EventMessage.of(e) for e in events]
         for event in events:
             try:
-                self.itsm.hook.itsm_event_committed(event=EventMessage.of(event))
+                self.itsm.hook.itsm_event_committed(event=event)
             except Exception:  # the user's change is committed; a hook must not undo that
                 log.exception("itsm_event_committed failed for event %s", event.id)
         if events and self._thread is not None:

@@ -45,6 +45,20 @@ def _list_of(name: str, item) -> dict:
 NUMBER = {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
             "schema": {"type": "string"}, "description": "ETag of the version you read"}
+# PATCH: what a write without If-Match means.
+IF_MATCH_PATCH = {**IF_MATCH, "description": (
+    "ETag of the version you read: the change is refused with 412 when the record changed "
+    "since. Without it the fields you send are set on the record as it is then (a write "
+    "that loses a race with another writer is applied again), never 412.")}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+               "pattern": "^[!-~]([ -~]*[!-~])?$"},
+    "description": "a unique key (e.g. a UUID) that makes the create safe to retry, as in "
+                   "the IETF draft \"The Idempotency-Key HTTP Header Field\": a retry with "
+                   "the same key and body gets the first answer (and no second record); the "
+                   "same key with another body is 422; while the first request is still "
+                   "being processed, 409. Keys are kept api.idempotency_hours (24)."}
 SUGGEST = {"name": "suggest", "in": "query", "required": False,
            "schema": {"type": "boolean", "default": True},
            "description": "false: answer without looking up suggestions (integrations that "
@@ -81,11 +95,11 @@ def _record_paths(spec: APISpec, rt, schemas: dict) -> None:
     spec.components.schema(f"{stem}Out", schema=schemas["out"])
     spec.components.schema(f"{stem}Page", schema=schemas["page"])
     created = f"{stem}Out"
-    create_params = []
+    create_params = [IDEMPOTENCY_KEY]
     if rt.suggest:  # the create response also carries what other plugins suggest
         created = f"{stem}Created"
         spec.components.schema(created, schema=schemas["created"])
-        create_params = [SUGGEST]
+        create_params.append(SUGGEST)
     spec.path(path=base, operations={
         "get": {"tags": [tag], "summary": f"list {rt.title.lower()} records",
                 "operationId": f"list_{rt.name}", "parameters": LIST_PARAMS,
@@ -101,7 +115,7 @@ def _record_paths(spec: APISpec, rt, schemas: dict) -> None:
                 "operationId": f"read_{rt.name}", "parameters": [NUMBER],
                 "responses": {"200": _ok(f"{stem}Out"), **_errors("401", "404")}},
         "patch": {"tags": [tag], "summary": f"change fields of a {rt.title.lower()}",
-                  "operationId": f"update_{rt.name}", "parameters": [NUMBER, IF_MATCH],
+                  "operationId": f"update_{rt.name}", "parameters": [NUMBER, IF_MATCH_PATCH],
                   "requestBody": {"required": True, "content": {"application/json": {
                       "schema": {"type": "object",
                                  "description": f"any fields of {stem}In"}}}},

@@ -33,6 +33,7 @@ from marshmallow import missing, validate
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from itsm.core import inputs
 from itsm.core.auth import Actor
 from itsm.core.context import current_itsm
 from itsm.core.errors import ItsmError, Unauthorized
@@ -428,8 +429,8 @@ def form_value(form_field: FormField, form) -> Any:
         return _MISSING
     if form_field.integer:
         try:
-            return int(raw)
-        except ValueError:
+            return inputs.parse_int(raw, form_field.name)
+        except inputs.InputError:
             return raw  # the schema words the error
     return raw
 

@@ -32,7 +32,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import table as sql_table
 from sqlalchemy.orm import Session
 
-from itsm.core import search
+from itsm.core import inputs, search
 from itsm.core.auth import Actor
 from itsm.core.database import plan_each_run
 from itsm.core.errors import ValidationError
@@ -87,8 +87,9 @@ def parse_args(args: dict[str, str], *, default_limit: int, max_limit: int) -> L
         query.state = [s for s in args["state"].split(",") if s][:50]
     if args.get("priority"):
         try:
-            query.priority = [int(p) for p in args["priority"].split(",")][:10]
-        except ValueError:
+            query.priority = [inputs.parse_int(p, "priority")
+                              for p in args["priority"].split(",")][:10]
+        except inputs.InputError:
             raise _bad("priority", "a number or comma-separated numbers") from None
         if not all(0 <= p <= MAX_PRIORITY for p in query.priority):
             raise _bad("priority", f"between 0 and {MAX_PRIORITY}")
@@ -109,8 +110,8 @@ def parse_args(args: dict[str, str], *, default_limit: int, max_limit: int) -> L
         query.sort = args["sort"]
     if "limit" in args:
         try:
-            query.limit = int(args["limit"])
-        except ValueError:
+            query.limit = inputs.parse_int(args["limit"], "limit")
+        except inputs.InputError:
             raise _bad("limit", "a whole number") from None
         if not 1 <= query.limit <= max_limit:
             raise _bad("limit", f"between 1 and {max_limit}")
@@ -135,7 +136,7 @@ def encode_cursor(value: Any, id_: int) -> str:
 def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value, id_ = json.loads(raw)
+        value, id_ = inputs.load_json(raw, "cursor")  # an InputError is a ValueError
         if not isinstance(id_, int):
             raise ValueError
         if isinstance(value, dict):

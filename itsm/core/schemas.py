@@ -6,10 +6,31 @@ the type's own schema, so validation and the OpenAPI document come from one sour
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+import marshmallow
+from marshmallow import RAISE, Schema, fields, pre_load, validate
+
+from itsm.core import inputs
+
+# The name of InputSchema's hook, for code that applies the gate itself (the bulk import).
+GATE_HOOK = "_gate_text"
 
 
-class CoreRecordIn(Schema):
+class InputSchema(Schema):
+    """Base of the schemas that load what a user sent: every text in the input passes the
+    input gate (:mod:`itsm.core.inputs`) before the fields see it, so a NUL character or a
+    lone surrogate is a field message whatever way the data came (API, page, mail, CLI)
+    and the stored text is normalised the same way. Each record type's ``In`` schema
+    derives from it through :class:`CoreRecordIn`."""
+
+    @pre_load
+    def _gate_text(self, data, **kwargs):
+        try:
+            return inputs.check_tree(data)
+        except inputs.InputError as exc:
+            raise marshmallow.ValidationError({exc.field: [exc.reason]}) from None
+
+
+class CoreRecordIn(InputSchema):
     """Fields every record type accepts on create and update."""
 
     class Meta:
@@ -49,7 +70,7 @@ class CoreRecordOut(Schema):
         "description": "transitions possible from the current state"})
 
 
-class TransitionIn(Schema):
+class TransitionIn(InputSchema):
     class Meta:
         unknown = RAISE
 
@@ -74,7 +95,7 @@ class TransitionOut(Schema):
         "description": "why it is refused now (empty when allowed)"})
 
 
-class CommentIn(Schema):
+class CommentIn(InputSchema):
     class Meta:
         unknown = RAISE
 
@@ -91,7 +112,7 @@ class CommentOut(Schema):
     created_at = fields.DateTime()
 
 
-class LinkIn(Schema):
+class LinkIn(InputSchema):
     class Meta:
         unknown = RAISE
 
@@ -163,7 +184,7 @@ class SuggestionOut(Schema):
     url = fields.String(metadata={"description": "where a person reads it"})
 
 
-class TokenIn(Schema):
+class TokenIn(InputSchema):
     class Meta:
         unknown = RAISE
 
@@ -229,5 +250,8 @@ def _build_type_schemas(name: str, own: type[Schema] | None) -> dict[str, type[S
     created = type(f"{stem}Created", (record_out,), {
         "suggestions": fields.List(fields.Nested(SuggestionOut), metadata={
             "description": "what other plugins suggest, best first; left out when the "
-                           "request asks ?suggest=false"})})
+                           "request asks ?suggest=false"}),
+        "suggestions_skipped": fields.String(metadata={
+            "description": "present when the suggestions could not be looked up (they are "
+                           "best-effort): the record is created all the same"})})
     return {"in": record_in, "out": record_out, "page": page, "created": created}

@@ -21,7 +21,7 @@ with collector_paused():  # the bulk of the start-up's imports
     from itsm.core.errors import ConfigError, Conflict, StaleRecord
     from itsm.core.jobs import run_cycle
     from itsm.core.models import AccessDenial
-    from itsm.core.notify import Outbox
+    from itsm.core.notify import CommittedEvents, Outbox
     from itsm.core.records import LinkKind, RecordService, RecordTypes
 
 if TYPE_CHECKING:
@@ -180,6 +180,7 @@ class Itsm:
         session = (request.environ.pop(_REQUEST_SESSION, None) if has_request_context()
                    else None) or self.Session()
         service = RecordService(self, session, actor)
+        committed = CommittedEvents(session, service.events)
         try:
             yield service
             session.commit()
@@ -197,7 +198,8 @@ class Itsm:
         finally:
             session.close()
             self.record_denials(service)
-        self.outbox.committed(service.events)
+            # Also when something failed after a commit: what was committed is announced.
+            self.outbox.committed(committed.take(self))
 
     def record_denials(self, service: RecordService) -> None:
         """Write the actor's refused actions in their own transaction: the request's own

@@ -9,6 +9,7 @@ from flask import Blueprint, jsonify, request
 from marshmallow import RAISE, Schema, fields, validate
 
 from itsm.plugin import (
+    MAX_DB_INTEGER,
     Agency,
     NotFound,
     ValidationError,
@@ -16,6 +17,7 @@ from itsm.plugin import (
     current_itsm,
     document,
     json_body,
+    parse_int,
 )
 from itsm.plugins.catalog import reports
 from itsm.plugins.catalog import service as catalog
@@ -131,9 +133,7 @@ def _int(name: str) -> int | None:
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
-        raise ValidationError(f"{name} is a number", fields={name: ["a whole number"]})
-    return int(raw)
+    return parse_int(raw, name, minimum=0, maximum=MAX_DB_INTEGER)
 
 
 def _agency_id(svc, code: str | None) -> int | None:

@@ -19,7 +19,9 @@ from flask import Blueprint, flash, redirect, request, url_for
 from sqlalchemy import select
 
 from itsm.plugin import (
+    MAX_DB_INTEGER,
     Agency,
+    InputError,
     ItsmError,
     ListQuery,
     NotFound,
@@ -29,6 +31,7 @@ from itsm.plugin import (
     field_messages,
     page_actor,
     page_blueprint,
+    parse_int,
     render_page,
 )
 from itsm.plugins.catalog import service as catalog
@@ -67,8 +70,11 @@ def _text(name: str, limit: int = 5000) -> str:
 def home():
     """Search, categories, most requested; with ``q`` or ``category`` the matches."""
     q = request.args.get("q", "").strip()[:200]
-    category_id = request.args.get("category", "")
-    category_id = int(category_id) if category_id.isdigit() else None
+    try:
+        category_id = parse_int(request.args.get("category", ""), "category", minimum=1,
+                                maximum=MAX_DB_INTEGER)
+    except InputError:
+        category_id = None  # an unknown category shows the catalog's home, as before
     with current_itsm().unit_of_work(page_actor()) as svc:
         category = svc.session.get(Category, category_id) if category_id else None
         results = None

@@ -9,7 +9,7 @@ from typing import Any
 from marshmallow import Schema, fields
 from sqlalchemy import func, select
 
-from itsm.plugin import Agency, RecordService, ValidationError, utcnow
+from itsm.plugin import Agency, InputError, RecordService, ValidationError, parse_int, utcnow
 from itsm.plugins.catalog.models import FEEDBACK_STATES, Feedback, Service, ServiceRequest
 
 DEFAULT_DAYS = 90
@@ -29,10 +29,11 @@ class ReportOut(Schema):
 def parse_days(raw: str | None) -> int:
     if raw in (None, ""):
         return DEFAULT_DAYS
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DAYS:
+    try:
+        return parse_int(raw, "days", minimum=1, maximum=MAX_DAYS)
+    except InputError:
         raise ValidationError(f"days is a whole number from 1 to {MAX_DAYS}",
-                              fields={"days": [f"from 1 to {MAX_DAYS}"]})
-    return int(raw)
+                              fields={"days": [f"from 1 to {MAX_DAYS}"]}) from None
 
 
 def summary(svc: RecordService, days: int = DEFAULT_DAYS) -> dict[str, Any]:

@@ -20,16 +20,19 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from itsm.plugin import (
+    MAX_DB_INTEGER,
     Agency,
     Conflict,
     Forbidden,
     Group,
+    InputError,
     NotFound,
     RecordService,
     ServiceRef,
     User,
     ValidationError,
     check_status_change,
+    parse_int,
     utcnow,
 )
 from itsm.plugin import load_input as load
@@ -229,9 +232,11 @@ def get_service(svc: RecordService, key: str | int) -> Service:
     """A service by id or slug; others than catalog managers and staff see live ones
     they may request only (else NotFound)."""
     key = str(key)[:100]
-    column = Service.id if key.isdigit() else Service.slug
-    service = svc.session.scalar(select(Service).where(column == (int(key) if key.isdigit()
-                                                                   else key)))
+    try:
+        which = Service.id == parse_int(key, "service", minimum=1, maximum=MAX_DB_INTEGER)
+    except InputError:
+        which = Service.slug == key
+    service = svc.session.scalar(select(Service).where(which))
     if service is None or not visible(svc, service):
         raise NotFound(f"no service {key}")
     return service

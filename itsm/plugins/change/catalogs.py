@@ -17,15 +17,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from itsm.plugin import (
+    MAX_DB_INTEGER,
     Base,
     Conflict,
     Group,
     GroupMember,
+    InputError,
     NotFound,
     RecordService,
     User,
     ValidationError,
     load_input,
+    parse_int,
 )
 from itsm.plugins.change import service as changes
 from itsm.plugins.change.models import (
@@ -187,9 +190,10 @@ def list_rows(service: RecordService, name: str) -> list[dict[str, Any]]:
 
 def _row(session: Session, cat: Catalog, ident: str) -> Base:
     column = getattr(cat.model, cat.key)
-    row = None
-    if ident.isdigit():
-        row = session.get(cat.model, int(ident))
+    try:
+        row = session.get(cat.model, parse_int(ident, "id", minimum=1, maximum=MAX_DB_INTEGER))
+    except InputError:
+        row = None  # not an id: a name
     if row is None:
         row = session.scalar(select(cat.model).where(column == ident))
     if row is None:

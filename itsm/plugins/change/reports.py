@@ -8,7 +8,16 @@ from typing import Any
 from marshmallow import Schema, fields
 from sqlalchemy import or_, select
 
-from itsm.plugin import Actor, Link, Record, RecordService, ValidationError, utcnow
+from itsm.plugin import (
+    Actor,
+    InputError,
+    Link,
+    Record,
+    RecordService,
+    ValidationError,
+    parse_int,
+    utcnow,
+)
 from itsm.plugins.change import service as changes
 from itsm.plugins.change.models import Change
 
@@ -45,10 +54,11 @@ def parse_days(raw: str | None) -> int:
     """The report period in days, from a query argument (422 when it is not 1..3650)."""
     if raw in (None, ""):
         return DEFAULT_DAYS
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_DAYS:
+    try:
+        return parse_int(raw, "days", minimum=1, maximum=MAX_DAYS)
+    except InputError:
         raise ValidationError(f"days: a whole number from 1 to {MAX_DAYS}",
-                              fields={"days": [f"a whole number from 1 to {MAX_DAYS}"]})
-    return int(raw)
+                              fields={"days": [f"a whole number from 1 to {MAX_DAYS}"]}) from None
 
 
 def _percent(part: int, whole: int) -> float | None:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from itsm.plugin import (
     Conflict,
     Forbidden,
+    InputError,
     Record,
     RecordService,
     SlaClock,
@@ -20,6 +21,7 @@ from itsm.plugin import (
     current_itsm,
     document,
     json_body,
+    parse_int,
     utcnow,
 )
 from itsm.plugins.incident.hooks import CHILD_OF, OPEN_STATES, REVIEWS, linked
@@ -224,12 +226,13 @@ def breaching():
 
 def breaching_soon(actor, args) -> list[dict[str, Any]]:
     """Open incidents the actor may read whose running clock falls due within a window."""
-    within = args.get("within", "120")
-    if not within.isdigit() or not 1 <= int(within) <= 10080:
+    try:
+        within = parse_int(args.get("within", "120"), "within", minimum=1, maximum=10080)
+    except InputError:
         raise ValidationError("within: minutes from 1 to 10080",
-                              fields={"within": ["minutes from 1 to 10080"]})
+                              fields={"within": ["minutes from 1 to 10080"]}) from None
     now = utcnow()
-    horizon = now + timedelta(minutes=int(within))
+    horizon = now + timedelta(minutes=within)
     with current_itsm().unit_of_work(actor) as service:
         stmt = (select(Incident, SlaClock)
                 .join(SlaClock, SlaClock.record_id == Incident.id)

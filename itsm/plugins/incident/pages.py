@@ -22,6 +22,7 @@ from sqlalchemy import select
 from itsm.plugin import (
     Actor,
     Group,
+    InputError,
     ItsmError,
     ListQuery,
     NavItem,
@@ -35,6 +36,7 @@ from itsm.plugin import (
     field_messages,
     page_actor,
     page_blueprint,
+    parse_int,
     render_page,
 )
 from itsm.plugins.incident import reports, rules
@@ -262,10 +264,10 @@ def _submitted_report() -> tuple[dict[str, Any], dict[str, list[str]]]:
         if raw == "":
             continue
         if name in ("impact", "urgency"):
-            if not raw.isdigit():
+            try:
+                data[name] = parse_int(raw, name)
+            except InputError:
                 errors[name] = ["choose one of the answers"]
-                continue
-            data[name] = int(raw)
         else:
             data[name] = raw
     if not data.get("title"):

@@ -40,10 +40,12 @@ from itsm.plugin import (
     Agency,
     Forbidden,
     Group,
+    InputError,
     RecordService,
     SlaClock,
     ValidationError,
     current_itsm,
+    parse_int,
     utcnow,
     visibility_scope,
 )
@@ -155,10 +157,11 @@ def parse_days(raw: str | None) -> int:
     """The ``days`` argument: a whole number from 1 to 3650 (default 90)."""
     if raw is None or raw == "":
         return DEFAULT_DAYS
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_DAYS:
+    try:
+        return parse_int(raw, "days", minimum=1, maximum=MAX_DAYS)
+    except InputError:
         raise ValidationError(f"days: a whole number from 1 to {MAX_DAYS}",
-                              fields={"days": [f"a whole number from 1 to {MAX_DAYS}"]})
-    return int(raw)
+                              fields={"days": [f"a whole number from 1 to {MAX_DAYS}"]}) from None
 
 
 def period(days: int, now: datetime | None = None) -> tuple[datetime, datetime]:

@@ -13,11 +13,13 @@ from flask import Blueprint, jsonify, request
 
 from itsm.plugin import API_PREFIX as PREFIX
 from itsm.plugin import (
+    InputError,
     ValidationError,
     current_actor,
     current_itsm,
     document,
     json_body,
+    parse_int,
     type_schemas,
     with_etag,
 )
@@ -44,12 +46,15 @@ SEARCH_LIMIT = 20
               {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                           "maximum": 50}}])
 def search_articles():
-    limit = request.args.get("limit", str(SEARCH_LIMIT))
-    if not limit.isdigit() or not 1 <= int(limit) <= 50:
-        raise ValidationError("limit: a number from 1 to 50", fields={"limit": ["1 to 50"]})
+    try:
+        limit = parse_int(request.args.get("limit", str(SEARCH_LIMIT)), "limit", minimum=1,
+                          maximum=50)
+    except InputError:
+        raise ValidationError("limit: a number from 1 to 50",
+                              fields={"limit": ["1 to 50"]}) from None
     text = request.args.get("q", "")[:500]
     with current_itsm().unit_of_work(current_actor()) as service:
-        hits = knowledge.search_published(service, text, int(limit))
+        hits = knowledge.search_published(service, text, limit)
         items = [knowledge.hit(article, score) for article, score in hits]
     return jsonify({"items": items})
 

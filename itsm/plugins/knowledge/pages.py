@@ -12,12 +12,15 @@ from typing import Any
 from flask import flash, redirect, request, url_for
 
 from itsm.plugin import (
+    MAX_DB_INTEGER,
+    InputError,
     ItsmError,
     NotFound,
     current_itsm,
     error_text,
     page_actor,
     page_blueprint,
+    parse_int,
     render_page,
 )
 from itsm.plugins.knowledge import service as knowledge
@@ -90,8 +93,10 @@ def versions_page(number: str):
 
 
 def _version_arg(name: str, default: int, known: dict[int, Any]) -> int:
-    raw = request.args.get(name, "")
-    value = int(raw) if raw.isdigit() and len(raw) < 9 else default
+    try:
+        value = parse_int(request.args.get(name, ""), name, minimum=1, maximum=MAX_DB_INTEGER)
+    except InputError:
+        value = default
     return value if value in known else (default if default in known else 0)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    InputError,
     Link,
     Record,
     RecordService,
@@ -25,6 +26,7 @@ from itsm.plugin import (
     ValidationError,
     current_itsm,
     jsonable,
+    parse_int,
     search_matching,
     search_ranked,
     search_terms,
@@ -249,10 +251,11 @@ def whole_number(name: str, raw: Any, default: int, maximum: int) -> int:
     if raw in (None, ""):
         return default
     text = str(raw).strip()
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:
+    try:
+        return parse_int(text, name, minimum=1, maximum=maximum)
+    except InputError:
         raise ValidationError(f"{name}: a whole number from 1 to {maximum}",
-                              fields={name: [f"a whole number from 1 to {maximum}"]})
-    return int(text)
+                              fields={name: [f"a whole number from 1 to {maximum}"]}) from None
 
 
 def trend_options(days: Any = None, minimum: Any = None) -> tuple[int, int]:

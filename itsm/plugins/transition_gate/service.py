@@ -17,16 +17,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from itsm.plugin import (
+    MAX_DB_INTEGER,
     Actor,
     Attachment,
     Conflict,
     Event,
     Forbidden,
+    InputError,
     NotFound,
     RecordService,
     User,
     ValidationError,
     current_itsm,
+    parse_int,
     utcnow,
 )
 from itsm.plugin import load_input as load
@@ -280,9 +283,12 @@ def _check_evidence(svc: RecordService, trn: ServiceTransition, kind: str, value
             raise ValidationError(f"no record {value}",
                                   fields={"evidence": ["no such record"]}) from None
     if kind == "attachment":
+        try:
+            attachment_id = parse_int(value, "evidence", minimum=1, maximum=MAX_DB_INTEGER)
+        except InputError:
+            attachment_id = -1  # matches none: the message below names the value
         found = svc.session.scalar(select(Attachment.id).where(
-            Attachment.record_id == trn.id,
-            Attachment.id == (int(value) if value.isdigit() else -1)))
+            Attachment.record_id == trn.id, Attachment.id == attachment_id))
         if found is None:
             raise ValidationError(f"no attachment {value} on {trn.number}: attach the file "
                                   "to the transition first",
