@@ -9,6 +9,17 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 
+class Boolean(fields.Boolean):
+    """true or false, nothing else: marshmallow's own Boolean also takes 0, 1, "yes",
+    "on" and more, so ``"public": 0`` passed where the document says boolean. Forms turn
+    their check boxes into True/False before they load (see the console's form_value)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            return value
+        raise self.make_error("invalid", input=value)
+
+
 class CoreRecordIn(Schema):
     """Fields every record type accepts on create and update."""
 
@@ -79,7 +90,7 @@ class CommentIn(Schema):
         unknown = RAISE
 
     body = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
-    public = fields.Boolean(load_default=True, metadata={
+    public = Boolean(load_default=True, metadata={
         "description": "false makes a work note, visible to IT staff only"})
 
 

@@ -9,6 +9,7 @@ from itsm.adapters.email import preferences
 from itsm.core.api import current_actor, document, json_body
 from itsm.core.app import current_itsm
 from itsm.core.errors import Unauthorized
+from itsm.core.schemas import Boolean
 
 bp = Blueprint("email_api", __name__, url_prefix="/api/v1/notification-preferences")
 TAGS = ["Notifications"]
@@ -22,7 +23,7 @@ class RuleSchema(Schema):
         preferences.PATTERN, error="an event name, a prefix like record.* or *")],
         metadata={"description": "event name (record.commented), prefix (record.*) or *"})
     channel = fields.String(load_default="email", validate=validate.Length(min=1, max=64))
-    enabled = fields.Boolean(required=True, metadata={"description": "false: not notified"})
+    enabled = Boolean(required=True, metadata={"description": "false: not notified"})
 
 
 class PreferencesSchema(Schema):

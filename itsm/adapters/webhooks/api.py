@@ -9,6 +9,7 @@ from itsm.adapters.webhooks import subscriptions
 from itsm.core.api import current_actor, document, json_body
 from itsm.core.app import current_itsm
 from itsm.core.errors import Forbidden
+from itsm.core.schemas import Boolean
 
 bp = Blueprint("webhooks_api", __name__, url_prefix="/api/v1/webhooks")
 TAGS = ["Webhooks"]
@@ -36,7 +37,7 @@ class WebhookOut(Schema):
     events = fields.List(fields.String())
     format = fields.String()
     description = fields.String()
-    active = fields.Boolean()
+    active = Boolean()
     secret_prefix = fields.String(metadata={"description": "first characters of the secret"})
     secret = fields.String(metadata={"description": "the whole secret: only on creation"})
     created_by = fields.String()

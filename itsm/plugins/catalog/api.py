@@ -14,10 +14,26 @@ from itsm.core.errors import NotFound, ValidationError
 from itsm.core.models import Agency
 from itsm.plugins.catalog import reports
 from itsm.plugins.catalog import service as catalog
+from itsm.plugins.catalog.forms import FieldDefinition
 from itsm.plugins.catalog.models import SERVICE_STATUSES
 
 bp = Blueprint("catalog_api", __name__, url_prefix="/api/v1/catalog")
 TAGS = ["Catalog"]
+
+
+class OfferingOut(Schema):
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    form = fields.List(fields.Nested(FieldDefinition))
+    description = fields.String()
+    approval = fields.String()
+    approval_group = fields.String(allow_none=True)
+    tasks = fields.List(fields.Nested(catalog.TaskDefinition))
+    task_order = fields.String()
+    response_minutes = fields.Integer(allow_none=True)
+    resolution_minutes = fields.Integer(allow_none=True)
+    active = fields.Boolean()
 
 
 class ServiceOut(Schema):
@@ -38,7 +54,7 @@ class ServiceOut(Schema):
     cost_notes = fields.String()
     faq_url = fields.String()
     help_url = fields.String()
-    offerings = fields.List(fields.Dict())
+    offerings = fields.List(fields.Nested(OfferingOut))
 
 
 class ServicePage(Schema):
@@ -53,21 +69,6 @@ class CategoryPage(Schema):
     items = fields.List(fields.Dict())
 
 
-class OfferingOut(Schema):
-    id = fields.Integer()
-    code = fields.String()
-    name = fields.String()
-    form = fields.List(fields.Dict())
-    description = fields.String()
-    approval = fields.String()
-    approval_group = fields.String(allow_none=True)
-    tasks = fields.List(fields.Dict())
-    task_order = fields.String()
-    response_minutes = fields.Integer(allow_none=True)
-    resolution_minutes = fields.Integer(allow_none=True)
-    active = fields.Boolean()
-
-
 class OfferingRequestIn(Schema):
     class Meta:
         unknown = RAISE
@@ -75,12 +76,6 @@ class OfferingRequestIn(Schema):
     answers = fields.Dict(required=True, metadata={"description": "answers by field name"})
     title = fields.String(validate=validate.Length(min=1, max=300))
     description = fields.String(load_default="", validate=validate.Length(max=20000))
-
-
-class RecordOut(Schema):
-    number = fields.String()
-    state = fields.String()
-    title = fields.String()
 
 
 class FeedbackOut(Schema):
@@ -112,6 +107,18 @@ class DocumentOut(Schema):
     overdue = fields.Boolean()
     updated_at = fields.String()
     body = fields.String()
+
+
+class DocumentVersionOut(Schema):
+    number = fields.Integer(required=True)
+    note = fields.String(allow_none=True)
+    author = fields.String(allow_none=True)
+    created_at = fields.String()
+
+
+class DocumentDetailOut(DocumentOut):
+    versions = fields.List(fields.Nested(DocumentVersionOut), metadata={
+        "description": "every version, oldest first"})
 
 
 class DocumentPage(Schema):
@@ -223,7 +230,7 @@ def get_offering(offering_id: int):
 
 @bp.post("/offerings/<int:offering_id>/requests")
 @document(summary="request an offering: answers to its form (422 with a message per field)",
-          body=OfferingRequestIn, response=RecordOut, status=201, tags=TAGS)
+          body=OfferingRequestIn, response="RequestOut", status=201, tags=TAGS)
 def request_offering(offering_id: int):
     data = catalog.load(OfferingRequestIn(), json_body())
     with current_itsm().unit_of_work(current_actor()) as svc:
@@ -337,8 +344,8 @@ def add_document(key: str):
 
 
 @bp.get("/documents/<int:document_id>")
-@document(summary="a technical document's current version (IT staff)",
-          response=DocumentOut, tags=TAGS)
+@document(summary="a technical document's current version and its history (IT staff)",
+          response=DocumentDetailOut, tags=TAGS)
 def get_document(document_id: int):
     with current_itsm().unit_of_work(current_actor()) as svc:
         document_ = catalog.get_document(svc, document_id)

@@ -23,8 +23,14 @@ from itsm.core.errors import Conflict, Forbidden, NotFound, ValidationError
 from itsm.core.errors import load_input as load
 from itsm.core.models import Agency, Group, User, utcnow
 from itsm.core.records import RecordService
+from itsm.core.schemas import Boolean
 from itsm.core.services import ServiceRef, check_status_change
-from itsm.plugins.catalog.forms import check_definition, checked_answers, summary_of
+from itsm.plugins.catalog.forms import (
+    FieldDefinition,
+    check_definition,
+    checked_answers,
+    summary_of,
+)
 from itsm.plugins.catalog.models import (
     APPROVALS,
     BILLING_PERIODS,
@@ -91,14 +97,15 @@ class OfferingIn(Schema):
     code = fields.String(required=True, validate=SLUG)
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(validate=validate.Length(max=20000))
-    form = fields.List(fields.Dict(), load_default=list)
+    form = fields.List(fields.Nested(FieldDefinition), load_default=list, metadata={
+        "description": "the request form: its fields, in order"})
     approval = fields.String(load_default="none", validate=validate.OneOf(APPROVALS))
     approval_group = fields.String(allow_none=True, validate=validate.Length(max=100))
     tasks = fields.List(fields.Nested(TaskDefinition), load_default=list)
     task_order = fields.String(load_default="sequential", validate=validate.OneOf(TASK_ORDERS))
     response_minutes = fields.Integer(allow_none=True, validate=validate.Range(0, 10**6))
     resolution_minutes = fields.Integer(allow_none=True, validate=validate.Range(0, 10**7))
-    active = fields.Boolean(load_default=True)
+    active = Boolean(load_default=True)
 
 
 class FeedbackIn(Schema):
@@ -353,7 +360,10 @@ def save_offering(svc: RecordService, service: Service, data: Any,
                   offering: Offering | None = None) -> Offering:
     """Create or change an offering of ``service``; its form definition is checked."""
     svc.require("catalog.manage")
-    values = load(OfferingIn(), data, partial=offering is not None)
+    # A change may leave out any field of the offering, but not of a task it sends: the
+    # task list replaces the stored one whole (``partial=True`` would reach the tasks too).
+    values = load(OfferingIn(), data,
+                  partial=tuple(OfferingIn().fields) if offering is not None else False)
     session = svc.session
     if "form" in values:
         try:

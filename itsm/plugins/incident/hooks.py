@@ -26,6 +26,7 @@ from itsm.core.models import (
 )
 from itsm.core.notify import EventMessage, Recipient
 from itsm.core.records import LinkKind, RecordChange, RecordService, RecordType
+from itsm.core.schemas import Boolean
 from itsm.core.sla_models import SlaClock
 from itsm.core.web import NavItem
 from itsm.core.workflow import State, Transition, Workflow
@@ -55,7 +56,7 @@ class IncidentSchema(Schema):
     urgency = fields.Integer(validate=validate.Range(1, 4), metadata={
         "description": "1 = work stopped ... 3 or 4 = can wait"})
     channel = fields.String(validate=validate.OneOf(CHANNELS))
-    major = fields.Boolean()
+    major = Boolean()
     workaround = fields.String(validate=validate.Length(max=20000))
     hold_kind = fields.String(validate=validate.OneOf(("", *HOLD_KINDS)))
     hold_reason = fields.String(validate=validate.Length(max=500))

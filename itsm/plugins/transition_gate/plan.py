@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from itsm.core.errors import Conflict, Forbidden, NotFound
 from itsm.core.records import RecordService
+from itsm.core.schemas import Boolean
 from itsm.plugins.transition_gate import service as gate
 from itsm.plugins.transition_gate.models import (
     MEETING_KINDS,
@@ -71,7 +72,7 @@ class TemplateItemIn(Schema):
 
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(load_default="", validate=validate.Length(max=5000))
-    mandatory = fields.Boolean(load_default=True)
+    mandatory = Boolean(load_default=True)
     document_url = fields.String(load_default="", validate=validate.Length(max=500))
     due_days_before = fields.Integer(load_default=None, allow_none=True,
                                      validate=validate.Range(0, 730))
@@ -84,7 +85,7 @@ class TemplateIn(Schema):
     name = fields.String(required=True, validate=validate.Regexp(
         r"^[a-z0-9][a-z0-9_-]{0,99}$", error="lower-case letters, digits, - and _"))
     description = fields.String(load_default="", validate=validate.Length(max=5000))
-    active = fields.Boolean(load_default=True)
+    active = Boolean(load_default=True)
     items = fields.List(fields.Nested(TemplateItemIn), required=True,
                         validate=validate.Length(max=100))
 

@@ -22,6 +22,7 @@ from itsm.core.errors import Conflict, Forbidden, NotFound, ValidationError
 from itsm.core.errors import load_input as load
 from itsm.core.models import Attachment, Event, User, utcnow
 from itsm.core.records import RecordService
+from itsm.core.schemas import Boolean
 from itsm.plugins.transition_gate.models import (
     EVIDENCE_KINDS,
     OPEN_STATES,
@@ -142,7 +143,7 @@ class DeliverableIn(Schema):
 
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(validate=validate.Length(max=5000))
-    mandatory = fields.Boolean()
+    mandatory = Boolean()
     document_url = fields.String(validate=validate.Length(max=500), metadata={
         "description": "the template document to start from, where one applies"})
     owner = fields.Email(metadata={"description": "who delivers (default: the project "
