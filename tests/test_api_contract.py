@@ -217,3 +217,9 @@ def test_a_lone_surrogate_is_refused_not_a_500(client, bare):
     answer = client.post("/api/v1/incidents", headers=bare["admin"],
                          data='{"title": "\\ud800"}', content_type="application/json")
     assert answer.status_code == 422
+
+
+def test_a_category_too_large_for_an_id_is_refused_not_a_500(client, bare):
+    answer = client.get("/api/v1/catalog/services?category=32589158477190044731",
+                        headers=bare["admin"])
+    assert answer.status_code == 422 and "category" in answer.get_json()["error"]["fields"]

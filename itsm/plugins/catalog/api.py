@@ -133,7 +133,8 @@ def _int(name: str) -> int | None:
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
+    # Bounded like the id columns it is compared with: a longer one overflowed SQLite.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise ValidationError(f"{name} is a number", fields={name: ["a whole number"]})
     return int(raw)
 
@@ -151,10 +152,11 @@ def _agency_id(svc, code: str | None) -> int | None:
     return found
 
 
-QUERY = [{"name": n, "in": "query", "schema": {"type": t}, "description": d} for n, t, d in (
-    ("q", "string", "words to find in names, summaries, descriptions and offerings"),
-    ("category", "integer", "only this category (id)"),
-    ("agency", "string", "only services this agency may request (code)"))]
+QUERY = [{"name": n, "in": "query", "schema": schema, "description": d} for n, schema, d in (
+    ("q", {"type": "string"}, "words to find in names, summaries, descriptions and offerings"),
+    ("category", {"type": "integer", "minimum": 0, "maximum": 999_999_999},
+     "only this category (id)"),
+    ("agency", {"type": "string"}, "only services this agency may request (code)"))]
 
 
 @bp.get("/services")
