@@ -61,12 +61,28 @@ class ServicePage(Schema):
     items = fields.List(fields.Nested(ServiceOut))
 
 
+class RankedServiceOut(ServiceOut):
+    requests = fields.Integer(metadata={"description": "requests made lately"})
+
+
 class RankedPage(Schema):
-    items = fields.List(fields.Dict(), metadata={"description": "service and requests"})
+    items = fields.List(fields.Nested(RankedServiceOut), required=True)
+
+
+class RequestApprovalPage(Schema):
+    items = fields.List(fields.Dict(), required=True, metadata={
+        "description": "the requests (as RequestOut) waiting for the caller"})
+
+
+class CategoryOut(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    services = fields.Integer(metadata={"description": "how many the caller sees"})
 
 
 class CategoryPage(Schema):
-    items = fields.List(fields.Dict())
+    items = fields.List(fields.Nested(CategoryOut), required=True)
 
 
 class OfferingRequestIn(Schema):
@@ -261,7 +277,7 @@ def list_categories():
 
 
 @bp.get("/approvals")
-@document(summary="requests waiting for the caller's approval", response=RankedPage,
+@document(summary="requests waiting for the caller's approval", response=RequestApprovalPage,
           tags=TAGS)
 def approvals():
     with current_itsm().unit_of_work(current_actor()) as svc:
