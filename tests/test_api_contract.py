@@ -223,3 +223,13 @@ def test_a_category_too_large_for_an_id_is_refused_not_a_500(client, bare):
     answer = client.get("/api/v1/catalog/services?category=32589158477190044731",
                         headers=bare["admin"])
     assert answer.status_code == 422 and "category" in answer.get_json()["error"]["fields"]
+
+
+def test_the_change_calendar_declares_every_key_of_its_rows(client, demo):
+    document, admin = demo["document"], demo["admin"]
+    body = client.get("/api/v1/changes/calendar?from=2000-01-01&to=2000-12-31",
+                      headers=admin).get_json()
+    assert set(body) == {"from", "to", "changes", "freeze_windows"}
+    rows = client.get("/api/v1/changes/calendar", headers=admin).get_json()["changes"]
+    assert rows, "the demo plans changes in the coming month"
+    assert set(rows[0]) <= _declared(document, "CalendarChange")

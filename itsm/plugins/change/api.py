@@ -76,12 +76,35 @@ class CausedIncidentIn(Schema):
     incident = fields.String(required=True, validate=validate.Length(min=3, max=32))
 
 
+class CalendarChange(Schema):
+    number = fields.String(required=True)
+    title = fields.String()
+    state = fields.String()
+    change_type = fields.String(allow_none=True)
+    risk_level = fields.String(allow_none=True)
+    services = fields.List(fields.String(), allow_none=True)
+    config_items = fields.List(fields.String(), allow_none=True)
+    environment = fields.String(allow_none=True)
+    planned_start = fields.String()
+    planned_end = fields.String()
+    freeze = fields.List(fields.String(), metadata={"description": "freeze windows it meets"})
+    conflicts = fields.List(fields.String(), metadata={"description": "changes it clashes with"})
+
+
+class CalendarFreeze(Schema):
+    name = fields.String(required=True)
+    starts_at = fields.String()
+    ends_at = fields.String()
+    services = fields.List(fields.String(), allow_none=True)
+    reason = fields.String(allow_none=True)
+
+
 class CalendarOut(Schema):
     # "from" is a Python keyword: the attribute names differ, the keys do not.
     period_from = fields.DateTime(data_key="from")
     period_to = fields.DateTime(data_key="to")
-    changes = fields.List(fields.Dict())
-    freeze_windows = fields.List(fields.Dict())
+    changes = fields.List(fields.Nested(CalendarChange))
+    freeze_windows = fields.List(fields.Nested(CalendarFreeze))
 
 
 class OverviewOut(Schema):
