@@ -89,6 +89,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "parse_int": ("itsm.core.inputs", "parse_int"),
     "MAX_DB_INTEGER": ("itsm.core.inputs", "MAX_DB_INTEGER"),
     "InputSchema": ("itsm.core.schemas", "InputSchema"),
+    "Boolean": ("itsm.core.schemas", "Boolean"),
     "messages_of": ("itsm.core.errors", "messages_of"),
     "type_schemas": ("itsm.core.schemas", "type_schemas"),
     "CoreRecordOut": ("itsm.core.schemas", "CoreRecordOut"),
@@ -204,7 +205,12 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         RecordType,
         jsonable,
     )
-    from itsm.core.schemas import CoreRecordOut, InputSchema, type_schemas  # noqa: F401
+    from itsm.core.schemas import (  # noqa: F401
+        Boolean,
+        CoreRecordOut,
+        InputSchema,
+        type_schemas,
+    )
     from itsm.core.search import Suggestion  # noqa: F401
     from itsm.core.search import matching as search_matching  # noqa: F401
     from itsm.core.search import ranked as search_ranked  # noqa: F401

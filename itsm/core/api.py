@@ -31,6 +31,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import BaseConverter
 
 from itsm.core import idempotency, inputs
 from itsm.core import query as listing
@@ -38,6 +39,7 @@ from itsm.core.auth import Actor, token_for_secret
 from itsm.core.context import current_itsm
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
 from itsm.core.models import Record, User
+from itsm.core.numbering import RECORD_NUMBER_REGEX
 from itsm.core.schemas import CommentIn, LinkIn, TransitionIn
 from itsm.core.web import CSRF_HEADER, csrf_matches, web_session_actor
 
@@ -68,11 +70,70 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
     return response
 
 
+def http_error_response(exc: HTTPException) -> Response:
+    """The JSON answer to a routing or HTTP error, with a true ``Allow`` on a 405."""
+    if isinstance(exc, MethodNotAllowed) and request.path.startswith(PREFIX):
+        # Werkzeug's Allow lists the generic record routes' methods too (see
+        # allowed_methods); none left means nothing lives at this path.
+        valid = allowed_methods(request.path)
+        if not valid:
+            return error_response(404, "not_found", f"nothing at {request.path[:200]}")
+        exc = MethodNotAllowed(valid_methods=valid)
+    code = (exc.name or "error").lower().replace(" ", "_")
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    return error_response(exc.code or 500, code, exc.description or exc.name, headers=headers)
+
+
 def _wants_json() -> bool:
     return request.path.startswith(PREFIX) or request.accept_mimetypes.best == "application/json"
 
 
+class RecordNumberConverter(BaseConverter):
+    """``<record_number:number>``: letters then digits (INC0000042, inc42), the shape of
+    every record number. A word (``/api/v1/changes/gate``) is then never taken for a
+    number, so a plugin's own route of that shape answers a method it does not have with
+    405 and its true ``Allow``, not with the generic record route's 404."""
+
+    regex = RECORD_NUMBER_REGEX
+
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods ``path`` really answers, for ``Allow``.
+
+    Werkzeug lists every rule whose pattern matches the path, and the generic
+    ``/<collection>`` routes match any word: ``POST /api/v1/me`` is no collection's create.
+    A method counts when its rule is a route of an enabled plugin and, for a record route,
+    when the collection is one of an enabled record type.
+    """
+    from flask import current_app
+
+    itsm = _itsm()
+    adapter = current_app.url_map.bind("localhost")
+    allowed: set[str] = set()
+    for method in HTTP_METHODS:
+        try:
+            endpoint, values = adapter.match(path, method=method)
+        except HTTPException:
+            continue
+        if endpoint.startswith("api.") and "collection" in values \
+                and values["collection"] not in itsm.types.by_collection:
+            continue
+        owner = itsm.blueprint_owners.get(endpoint.split(".")[0])
+        if owner and not itsm.host.is_enabled(owner):
+            continue
+        allowed.add(method)
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    if allowed:
+        allowed.add("OPTIONS")
+    return sorted(allowed)
+
+
 def init_app(app: Flask) -> None:
+    app.url_map.converters["record_number"] = RecordNumberConverter
     app.register_blueprint(bp)
     app.add_url_rule("/", "root", lambda: redirect(url_for("console.home")))
 
@@ -92,6 +153,17 @@ def init_app(app: Flask) -> None:
             return  # a disabled plugin's route answers 404 (see itsm.core.app)
         current_actor()
 
+    @app.after_request
+    def true_allow_on_options(response: Response) -> Response:
+        # Flask answers OPTIONS itself, with werkzeug's list of methods (see above).
+        if request.method == "OPTIONS" and request.path.startswith(PREFIX) \
+                and "Allow" in response.headers:
+            valid = allowed_methods(request.path)
+            if not valid:
+                return error_response(404, "not_found", f"nothing at {request.path[:200]}")
+            response.headers["Allow"] = ", ".join(valid)
+        return response
+
     @app.errorhandler(ItsmError)
     def handle_itsm_error(exc: ItsmError):
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
@@ -108,10 +180,7 @@ def init_app(app: Flask) -> None:
     def handle_http_error(exc: HTTPException):
         if not _wants_json():
             return exc
-        code = (exc.name or "error").lower().replace(" ", "_")
-        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-        return error_response(exc.code or 500, code, exc.description or exc.name,
-                              headers=headers)
+        return http_error_response(exc)
 
     def missing_table_response(exc: DBAPIError) -> Response | None:
         # A table the code needs is not there (an upgrade was not run): say which and
@@ -284,25 +353,32 @@ def with_etag(response: Response, version: int) -> Response:
 # -- OpenAPI documentation of plugin routes --------------------------------------------
 
 
-def document(*, summary: str, body: type | None = None, response: type | None = None,
+def document(*, summary: str, body: type | None = None, response: type | str | None = None,
              status: int = 200, tags: list[str] | None = None,
-             params: list[dict] | None = None, also: tuple[int, ...] = ()) -> Callable:
+             params: list[dict] | None = None, also: tuple[int, ...] = (),
+             partial: bool = False, media: dict[str, dict] | None = None) -> Callable:
     """Describe a plugin's API view for the OpenAPI document.
 
     :param summary: one line shown in the document.
     :param body: marshmallow schema class of the JSON request body.
-    :param response: marshmallow schema class of the success response.
+    :param response: marshmallow schema class of the success response, or the name of a
+        schema of the document (a record type's, e.g. ``RequestOut``).
     :param status: the success status code.
     :param tags: OpenAPI tags (default: the blueprint name).
     :param params: extra OpenAPI parameter objects (query parameters).
     :param also: other success status codes with the same response (e.g. 201 when the
         call created something, 200 when it updated).
+    :param partial: the body is a change: any of ``body``'s fields, none required (the
+        view loads it with ``partial=True``).
+    :param media: other media types of the success answer, as OpenAPI content objects
+        (``{"text/csv": {"schema": {"type": "string"}}}``) for a ``format=`` parameter.
     """
 
     def mark(view: Callable) -> Callable:
         view.itsm_openapi = {"summary": summary, "body": body, "response": response,
                              "status": status, "tags": tags, "params": params or [],
-                             "also": tuple(also)}
+                             "also": tuple(also), "partial": partial,
+                             "media": dict(media or {})}
         return view
 
     return mark
@@ -311,7 +387,6 @@ def document(*, summary: str, body: type | None = None, response: type | None = 
 # -- record routes -------------------------------------------------------------------------
 
 
-FIXED_ROUTES = {"me": ["GET"], "openapi.json": ["GET"]}
 PUBLIC_ENDPOINTS = {"api.index", "api.openapi"}  # documented with "security": []
 
 
@@ -321,10 +396,11 @@ def record_route(view: Callable) -> Callable:
     @wraps(view)
     def wrapper(collection: str, **kwargs):
         itsm = _itsm()
-        if collection in FIXED_ROUTES:  # e.g. POST /api/v1/me: a method, not a collection
-            raise MethodNotAllowed(valid_methods=FIXED_ROUTES[collection])
         rt = itsm.types.by_collection.get(collection)
         if rt is None:
+            valid = allowed_methods(request.path)
+            if valid:  # e.g. POST /api/v1/me: another route's path, not a collection
+                raise MethodNotAllowed(valid_methods=valid)
             raise NotFound(f"no collection {collection!r} (is its plugin enabled?)")
         actor = current_actor()
         with itsm.unit_of_work(actor) as service:
@@ -426,13 +502,13 @@ def _jsonable(body: dict[str, Any]) -> dict[str, Any]:
     return json.loads(current_app.json.dumps(body))
 
 
-@bp.get("/<collection>/<number>")
+@bp.get("/<collection>/<record_number:number>")
 @record_route
 def read_record(service, rt, record):
     return with_etag(jsonify(service.to_dict(record)), record.version)
 
 
-@bp.patch("/<collection>/<number>")
+@bp.patch("/<collection>/<record_number:number>")
 @record_route
 def update_record(service, rt, record):
     body = json_body()
@@ -472,7 +548,7 @@ def _lock_and_reload(service, record) -> None:
     service.session.refresh(record)
 
 
-@bp.get("/<collection>/<number>/transitions")
+@bp.get("/<collection>/<record_number:number>/transitions")
 @record_route
 def list_transitions(service, rt, record):
     return jsonify({"items": [
@@ -481,7 +557,7 @@ def list_transitions(service, rt, record):
         for t, reasons in service.available_transitions(record)]})
 
 
-@bp.post("/<collection>/<number>/transitions")
+@bp.post("/<collection>/<record_number:number>/transitions")
 @record_route
 def run_transition(service, rt, record):
     data = TransitionIn().load(json_body())
@@ -499,14 +575,14 @@ def _comment_dict(service, entry) -> dict[str, Any]:
             "created_at": entry.created_at.isoformat()}
 
 
-@bp.get("/<collection>/<number>/comments")
+@bp.get("/<collection>/<record_number:number>/comments")
 @record_route
 def list_comments(service, rt, record):
     entries = [e for e in service.journal(record) if e.kind in ("commented", "work_noted")]
     return jsonify({"items": [_comment_dict(service, e) for e in entries]})
 
 
-@bp.post("/<collection>/<number>/comments")
+@bp.post("/<collection>/<record_number:number>/comments")
 @record_route
 def add_comment(service, rt, record):
     data = CommentIn().load(json_body())
@@ -516,13 +592,13 @@ def add_comment(service, rt, record):
     return response
 
 
-@bp.get("/<collection>/<number>/links")
+@bp.get("/<collection>/<record_number:number>/links")
 @record_route
 def list_links(service, rt, record):
     return jsonify({"items": service.links(record)})
 
 
-@bp.post("/<collection>/<number>/links")
+@bp.post("/<collection>/<record_number:number>/links")
 @record_route
 def add_link(service, rt, record):
     data = LinkIn().load(json_body())
@@ -532,7 +608,7 @@ def add_link(service, rt, record):
     return response
 
 
-@bp.get("/<collection>/<number>/journal")
+@bp.get("/<collection>/<record_number:number>/journal")
 @record_route
 def read_journal(service, rt, record):
     return jsonify({"items": [
@@ -541,7 +617,7 @@ def read_journal(service, rt, record):
          "data": e.data} for e in service.journal(record)]})
 
 
-@bp.get("/<collection>/<number>/sla")
+@bp.get("/<collection>/<record_number:number>/sla")
 @record_route
 def read_sla(service, rt, record):
     from itsm.core.sla import clocks_for
@@ -549,7 +625,7 @@ def read_sla(service, rt, record):
     return jsonify({"items": clocks_for(service.session, record)})
 
 
-@bp.get("/<collection>/<number>/suggestions")
+@bp.get("/<collection>/<record_number:number>/suggestions")
 @record_route
 def read_suggestions(service, rt, record):
     limit = inputs.parse_int(request.args.get("limit", "5"), "limit", minimum=1, maximum=20)
@@ -561,13 +637,13 @@ def _attachment_dict(a) -> dict[str, Any]:
             "size": a.size, "sha256": a.sha256, "created_at": a.created_at.isoformat()}
 
 
-@bp.get("/<collection>/<number>/attachments")
+@bp.get("/<collection>/<record_number:number>/attachments")
 @record_route
 def list_attachments(service, rt, record):
     return jsonify({"items": [_attachment_dict(a) for a in service.attachments(record)]})
 
 
-@bp.post("/<collection>/<number>/attachments")
+@bp.post("/<collection>/<record_number:number>/attachments")
 @record_route
 def add_attachment(service, rt, record):
     upload = request.files.get("file")
@@ -580,7 +656,7 @@ def add_attachment(service, rt, record):
     return response
 
 
-@bp.get("/<collection>/<number>/attachments/<int:attachment_id>")
+@bp.get("/<collection>/<record_number:number>/attachments/<int:attachment_id>")
 @record_route
 def download_attachment(service, rt, record, attachment_id):
     attachment = service.attachment(record, attachment_id)

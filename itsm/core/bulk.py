@@ -65,6 +65,7 @@ from itsm.core.models import Agency, Group, JournalEntry, Record, User, utcnow
 from itsm.core.numbering import take_numbers
 from itsm.core.records import RecordChange, RecordType, jsonable
 from itsm.core.schemas import GATE_HOOK
+from itsm.core.schemas import Boolean as StrictBoolean
 from itsm.core.sla_models import SlaClock
 
 if TYPE_CHECKING:
@@ -130,7 +131,8 @@ class _Batch:
 
 # Field classes whose valid input is one exact Python type, returned as it is: a value of
 # that type passing the field's validators loads to itself (and dumps to itself).
-_EXACT: dict[type, type] = {mf.String: str, mf.Email: str, mf.Integer: int, mf.Boolean: bool}
+_EXACT: dict[type, type] = {mf.String: str, mf.Email: str, mf.Integer: int, mf.Boolean: bool,
+                            StrictBoolean: bool}
 _PLAIN = (str, int, bool, type(None))  # what the journal keeps as it is (see jsonable)
 
 

@@ -55,7 +55,7 @@ def _conversion(field: fields.Field) -> Callable[[Any], Any] | None:
         return _integer
     if kind is fields.Float and not field.as_string:
         return _float
-    if kind is fields.Boolean:  # dumped as it is
+    if issubclass(kind, fields.Boolean):  # dumped as it is (the strict one too)
         return _as_is
     if kind is fields.DateTime and field.format in ("iso", "iso8601"):
         return _iso

@@ -26,6 +26,11 @@ from sqlalchemy.orm import Session
 
 from itsm.core.models import NumberSequence
 
+# The shape of every record number (INC0000042, inc42): letters then digits. The API's
+# route converter and the OpenAPI document both use it.
+RECORD_NUMBER_REGEX = r"[A-Za-z]+[0-9]+"
+NUMBER_PATTERN = "^" + RECORD_NUMBER_REGEX + "$"
+
 # Built once: building a statement and its cache key costs more than running it.
 _SEQ = NumberSequence.__table__
 _BUMP = update(_SEQ).where(_SEQ.c.prefix == bindparam("seq_prefix")) \

@@ -16,6 +16,7 @@ from werkzeug.routing.converters import AnyConverter, IntegerConverter
 
 from itsm import __version__
 from itsm.core import schemas as s
+from itsm.core.numbering import NUMBER_PATTERN
 from itsm.core.query import FILTER_ARGS
 
 ERRORS = {"400": "bad request", "401": "authentication required", "403": "forbidden",
@@ -42,7 +43,9 @@ def _list_of(name: str, item) -> dict:
         "items": {"type": "array", "items": item}}, "title": name}
 
 
-NUMBER = {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}
+NUMBER = {"name": "number", "in": "path", "required": True,
+          "schema": {"type": "string", "pattern": NUMBER_PATTERN, "maxLength": 32,
+                     "example": "INC0000042"}}
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
             "schema": {"type": "string"}, "description": "ETag of the version you read"}
 # PATCH: what a write without If-Match means.
@@ -187,8 +190,9 @@ def _record_paths(spec: APISpec, rt, schemas: dict) -> None:
                 "operationId": f"download_{rt.name}",
                 "parameters": [NUMBER, {"name": "attachment_id", "in": "path", "required": True,
                                         "schema": {"type": "integer", "minimum": 0}}],
-                "responses": {"200": {"description": "the file, as it was uploaded",
-                                      "content": {"application/octet-stream": {
+                "responses": {"200": {"description": "the file, as it was uploaded, with "
+                                                     "the media type it was uploaded with",
+                                      "content": {"*/*": {
                                           "schema": {"type": "string", "format": "binary"}}}},
                               **_errors("401", "404")}}})
 
@@ -202,6 +206,21 @@ def _path_schema(converter) -> dict[str, Any]:
     if isinstance(converter, AnyConverter):
         return {"type": "string", "enum": sorted(converter.items)}
     return {"type": "string"}
+
+
+_PARTIAL: dict[type, type] = {}
+
+
+def _partial(schema: type) -> type:
+    """``schema`` with no field required, as a change (PATCH) loads it: a class of its own
+    (``DeliverableInChange``), since apispec names components by class."""
+    if schema not in _PARTIAL:
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("partial", True)
+            schema.__init__(self, *args, **kwargs)
+
+        _PARTIAL[schema] = type(f"{schema.__name__}Change", (schema,), {"__init__": __init__})
+    return _PARTIAL[schema]
 
 
 def _plugin_paths(spec: APISpec, app: Flask, itsm) -> None:
@@ -227,6 +246,9 @@ def _plugin_paths(spec: APISpec, app: Flask, itsm) -> None:
             errors = ("400", "401", "403", "404", "422") if method == "GET" else (
                 "400", "401", "403", "404", "409", "413", "415", "422")
             success = _ok(meta["response"]) if meta["response"] else {"description": "success"}
+            if meta.get("media"):
+                success = {**success, "content": {**success.get("content", {}),
+                                                  **meta["media"]}}
             op = {"summary": meta["summary"], "tags": meta["tags"] or [blueprint or "itsm"],
                   "operationId": rule.endpoint.replace(".", "_") + "_" + method.lower(),
                   "parameters": params,
@@ -234,7 +256,8 @@ def _plugin_paths(spec: APISpec, app: Flask, itsm) -> None:
                                    for code in (meta["status"], *meta.get("also", ()))},
                                 **_errors(*errors)}}
             if meta["body"] is not None and method in ("POST", "PUT", "PATCH"):
-                op["requestBody"] = {"required": True, **_json(meta["body"])}
+                body = _partial(meta["body"]) if meta.get("partial") else meta["body"]
+                op["requestBody"] = {"required": True, **_json(body)}
             operations[method.lower()] = op
         spec.path(path=path, operations=operations)
 

@@ -280,13 +280,11 @@ def _http_error(exc: HTTPException):
 @bp.app_errorhandler(405)
 def _no_such_page(exc: HTTPException):
     """Unknown paths outside the API get a console page; the API keeps its JSON errors."""
-    from itsm.core.api import _wants_json, error_response
+    from itsm.core.api import _wants_json, http_error_response
 
-    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}  # Allow
     if _wants_json():
-        code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 404, code, exc.description or exc.name,
-                              headers=headers)
+        return http_error_response(exc)
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}  # Allow
     body, status = _error_page(exc.code or 404, exc.description or exc.name)
     return body, status, headers
 

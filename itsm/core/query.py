@@ -93,7 +93,7 @@ def parse_args(args: dict[str, str], *, default_limit: int, max_limit: int) -> L
             raise _bad("priority", "a number or comma-separated numbers") from None
         if not all(0 <= p <= MAX_PRIORITY for p in query.priority):
             raise _bad("priority", f"between 0 and {MAX_PRIORITY}")
-    if args.get("updated_since"):
+    if "updated_since" in args:  # present but empty is no date-time either
         try:
             since = datetime.fromisoformat(args["updated_since"].replace("Z", "+00:00"))
         except ValueError:

@@ -15,6 +15,17 @@ from itsm.core import inputs
 GATE_HOOK = "_gate_text"
 
 
+class Boolean(fields.Boolean):
+    """true or false, nothing else: marshmallow's own Boolean also takes 0, 1, "yes",
+    "on" and more, so ``"public": 0`` passed where the document says boolean. Forms turn
+    their check boxes into True/False before they load (see the console's form_value)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            return value
+        raise self.make_error("invalid", input=value)
+
+
 class InputSchema(Schema):
     """Base of the schemas that load what a user sent: every text in the input passes the
     input gate (:mod:`itsm.core.inputs`) before the fields see it, so a NUL character or a
@@ -100,7 +111,7 @@ class CommentIn(InputSchema):
         unknown = RAISE
 
     body = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
-    public = fields.Boolean(load_default=True, metadata={
+    public = Boolean(load_default=True, metadata={
         "description": "false makes a work note, visible to IT staff only"})
 
 

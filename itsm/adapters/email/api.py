@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 from marshmallow import RAISE, Schema, fields, validate
 
 from itsm.adapters.email import preferences
-from itsm.plugin import Unauthorized, current_actor, current_itsm, document, json_body
+from itsm.plugin import Boolean, Unauthorized, current_actor, current_itsm, document, json_body
 
 bp = Blueprint("email_api", __name__, url_prefix="/api/v1/notification-preferences")
 TAGS = ["Notifications"]
@@ -20,7 +20,7 @@ class RuleSchema(Schema):
         preferences.PATTERN, error="an event name, a prefix like record.* or *")],
         metadata={"description": "event name (record.commented), prefix (record.*) or *"})
     channel = fields.String(load_default="email", validate=validate.Length(min=1, max=64))
-    enabled = fields.Boolean(required=True, metadata={"description": "false: not notified"})
+    enabled = Boolean(required=True, metadata={"description": "false: not notified"})
 
 
 class PreferencesSchema(Schema):

@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 from marshmallow import RAISE, Schema, fields, validate
 
 from itsm.adapters.webhooks import subscriptions
-from itsm.plugin import Forbidden, current_actor, current_itsm, document, json_body
+from itsm.plugin import Boolean, Forbidden, current_actor, current_itsm, document, json_body
 
 bp = Blueprint("webhooks_api", __name__, url_prefix="/api/v1/webhooks")
 TAGS = ["Webhooks"]
@@ -34,7 +34,7 @@ class WebhookOut(Schema):
     events = fields.List(fields.String())
     format = fields.String()
     description = fields.String()
-    active = fields.Boolean()
+    active = Boolean()
     secret_prefix = fields.String(metadata={"description": "first characters of the secret"})
     secret = fields.String(metadata={"description": "the whole secret: only on creation"})
     created_by = fields.String()

@@ -21,10 +21,26 @@ from itsm.plugin import (
 )
 from itsm.plugins.catalog import reports
 from itsm.plugins.catalog import service as catalog
+from itsm.plugins.catalog.forms import FieldDefinition
 from itsm.plugins.catalog.models import SERVICE_STATUSES
 
 bp = Blueprint("catalog_api", __name__, url_prefix="/api/v1/catalog")
 TAGS = ["Catalog"]
+
+
+class OfferingOut(Schema):
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    form = fields.List(fields.Nested(FieldDefinition))
+    description = fields.String()
+    approval = fields.String()
+    approval_group = fields.String(allow_none=True)
+    tasks = fields.List(fields.Nested(catalog.TaskDefinition))
+    task_order = fields.String()
+    response_minutes = fields.Integer(allow_none=True)
+    resolution_minutes = fields.Integer(allow_none=True)
+    active = fields.Boolean()
 
 
 class ServiceOut(Schema):
@@ -45,34 +61,35 @@ class ServiceOut(Schema):
     cost_notes = fields.String()
     faq_url = fields.String()
     help_url = fields.String()
-    offerings = fields.List(fields.Dict())
+    offerings = fields.List(fields.Nested(OfferingOut))
 
 
 class ServicePage(Schema):
     items = fields.List(fields.Nested(ServiceOut))
 
 
+class RankedServiceOut(ServiceOut):
+    requests = fields.Integer(metadata={"description": "requests made lately"})
+
+
 class RankedPage(Schema):
-    items = fields.List(fields.Dict(), metadata={"description": "service and requests"})
+    items = fields.List(fields.Nested(RankedServiceOut), required=True)
+
+
+class RequestApprovalPage(Schema):
+    items = fields.List(fields.Dict(), required=True, metadata={
+        "description": "the requests (as RequestOut) waiting for the caller"})
+
+
+class CategoryOut(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    services = fields.Integer(metadata={"description": "how many the caller sees"})
 
 
 class CategoryPage(Schema):
-    items = fields.List(fields.Dict())
-
-
-class OfferingOut(Schema):
-    id = fields.Integer()
-    code = fields.String()
-    name = fields.String()
-    form = fields.List(fields.Dict())
-    description = fields.String()
-    approval = fields.String()
-    approval_group = fields.String(allow_none=True)
-    tasks = fields.List(fields.Dict())
-    task_order = fields.String()
-    response_minutes = fields.Integer(allow_none=True)
-    resolution_minutes = fields.Integer(allow_none=True)
-    active = fields.Boolean()
+    items = fields.List(fields.Nested(CategoryOut), required=True)
 
 
 class OfferingRequestIn(Schema):
@@ -82,12 +99,6 @@ class OfferingRequestIn(Schema):
     answers = fields.Dict(required=True, metadata={"description": "answers by field name"})
     title = fields.String(validate=validate.Length(min=1, max=300))
     description = fields.String(load_default="", validate=validate.Length(max=20000))
-
-
-class RecordOut(Schema):
-    number = fields.String()
-    state = fields.String()
-    title = fields.String()
 
 
 class FeedbackOut(Schema):
@@ -121,6 +132,18 @@ class DocumentOut(Schema):
     body = fields.String()
 
 
+class DocumentVersionOut(Schema):
+    number = fields.Integer(required=True)
+    note = fields.String(allow_none=True)
+    author = fields.String(allow_none=True)
+    created_at = fields.String()
+
+
+class DocumentDetailOut(DocumentOut):
+    versions = fields.List(fields.Nested(DocumentVersionOut), metadata={
+        "description": "every version, oldest first"})
+
+
 class DocumentPage(Schema):
     items = fields.List(fields.Nested(DocumentOut))
 
@@ -149,10 +172,11 @@ def _agency_id(svc, code: str | None) -> int | None:
     return found
 
 
-QUERY = [{"name": n, "in": "query", "schema": {"type": t}, "description": d} for n, t, d in (
-    ("q", "string", "words to find in names, summaries, descriptions and offerings"),
-    ("category", "integer", "only this category (id)"),
-    ("agency", "string", "only services this agency may request (code)"))]
+QUERY = [{"name": n, "in": "query", "schema": schema, "description": d} for n, schema, d in (
+    ("q", {"type": "string"}, "words to find in names, summaries, descriptions and offerings"),
+    ("category", {"type": "integer", "minimum": 0, "maximum": 999_999_999},
+     "only this category (id)"),
+    ("agency", {"type": "string"}, "only services this agency may request (code)"))]
 
 
 @bp.get("/services")
@@ -228,7 +252,7 @@ def get_offering(offering_id: int):
 
 @bp.post("/offerings/<int:offering_id>/requests")
 @document(summary="request an offering: answers to its form (422 with a message per field)",
-          body=OfferingRequestIn, response=RecordOut, status=201, tags=TAGS)
+          body=OfferingRequestIn, response="RequestOut", status=201, tags=TAGS)
 def request_offering(offering_id: int):
     data = catalog.load(OfferingRequestIn(), json_body())
     with current_itsm().unit_of_work(current_actor()) as svc:
@@ -257,7 +281,7 @@ def list_categories():
 
 
 @bp.get("/approvals")
-@document(summary="requests waiting for the caller's approval", response=RankedPage,
+@document(summary="requests waiting for the caller's approval", response=RequestApprovalPage,
           tags=TAGS)
 def approvals():
     with current_itsm().unit_of_work(current_actor()) as svc:
@@ -342,8 +366,8 @@ def add_document(key: str):
 
 
 @bp.get("/documents/<int:document_id>")
-@document(summary="a technical document's current version (IT staff)",
-          response=DocumentOut, tags=TAGS)
+@document(summary="a technical document's current version and its history (IT staff)",
+          response=DocumentDetailOut, tags=TAGS)
 def get_document(document_id: int):
     with current_itsm().unit_of_work(current_actor()) as svc:
         document_ = catalog.get_document(svc, document_id)

@@ -16,7 +16,7 @@ from typing import Any
 import marshmallow
 from marshmallow import Schema, fields, validate, validates_schema
 
-from itsm.plugin import ValidationError, messages_of
+from itsm.plugin import Boolean, ValidationError, messages_of
 
 FIELD_TYPES = ("text", "textarea", "integer", "date", "email", "choice", "multichoice",
                "checkbox")
@@ -35,7 +35,7 @@ class FieldDefinition(Schema):
                                         "(start with a letter, at most 50)"))
     label = fields.String(required=True, validate=validate.Length(min=1, max=200))
     type = fields.String(load_default="text", validate=validate.OneOf(FIELD_TYPES))
-    required = fields.Boolean(load_default=False)
+    required = Boolean(load_default=False)
     choices = fields.List(fields.String(validate=validate.Length(min=1, max=200)),
                           load_default=list)
     help = fields.String(load_default="", validate=validate.Length(max=500))
@@ -88,9 +88,9 @@ def _field(definition: dict[str, Any]) -> fields.Field:
         return fields.List(inner, validate=checks, **common)
     if kind == "checkbox":
         if required:
-            return fields.Boolean(validate=validate.Equal(True, error="tick this box"),
+            return Boolean(validate=validate.Equal(True, error="tick this box"),
                                   **common)
-        return fields.Boolean(load_default=False)
+        return Boolean(load_default=False)
     raise ValueError(f"unknown field type {kind!r}")
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from itsm.plugin import (
     MAX_DB_INTEGER,
     Agency,
+    Boolean,
     Conflict,
     Forbidden,
     Group,
@@ -36,7 +37,12 @@ from itsm.plugin import (
     utcnow,
 )
 from itsm.plugin import load_input as load
-from itsm.plugins.catalog.forms import check_definition, checked_answers, summary_of
+from itsm.plugins.catalog.forms import (
+    FieldDefinition,
+    check_definition,
+    checked_answers,
+    summary_of,
+)
 from itsm.plugins.catalog.models import (
     APPROVALS,
     BILLING_PERIODS,
@@ -103,14 +109,15 @@ class OfferingIn(Schema):
     code = fields.String(required=True, validate=SLUG)
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(validate=validate.Length(max=20000))
-    form = fields.List(fields.Dict(), load_default=list)
+    form = fields.List(fields.Nested(FieldDefinition), load_default=list, metadata={
+        "description": "the request form: its fields, in order"})
     approval = fields.String(load_default="none", validate=validate.OneOf(APPROVALS))
     approval_group = fields.String(allow_none=True, validate=validate.Length(max=100))
     tasks = fields.List(fields.Nested(TaskDefinition), load_default=list)
     task_order = fields.String(load_default="sequential", validate=validate.OneOf(TASK_ORDERS))
     response_minutes = fields.Integer(allow_none=True, validate=validate.Range(0, 10**6))
     resolution_minutes = fields.Integer(allow_none=True, validate=validate.Range(0, 10**7))
-    active = fields.Boolean(load_default=True)
+    active = Boolean(load_default=True)
 
 
 class FeedbackIn(Schema):
@@ -367,7 +374,10 @@ def save_offering(svc: RecordService, service: Service, data: Any,
                   offering: Offering | None = None) -> Offering:
     """Create or change an offering of ``service``; its form definition is checked."""
     svc.require("catalog.manage")
-    values = load(OfferingIn(), data, partial=offering is not None)
+    # A change may leave out any field of the offering, but not of a task it sends: the
+    # task list replaces the stored one whole (``partial=True`` would reach the tasks too).
+    values = load(OfferingIn(), data,
+                  partial=tuple(OfferingIn().fields) if offering is not None else False)
     session = svc.session
     if "form" in values:
         try:

@@ -25,7 +25,6 @@ from itsm.plugins.change import service as changes
 
 bp = Blueprint("change_api", __name__, url_prefix="/api/v1/changes")
 TAGS = ["Change"]
-CATALOG_NAMES = "any(" + ", ".join(f'"{n}"' for n in catalogs.CATALOGS) + ")"
 
 
 class GateOut(Schema):
@@ -75,12 +74,35 @@ class CausedIncidentIn(Schema):
     incident = fields.String(required=True, validate=validate.Length(min=3, max=32))
 
 
+class CalendarChange(Schema):
+    number = fields.String(required=True)
+    title = fields.String()
+    state = fields.String()
+    change_type = fields.String(allow_none=True)
+    risk_level = fields.String(allow_none=True)
+    services = fields.List(fields.String(), allow_none=True)
+    config_items = fields.List(fields.String(), allow_none=True)
+    environment = fields.String(allow_none=True)
+    planned_start = fields.String()
+    planned_end = fields.String()
+    freeze = fields.List(fields.String(), metadata={"description": "freeze windows it meets"})
+    conflicts = fields.List(fields.String(), metadata={"description": "changes it clashes with"})
+
+
+class CalendarFreeze(Schema):
+    name = fields.String(required=True)
+    starts_at = fields.String()
+    ends_at = fields.String()
+    services = fields.List(fields.String(), allow_none=True)
+    reason = fields.String(allow_none=True)
+
+
 class CalendarOut(Schema):
     # "from" is a Python keyword: the attribute names differ, the keys do not.
     period_from = fields.DateTime(data_key="from")
     period_to = fields.DateTime(data_key="to")
-    changes = fields.List(fields.Dict())
-    freeze_windows = fields.List(fields.Dict())
+    changes = fields.List(fields.Nested(CalendarChange))
+    freeze_windows = fields.List(fields.Nested(CalendarFreeze))
 
 
 class OverviewOut(Schema):
@@ -97,10 +119,6 @@ class OverviewOut(Schema):
     gate_calls = fields.List(fields.Dict())
     incidents_caused = fields.List(fields.Dict())
     incident_management = fields.Boolean()
-
-
-class CatalogPage(Schema):
-    items = fields.List(fields.Dict())
 
 
 def _load(schema: type[Schema]) -> dict:
@@ -206,9 +224,13 @@ def freeze_exception(number: str):
     return jsonify({"items": items}), 201
 
 
+class CausedIncidentOut(Schema):
+    number = fields.String(required=True, metadata={"description": "the incident linked"})
+
+
 @bp.post("/<number>/incidents")
 @document(summary="record an incident this change caused (incident management enabled)",
-          body=CausedIncidentIn, status=201, tags=TAGS)
+          body=CausedIncidentIn, response=CausedIncidentOut, status=201, tags=TAGS)
 def add_incident(number: str):
     data = _load(CausedIncidentIn)
     with current_itsm().unit_of_work(current_actor()) as service:
@@ -234,8 +256,13 @@ class MemberIn(Schema):
     email = fields.String(required=True, validate=validate.Length(min=3, max=254))
 
 
+class MemberPage(Schema):
+    items = fields.List(fields.String(), required=True, metadata={
+        "description": "the members' e-mail addresses"})
+
+
 @bp.get("/groups/<group>/members")
-@document(summary="members of an approver group (staff)", tags=TAGS)
+@document(summary="members of an approver group (staff)", response=MemberPage, tags=TAGS)
 def group_members(group: str):
     with current_itsm().unit_of_work(current_actor()) as service:
         emails = catalogs.members(service, group[:100])
@@ -243,8 +270,8 @@ def group_members(group: str):
 
 
 @bp.post("/groups/<group>/members")
-@document(summary="add a user to an approver group (admins)", body=MemberIn, status=201,
-          tags=TAGS)
+@document(summary="add a user to an approver group (admins)", body=MemberIn,
+          response=MemberPage, status=201, tags=TAGS)
 def add_group_member(group: str):
     data = _load(MemberIn)
     with current_itsm().unit_of_work(current_actor()) as service:
@@ -261,35 +288,48 @@ def remove_group_member(group: str, email: str):
     return "", 204
 
 
-@bp.get(f"/<{CATALOG_NAMES}:name>")
-@document(summary="a change catalog: templates, cab-rules, freeze-windows or "
-                  "risk-questions (staff)", response=CatalogPage, tags=TAGS)
-def catalog_list(name: str):
-    with current_itsm().unit_of_work(current_actor()) as service:
-        items = catalogs.list_rows(service, name)
-    return jsonify({"items": items})
+def _catalog_routes(cat: catalogs.Catalog) -> None:
+    """``/api/v1/changes/<catalog>`` and ``/<catalog>/<id or name>``: one route per catalog,
+    each documented with its own schema and its own path (a templated ``{name}`` beside
+    ``{number}`` is the same path template to OpenAPI, which forbids two)."""
+    name = cat.name
+    stem = cat.schema.__name__.removesuffix("Schema")
+    page = type(f"Change{stem}Page", (Schema,), {
+        "items": fields.List(fields.Nested(cat.schema), required=True)})
+    endpoint = name.replace("-", "_")
+
+    @document(summary=f"the {cat.label}s (staff)", response=page, tags=TAGS)
+    def list_rows():
+        with current_itsm().unit_of_work(current_actor()) as service:
+            items = catalogs.list_rows(service, name)
+        return jsonify({"items": items})
+
+    @document(summary=f"add a {cat.label} (admins)", body=cat.schema, response=cat.schema,
+              status=201, tags=TAGS)
+    def add_row():
+        with current_itsm().unit_of_work(current_actor()) as service:
+            out = catalogs.add(service, name, json_body())
+        return jsonify(out), 201
+
+    @document(summary=f"change a {cat.label}, by id or {cat.key} (admins)", body=cat.schema,
+              partial=True, response=cat.schema, tags=TAGS)
+    def update_row(ident: str):
+        with current_itsm().unit_of_work(current_actor()) as service:
+            out = catalogs.update(service, name, ident[:100], json_body())
+        return jsonify(out)
+
+    @document(summary=f"remove a {cat.label}, by id or {cat.key} (admins)", status=204,
+              tags=TAGS)
+    def remove_row(ident: str):
+        with current_itsm().unit_of_work(current_actor()) as service:
+            catalogs.remove(service, name, ident[:100])
+        return "", 204
+
+    bp.add_url_rule(f"/{name}", f"{endpoint}_list", list_rows, methods=["GET"])
+    bp.add_url_rule(f"/{name}", f"{endpoint}_add", add_row, methods=["POST"])
+    bp.add_url_rule(f"/{name}/<ident>", f"{endpoint}_update", update_row, methods=["PATCH"])
+    bp.add_url_rule(f"/{name}/<ident>", f"{endpoint}_remove", remove_row, methods=["DELETE"])
 
 
-@bp.post(f"/<{CATALOG_NAMES}:name>")
-@document(summary="add to a change catalog (admins)", status=201, tags=TAGS)
-def catalog_add(name: str):
-    with current_itsm().unit_of_work(current_actor()) as service:
-        out = catalogs.add(service, name, json_body())
-    return jsonify(out), 201
-
-
-@bp.patch(f"/<{CATALOG_NAMES}:name>/<ident>")
-@document(summary="change an entry of a change catalog, by id or name (admins)", tags=TAGS)
-def catalog_update(name: str, ident: str):
-    with current_itsm().unit_of_work(current_actor()) as service:
-        out = catalogs.update(service, name, ident[:100], json_body())
-    return jsonify(out)
-
-
-@bp.delete(f"/<{CATALOG_NAMES}:name>/<ident>")
-@document(summary="remove an entry of a change catalog, by id or name (admins)",
-          status=204, tags=TAGS)
-def catalog_remove(name: str, ident: str):
-    with current_itsm().unit_of_work(current_actor()) as service:
-        catalogs.remove(service, name, ident[:100])
-    return "", 204
+for _catalog in catalogs.CATALOGS.values():
+    _catalog_routes(_catalog)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from itsm.plugin import (
     MAX_DB_INTEGER,
     Base,
+    Boolean,
     Conflict,
     Group,
     GroupMember,
@@ -63,7 +64,7 @@ class TemplateSchema(Schema):
     backout_plan = fields.String(required=True, validate=validate.Length(min=1, max=20000))
     test_plan = fields.String(validate=validate.Length(max=20000))
     risk_level = fields.String(validate=validate.OneOf(RISK_LEVELS))
-    active = fields.Boolean()
+    active = Boolean()
 
 
 class CabRuleSchema(Schema):
@@ -84,7 +85,7 @@ class CabRuleSchema(Schema):
                            validate=validate.Length(max=50))
     categories = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
                              validate=validate.Length(max=50))
-    active = fields.Boolean()
+    active = Boolean()
 
 
 class FreezeWindowSchema(Schema):
@@ -120,7 +121,7 @@ class RiskQuestionSchema(Schema):
                           required=True, validate=validate.Length(min=1, max=20),
                           metadata={"description": "answer -> risk points"})
     position = fields.Integer(validate=validate.Range(0, 10000))
-    active = fields.Boolean()
+    active = Boolean()
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    Boolean,
     Conflict,
     Event,
     EventMessage,
@@ -62,7 +63,7 @@ class IncidentSchema(Schema):
     urgency = fields.Integer(validate=validate.Range(1, 4), metadata={
         "description": "1 = work stopped ... 3 or 4 = can wait"})
     channel = fields.String(validate=validate.OneOf(CHANNELS))
-    major = fields.Boolean()
+    major = Boolean()
     workaround = fields.String(validate=validate.Length(max=20000))
     hold_kind = fields.String(validate=validate.OneOf(("", *HOLD_KINDS)))
     hold_reason = fields.String(validate=validate.Length(max=500))

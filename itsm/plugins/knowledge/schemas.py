@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from itsm.plugin import Boolean
+
 # Stored as typed: numbers are upper case (INC0000042).
 NUMBER = validate.Regexp(r"^[A-Z]{2,8}[0-9]{1,12}$", error="not a record number, e.g. INC0000042")
 
@@ -44,13 +46,13 @@ class VoteIn(Schema):
     class Meta:
         unknown = RAISE
 
-    helpful = fields.Boolean(required=True, metadata={
+    helpful = Boolean(required=True, metadata={
         "description": "true: the article helped; false: it did not"})
 
 
 class VoteOut(Schema):
     article = fields.String(required=True)
-    helpful = fields.Boolean(required=True, metadata={"description": "your vote"})
+    helpful = Boolean(required=True, metadata={"description": "your vote"})
     helpful_count = fields.Integer()
     not_helpful_count = fields.Integer()
 

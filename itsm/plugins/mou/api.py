@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
-from marshmallow import Schema, fields
+from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import select
 
 from itsm.plugin import (
@@ -72,6 +72,54 @@ class MouReport(Schema):
     granularity = fields.String(metadata={"description": "week or month"})
     periods = fields.List(fields.String())
     targets = fields.List(fields.Dict())
+
+
+class MouSection(Schema):
+    """One section of the standard template."""
+
+    class Meta:
+        unknown = RAISE
+
+    key = fields.String(required=True, metadata={"description": "1 to 10, A to G"})
+    title = fields.String()
+    body = fields.String()
+
+
+class MouTemplateIn(Schema):
+    """A new version of the standard template: every section once."""
+
+    class Meta:
+        unknown = RAISE
+
+    sections = fields.List(fields.Nested(MouSection), required=True)
+    note = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class MouTemplateOut(Schema):
+    version = fields.Integer(required=True)
+    sections = fields.List(fields.Nested(MouSection))
+    note = fields.String()
+    created_by = fields.String()
+    created_at = fields.String()
+
+
+class MouSignatureOut(Schema):
+    version = fields.Integer(required=True)
+    side = fields.String()
+    name = fields.String()
+    title = fields.String()
+    signed_on = fields.String()
+
+
+class MouVersionOut(Schema):
+    number = fields.Integer(required=True)
+    status = fields.String()
+    summary = fields.String(allow_none=True)
+    diff = fields.Raw(metadata={"description": "what changed against the version before"})
+    proposed_by = fields.String(allow_none=True)
+    proposed_at = fields.String()
+    approved_by = fields.String(allow_none=True)
+    approved_at = fields.String(allow_none=True)
 
 
 def _query(name: str, description: str) -> dict[str, Any]:
@@ -153,7 +201,7 @@ def put_contacts(number: str):
 
 @api.post("/mous/<number>/signatories")
 @document(summary="a named signatory signs the current version for one side",
-          body=service.SignatoryIn, status=201, tags=TAGS)
+          body=service.SignatoryIn, response=MouSignatureOut, status=201, tags=TAGS)
 def post_signatory(number: str):
     """Record a signature of the current version."""
     body = json_body()
@@ -174,7 +222,7 @@ def get_versions(number: str):
 
 @api.post("/mous/<number>/versions")
 @document(summary="propose an amendment (a new version with its diff)",
-          body=service.AmendmentIn, status=201, tags=TAGS)
+          body=service.AmendmentIn, response=MouVersionOut, status=201, tags=TAGS)
 def post_version(number: str):
     """Propose an amendment of an approved or active agreement."""
     body = json_body()
@@ -184,7 +232,8 @@ def post_version(number: str):
 
 
 @api.post("/mous/<number>/versions/<int(max=1000000):version>/<any(approve, reject):decision>")
-@document(summary="approve or reject a proposed amendment", tags=TAGS)
+@document(summary="approve or reject a proposed amendment", response=MouVersionOut,
+          tags=TAGS)
 def decide_version(number: str, version: int, decision: str):
     """Approve (it takes effect at once) or reject a proposed amendment."""
     with current_itsm().unit_of_work(current_actor()) as svc:
@@ -194,6 +243,8 @@ def decide_version(number: str, version: int, decision: str):
 
 @api.get("/mous/<number>/document")
 @document(summary="the agreement as a document (Markdown or HTML)", tags=TAGS,
+          media={"text/markdown": {"schema": {"type": "string"}},
+                 "text/html": {"schema": {"type": "string"}}},
           params=[_query("format", "markdown (default) or html")])
 def get_document(number: str):
     """The agreement with every section and appendix, as Markdown or printable HTML."""
@@ -213,10 +264,11 @@ def get_document(number: str):
 
 @api.get("/mou/compliance")
 @document(summary="an agency's compliance with its agreement's targets", response=MouReport,
-          tags=TAGS, params=[_query("agency", "agency code"),
-                             _query("from", "first day, YYYY-MM-DD"),
-                             _query("to", "last day, YYYY-MM-DD"),
-                             _query("format", "json (default) or csv")])
+          media={"text/csv": {"schema": {"type": "string"}}}, tags=TAGS,
+          params=[_query("agency", "agency code"),
+                  _query("from", "first day, YYYY-MM-DD"),
+                  _query("to", "last day, YYYY-MM-DD"),
+                  _query("format", "json (default) or csv")])
 def get_compliance():
     """Per target and metric: measured, met, breached, compliance and its trend."""
     kind = request.args.get("format", "json")
@@ -252,12 +304,14 @@ def get_templates():
 
 
 @api.post("/mou/templates")
-@document(summary="publish a new version of the standard template", status=201, tags=TAGS)
+@document(summary="publish a new version of the standard template", body=MouTemplateIn,
+          response=MouTemplateOut, status=201, tags=TAGS)
 def post_template():
     """Publish a new template version; agreements made earlier keep theirs."""
     body = json_body()
     with current_itsm().unit_of_work(current_actor()) as svc:
         svc.require(service.TEMPLATE_PERMISSION)
-        row = templates.publish(svc.session, body.get("sections"), author=svc.actor.email,
-                                note=str(body.get("note", "")))
+        data = MouTemplateIn().load(body)  # a marshmallow error is a 422 with its fields
+        row = templates.publish(svc.session, data["sections"], author=svc.actor.email,
+                                note=data["note"])
         return _created(_template_dict(row))

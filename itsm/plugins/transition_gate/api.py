@@ -29,22 +29,171 @@ bp = Blueprint("transition_gate_api", __name__, url_prefix="/api/v1/transitions"
 TAGS = ["Service transition"]
 
 
-class Items(Schema):
-    items = fields.List(fields.Dict())
+def _text(**kwargs) -> fields.String:
+    return fields.String(allow_none=True, **kwargs)
 
 
-class Overview(Schema):
+class DeliverableOut(Schema):
+    id = fields.Integer(required=True)
+    title = fields.String(required=True)
+    description = _text()
+    mandatory = fields.Boolean()
+    document_url = _text()
+    owner = _text()
+    approver = _text()
+    due_date = _text(metadata={"description": "ISO date"})
+    state = fields.String(metadata={"description": "open, submitted, approved or rejected"})
+    excepted = fields.Boolean(metadata={"description": "waived by a gate exception"})
+    late = fields.Boolean()
+    evidence_kind = _text()
+    evidence = _text()
+    evidence_note = _text()
+    rejection_reason = _text()
+    submitted_at = _text()
+    decided_at = _text()
+    decided_by = _text()
+
+
+class MeetingOut(Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String()
+    scheduled_at = _text()
+    location = _text()
+    attendees = fields.List(fields.String())
+    minutes = _text()
+
+
+class MilestoneOut(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String()
+    due_date = _text()
+    done_on = _text()
+    late = fields.Boolean()
+
+
+class RoleOut(Schema):
+    id = fields.Integer(required=True)
+    role = fields.String()
+    name = fields.String()
+    email = _text()
+    phone = _text()
+    responsibility = _text()
+
+
+class ExceptionOut(Schema):
+    id = fields.Integer(required=True)
+    deliverable_id = fields.Integer()
+    deliverable = fields.String(metadata={"description": "the deliverable's title"})
+    reason = fields.String()
+    until = _text()
+    granted_by = _text()
+    granted_at = _text()
+    active = fields.Boolean()
+
+
+class TimelineEntry(Schema):
+    date = fields.String()
+    kind = fields.String(metadata={"description": "deliverable, milestone, meeting, go-live"})
+    what = fields.String()
+    done = fields.Boolean()
+    late = fields.Boolean()
+
+
+class NextMilestone(Schema):
+    name = fields.String()
+    due_date = _text()
+
+
+class CatalogEntryRef(Schema):
+    key = fields.String()
+    name = fields.String()
+    status = fields.String()
+
+
+class TransitionRef(Schema):
     number = fields.String()
+    type = fields.String()
+    title = fields.String()
+    state = fields.String()
+    available = fields.Boolean()
+
+
+class TransitionSummary(Schema):
+    """A transition's line on the readiness dashboard."""
+
+    number = fields.String(required=True)
+    title = fields.String()
+    project = _text()
+    service = _text()
+    catalog_key = _text()
+    state = fields.String()
+    project_manager = _text()
+    service_manager = _text()
+    go_live_date = _text()
     percent_complete = fields.Integer()
+    deliverables = fields.Integer(metadata={"description": "how many"})
+    approved = fields.Integer(metadata={"description": "how many are done or waived"})
+    late_deliverables = fields.List(fields.String())
+    next_milestone = fields.Nested(NextMilestone, allow_none=True)
+    accepted = fields.Boolean()
     gate = fields.String(metadata={"description": "blocked, ready or passed"})
+    missing = fields.Integer(metadata={"description": "how many items block the gate"})
+
+
+class DashboardPage(Schema):
+    items = fields.List(fields.Nested(TransitionSummary), required=True)
+
+
+class TemplateOut(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String()
+    description = _text()
+    active = fields.Boolean()
+    items = fields.List(fields.Nested(plan.TemplateItemIn))
+
+
+class TemplatePage(Schema):
+    items = fields.List(fields.Nested(TemplateOut), required=True)
+
+
+class Overview(TransitionSummary):
+    support_days = fields.Integer(allow_none=True)
+    template = _text()
+    accepted_by = _text()
+    accepted_at = _text()
+    gate_passed_at = _text()
+    support_until = _text()
+    in_early_life = fields.Boolean()
+    catalog_enabled = fields.Boolean()
+    catalog = fields.Nested(CatalogEntryRef, allow_none=True)
     missing_items = fields.List(fields.String())
-    checklist = fields.List(fields.Dict())
-    meetings = fields.List(fields.Dict())
-    milestones = fields.List(fields.Dict())
-    roles = fields.List(fields.Dict())
-    exceptions = fields.List(fields.Dict())
-    timeline = fields.List(fields.Dict())
-    early_life_incidents = fields.List(fields.Dict())
+    checklist = fields.List(fields.Nested(DeliverableOut))
+    meetings = fields.List(fields.Nested(MeetingOut))
+    milestones = fields.List(fields.Nested(MilestoneOut))
+    roles = fields.List(fields.Nested(RoleOut))
+    exceptions = fields.List(fields.Nested(ExceptionOut))
+    timeline = fields.List(fields.Nested(TimelineEntry))
+    early_life_incidents = fields.List(fields.Nested(TransitionRef))
+
+
+class Report(Schema):
+    number = fields.String(required=True)
+    title = fields.String()
+    project = _text()
+    service = _text()
+    state = fields.String()
+    gate = fields.String()
+    gate_passed_at = _text()
+    support_until = _text()
+    in_early_life = fields.Boolean()
+    exceptions = fields.List(fields.Nested(ExceptionOut))
+    early_life_incidents = fields.List(fields.Nested(TransitionRef))
+
+
+class AcceptanceOut(Schema):
+    number = fields.String(required=True)
+    accepted_by = _text()
+    accepted_at = _text()
 
 
 def _on(number: str, action: Callable[[RecordService, ServiceTransition], Any]) -> Any:
@@ -60,7 +209,7 @@ def _item(svc: RecordService, trn: ServiceTransition, item) -> dict[str, Any]:
 
 @bp.get("/dashboard")
 @document(summary="readiness of every open transition: % complete, late deliverables, "
-                  "next milestone, gate status", response=Items, tags=TAGS,
+                  "next milestone, gate status", response=DashboardPage, tags=TAGS,
           params=[{"name": "all", "in": "query", "schema": {"type": "boolean"}}])
 def dashboard():
     include = request.args.get("all", "").lower() in ("1", "true", "yes")
@@ -70,7 +219,7 @@ def dashboard():
 
 
 @bp.get("/templates")
-@document(summary="checklist templates", response=Items, tags=TAGS)
+@document(summary="checklist templates", response=TemplatePage, tags=TAGS)
 def list_templates():
     with current_itsm().unit_of_work(current_actor()) as svc:
         svc.require(f"{TRANSITION.name}.read")
@@ -80,7 +229,8 @@ def list_templates():
 
 @bp.post("/templates")
 @document(summary="create a checklist template or replace the one of the same name "
-                  "(gatekeepers)", body=plan.TemplateIn, status=201, tags=TAGS)
+                  "(gatekeepers)", body=plan.TemplateIn, response=TemplateOut, status=201,
+          tags=TAGS)
 def save_template():
     with current_itsm().unit_of_work(current_actor()) as svc:
         out = plan.template_dict(plan.save_template(svc, json_body()))
@@ -97,7 +247,7 @@ def overview(number: str):
 
 @bp.get("/<number>/report")
 @document(summary="the report to the project: gate, early-life support and the "
-                  "service's incidents flagged during it", tags=TAGS)
+                  "service's incidents flagged during it", response=Report, tags=TAGS)
 def report(number: str):
     def build(svc, trn):
         data = views.overview(svc, trn)
@@ -110,7 +260,7 @@ def report(number: str):
 
 @bp.post("/<number>/deliverables")
 @document(summary="add a deliverable to the checklist (project manager, gatekeepers)",
-          body=gate.DeliverableIn, status=201, tags=TAGS)
+          body=gate.DeliverableIn, response=DeliverableOut, status=201, tags=TAGS)
 def add_deliverable(number: str):
     body = json_body()
     return jsonify(_on(number, lambda s, t: _item(s, t, gate.save_deliverable(
@@ -118,7 +268,8 @@ def add_deliverable(number: str):
 
 
 @bp.patch("/<number>/deliverables/<int:item_id>")
-@document(summary="change a deliverable: owner, approver, due date ...", tags=TAGS)
+@document(summary="change a deliverable: owner, approver, due date ...",
+          body=gate.DeliverableIn, partial=True, response=DeliverableOut, tags=TAGS)
 def change_deliverable(number: str, item_id: int):
     body = json_body()
     return jsonify(_on(number, lambda s, t: _item(s, t, gate.save_deliverable(
@@ -127,7 +278,7 @@ def change_deliverable(number: str, item_id: int):
 
 @bp.post("/<number>/deliverables/<int:item_id>/submit")
 @document(summary="the owner submits a deliverable with its evidence; the approver is "
-                  "told", body=gate.EvidenceIn, tags=TAGS)
+                  "told", body=gate.EvidenceIn, response=DeliverableOut, tags=TAGS)
 def submit(number: str, item_id: int):
     body = json_body()
     return jsonify(_on(number, lambda s, t: _item(s, t, gate.submit(
@@ -136,7 +287,7 @@ def submit(number: str, item_id: int):
 
 @bp.post("/<number>/deliverables/<int:item_id>/decision")
 @document(summary="the approver approves or rejects (with a reason) a submitted "
-                  "deliverable", body=gate.DecisionIn, tags=TAGS)
+                  "deliverable", body=gate.DecisionIn, response=DeliverableOut, tags=TAGS)
 def decide(number: str, item_id: int):
     body = json_body()
     return jsonify(_on(number, lambda s, t: _item(s, t, gate.decide(
@@ -145,8 +296,8 @@ def decide(number: str, item_id: int):
 
 @bp.post("/<number>/deliverables/<int:item_id>/exception")
 @document(summary="a gatekeeper lets the gate pass without this deliverable until a "
-                  "date, for a documented reason", body=gate.ExceptionIn, status=201,
-          tags=TAGS)
+                  "date, for a documented reason", body=gate.ExceptionIn,
+          response=ExceptionOut, status=201, tags=TAGS)
 def exception(number: str, item_id: int):
     body = json_body()
 
@@ -160,7 +311,7 @@ def exception(number: str, item_id: int):
 
 @bp.post("/<number>/acceptance")
 @document(summary="the service manager accepts responsibility for the service",
-          tags=TAGS)
+          response=AcceptanceOut, tags=TAGS)
 def acceptance(number: str):
     def run(svc, trn):
         gate.accept(svc, trn)
@@ -172,7 +323,7 @@ def acceptance(number: str):
 
 @bp.post("/<number>/meetings")
 @document(summary="schedule a start-up, follow-up or review meeting",
-          body=plan.MeetingIn, status=201, tags=TAGS)
+          body=plan.MeetingIn, response=MeetingOut, status=201, tags=TAGS)
 def add_meeting(number: str):
     body = json_body()
     return jsonify(_on(number, lambda s, t: views.meeting_dict(plan.save_meeting(
@@ -180,7 +331,8 @@ def add_meeting(number: str):
 
 
 @bp.patch("/<number>/meetings/<int:meeting_id>")
-@document(summary="change a meeting: attendees, minutes ...", tags=TAGS)
+@document(summary="change a meeting: attendees, minutes ...", body=plan.MeetingIn,
+          partial=True, response=MeetingOut, tags=TAGS)
 def change_meeting(number: str, meeting_id: int):
     body = json_body()
     return jsonify(_on(number, lambda s, t: views.meeting_dict(plan.save_meeting(
@@ -188,7 +340,8 @@ def change_meeting(number: str, meeting_id: int):
 
 
 @bp.post("/<number>/milestones")
-@document(summary="add a milestone", body=plan.MilestoneIn, status=201, tags=TAGS)
+@document(summary="add a milestone", body=plan.MilestoneIn, response=MilestoneOut,
+          status=201, tags=TAGS)
 def add_milestone(number: str):
     body = json_body()
     return jsonify(_on(number, lambda s, t: views.milestone_dict(plan.save_milestone(
@@ -196,7 +349,8 @@ def add_milestone(number: str):
 
 
 @bp.patch("/<number>/milestones/<int:milestone_id>")
-@document(summary="change a milestone (done_on marks it reached)", tags=TAGS)
+@document(summary="change a milestone (done_on marks it reached)", body=plan.MilestoneIn,
+          partial=True, response=MilestoneOut, tags=TAGS)
 def change_milestone(number: str, milestone_id: int):
     body = json_body()
     return jsonify(_on(number, lambda s, t: views.milestone_dict(plan.save_milestone(
@@ -204,8 +358,8 @@ def change_milestone(number: str, milestone_id: int):
 
 
 @bp.post("/<number>/roles")
-@document(summary="add a role and its contact details", body=plan.RoleIn, status=201,
-          tags=TAGS)
+@document(summary="add a role and its contact details", body=plan.RoleIn,
+          response=RoleOut, status=201, tags=TAGS)
 def add_role(number: str):
     body = json_body()
     return jsonify(_on(number, lambda s, t: views.role_dict(plan.add_role(s, t, body)))), 201

@@ -10,7 +10,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from itsm.plugin import Conflict, Forbidden, NotFound, RecordService
+from itsm.plugin import Boolean, Conflict, Forbidden, NotFound, RecordService
 from itsm.plugins.transition_gate import service as gate
 from itsm.plugins.transition_gate.models import (
     MEETING_KINDS,
@@ -70,7 +70,7 @@ class TemplateItemIn(Schema):
 
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(load_default="", validate=validate.Length(max=5000))
-    mandatory = fields.Boolean(load_default=True)
+    mandatory = Boolean(load_default=True)
     document_url = fields.String(load_default="", validate=validate.Length(max=500))
     due_days_before = fields.Integer(load_default=None, allow_none=True,
                                      validate=validate.Range(0, 730))
@@ -83,7 +83,7 @@ class TemplateIn(Schema):
     name = fields.String(required=True, validate=validate.Regexp(
         r"^[a-z0-9][a-z0-9_-]{0,99}$", error="lower-case letters, digits, - and _"))
     description = fields.String(load_default="", validate=validate.Length(max=5000))
-    active = fields.Boolean(load_default=True)
+    active = Boolean(load_default=True)
     items = fields.List(fields.Nested(TemplateItemIn), required=True,
                         validate=validate.Length(max=100))
 

@@ -20,6 +20,7 @@ from itsm.plugin import (
     MAX_DB_INTEGER,
     Actor,
     Attachment,
+    Boolean,
     Conflict,
     Event,
     Forbidden,
@@ -153,7 +154,7 @@ class DeliverableIn(Schema):
 
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(validate=validate.Length(max=5000))
-    mandatory = fields.Boolean()
+    mandatory = Boolean()
     document_url = fields.String(validate=validate.Length(max=500), metadata={
         "description": "the template document to start from, where one applies"})
     owner = fields.Email(metadata={"description": "who delivers (default: the project "
