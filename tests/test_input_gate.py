@@ -118,6 +118,16 @@ def test_lone_surrogate_in_a_new_record_is_422_naming_the_field(app, client, des
     assert records(app) == 0
 
 
+def test_a_multipart_part_without_a_readable_name_is_422_not_500(app, client, desk):
+    number = client.post(INCIDENTS, json={"title": "Printer jam"}, headers=desk).json["number"]
+    body = (b'--b0\r\nContent-Disposition: form-data; name="note\r\n\r\nhi\r\n'
+            b'--b0\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\n'
+            b"text\r\n--b0--\r\n")
+    response = client.post(f"{INCIDENTS}/{number}/attachments", data=body, headers=desk,
+                           content_type="multipart/form-data; boundary=b0")
+    assert refused(response)["fields"] == {"_form": ["a part without a name"]}
+
+
 def test_lone_surrogate_in_an_alert_is_422_and_opens_no_incident(app, client, desk):
     body = {"version": "4", "groupKey": "{}:{}", "status": "firing", "receiver": "itsm",
             "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},

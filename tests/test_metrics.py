@@ -88,7 +88,7 @@ def test_metrics_count_requests_by_url_rule_and_status(client, agent, itsm):
         assert client.get(f"/api/v1/incidents/{number}", headers=agent).status_code == 200
     assert client.get("/api/v1/incidents/INC9999999", headers=agent).status_code == 404
     body = client.get("/metrics").text
-    rule = "/api/v1/<collection>/<number>"
+    rule = "/api/v1/<collection>/<record_number:number>"
     assert sample(body, "itsm_http_requests_total", route=rule, method="GET",
                   status="200") >= 3
     assert sample(body, "itsm_http_requests_total", route=rule, method="GET",

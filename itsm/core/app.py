@@ -212,6 +212,9 @@ def _create_app(config: Mapping[str, Any] | None) -> Flask:
 def _gated(values: MultiDict) -> ImmutableMultiDict:
     """Query parameters or form fields through the input gate: every value (and name)
     checked and normalised; the first refused one raises, naming the parameter."""
+    if any(name is None for name in values):  # a multipart part whose header was cut short
+        raise ValidationError("a form part has no readable name",
+                              fields={"_form": ["a part without a name"]})
     bad = sorted({name for name, value in values.items(multi=True) if "\x00" in value})
     if bad:
         raise ValidationError("parameters may not contain NUL characters",
