@@ -7,10 +7,13 @@ any."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 
 import pytest
 import sample_plugin
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 import itsm.plugins.change
@@ -739,3 +742,54 @@ def test_standard_change_outside_its_template_is_not_standard(client, people):
         "services": ["Workstations", "core-banking"]})
     assert later.status_code == 422 and "services" in later.json["error"]["fields"]
     assert run(client, owner, number, "schedule").status_code == 200
+
+
+EDITS = {
+    "widen": lambda p: {"services": [f"{p}-reporting", f"{p}-core-banking"]},
+    "production": lambda p: {"environment": "production"},
+    "extend": lambda p: {"planned_end": at(30)},
+    "later": lambda p: {"planned_start": at(1), "planned_end": at(1, 2)},
+    "now": lambda p: {"planned_start": at(0, -1), "planned_end": at(0, 2)},
+    "plan": lambda p: {"implementation_plan": "Do it differently."},
+}
+STEPS = st.lists(st.sampled_from([*EDITS, "approve", "schedule", "implement", "complete",
+                                  "fail"]), min_size=1, max_size=6)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=STEPS)
+@example(steps=["implement", "widen", "production", "extend"])  # the issue's reproduction
+@example(steps=["widen", "approve", "implement", "later", "now"])
+def test_gate_allows_only_what_an_approval_covers(client, people, make_token, steps):
+    """For any sequence of edits and transitions after approval, the gate allows a
+    (service, environment, now) only if the scope of an approval given covers it."""
+    owner, mona = people["olivia"], people["mona"]
+    pipeline = make_token("ci@example.org", role="pipeline")
+    prefix = uuid.uuid4().hex[:8]  # every example has services of its own
+    number = approved_now(client, people, [f"{prefix}-reporting"], "staging")
+    covered: list[tuple[set[str], str, str, str]] = []
+
+    def remember_approved() -> None:
+        change = client.get(f"/api/v1/changes/{number}", headers=owner).json
+        covered.append((set(change["services"]), change["environment"],
+                        change["planned_start"], change["planned_end"]))
+
+    remember_approved()
+    for step in steps:
+        if step in EDITS:
+            client.patch(f"/api/v1/changes/{number}", headers=owner, json=EDITS[step](prefix))
+        elif step == "approve":
+            if any(a["purpose"] == "cab" for a in pending_for(client, mona, number)):
+                assert decide(client, mona, number).status_code == 200
+                remember_approved()
+        else:
+            run(client, owner, number, step)
+        now = utcnow()
+        for service in (f"{prefix}-reporting", f"{prefix}-core-banking"):
+            for environment in ("staging", "production"):
+                if gate(client, pipeline, service, environment).json["allowed"]:
+                    assert any(
+                        service in services and environment == env
+                        and datetime.fromisoformat(start) <= now < datetime.fromisoformat(end)
+                        for services, env, start, end in covered), (step, service, environment)
