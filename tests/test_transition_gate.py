@@ -236,6 +236,24 @@ def test_gatekeepers_edit_templates_that_new_transitions_start_from(client, peop
     assert go_live(client, people[PM], number).json["error"]["reasons"] == [ACCEPTANCE]
 
 
+def test_renaming_the_service_keeps_the_gates_veto_on_go_live(app, client, people):
+    admin = people["admin"]
+    assert client.post("/api/v1/catalog/services", headers=admin, json={
+        "slug": "expenses", "name": "Expense claims"}).status_code == 201
+    number = open_transition(client, people[PM], service="expenses")["number"]
+    renamed = client.patch("/api/v1/catalog/services/expenses", headers=admin,
+                           json={"slug": "expense-claims"})
+    assert renamed.status_code == 200, renamed.json
+    vetoed = client.patch("/api/v1/catalog/services/expense-claims", headers=admin,
+                          json={"status": "live"})
+    assert vetoed.status_code == 409, vetoed.json
+    assert number in vetoed.json["error"]["reasons"][0]
+    # The transition follows the service under its new key.
+    data = client.get(f"{API}/{number}", headers=people[PM]).json
+    assert data["catalog_id"] is not None
+    assert overview(client, people[PM], number)["catalog"]["key"] == "expense-claims"
+
+
 def test_catalog_hooks_lookup_guard_and_status_change(app, client, people):
     state = app.extensions["itsm"]
     client.post("/api/v1/catalog/services", headers=people["admin"], json={
@@ -243,7 +261,9 @@ def test_catalog_hooks_lookup_guard_and_status_change(app, client, people):
     number = open_transition(client, people[PM], service="Remote access")["number"]
     with app.app_context(), state.Session() as session:
         ref = state.hook.itsm_service_lookup(session=session, key="vpn")
-        assert ref == ServiceRef("vpn", "Remote access", "planned")
+        assert ref == ServiceRef("vpn", "Remote access", "planned", ref.id)
+        assert ref.id is not None and ref.stable_key == f"#{ref.id}"
+        assert state.hook.itsm_service_lookup(session=session, key=ref.stable_key) == ref
         assert state.hook.itsm_service_lookup(session=session, key="nothing") is None
         reasons = state.hook.itsm_service_status_guard(session=session, service=ref,
                                                       status="live", actor=None)

@@ -335,10 +335,14 @@ def itsm_sla_policy(record: Record, metric: str) -> SlaTarget | None:
 
 @hookimpl
 def itsm_service_lookup(session: Session, key: str) -> ServiceRef | None:
-    """A catalog service by slug (or exact name), for plugins that refer to services."""
+    """A catalog service by its stable id (``#12``, which a rename keeps), slug or exact
+    name, for plugins that refer to services."""
     from itsm.plugins.catalog.service import service_ref
 
     key = (key or "").strip()[:200]
+    if key.startswith("#") and key[1:].isdigit() and len(key) < 12:
+        found = session.get(Service, int(key[1:]))
+        return service_ref(found) if found is not None else None
     found = session.scalar(select(Service).where(Service.slug == key.lower()[:100])) \
         or session.scalar(select(Service).where(Service.name == key).limit(1))
     return service_ref(found) if found is not None else None

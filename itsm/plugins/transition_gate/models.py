@@ -33,6 +33,8 @@ class ServiceTransition(Record):
     service: Mapped[str] = mapped_column(String(200), default="", index=True)
     service_name: Mapped[str] = mapped_column(String(200), default="")
     catalog_key: Mapped[str] = mapped_column(String(100), default="", index=True)
+    # The catalog's stable id of the service: a rename of its key keeps the reference.
+    catalog_id: Mapped[int | None] = mapped_column(Integer, index=True)
     project_manager: Mapped[str] = mapped_column(String(254), default="")
     service_manager: Mapped[str] = mapped_column(String(254), default="")
     go_live_date: Mapped[date | None] = mapped_column(Date)
@@ -158,6 +160,8 @@ class TransitionSchema(Schema):
         "description": "checklist template to start from (default: the setting)"})
     service_name = fields.String(dump_only=True)
     catalog_key = fields.String(dump_only=True)
+    catalog_id = fields.Integer(dump_only=True, allow_none=True, metadata={
+        "description": "the catalog's stable id of the service"})
     accepted_by = fields.String(dump_only=True)
     accepted_at = fields.AwareDateTime(dump_only=True, allow_none=True,
                                        default_timezone=UTC)
