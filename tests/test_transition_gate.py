@@ -236,6 +236,38 @@ def test_gatekeepers_edit_templates_that_new_transitions_start_from(client, peop
     assert go_live(client, people[PM], number).json["error"]["reasons"] == [ACCEPTANCE]
 
 
+def test_a_deliverable_changed_after_approval_and_acceptance_is_approved_again(
+        client, people):
+    number = open_transition(client, people[PM])["number"]
+    items = overview(client, people[PM], number)["checklist"]
+    deliver(client, people, number, items)
+    assert client.post(f"{API}/{number}/acceptance", headers=people[SM]).status_code == 200
+    assert overview(client, people[PM], number)["gate"] == "ready"
+
+    # The runbook approved is not the runbook now: approval and acceptance no longer hold.
+    first = items[0]
+    changed = client.patch(f"{API}/{number}/deliverables/{first['id']}", headers=people[PM],
+                           json={"document_url": "https://wiki.example/other",
+                                 "mandatory": True})
+    assert changed.status_code == 200, changed.json
+    assert changed.json["state"] == "submitted"
+    reasons = go_live(client, people[PM], number).json["error"]["reasons"]
+    assert reasons[0].startswith(f"deliverable “{first['title']}” is submitted")
+    assert reasons[1] == (f"the service manager {SM} accepted another checklist: "
+                          f"“{first['title']}” changed since; they accept again")
+    journal = client.get(f"{API}/{number}/journal", headers=people[PM]).json
+    notes = " ".join(e.get("body") or "" for e in journal["items"])
+    assert f"Approval of “{first['title']}” by {SM} superseded: document_url changed" in notes
+    assert f"Acceptance by {SM} superseded: “{first['title']}” changed" in notes
+
+    assert client.post(f"{API}/{number}/deliverables/{first['id']}/decision",
+                       headers=people[SM], json={"decision": "approve"}).status_code == 200
+    assert go_live(client, people[PM], number).status_code == 409
+    assert client.post(f"{API}/{number}/acceptance", headers=people[SM]).status_code == 200
+    assert client.post(f"{API}/{number}/acceptance", headers=people[SM]).status_code == 409
+    assert go_live(client, people[PM], number).status_code == 200
+
+
 def test_renaming_the_service_keeps_the_gates_veto_on_go_live(app, client, people):
     admin = people["admin"]
     assert client.post("/api/v1/catalog/services", headers=admin, json={

@@ -46,9 +46,16 @@ def missing(session: Session, trn: ServiceTransition) -> list[str]:
             extra = f": {item.rejection_reason}" if item.state == "rejected" else ""
             out.append(f"deliverable “{item.title}” is {item.state}, not approved "
                        f"(owner {item.owner}, approver {item.approver}){extra}")
+        elif item.mandatory and item.id not in waived and (changed := gate.deliverable_changes(
+                item)):
+            out.append(f"deliverable “{item.title}” differs from what {item.decided_by} "
+                       f"approved: {', '.join(changed)} changed since")
     if trn.accepted_at is None:
         out.append(f"the service manager {trn.service_manager or '(none named)'} has not "
                    "accepted responsibility for the service")
+    elif changed := gate.acceptance_changes(session, trn):
+        out.append(f"the service manager {trn.accepted_by} accepted another checklist: "
+                   f"{', '.join(changed)} changed since; they accept again")
     return out
 
 

@@ -42,6 +42,10 @@ class ServiceTransition(Record):
     template: Mapped[str] = mapped_column(String(100), default="")
     accepted_by: Mapped[str] = mapped_column(String(254), default="")
     accepted_at: Mapped[datetime | None]
+    # What the service manager accepted: the checklist and the service, as values and
+    # their digest (service.ACCEPTANCE_SCOPE); go-live compares it with the checklist.
+    accepted_scope: Mapped[dict] = mapped_column(JSON, default=dict)
+    accepted_digest: Mapped[str] = mapped_column(String(64), default="")
     gate_passed_at: Mapped[datetime | None]
     support_until: Mapped[datetime | None] = mapped_column(index=True)
     __mapper_args__ = {"polymorphic_identity": TYPE_NAME}
@@ -83,6 +87,9 @@ class Deliverable(Base):
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str] = mapped_column(String(254), default="")
     reminded_at: Mapped[datetime | None]
+    # What the approver approved (service.DELIVERABLE_SCOPE): the item and its evidence.
+    approved_scope: Mapped[dict] = mapped_column(JSON, default=dict)
+    approved_digest: Mapped[str] = mapped_column(String(64), default="")
 
 
 class Meeting(Base):
