@@ -42,6 +42,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "JournalEntry": ("itsm.core.models", "JournalEntry"),
     "Attachment": ("itsm.core.models", "Attachment"),
     "Event": ("itsm.core.models", "Event"),
+    # -- approvals bound to what they approved ---------------------------------------------
+    "ApprovalScope": ("itsm.core.approvals", "ApprovalScope"),
+    "scope_digest": ("itsm.core.approvals", "scope_digest"),
+    "scope_changes": ("itsm.core.approvals", "scope_changes"),
     # -- workflows -----------------------------------------------------------------------
     "Workflow": ("itsm.core.workflow", "Workflow"),
     "State": ("itsm.core.workflow", "State"),
@@ -141,6 +145,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
     from itsm.core.api import PREFIX as API_PREFIX  # noqa: F401
     from itsm.core.api import current_actor, document, json_body, with_etag  # noqa: F401
     from itsm.core.app import create_app  # noqa: F401
+    from itsm.core.approvals import ApprovalScope, scope_changes, scope_digest  # noqa: F401
     from itsm.core.auth import (  # noqa: F401
         Actor,
         Permission,

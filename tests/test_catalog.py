@@ -231,6 +231,35 @@ def test_manager_approves_and_sequential_tasks_complete_the_request(client, load
     assert any("fulfilled" in (e.get("body") or "") for e in journal["items"])
 
 
+def test_a_request_changed_after_its_approval_is_not_fulfilled(app, client, loaded,
+                                                               make_token):
+    # The answers are fixed once submitted through the service; the approval's digest
+    # also stops answers changed behind it (a restore, a database fix) from being
+    # fulfilled on the old approval.
+    from itsm.plugins.catalog.models import ServiceRequest
+
+    t = tokens(make_token)
+    oid = offering_id(client, t["pat"], "laptop")
+    number = client.post(f"{API}/offerings/{oid}/requests", headers=t["pat"], json={
+        "answers": {"model": "Standard", "quantity": 1}}).json["number"]
+    assert transition(client, t["boss"], "requests", number, "approve").status_code == 200
+    with app.app_context(), app.extensions["itsm"].Session() as session:
+        request = session.scalar(select(ServiceRequest).where(
+            ServiceRequest.number == number))
+        request.answers = {**request.answers, "quantity": 40}
+        session.commit()
+    tasks = client.get("/api/v1/tasks?sort=number", headers=t["alex"]).json["items"]
+    assert transition(client, t["alex"], "tasks", tasks[0]["number"], "complete") \
+        .status_code == 200
+    transition(client, t["alex"], "tasks", tasks[1]["number"], "start")
+    refused = transition(client, t["alex"], "tasks", tasks[1]["number"], "complete")
+    assert refused.status_code == 409
+    assert f"{number} differs from what boss@dot.example approved: answers changed since" \
+        in " ".join(refused.json["error"]["reasons"])
+    assert client.get(f"/api/v1/requests/{number}", headers=t["pat"]).json["state"] == \
+        "in_fulfillment"
+
+
 def test_parallel_tasks_open_together_and_cancel_stops_them(client, loaded, make_token):
     t = tokens(make_token)
     oid = offering_id(client, t["pat"], "vpn")

@@ -7,10 +7,13 @@ any."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 
 import pytest
 import sample_plugin
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 import itsm.plugins.change
@@ -629,3 +632,164 @@ def test_bad_calendar_periods_answer_422_and_the_routes_are_documented(client, p
     paths = client.get("/api/v1/openapi.json").json["paths"]
     assert {"/api/v1/changes/gate", "/api/v1/changes/calendar",
             "/api/v1/changes/approvals", "/api/v1/changes/reports/summary"} <= set(paths)
+
+
+# -- approvals bound to what the CAB approved ------------------------------------------------------
+
+
+def approved_now(client, people, services, environment, **fields):
+    """A normal change approved by the CAB for ``services`` in ``environment`` with its
+    window open now, scheduled."""
+    owner = people["olivia"]
+    number = to_cab(client, owner, LOW, services=services, environment=environment,
+                    planned_start=at(0, -1), planned_end=at(0, 2), **fields)["number"]
+    assert decide(client, people["mona"], number).status_code == 200
+    assert run(client, owner, number, "schedule").status_code == 200
+    return number
+
+
+def test_scope_edited_while_implementing_is_refused_and_the_gate_stays_shut(
+        client, people, make_token):
+    owner, pipeline = people["olivia"], make_token("ci@example.org", role="pipeline")
+    number = approved_now(client, people, ["reporting"], "staging")
+    assert run(client, owner, number, "implement").json["state"] == "implementing"
+    assert gate(client, pipeline, "reporting", "staging").json["allowed"] is True
+
+    widened = client.patch(f"/api/v1/changes/{number}", headers=owner, json={
+        "services": ["reporting", "core-banking"], "environment": "production",
+        "planned_end": at(30)})
+    assert widened.status_code == 409, widened.json
+    message = widened.json["error"]["message"]
+    assert "services, environment, planned_end may no longer change" in message
+    stored = client.get(f"/api/v1/changes/{number}", headers=owner).json
+    assert (stored["services"], stored["environment"]) == (["reporting"], "staging")
+    refused = gate(client, pipeline, "core-banking", "production").json
+    assert refused["allowed"] is False
+    assert gate(client, pipeline, "reporting", "staging").json["allowed"] is True
+    # The plans are in scope too; what is not in scope still changes.
+    assert client.patch(f"/api/v1/changes/{number}", headers=owner, json={
+        "backout_plan": "Hope."}).status_code == 409
+    assert client.patch(f"/api/v1/changes/{number}", headers=owner, json={
+        "title": "Reporting release 7"}).status_code == 200
+
+
+def test_scope_edited_when_scheduled_supersedes_the_approval_in_the_journal(
+        client, people, make_token):
+    owner, pipeline = people["olivia"], make_token("ci@example.org", role="pipeline")
+    number = approved_now(client, people, ["reporting"], "staging")
+    moved = client.patch(f"/api/v1/changes/{number}", headers=owner, json={
+        "services": ["core-banking", "reporting"], "environment": "production"})
+    assert moved.status_code == 200, moved.json
+    journal = str(client.get(f"/api/v1/changes/{number}/journal", headers=owner).json)
+    assert "CAB approval of " in journal
+    assert "superseded: services, environment changed" in journal
+    assert gate(client, pipeline, "core-banking", "production").json["allowed"] is False
+    refused = run(client, owner, number, "implement")
+    assert refused.status_code == 409
+    assert "awaits CAB approval" in " ".join(refused.json["error"]["reasons"])
+    # Approved again, for the new scope: now that scope is what the gate allows.
+    assert decide(client, people["mona"], number).status_code == 200
+    assert gate(client, pipeline, "core-banking", "production").json["allowed"] is True
+    assert gate(client, pipeline, "reporting", "staging").json["allowed"] is False
+
+
+def test_schedule_with_another_window_than_the_approved_one_is_refused(client, people):
+    owner = people["olivia"]
+    number = to_cab(client, owner, LOW)["number"]
+    decide(client, people["mona"], number)
+    refused = run(client, owner, number, "schedule", planned_start=at(20),
+                  planned_end=at(20, 2))
+    assert refused.status_code == 409
+    assert any("planned_start, planned_end changed since" in r
+               for r in refused.json["error"]["reasons"])
+
+
+def test_gate_compares_the_scope_with_the_approved_digest(app, client, people, make_token):
+    # An edit that bypasses the record service (a restore, a database fix) still does not
+    # open the gate: the guard compares digests, it does not trust the edit rules alone.
+    from itsm.plugins.change.models import Change
+
+    pipeline = make_token("ci@example.org", role="pipeline")
+    number = approved_now(client, people, ["reporting"], "staging")
+    with app.extensions["itsm"].Session() as session:
+        change = session.scalar(select(Change).where(Change.number == number))
+        change.services = ["reporting", "core-banking"]
+        session.commit()
+    refused = gate(client, pipeline, "core-banking", "staging").json
+    assert refused["allowed"] is False
+    assert any("services changed since" in r for r in refused["reasons"])
+
+
+def test_standard_change_outside_its_template_is_not_standard(client, people):
+    owner = people["olivia"]
+    wide = client.post("/api/v1/changes", headers=owner, json={
+        "title": "Patch everything", "template": "workstation-patching",
+        "services": ["core-banking"], "planned_start": at(1), "planned_end": at(61)})
+    assert wide.status_code == 422, wide.json
+    assert set(wide.json["error"]["fields"]) == {"services", "planned_end"}
+    assert "not core-banking" in wide.json["error"]["fields"]["services"][0]
+    staging = client.post("/api/v1/changes", headers=owner, json={
+        "title": "Patch", "template": "workstation-patching", "environment": "staging",
+        "planned_start": at(1), "planned_end": at(1, 4)})
+    assert staging.status_code == 422 and set(staging.json["error"]["fields"]) \
+        == {"environment"}
+    inside = client.post("/api/v1/changes", headers=owner, json={
+        "title": "Patch", "template": "workstation-patching",
+        "planned_start": at(1), "planned_end": at(1, 4)})
+    assert inside.status_code == 201, inside.json
+    number = inside.json["number"]
+    later = client.patch(f"/api/v1/changes/{number}", headers=owner, json={
+        "services": ["Workstations", "core-banking"]})
+    assert later.status_code == 422 and "services" in later.json["error"]["fields"]
+    assert run(client, owner, number, "schedule").status_code == 200
+
+
+EDITS = {
+    "widen": lambda p: {"services": [f"{p}-reporting", f"{p}-core-banking"]},
+    "production": lambda p: {"environment": "production"},
+    "extend": lambda p: {"planned_end": at(30)},
+    "later": lambda p: {"planned_start": at(1), "planned_end": at(1, 2)},
+    "now": lambda p: {"planned_start": at(0, -1), "planned_end": at(0, 2)},
+    "plan": lambda p: {"implementation_plan": "Do it differently."},
+}
+STEPS = st.lists(st.sampled_from([*EDITS, "approve", "schedule", "implement", "complete",
+                                  "fail"]), min_size=1, max_size=6)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=STEPS)
+@example(steps=["implement", "widen", "production", "extend"])  # the issue's reproduction
+@example(steps=["widen", "approve", "implement", "later", "now"])
+def test_gate_allows_only_what_an_approval_covers(client, people, make_token, steps):
+    """For any sequence of edits and transitions after approval, the gate allows a
+    (service, environment, now) only if the scope of an approval given covers it."""
+    owner, mona = people["olivia"], people["mona"]
+    pipeline = make_token("ci@example.org", role="pipeline")
+    prefix = uuid.uuid4().hex[:8]  # every example has services of its own
+    number = approved_now(client, people, [f"{prefix}-reporting"], "staging")
+    covered: list[tuple[set[str], str, str, str]] = []
+
+    def remember_approved() -> None:
+        change = client.get(f"/api/v1/changes/{number}", headers=owner).json
+        covered.append((set(change["services"]), change["environment"],
+                        change["planned_start"], change["planned_end"]))
+
+    remember_approved()
+    for step in steps:
+        if step in EDITS:
+            client.patch(f"/api/v1/changes/{number}", headers=owner, json=EDITS[step](prefix))
+        elif step == "approve":
+            if any(a["purpose"] == "cab" for a in pending_for(client, mona, number)):
+                assert decide(client, mona, number).status_code == 200
+                remember_approved()
+        else:
+            run(client, owner, number, step)
+        now = utcnow()
+        for service in (f"{prefix}-reporting", f"{prefix}-core-banking"):
+            for environment in ("staging", "production"):
+                if gate(client, pipeline, service, environment).json["allowed"]:
+                    assert any(
+                        service in services and environment == env
+                        and datetime.fromisoformat(start) <= now < datetime.fromisoformat(end)
+                        for services, env, start, end in covered), (step, service, environment)

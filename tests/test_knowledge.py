@@ -10,11 +10,18 @@ from sqlalchemy import inspect
 import itsm.plugins.knowledge as knowledge_plugin
 from itsm.core import plugin_admin
 from itsm.plugins.knowledge.rendering import plain_text, render_markdown
-from itsm.testing import schema_drift
+from itsm.testing import make_plugin, schema_drift
 
 ARTICLES = "/api/v1/articles"
 VPN_BODY = ("When the VPN tunnel drops every hour, update the **GlobalConnect** client to "
             "version 6.1.\n\n1. Open the software centre.\n2. Install the update.")
+
+
+def _editors_publish(actor, permission, record):
+    # An install that keeps publishing to its editors: writer@ writes, never publishes.
+    if permission == "knowledge.publish" and actor.email == "writer@example.org":
+        return False
+    return None
 
 
 @pytest.fixture
@@ -130,6 +137,38 @@ def test_every_change_of_title_or_body_is_a_new_version(client, agent, editor):
         (2, "VPN drops", "editor@example.org"),
         (3, "VPN drops every hour", "agent@example.org")]
     assert items[1]["body"].endswith("3. Reboot.")
+
+
+class TestPublicationBindsTheText:
+    """With an install that keeps publishing to its editors."""
+
+    @pytest.fixture
+    def itsm_plugins(self):
+        return [sample_plugin, knowledge_plugin,
+                make_plugin("editors", itsm_permission_check=_editors_publish)]
+
+    def test_a_published_text_changes_only_by_someone_who_may_publish(self, client, agent,
+                                                                       make_token):
+        writer = make_token("writer@example.org", role="agent")
+        number = publish(client, agent, title="VPN drops")["number"]
+        refused = client.patch(f"{ARTICLES}/{number}", headers=writer,
+                               json={"description": "Uninstall the VPN client."})
+        assert refused.status_code == 409, refused.json
+        assert "description change only by someone who may publish" \
+            in refused.json["error"]["message"]
+        article = client.get(f"{ARTICLES}/{number}", headers=agent).json
+        assert article["description"] == VPN_BODY
+        assert article["published_by"] == "agent@example.org"
+        # A publisher's correction in place is a new publication; the journal says so.
+        fixed = client.patch(f"{ARTICLES}/{number}", headers=agent,
+                             json={"title": "VPN drops every hour"})
+        assert fixed.status_code == 200 and fixed.json["state"] == "published"
+        journal = client.get(f"{ARTICLES}/{number}/journal", headers=agent).json
+        notes = " ".join(e.get("body") or "" for e in journal["items"])
+        assert ("publication by agent@example.org superseded: title changed; republished "
+                "by agent@example.org.") in notes
+        # Taking it off the portal for a new revision needs no publishing right.
+        assert run(client, writer, number, "revise").status_code == 200
 
 
 def test_versions_page_compares_two_versions(app, client, agent):

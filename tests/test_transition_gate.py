@@ -236,6 +236,56 @@ def test_gatekeepers_edit_templates_that_new_transitions_start_from(client, peop
     assert go_live(client, people[PM], number).json["error"]["reasons"] == [ACCEPTANCE]
 
 
+def test_a_deliverable_changed_after_approval_and_acceptance_is_approved_again(
+        client, people):
+    number = open_transition(client, people[PM])["number"]
+    items = overview(client, people[PM], number)["checklist"]
+    deliver(client, people, number, items)
+    assert client.post(f"{API}/{number}/acceptance", headers=people[SM]).status_code == 200
+    assert overview(client, people[PM], number)["gate"] == "ready"
+
+    # The runbook approved is not the runbook now: approval and acceptance no longer hold.
+    first = items[0]
+    changed = client.patch(f"{API}/{number}/deliverables/{first['id']}", headers=people[PM],
+                           json={"document_url": "https://wiki.example/other",
+                                 "mandatory": True})
+    assert changed.status_code == 200, changed.json
+    assert changed.json["state"] == "submitted"
+    reasons = go_live(client, people[PM], number).json["error"]["reasons"]
+    assert reasons[0].startswith(f"deliverable “{first['title']}” is submitted")
+    assert reasons[1] == (f"the service manager {SM} accepted another checklist: "
+                          f"“{first['title']}” changed since; they accept again")
+    journal = client.get(f"{API}/{number}/journal", headers=people[PM]).json
+    notes = " ".join(e.get("body") or "" for e in journal["items"])
+    assert f"Approval of “{first['title']}” by {SM} superseded: document_url changed" in notes
+    assert f"Acceptance by {SM} superseded: “{first['title']}” changed" in notes
+
+    assert client.post(f"{API}/{number}/deliverables/{first['id']}/decision",
+                       headers=people[SM], json={"decision": "approve"}).status_code == 200
+    assert go_live(client, people[PM], number).status_code == 409
+    assert client.post(f"{API}/{number}/acceptance", headers=people[SM]).status_code == 200
+    assert client.post(f"{API}/{number}/acceptance", headers=people[SM]).status_code == 409
+    assert go_live(client, people[PM], number).status_code == 200
+
+
+def test_renaming_the_service_keeps_the_gates_veto_on_go_live(app, client, people):
+    admin = people["admin"]
+    assert client.post("/api/v1/catalog/services", headers=admin, json={
+        "slug": "expenses", "name": "Expense claims"}).status_code == 201
+    number = open_transition(client, people[PM], service="expenses")["number"]
+    renamed = client.patch("/api/v1/catalog/services/expenses", headers=admin,
+                           json={"slug": "expense-claims"})
+    assert renamed.status_code == 200, renamed.json
+    vetoed = client.patch("/api/v1/catalog/services/expense-claims", headers=admin,
+                          json={"status": "live"})
+    assert vetoed.status_code == 409, vetoed.json
+    assert number in vetoed.json["error"]["reasons"][0]
+    # The transition follows the service under its new key.
+    data = client.get(f"{API}/{number}", headers=people[PM]).json
+    assert data["catalog_id"] is not None
+    assert overview(client, people[PM], number)["catalog"]["key"] == "expense-claims"
+
+
 def test_catalog_hooks_lookup_guard_and_status_change(app, client, people):
     state = app.extensions["itsm"]
     client.post("/api/v1/catalog/services", headers=people["admin"], json={
@@ -243,7 +293,9 @@ def test_catalog_hooks_lookup_guard_and_status_change(app, client, people):
     number = open_transition(client, people[PM], service="Remote access")["number"]
     with app.app_context(), state.Session() as session:
         ref = state.hook.itsm_service_lookup(session=session, key="vpn")
-        assert ref == ServiceRef("vpn", "Remote access", "planned")
+        assert ref == ServiceRef("vpn", "Remote access", "planned", ref.id)
+        assert ref.id is not None and ref.stable_key == f"#{ref.id}"
+        assert state.hook.itsm_service_lookup(session=session, key=ref.stable_key) == ref
         assert state.hook.itsm_service_lookup(session=session, key="nothing") is None
         reasons = state.hook.itsm_service_status_guard(session=session, service=ref,
                                                       status="live", actor=None)

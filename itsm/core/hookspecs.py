@@ -302,7 +302,9 @@ def itsm_service_lookup(session: Session, key: str) -> ServiceRef | None:
     plugin (a transition gate recording which service goes live).
 
     :param session: a session to read the catalog with.
-    :param key: the service's key (a slug) as a user typed it.
+    :param key: the service's key (a slug) as a user typed it, or ``#<id>``, the
+        stable id of a :class:`itsm.core.services.ServiceRef` (``stable_key``) that a
+        rename of the service does not change.
     :return: a :class:`itsm.core.services.ServiceRef`, or None when the catalog does not
         know the service. First result wins; with no catalog plugin enabled the hook
         returns None.

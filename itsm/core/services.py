@@ -29,11 +29,21 @@ class ServiceRef:
     :param name: the name people read.
     :param status: its current status (the catalog's own words: ``planned``,
         ``in_transition``, ``live``, ``retired``); empty for a service being created.
+    :param id: the catalog's stable id of the service, which a rename of its key or name
+        never changes; None when the catalog has none (or the service is being created).
+        A plugin that keeps a reference stores it (:attr:`stable_key`), not the key.
     """
 
     key: str
     name: str
     status: str = ""
+    id: int | None = None
+
+    @property
+    def stable_key(self) -> str:
+        """What to store to find this service again after a rename: ``#<id>`` when the
+        catalog gives an id (``itsm_service_lookup`` accepts it), else the key."""
+        return f"#{self.id}" if self.id is not None else self.key
 
 
 def check_status_change(itsm: Itsm, session: Session, service: ServiceRef, status: str,

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    ApprovalScope,
     Group,
     LinkKind,
     NavItem,
@@ -91,6 +92,23 @@ def _may_decide(record: Record, actor: Actor, data: dict) -> str | None:
     return approver_question(Session.object_session(record), record, actor)
 
 
+# What an approver of a request approves: the offering and the answers to its form.
+REQUEST_SCOPE = ApprovalScope("approval", ("offering_id", "answers"))
+
+
+def _approval_holds(record: Record, actor: Actor, data: dict) -> str | None:
+    """Guard of ``fulfil``: the request is still what its approver approved."""
+    digest = getattr(record, "approved_digest", "")
+    if not digest:
+        return None
+    now = REQUEST_SCOPE.values(record)
+    if REQUEST_SCOPE.digest(now) == digest:
+        return None
+    changed = REQUEST_SCOPE.changes(record.approved_scope or {}, now)
+    return (f"{record.number} differs from what {record.decided_by} approved: "
+            f"{', '.join(changed)} changed since")
+
+
 def _needs_no_approval(record: Record, actor: Actor, data: dict) -> str | None:
     if getattr(record, "approval", "none") != "none":
         return "this request waits for its approval"
@@ -132,7 +150,7 @@ REQUEST_WORKFLOW = Workflow(
         Transition("start", ("submitted",), "in_fulfillment", "Start fulfilment",
                    roles=("admin",), guards=(_needs_no_approval,)),
         Transition("fulfil", ("in_fulfillment",), "fulfilled", "Mark fulfilled",
-                   roles=("agent",), guards=(_tasks_finished,)),
+                   roles=("agent",), guards=(_tasks_finished, _approval_holds)),
         Transition("cancel", ("submitted", "in_fulfillment"), "cancelled", "Cancel",
                    requester=True, guards=(_own_request,)),
     ],
@@ -284,6 +302,9 @@ def itsm_record_prepare(session: Session, record: Record, change: RecordChange) 
         if change.transition in ("approve", "reject"):
             record.decided_by = change.actor.email
             record.decided_at = utcnow()
+        if change.transition == "approve":
+            record.approved_scope = REQUEST_SCOPE.values(record)
+            record.approved_digest = REQUEST_SCOPE.digest(record.approved_scope)
         elif change.transition == "fulfil":
             record.fulfilled_at = utcnow()
 
@@ -335,10 +356,14 @@ def itsm_sla_policy(record: Record, metric: str) -> SlaTarget | None:
 
 @hookimpl
 def itsm_service_lookup(session: Session, key: str) -> ServiceRef | None:
-    """A catalog service by slug (or exact name), for plugins that refer to services."""
+    """A catalog service by its stable id (``#12``, which a rename keeps), slug or exact
+    name, for plugins that refer to services."""
     from itsm.plugins.catalog.service import service_ref
 
     key = (key or "").strip()[:200]
+    if key.startswith("#") and key[1:].isdigit() and len(key) < 12:
+        found = session.get(Service, int(key[1:]))
+        return service_ref(found) if found is not None else None
     found = session.scalar(select(Service).where(Service.slug == key.lower()[:100])) \
         or session.scalar(select(Service).where(Service.name == key).limit(1))
     return service_ref(found) if found is not None else None

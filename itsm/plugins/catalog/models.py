@@ -174,6 +174,10 @@ class ServiceRequest(Record):
     approval: Mapped[str] = mapped_column(String(20), default="none")
     decided_by: Mapped[str] = mapped_column(String(254), default="")
     decided_at: Mapped[datetime | None]
+    # What the approver approved (hooks.REQUEST_SCOPE: offering and answers) and its
+    # digest; fulfilment compares the request with it.
+    approved_scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    approved_digest: Mapped[str] = mapped_column(String(64), default="")
     response_minutes: Mapped[int | None] = mapped_column(Integer)
     resolution_minutes: Mapped[int | None] = mapped_column(Integer)
     fulfilled_at: Mapped[datetime | None]

@@ -319,8 +319,8 @@ def save_service(svc: RecordService, data: Any, service: Service | None = None) 
     if "status" in values and values["status"] != (previous := service.status or ""):
         # Other plugins may hold a service back (a transition gate vetoes "live").
         check_status_change(svc.itsm, session, ServiceRef(service.slug, service.name,
-                                                          previous), values["status"],
-                            svc.actor)
+                                                          previous, service.id),
+                            values["status"], svc.actor)
     if "category" in values:
         values["category_id"] = (ensure_category(session, values.pop("category")).id
                                  if values["category"] else values.pop("category"))
@@ -367,7 +367,7 @@ def set_service_status(svc: RecordService, key: str | int, status: str) -> Servi
 def service_ref(service: Service) -> ServiceRef:
     """The service as other plugins see it (hooks ``itsm_service_lookup`` and
     ``itsm_service_status_requested``)."""
-    return ServiceRef(service.slug, service.name, service.status)
+    return ServiceRef(service.slug, service.name, service.status, service.id)
 
 
 def save_offering(svc: RecordService, service: Service, data: Any,

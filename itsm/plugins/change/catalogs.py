@@ -64,6 +64,12 @@ class TemplateSchema(Schema):
     backout_plan = fields.String(required=True, validate=validate.Length(min=1, max=20000))
     test_plan = fields.String(validate=validate.Length(max=20000))
     risk_level = fields.String(validate=validate.OneOf(RISK_LEVELS))
+    environments = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
+                               validate=validate.Length(max=20), metadata={
+                                   "description": "environments the template allows "
+                                                  "(empty: any)"})
+    max_window_hours = fields.Integer(validate=validate.Range(min=0, max=24 * 366), metadata={
+        "description": "longest planned window the template allows, in hours (0: any)"})
     active = Boolean()
 
 
@@ -172,9 +178,10 @@ def _values(session: Session, cat: Catalog, values: dict[str, Any]) -> dict[str,
 
 
 def _defaults(cat: Catalog) -> dict[str, Any]:
-    lists = {"services": [], "change_types": [], "risk_levels": [], "categories": []}
+    lists = {"services": [], "change_types": [], "risk_levels": [], "categories": [],
+             "environments": []}
     common = {"templates": {"description": "", "category": "", "test_plan": "",
-                            "risk_level": "low", "active": True},
+                            "risk_level": "low", "max_window_hours": 0, "active": True},
               "cab-rules": {"purpose": "cab", "quorum": "majority", "active": True},
               "freeze-windows": {"reason": ""},
               "risk-questions": {"position": 0, "active": True}}[cat.name]

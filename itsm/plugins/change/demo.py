@@ -57,13 +57,15 @@ TEMPLATES: tuple[dict[str, Any], ...] = (
      "category": "security", "services": [],
      "implementation_plan": "Install the new certificate and key; reload the web server.",
      "backout_plan": "Restore the previous certificate from the backup and reload.",
-     "test_plan": "Check the chain and expiry date with openssl s_client."},
+     "test_plan": "Check the chain and expiry date with openssl s_client.",
+     "max_window_hours": 24},
     {"name": "workstation-patching", "title": "Monthly workstation security patches",
      "description": "The vendor's monthly security updates to office workstations.",
      "category": "patching", "services": ["Workstations"],
      "implementation_plan": "Release the approved updates to the pilot ring, then to all.",
      "backout_plan": "Uninstall the update through the management console.",
-     "test_plan": "Pilot ring of 20 machines for two days."},
+     "test_plan": "Pilot ring of 20 machines for two days.",
+     "environments": ["production"], "max_window_hours": 24 * 7},
 )
 
 

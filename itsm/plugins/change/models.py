@@ -65,6 +65,10 @@ class ChangeTemplate(Base):
     backout_plan: Mapped[str] = mapped_column(Text, default="")
     test_plan: Mapped[str] = mapped_column(Text, default="")
     risk_level: Mapped[str] = mapped_column(String(16), default="low")
+    # What the template allows (empty or 0: anything): a change outside it is not standard.
+    # ``services`` above is both the default and the allowed set.
+    environments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    max_window_hours: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -131,6 +135,11 @@ class Approval(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None]
+    # What an approval covered (the CAB scope's values, their digest, the change's
+    # version), stored when the approver approves: a guard compares it with the change.
+    scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    scope_digest: Mapped[str] = mapped_column(String(64), default="")
+    record_version: Mapped[int | None] = mapped_column(Integer)
 
 
 class GateCall(Base):

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    ApprovalScope,
     Conflict,
     Event,
     Forbidden,
@@ -45,6 +46,16 @@ from itsm.plugins.change.models import (
 CAUSED = "change_caused"  # link kind: change -> incident it caused
 ACTIVE_STATES = ("assessment", "cab_review", "scheduled", "implementing")
 DEPLOYABLE_STATES = ("scheduled", "implementing")
+# What a CAB approval covers: the change may do exactly this, no more (docs/plugins.md,
+# "Approvals bound to scope").
+CAB_SCOPE = ApprovalScope(
+    "CAB approval",
+    ("services", "config_items", "environment", "planned_start", "planned_end",
+     "implementation_plan", "backout_plan", "test_plan"),
+    unordered=frozenset({"services", "config_items"}))
+# Where the scope may no longer move: the work has begun on what was approved. In
+# cab_review and scheduled an edit supersedes the approval and asks the CAB again.
+SCOPE_LOCKED_STATES = ("implementing", "review", "failed", "backout", "closed")
 GATE_PERMISSION = "change.gate"
 ADMIN_PERMISSION = "change.admin"
 REPORT_PERMISSION = "change.report"
@@ -260,16 +271,65 @@ def _template(session: Session, name: str) -> ChangeTemplate | None:
                                                        ChangeTemplate.active.is_(True)))
 
 
-def approval_refusal(session: Session, change: Change) -> str | None:
-    """Why ``change`` is not approved yet (None when it is)."""
+def template_problems(template: ChangeTemplate, values: dict[str, Any]) -> dict[str, str]:
+    """Where ``values`` (a change's services, environment and window) go beyond what the
+    standard change ``template`` allows: field -> why (empty when inside it)."""
+    problems = {}
+    outside = sorted(set(values.get("services") or []) - set(template.services or []))
+    if template.services and outside:
+        problems["services"] = (f"template {template.name!r} allows the services "
+                                f"{', '.join(template.services)}, not {', '.join(outside)}")
+    environment = values.get("environment")
+    if template.environments and environment not in template.environments:
+        problems["environment"] = (f"template {template.name!r} allows the environments "
+                                   f"{', '.join(template.environments)}, not {environment!r}")
+    start, end = values.get("planned_start"), values.get("planned_end")
+    if template.max_window_hours and start is not None and end is not None \
+            and (end - start).total_seconds() > template.max_window_hours * 3600:
+        problems["planned_end"] = (f"template {template.name!r} allows a window of at most "
+                                   f"{template.max_window_hours} hours")
+    return problems
+
+
+def approved_scope(session: Session, change: Change) -> Approval | None:
+    """The decision whose scope the change's CAB approval covers: an approved vote of the
+    current (not superseded) round; every vote of a round is taken on the same scope."""
+    return session.scalar(select(Approval).where(
+        Approval.record_id == change.id, Approval.purpose == "cab",
+        Approval.state == "approved").order_by(Approval.id.desc()).limit(1))
+
+
+def scope_refusal(session: Session, change: Change, data: dict[str, Any] | None = None) \
+        -> str | None:
+    """Why the change's current scope (with ``data`` about to be set) is not what the CAB
+    approved: the fields that differ, or None."""
+    approval = approved_scope(session, change)
+    if approval is None:
+        return None
+    current = CAB_SCOPE.values(change, data)
+    if approval.scope_digest == CAB_SCOPE.digest(current):
+        return None
+    return CAB_SCOPE.refusal(CAB_SCOPE.changes(approval.scope or {}, current), change.number)
+
+
+def approval_refusal(session: Session, change: Change,
+                     data: dict[str, Any] | None = None) -> str | None:
+    """Why ``change`` is not approved for its current scope (None when it is); ``data``
+    holds values a transition is about to set."""
     if change.change_type == "standard":
-        if _template(session, change.template) is None:
+        template = _template(session, change.template)
+        if template is None:
             return (f"standard change template {change.template!r} is no longer in the "
                     "catalog: this change needs the CAB as a normal change")
+        problems = template_problems(template, {**CAB_SCOPE.values(change, data),
+                                                **_window(change, data)})
+        if problems:
+            return (f"{change.number} is outside standard change template "
+                    f"{template.name!r}: " + "; ".join(problems.values()))
         return None
     status = approval_status(session, change)
     if status["state"] == "approved":
-        return None
+        return scope_refusal(session, change, data)
     if status["state"] == "none":
         article = "an" if change.change_type[:1] in "aeiou" else "a"
         return (f"{change.number} is not approved: {article} {change.change_type} change "
@@ -279,6 +339,13 @@ def approval_refusal(session: Session, change: Change) -> str | None:
     waiting = [f"{g['group']} has {g['approved']} of {g['needed']} approvals needed "
                f"({g['quorum']})" for g in status["groups"] if g["state"] == "pending"]
     return f"{change.number} awaits CAB approval: " + "; ".join(waiting)
+
+
+def _window(change: Change, data: dict[str, Any] | None) -> dict[str, Any]:
+    """The planned window as datetimes (the scope's values hold them as text)."""
+    data = data or {}
+    return {name: data.get(name, getattr(change, name))
+            for name in ("planned_start", "planned_end")}
 
 
 # -- freeze windows and conflicts ------------------------------------------------------------
@@ -421,6 +488,10 @@ def decide(service: RecordService, approval_id: int, decision: str, comment: str
     approval.state = "approved" if decision == "approve" else "rejected"
     approval.comment = comment.strip()[:5000]
     approval.decided_at = utcnow()
+    # What this decision covers: the guards compare the change with it from now on.
+    approval.scope = CAB_SCOPE.values(change)
+    approval.scope_digest = CAB_SCOPE.digest(approval.scope)
+    approval.record_version = change.version
     session.flush()
     what = "CAB approval" if approval.purpose == "cab" else "emergency approval (freeze)"
     writer = service if service.can("change.comment", change) else system_service(session)
@@ -462,6 +533,13 @@ def prepare(session: Session, change: Change, kind: str, transition: str | None,
     journaled (itsm_record_prepare)."""
     if kind in ("created", "updated"):
         _check_type(session, change, kind, changed)
+    touched = CAB_SCOPE.touched(changed)
+    if touched and kind in ("updated", "transitioned") and change.state in SCOPE_LOCKED_STATES:
+        # The work runs on what was approved: a new scope is a new change.
+        raise Conflict(f"{change.number} is {change.state}: " + ", ".join(touched)
+                       + " may no longer change, the CAB approved the change as it was "
+                       "(raise a new change for the rest)",
+                       reasons=[f"{name} is in the approved scope" for name in touched])
     if change.change_type != "standard" and change.risk_answers:
         score, level, errors = score_risk(session, change.risk_answers)
         errors = [e for e in errors if "is not answered" not in e]  # a draft may be partial
@@ -480,9 +558,10 @@ def prepare(session: Session, change: Change, kind: str, transition: str | None,
 def on_changed(session: Session, change: Change, kind: str, transition: str | None,
                actor: Actor, changed: dict[str, Any]) -> None:
     """Approval requests, asked again when the plan moves (itsm_record_changed)."""
-    if kind == "updated" and REPLAN_FIELDS & set(changed) \
+    touched = CAB_SCOPE.touched(changed)
+    if kind == "updated" and touched \
             and change.state in ("cab_review", "scheduled") and change.change_type != "standard":
-        replan(session, change, actor)
+        replan(session, change, actor, touched)
     if kind != "transitioned":
         return
     if transition == "assess":
@@ -495,18 +574,22 @@ def on_changed(session: Session, change: Change, kind: str, transition: str | No
             row.state = "superseded"
 
 
-# What the CAB approved: moving any of it needs a new approval.
-REPLAN_FIELDS = frozenset({"planned_start", "planned_end", "services", "config_items",
-                           "environment"})
-
-
-def replan(session: Session, change: Change, actor: Actor) -> None:
-    """The window or scope of a change in CAB review or scheduled moved: the decisions
-    taken on the old plan no longer count, and the approvers are asked again."""
+def replan(session: Session, change: Change, actor: Actor, touched: list[str]) -> None:
+    """The scope of a change in CAB review or scheduled moved: the decisions taken on the
+    old plan no longer count, the approvers are asked again, and the journal says which
+    approval the edit superseded."""
+    previous = approved_scope(session, change)
     for row in session.scalars(select(Approval).where(
             Approval.record_id == change.id, Approval.state != "superseded")):
         row.state = "superseded"
     session.flush()
+    if previous is not None:
+        changed = CAB_SCOPE.changes(previous.scope or {}, CAB_SCOPE.values(change)) or touched
+        when = f"of {previous.decided_at:%Y-%m-%d %H:%M} UTC" if previous.decided_at else ""
+        system_service(session).comment(
+            change, CAB_SCOPE.superseded_note(changed, when)
+            + f" (approved at version {previous.record_version}); the CAB is asked again.",
+            public=False)
     request_approvals(session, change, "cab", actor)
     if freeze_of(session, change) and change.change_type != "emergency":
         request_approvals(session, change, "freeze", actor)
@@ -541,6 +624,14 @@ def _check_type(session: Session, change: Change, kind: str, changed: dict[str, 
             change.services = list(template.services)
         change.risk_level = template.risk_level
         change.risk_score = None
+    # Pre-approved means approved for what the template allows, nothing beyond it.
+    problems = template_problems(template, {**CAB_SCOPE.values(change),
+                                            **_window(change, None)})
+    if problems:
+        raise ValidationError(
+            f"not a standard change of {template.name!r}: " + "; ".join(problems.values())
+            + " (raise it as a normal change for the CAB)",
+            fields={name: [why] for name, why in problems.items()})
 
 
 # -- incidents caused -------------------------------------------------------------------------

@@ -99,8 +99,9 @@ def approvers_found(record: Change, actor: Actor, data: dict) -> str | None:
 
 
 def approved(record: Change, actor: Actor, data: dict) -> str | None:
-    """Guard of schedule and implement: the change holds its approval."""
-    return changes.approval_refusal(_session(record), record)
+    """Guard of schedule and implement: the change holds its approval, for the scope it
+    has (with what the transition sets)."""
+    return changes.approval_refusal(_session(record), record, data)
 
 
 def freeze_cleared(record: Change, actor: Actor, data: dict) -> str | None:

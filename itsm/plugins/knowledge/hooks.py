@@ -7,6 +7,8 @@ from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    ApprovalScope,
+    Conflict,
     DemoContext,
     NavItem,
     Permission,
@@ -60,13 +62,48 @@ def itsm_permission_check(actor: Actor, permission: str, record: Record | None) 
     return knowledge.requester_may_read(actor, record)
 
 
+# What a publisher publishes: the text, and where and for whom it appears.
+PUBLICATION_SCOPE = ApprovalScope(
+    "publication", ("title", "description", "service", "category", "agency_id"))
+
+
+def _publish(record: Record, actor: Actor) -> None:
+    record.published_by = actor.email
+    record.published_scope = PUBLICATION_SCOPE.values(record)
+    record.published_digest = PUBLICATION_SCOPE.digest(record.published_scope)
+
+
+def publication_changes(record: Record) -> list[str]:
+    """The fields of a published article changed since its publication (empty: none)."""
+    if not getattr(record, "published_digest", ""):
+        return []
+    now = PUBLICATION_SCOPE.values(record)
+    if PUBLICATION_SCOPE.digest(now) == record.published_digest:
+        return []
+    return PUBLICATION_SCOPE.changes(record.published_scope or {}, now)
+
+
 @hookimpl
 def itsm_record_prepare(record: Record, change: RecordChange) -> None:
-    """Dates of publishing and retiring, set with the transition."""
-    if record.type != knowledge.TYPE or change.kind != "transitioned":
+    """Dates of publishing and retiring, set with the transition; what was published,
+    and an edit in place of a published article only by someone who may publish."""
+    if record.type != knowledge.TYPE:
+        return
+    if change.kind == "updated" and record.state == knowledge.PUBLISHED:
+        changed = publication_changes(record)
+        if changed and not allowed(change.actor, PUBLISH_PERMISSION, record):
+            raise Conflict(f"{record.number} is published: {', '.join(changed)} change only "
+                           f"by someone who may publish ({change.actor.email} may not); "
+                           "revise it (back to draft) and submit it for review",
+                           reasons=[f"{name} is in the published text" for name in changed])
+        if changed:
+            _publish(record, change.actor)
+        return
+    if change.kind != "transitioned":
         return
     if record.state == knowledge.PUBLISHED:
         record.published_at, record.retired_at = utcnow(), None
+        _publish(record, change.actor)
     elif record.state == "retired":
         record.retired_at = utcnow()
     elif change.transition == "restore":
@@ -82,6 +119,12 @@ def itsm_record_changed(session: Session, record: Record, change: RecordChange) 
     if change.kind == "created" or (
             change.kind == "updated" and {"title", "description"} & set(change.changes)):
         knowledge.add_version(session, record, change.actor)
+    edited = [name for name in ("title", "description", "service", "category", "agency")
+              if name in change.changes]
+    if change.kind == "updated" and edited and record.state == knowledge.PUBLISHED:
+        before = change.changes.get("published_by", [record.published_by])[0]
+        knowledge.system_note(session, record, PUBLICATION_SCOPE.superseded_note(
+            edited, f"by {before}") + f"; republished by {change.actor.email}.")
 
 
 @hookimpl

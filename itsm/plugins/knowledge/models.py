@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from itsm.plugin import Base, Record, utcnow
@@ -23,6 +24,11 @@ class Article(Record):
     review_note: Mapped[str] = mapped_column(Text, default="")
     source_record: Mapped[str | None] = mapped_column(String(32))
     published_at: Mapped[datetime | None]
+    # What the publisher published (hooks.PUBLICATION_SCOPE) and its digest: an edit in
+    # place of a published article is a new publication, by someone who may publish.
+    published_by: Mapped[str] = mapped_column(String(254), default="")
+    published_scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    published_digest: Mapped[str] = mapped_column(String(64), default="")
     retired_at: Mapped[datetime | None]
     helpful_count: Mapped[int] = mapped_column(Integer, default=0)
     not_helpful_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -23,6 +23,8 @@ class ArticleSchema(Schema):
     source_record = fields.String(allow_none=True, validate=NUMBER, metadata={
         "description": "number of the record the article was proposed from"})
     published_at = fields.AwareDateTime(dump_only=True, allow_none=True)
+    published_by = fields.String(dump_only=True, metadata={
+        "description": "who published the text as it reads now"})
     retired_at = fields.AwareDateTime(dump_only=True, allow_none=True)
     helpful_count = fields.Integer(dump_only=True, metadata={
         "description": "readers who said it helped"})

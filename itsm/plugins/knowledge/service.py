@@ -21,6 +21,7 @@ from itsm.plugin import (
     Record,
     RecordService,
     ValidationError,
+    current_itsm,
     search_ranked,
     search_terms,
     utcnow,
@@ -89,6 +90,12 @@ def add_version(session: Session, article: Article, actor: Actor) -> ArticleVers
                              created_at=utcnow())
     session.add(version)
     return version
+
+
+def system_note(session: Session, article: Article, text: str) -> None:
+    """A work note on the article by the system, in the caller's transaction."""
+    RecordService(current_itsm(), session, Actor.system()).comment(article, text,
+                                                                   public=False)
 
 
 def versions(service: RecordService, article: Article) -> list[dict[str, Any]]:

@@ -138,6 +138,10 @@ class MouSignatory(Base):
     name: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(200), default="")
     signed_on: Mapped[date] = mapped_column(Date)
+    # What the signature covers: every section, appendix, target and contact as signed
+    # (service.SIGNATURE_SCOPE), and their digest; approval compares it with the text.
+    scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    scope_digest: Mapped[str] = mapped_column(String(64), default="")
 
 
 class MouContact(Base):
@@ -194,7 +198,11 @@ class MouSchema(Schema):
 
 
 def _signed_by_both_sides(record: Mou, actor: Any, data: dict) -> str | None:
-    """Approval needs a named signatory of each side on the current version."""
+    """Approval and activation need a named signatory of each side on the current
+    version, whose signature covers the agreement's text, targets and contacts as they
+    are now."""
+    from itsm.plugins.mou.service import signature_refusal  # the service imports this
+
     session = object_session(record)
     sides = set(session.scalars(select(MouSignatory.side).where(
         MouSignatory.mou_id == record.id, MouSignatory.version == record.current_version)))
@@ -202,7 +210,7 @@ def _signed_by_both_sides(record: Mou, actor: Any, data: dict) -> str | None:
     if missing:
         return ("a signatory of each side must sign version "
                 f"{record.current_version} first (missing: {', '.join(missing)})")
-    return None
+    return signature_refusal(session, record)
 
 
 STAFF = ("agent",)
@@ -218,7 +226,8 @@ WORKFLOW = Workflow(
         Transition("approve", ("in_review",), "approved", label="Approve (both sides signed)",
                    roles=STAFF, guards=(_signed_by_both_sides,)),
         Transition("activate", ("approved",), "active", roles=STAFF,
-                   fields=("effective_from", "effective_to")),
+                   fields=("effective_from", "effective_to"),
+                   guards=(_signed_by_both_sides,)),
         Transition("expire", ("active",), "expired", roles=STAFF),
         Transition("supersede", ("active", "approved"), "superseded", roles=STAFF),
         Transition("withdraw", ("draft", "in_review", "approved"), "withdrawn",

@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from itsm.plugin import (
+    ApprovalScope,
     Conflict,
     NotFound,
     Record,
@@ -43,6 +44,17 @@ TEMPLATE_PERMISSION = "mou.template"
 REPORT_PERMISSION = "mou.report"
 AMENDABLE_STATES = ("approved", "active")
 MAX_ITEMS = 200
+
+
+def _part(key: str) -> str:
+    return f"appendix {key}" if key.isalpha() else f"section {key}"
+
+
+# What the two signatures cover: the whole agreement as signed (docs/plugins.md,
+# "Approvals bound to scope"). Any edit after a signature starts a new draft version.
+SIGNATURE_SCOPE = ApprovalScope(
+    "signatures", (*map(_part, templates.SECTION_KEYS), "targets", "contacts"),
+    unordered=frozenset({"targets"}))
 
 
 # -- input schemas ------------------------------------------------------------------------
@@ -210,6 +222,75 @@ def active_for_agency(session: Session, agency_id: int | None) -> Mou | None:
 # -- writing ------------------------------------------------------------------------------
 
 
+def content(session: Session, mou: Mou) -> dict[str, Any]:
+    """The signature scope's values: the current version's sections and appendices, the
+    targets and the contacts, as canonical data."""
+    values: dict[str, Any] = {_part(s.key): {"title": s.title, "body": s.body}
+                              for s in sections(session, mou)}
+    values["targets"] = [{k: v for k, v in target_dict(t).items() if k != "id"}
+                         for t in targets(session, mou)]
+    values["contacts"] = [contact_dict(c) for c in contacts(session, mou)]
+    return SIGNATURE_SCOPE.values(values)
+
+
+def signature_refusal(session: Session, mou: Mou) -> str | None:
+    """Why the signatures of the current version do not cover the agreement as it is
+    now (the parts changed since a side signed), or None."""
+    now = content(session, mou)
+    digest = SIGNATURE_SCOPE.digest(now)
+    for row in session.scalars(select(MouSignatory).where(
+            MouSignatory.mou_id == mou.id, MouSignatory.version == mou.current_version)
+            .order_by(MouSignatory.id)):
+        if row.scope_digest != digest:
+            changed = SIGNATURE_SCOPE.changes(row.scope or {}, now) or ["the content"]
+            return (f"the {row.side}'s signature by {row.name} covers other content than "
+                    f"version {mou.current_version} holds now: {', '.join(changed)} "
+                    "changed since; both sides sign again")
+    return None
+
+
+def _signed_rows(session: Session, mou: Mou) -> list[MouSignatory]:
+    return list(session.scalars(select(MouSignatory).where(
+        MouSignatory.mou_id == mou.id, MouSignatory.version == mou.current_version)
+        .order_by(MouSignatory.id)))
+
+
+def _new_draft_if_signed(service: RecordService, mou: Mou) -> MouSignatory | None:
+    """Before an edit: if the current version is signed, the edit goes into a new draft
+    version (a copy of its text) that needs both signatures again. Returns the latest
+    signature the edit supersedes."""
+    session = service.session
+    signed = _signed_rows(session, mou)
+    if not signed:
+        return None
+    old = mou.current_version
+    number = (session.scalar(select(func.max(MouVersion.number))
+                             .where(MouVersion.mou_id == mou.id)) or 0) + 1
+    for position, s in enumerate(sections(session, mou)):
+        session.add(MouSection(mou_id=mou.id, version=number, position=position,
+                               key=s.key, title=s.title, body=s.body))
+    previous = session.scalar(select(MouVersion).where(MouVersion.mou_id == mou.id,
+                                                       MouVersion.number == old))
+    if previous is not None and previous.status == "draft":
+        previous.status = "superseded"
+    session.add(MouVersion(mou_id=mou.id, number=number, status="draft",
+                           proposed_by=service.actor.email,
+                           summary=f"version {old} edited after it was signed"))
+    session.flush()
+    service.set_fields(mou, {"current_version": number})
+    return signed[-1]
+
+
+def _note_superseded(service: RecordService, mou: Mou, signature: MouSignatory | None) \
+        -> None:
+    if signature is None:
+        return
+    changed = SIGNATURE_SCOPE.changes(signature.scope or {}, content(service.session, mou))
+    note(service, mou, SIGNATURE_SCOPE.superseded_note(
+        changed or ["nothing"], f"of version {signature.version}")
+        + f"; version {mou.current_version} is a new draft that both sides sign again.")
+
+
 def note(service: RecordService, mou: Mou, text: str) -> None:
     """Journal a change of the agreement's own tables (a work note, an outbox event)."""
     service.comment(mou, text, public=False)
@@ -250,10 +331,13 @@ def set_sections(service: RecordService, mou: Mou, changes: Any) -> None:
                               fields={"sections": ["an object of section texts"]})
     bodies = load(AmendmentIn(), {"summary": "edit", "sections": changes},
                   "sections")["sections"]
+    signed = _new_draft_if_signed(service, mou)
     rows = {s.key: s for s in sections(service.session, mou)}
     for key, body in bodies.items():
         rows[key].body = body
+    service.session.flush()
     note(service, mou, "Sections edited: " + ", ".join(sorted(bodies, key=_order)))
+    _note_superseded(service, mou, signed)
 
 
 def _order(key: str) -> int:
@@ -265,8 +349,10 @@ def set_targets(service: RecordService, mou: Mou, data: Any) -> list[MouTarget]:
     service.require(f"{MOU.name}.update", mou)
     _require_editable(mou, "targets")
     items = load_list(TargetIn, data, "targets")
+    signed = _new_draft_if_signed(service, mou)
     _replace_targets(service.session, mou, items)
     note(service, mou, f"Service level targets set ({len(items)}).")
+    _note_superseded(service, mou, signed)
     return targets(service.session, mou)
 
 
@@ -281,6 +367,13 @@ def set_contacts(service: RecordService, mou: Mou, data: Any) -> list[MouContact
     """Replace the relationship manager (first) and the escalation contacts (in order)."""
     service.require(f"{MOU.name}.update", mou)
     items = load_list(ContactIn, data, "contacts")
+    if mou.state == "approved":
+        # Signed and approved, not yet in force: activation holds the parties to the
+        # contacts they signed; once active, contacts are kept current in place.
+        raise Conflict(f"{mou.number} is approved with the contacts both sides signed: "
+                       "activate it first, then update the contacts",
+                       reasons=["contacts are in the signed scope until activation"])
+    signed = _new_draft_if_signed(service, mou) if mou.state in EDITABLE_STATES else None
     service.session.execute(delete(MouContact).where(MouContact.mou_id == mou.id))
     service.session.flush()
     for position, item in enumerate(items):
@@ -288,6 +381,7 @@ def set_contacts(service: RecordService, mou: Mou, data: Any) -> list[MouContact
     service.session.flush()
     names = ", ".join(f"{c['role']} {c['name']}" for c in items) or "none"
     note(service, mou, f"Contacts set: {names}.")
+    _note_superseded(service, mou, signed)
     return contacts(service.session, mou)
 
 
@@ -299,7 +393,9 @@ def sign(service: RecordService, mou: Mou, data: Any) -> MouSignatory:
                        "review is signed")
     values = load(SignatoryIn(), data, "signatory")
     values["signed_on"] = values["signed_on"] or date.today()
-    row = MouSignatory(mou_id=mou.id, version=mou.current_version, **values)
+    scope = content(service.session, mou)
+    row = MouSignatory(mou_id=mou.id, version=mou.current_version, scope=scope,
+                       scope_digest=SIGNATURE_SCOPE.digest(scope), **values)
     service.session.add(row)
     service.session.flush()
     note(service, mou, f"Signed for the {row.side} by {row.name} on "

@@ -46,9 +46,16 @@ def missing(session: Session, trn: ServiceTransition) -> list[str]:
             extra = f": {item.rejection_reason}" if item.state == "rejected" else ""
             out.append(f"deliverable “{item.title}” is {item.state}, not approved "
                        f"(owner {item.owner}, approver {item.approver}){extra}")
+        elif item.mandatory and item.id not in waived and (changed := gate.deliverable_changes(
+                item)):
+            out.append(f"deliverable “{item.title}” differs from what {item.decided_by} "
+                       f"approved: {', '.join(changed)} changed since")
     if trn.accepted_at is None:
         out.append(f"the service manager {trn.service_manager or '(none named)'} has not "
                    "accepted responsibility for the service")
+    elif changed := gate.acceptance_changes(session, trn):
+        out.append(f"the service manager {trn.accepted_by} accepted another checklist: "
+                   f"{', '.join(changed)} changed since; they accept again")
     return out
 
 
@@ -65,6 +72,13 @@ def go_live_refusals(session: Session, trn: ServiceTransition, actor: Actor) -> 
 def catalog_enabled() -> bool:
     """Whether an enabled plugin keeps a service catalog (implements the lookup hook)."""
     return bool(current_itsm().hook.itsm_service_lookup.get_hookimpls())
+
+
+def catalog_ref(trn: ServiceTransition) -> str:
+    """How the transition finds its catalog service: by the catalog's stable id once
+    known (a rename of the service keeps it), else by the key or name it was given."""
+    return f"#{trn.catalog_id}" if trn.catalog_id is not None else \
+        (trn.catalog_key or trn.service)
 
 
 def lookup(session: Session, key: str) -> ServiceRef | None:
@@ -95,9 +109,10 @@ def prepare(session: Session, trn: ServiceTransition, kind: str, transition: str
         now = utcnow()
         trn.gate_passed_at = now
         trn.support_until = now + timedelta(days=trn.support_days or 0)
-        found = lookup(session, trn.catalog_key or trn.service)
+        found = lookup(session, catalog_ref(trn))
         if found is not None:
             trn.catalog_key, trn.service_name = found.key, found.name
+            trn.catalog_id = found.id
 
 
 def on_created(session: Session, trn: ServiceTransition) -> None:
@@ -119,6 +134,7 @@ def _link_catalog(session: Session, trn: ServiceTransition) -> None:
                               fields={"service": ["required"]})
     found = lookup(session, trn.service)
     trn.catalog_key = found.key if found else ""
+    trn.catalog_id = found.id if found else None
     trn.service_name = found.name if found else trn.service
 
 
@@ -136,7 +152,7 @@ def on_updated(session: Session, trn: ServiceTransition, changed: dict) -> None:
 def on_transitioned(session: Session, trn: ServiceTransition, name: str,
                     actor: Actor) -> None:
     if name == "start":
-        found = lookup(session, trn.catalog_key or trn.service)
+        found = lookup(session, catalog_ref(trn))
         if found is not None and found.status in ("planned", ""):
             _set_catalog_status(session, found.key, "in_transition")
     elif name == "go_live":
@@ -155,7 +171,7 @@ def go_live(session: Session, trn: ServiceTransition, actor: Actor) -> None:
     """The gate passed (early-life support started, see :func:`prepare`): publish the
     catalog service."""
     session.flush()  # the catalog's guard asks for open transitions: this one has passed
-    found = lookup(session, trn.catalog_key or trn.service)
+    found = lookup(session, catalog_ref(trn))
     system = gate.system_service(session)
     if found is None:
         text = (f"The gate passed: {trn.service_name or trn.service} is live. No service "
@@ -180,10 +196,14 @@ def service_status_refusals(session: Session, service: ServiceRef, status: str) 
     if status != "live":
         return []
     names = {service.key.lower(), service.name.lower()} - {""}
+    # By the stable id first: a transition keeps its veto when the service is renamed.
+    same = [ServiceTransition.catalog_key == service.key,
+            func.lower(ServiceTransition.service).in_(names)]
+    if service.id is not None:
+        same.append(ServiceTransition.catalog_id == service.id)
     held = session.scalars(select(ServiceTransition).where(
         ServiceTransition.state.in_(OPEN_STATES), ServiceTransition.gate_passed_at.is_(None),
-        or_(ServiceTransition.catalog_key == service.key,
-            func.lower(ServiceTransition.service).in_(names)))
+        or_(*same))
         .order_by(ServiceTransition.id))
     out = []
     for trn in held:

@@ -33,6 +33,8 @@ class ServiceTransition(Record):
     service: Mapped[str] = mapped_column(String(200), default="", index=True)
     service_name: Mapped[str] = mapped_column(String(200), default="")
     catalog_key: Mapped[str] = mapped_column(String(100), default="", index=True)
+    # The catalog's stable id of the service: a rename of its key keeps the reference.
+    catalog_id: Mapped[int | None] = mapped_column(Integer, index=True)
     project_manager: Mapped[str] = mapped_column(String(254), default="")
     service_manager: Mapped[str] = mapped_column(String(254), default="")
     go_live_date: Mapped[date | None] = mapped_column(Date)
@@ -40,6 +42,10 @@ class ServiceTransition(Record):
     template: Mapped[str] = mapped_column(String(100), default="")
     accepted_by: Mapped[str] = mapped_column(String(254), default="")
     accepted_at: Mapped[datetime | None]
+    # What the service manager accepted: the checklist and the service, as values and
+    # their digest (service.ACCEPTANCE_SCOPE); go-live compares it with the checklist.
+    accepted_scope: Mapped[dict] = mapped_column(JSON, default=dict)
+    accepted_digest: Mapped[str] = mapped_column(String(64), default="")
     gate_passed_at: Mapped[datetime | None]
     support_until: Mapped[datetime | None] = mapped_column(index=True)
     __mapper_args__ = {"polymorphic_identity": TYPE_NAME}
@@ -81,6 +87,9 @@ class Deliverable(Base):
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str] = mapped_column(String(254), default="")
     reminded_at: Mapped[datetime | None]
+    # What the approver approved (service.DELIVERABLE_SCOPE): the item and its evidence.
+    approved_scope: Mapped[dict] = mapped_column(JSON, default=dict)
+    approved_digest: Mapped[str] = mapped_column(String(64), default="")
 
 
 class Meeting(Base):
@@ -158,6 +167,8 @@ class TransitionSchema(Schema):
         "description": "checklist template to start from (default: the setting)"})
     service_name = fields.String(dump_only=True)
     catalog_key = fields.String(dump_only=True)
+    catalog_id = fields.Integer(dump_only=True, allow_none=True, metadata={
+        "description": "the catalog's stable id of the service"})
     accepted_by = fields.String(dump_only=True)
     accepted_at = fields.AwareDateTime(dump_only=True, allow_none=True,
                                        default_timezone=UTC)

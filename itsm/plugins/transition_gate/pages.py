@@ -68,7 +68,8 @@ def transition_page(number: str):
                                       number=incident["number"]) if rt else None
         me = svc.actor.email
         can = {"manage": gate.is_manager(svc, trn), "gatekeeper": gate.is_gatekeeper(svc),
-               "accept": me == trn.service_manager and trn.accepted_at is None,
+               "accept": me == trn.service_manager and (
+                   trn.accepted_at is None or bool(gate.acceptance_changes(svc.session, trn))),
                "go_live": trn.state in ("planning", "in_transition"),
                "admin": svc.actor.role == "admin", "me": me}
     return render_page("transition_gate/transition.html", t=data, can=can,

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from itsm.plugin import (
     MAX_DB_INTEGER,
     Actor,
+    ApprovalScope,
     Attachment,
     Boolean,
     Conflict,
@@ -194,6 +195,58 @@ class ExceptionIn(Schema):
                                                                 "until this date"})
 
 
+# What an approver approves: the deliverable as described and the evidence handed in.
+DELIVERABLE_SCOPE = ApprovalScope(
+    "approval", ("title", "description", "mandatory", "document_url", "owner", "approver",
+                 "evidence_kind", "evidence", "evidence_note"))
+# What the service manager accepts: the service and the checklist as it stands.
+ACCEPTANCE_SCOPE = ApprovalScope("acceptance", ("service", "checklist"))
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def deliverable_scope(item: Deliverable) -> dict[str, Any]:
+    return DELIVERABLE_SCOPE.values(item)
+
+
+def deliverable_changes(item: Deliverable) -> list[str]:
+    """The fields of an approved deliverable changed since its approval (empty: none)."""
+    if item.state != "approved" or not item.approved_digest:
+        return []
+    now = deliverable_scope(item)
+    if DELIVERABLE_SCOPE.digest(now) == item.approved_digest:
+        return []
+    return DELIVERABLE_SCOPE.changes(item.approved_scope or {}, now)
+
+
+def acceptance_scope(session: Session, trn: ServiceTransition) -> dict[str, Any]:
+    """The service (by the catalog's stable id when known) and every deliverable's
+    description, keyed by its title."""
+    service = f"#{trn.catalog_id}" if trn.catalog_id is not None else trn.service
+    checklist = {f"“{item.title}”": {k: v for k, v in deliverable_scope(item).items()
+                                     if not k.startswith("evidence")}
+                 for item in deliverables(session, trn)}
+    return ACCEPTANCE_SCOPE.values({"service": service, "checklist": checklist})
+
+
+def acceptance_changes(session: Session, trn: ServiceTransition) -> list[str]:
+    """What changed since the service manager accepted: ``service`` or the titles of the
+    deliverables added, removed or changed (empty: nothing, or no digest recorded)."""
+    if trn.accepted_at is None or not trn.accepted_digest:
+        return []
+    now = acceptance_scope(session, trn)
+    if ACCEPTANCE_SCOPE.digest(now) == trn.accepted_digest:
+        return []
+    then = trn.accepted_scope or {}
+    out = ["service"] if then.get("service") != now["service"] else []
+    old, new = then.get("checklist") or {}, now["checklist"]
+    out += [name for name in [*old, *(n for n in new if n not in old)]
+            if old.get(name) != new.get(name)]
+    return out
+
+
 def deliverables(session: Session, trn: ServiceTransition) -> list[Deliverable]:
     return list(session.scalars(select(Deliverable).where(
         Deliverable.transition_id == trn.id).order_by(Deliverable.position, Deliverable.id)))
@@ -269,6 +322,19 @@ def save_deliverable(svc: RecordService, trn: ServiceTransition, data: Any,
         item.reminded_at = None  # a new due date earns a new reminder
     session.flush()
     note(svc, trn, f"Deliverable “{item.title}” {what}.")
+    changed = deliverable_changes(item)
+    if changed:
+        # Approved as it was: the approver looks again at what it is now.
+        item.state, item.decided_at = "submitted", None
+        session.flush()
+        note(svc, trn, _sentence(DELIVERABLE_SCOPE.superseded_note(
+            changed, f"of “{item.title}” by {item.decided_by}"))
+            + f"; {item.approver} decides again.")
+    accepted = acceptance_changes(session, trn)
+    if accepted:
+        note(svc, trn, _sentence(ACCEPTANCE_SCOPE.superseded_note(
+            accepted, f"by {trn.accepted_by}"))
+            + "; the service manager accepts the checklist again before go-live.")
     return item
 
 
@@ -337,6 +403,9 @@ def decide(svc: RecordService, trn: ServiceTransition, item: Deliverable, data: 
     item.state = "approved" if values["decision"] == "approve" else "rejected"
     item.rejection_reason = reason if item.state == "rejected" else ""
     item.decided_at, item.decided_by = utcnow(), svc.actor.email
+    if item.state == "approved":
+        item.approved_scope = deliverable_scope(item)
+        item.approved_digest = DELIVERABLE_SCOPE.digest(item.approved_scope)
     svc.session.flush()
     note(svc, trn, f"Deliverable “{item.title}” {item.state} by {svc.actor.email}"
                    + (f": {reason}" if reason else "."))
@@ -381,9 +450,12 @@ def accept(svc: RecordService, trn: ServiceTransition) -> ServiceTransition:
         raise Forbidden(f"only the service manager ({trn.service_manager}) accepts "
                         f"responsibility for {trn.service_name or trn.service}")
     require_open(trn)
-    if trn.accepted_at is not None:
+    if trn.accepted_at is not None and not acceptance_changes(svc.session, trn):
         raise Conflict(f"{trn.service_manager} accepted {trn.number} already")
-    svc.set_fields(trn, {"accepted_by": svc.actor.email, "accepted_at": utcnow()})
+    scope = acceptance_scope(svc.session, trn)
+    svc.set_fields(trn, {"accepted_by": svc.actor.email, "accepted_at": utcnow(),
+                         "accepted_scope": scope,
+                         "accepted_digest": ACCEPTANCE_SCOPE.digest(scope)})
     note(svc, trn, f"The service manager {svc.actor.email} accepts responsibility for "
                    f"the service {trn.service_name or trn.service}.")
     return trn

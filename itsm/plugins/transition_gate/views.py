@@ -129,7 +129,7 @@ def overview(svc: RecordService, trn: ServiceTransition) -> dict[str, Any]:
     titles = {i.id: i.title for i in rows}
     meetings = [meeting_dict(m) for m in plan.meetings(session, trn)]
     milestones = [milestone_dict(m, today) for m in plan.milestones(session, trn)]
-    catalog = gating.lookup(session, trn.catalog_key or trn.service)
+    catalog = gating.lookup(session, gating.catalog_ref(trn))
     return {**summary(svc, trn),
             "support_days": trn.support_days, "template": trn.template,
             "accepted_by": trn.accepted_by, "accepted_at": _iso(trn.accepted_at),
