@@ -337,6 +337,16 @@ def test_technical_catalog_is_hidden_from_end_users(client, loaded, make_token):
     assert client.get(f"/catalog/technical/documents/{doc}").status_code == 403
 
 
+def test_an_empty_category_takes_a_service_out_of_its_category(client, loaded, make_token):
+    manager = make_token("sm@it.example", role="service_manager")
+    cleared = client.patch(f"{API}/services/laptop", headers=manager, json={"category": ""})
+    assert cleared.status_code == 200, cleared.json  # was a 500 on PostgreSQL
+    assert cleared.json["category"] in (None, "")
+    made = client.post(f"{API}/services", headers=manager, json={
+        "slug": "plotter", "name": "Plotter", "category": ""})
+    assert made.status_code == 201, made.json
+
+
 def test_service_goes_live_through_the_api_for_a_transition_gate(client, loaded, make_token):
     t = tokens(make_token)
     manager = make_token("sm@it.example", role="service_manager")

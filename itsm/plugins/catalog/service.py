@@ -322,8 +322,8 @@ def save_service(svc: RecordService, data: Any, service: Service | None = None) 
                                                           previous, service.id),
                             values["status"], svc.actor)
     if "category" in values:
-        values["category_id"] = (ensure_category(session, values.pop("category")).id
-                                 if values["category"] else values.pop("category"))
+        category = values.pop("category")  # empty or null: no category
+        values["category_id"] = ensure_category(session, category).id if category else None
     if "owner" in values:
         values["owner_id"] = _user_id(session, values.pop("owner"), "owner")
     agencies = values.pop("agencies", None)
