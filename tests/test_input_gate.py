@@ -312,6 +312,8 @@ def test_lone_surrogate_and_deep_nesting_in_an_import_are_one_line_errors(app, r
 def test_a_restore_of_text_with_a_nul_is_one_line_error(app, client, desk, runner, tmp_path):
     """An export of a database where an older version stored a NUL (SQLite takes it) is
     refused by the restore with one line naming the row, not PostgreSQL's SQL."""
+    if app.extensions["itsm"].engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite ever stored a NUL: the export to restore is made on SQLite")
     client.post(INCIDENTS, json={"title": "Printer"}, headers=desk)
     with app.app_context(), app.extensions["itsm"].engine.begin() as connection:
         connection.execute(update(Record).values(title="Printer\x00jammed"))
