@@ -54,6 +54,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "user_by_email": ("itsm.core.auth", "user_by_email"),
     "agency_by_code": ("itsm.core.auth", "agency_by_code"),
     "create_user": ("itsm.core.auth", "create_user"),
+    "Identity": ("itsm.core.auth", "Identity"),
+    "SignInMethod": ("itsm.core.auth", "SignInMethod"),
+    "provision_user": ("itsm.core.auth", "provision_user"),
+    "deactivate_user": ("itsm.core.auth", "deactivate_user"),
     # -- notifications -------------------------------------------------------------------
     "EventMessage": ("itsm.core.notify", "EventMessage"),
     "Recipient": ("itsm.core.notify", "Recipient"),
@@ -142,10 +146,14 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
     from itsm.core.app import create_app  # noqa: F401
     from itsm.core.auth import (  # noqa: F401
         Actor,
+        Identity,
         Permission,
+        SignInMethod,
         agency_by_code,
         create_user,
+        deactivate_user,
         known_roles,
+        provision_user,
         user_by_email,
         visibility_scope,
     )
