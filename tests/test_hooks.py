@@ -627,3 +627,14 @@ def test_itsm_sign_in_methods_are_offered_on_the_sign_in_page(with_plugin):
                                           itsm_sign_in_methods=itsm_sign_in_methods))
     page = application.test_client().get("/login").get_data(as_text=True)
     assert 'href="/sso/agency/start"' in page and "Sign in with Agency ID" in page
+
+
+def test_itsm_sign_in_methods_that_fail_leave_the_password_form(with_plugin, caplog):
+    def itsm_sign_in_methods():
+        raise KeyError("issuer")
+
+    application = with_plugin(make_plugin("broken_idp",
+                                          itsm_sign_in_methods=itsm_sign_in_methods))
+    page = application.test_client().get("/login")
+    assert page.status_code == 200 and 'name="password"' in page.get_data(as_text=True)
+    assert "a sign-in method failed to list itself" in caplog.text

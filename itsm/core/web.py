@@ -129,5 +129,13 @@ def sign_in(db, email: str, password: str):
 
 
 def sign_in_methods() -> list:
-    """What the sign-in page offers besides the password form (``itsm_sign_in_methods``)."""
-    return [method for _plugin, method in _itsm().results("itsm_sign_in_methods")]
+    """What the sign-in page offers besides the password form (``itsm_sign_in_methods``).
+
+    A plugin that fails here is logged and its buttons left out: the password form
+    must stay, so that the local admins can always sign in (and fix the configuration).
+    """
+    try:
+        return [method for _plugin, method in _itsm().results("itsm_sign_in_methods")]
+    except Exception:
+        log.exception("a sign-in method failed to list itself; the password form stays")
+        return []
