@@ -98,6 +98,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "CoreRecordOut": ("itsm.core.schemas", "CoreRecordOut"),
     # -- navigation and pages ------------------------------------------------------------
     "NavItem": ("itsm.core.web", "NavItem"),
+    "start_web_session": ("itsm.core.web", "start_web_session"),
     "page_blueprint": ("itsm.core.pagekit", "page_blueprint"),
     "page_actor": ("itsm.core.pagekit", "page_actor"),
     "render_page": ("itsm.core.pagekit", "render_page"),
@@ -222,5 +223,5 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
     from itsm.core.sla import sweep as sweep_sla_clocks  # noqa: F401
     from itsm.core.sla_models import SlaClock  # noqa: F401
     from itsm.core.view_kit import unit_of_work, with_service  # noqa: F401
-    from itsm.core.web import NavItem  # noqa: F401
+    from itsm.core.web import NavItem, start_web_session  # noqa: F401
     from itsm.core.workflow import State, Transition, Workflow  # noqa: F401
