@@ -1,7 +1,8 @@
 """OpenID Connect with Authlib: discovery, the authorization request (PKCE, state,
 nonce), the code exchange and the ID token's verification, and the claims' mapping.
 
-Authlib verifies the token's signature with the provider's JWKS and its claims; the
+joserfc (Authlib's own JOSE library, which Authlib 1.7+ builds on) verifies the token's
+signature with the provider's JWKS and its claims; the
 flow's state lives in the signed session cookie between the two requests, so nothing is
 stored server-side and a replayed callback finds no state to match.
 """
@@ -14,14 +15,15 @@ from typing import Any
 
 import requests
 from authlib.common.security import generate_token
-from authlib.jose import JsonWebKey, JsonWebToken
-from authlib.jose.errors import JoseError
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 
 from itsm.plugin import Identity, ItsmError, ValidationError
 
 SOURCE = "oidc"
-_jwt = JsonWebToken(["RS256", "PS256", "ES256", "EdDSA"])  # never "none" or HMAC
+ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA"]  # never "none", nor HMAC with a public key
 
 
 class SignInRefused(ItsmError):
@@ -142,17 +144,19 @@ def verify_id_token(provider: Provider, document: dict[str, Any], id_token: str,
     only) and claims are checked: issuer, audience (this client), expiry and issue time
     within ``leeway_seconds`` of clock skew, and the flow's nonce. ``now`` (epoch
     seconds) stands in for the clock in tests."""
+    keys = _get_json(document["jwks_uri"], timeout)
+    registry = jwt.JWTClaimsRegistry(
+        now=now, leeway=provider.leeway_seconds,
+        iss={"essential": True, "value": provider.issuer},
+        aud={"essential": True, "value": provider.client_id},
+        exp={"essential": True},
+        nonce={"essential": True, "value": nonce})
     try:
-        keys = JsonWebKey.import_key_set(_get_json(document["jwks_uri"], timeout))
-        claims = _jwt.decode(id_token, keys, claims_options={
-            "iss": {"essential": True, "value": provider.issuer},
-            "aud": {"essential": True, "value": provider.client_id},
-            "exp": {"essential": True},
-            "nonce": {"essential": True, "value": nonce}})
-        claims.validate(now=now, leeway=provider.leeway_seconds)
+        token = jwt.decode(id_token, KeySet.import_key_set(keys), algorithms=ALGORITHMS)
+        registry.validate(token.claims)
     except (JoseError, ValueError) as exc:
         raise SignInRefused(f"the ID token is not valid: {exc}") from None
-    return dict(claims)
+    return dict(token.claims)
 
 
 def identity_for(provider: Provider, claims: dict[str, Any], roles: list[str]) -> Identity:
