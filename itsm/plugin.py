@@ -58,6 +58,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "user_by_email": ("itsm.core.auth", "user_by_email"),
     "agency_by_code": ("itsm.core.auth", "agency_by_code"),
     "create_user": ("itsm.core.auth", "create_user"),
+    "Identity": ("itsm.core.auth", "Identity"),
+    "SignInMethod": ("itsm.core.auth", "SignInMethod"),
+    "provision_user": ("itsm.core.auth", "provision_user"),
+    "deactivate_user": ("itsm.core.auth", "deactivate_user"),
     # -- notifications -------------------------------------------------------------------
     "EventMessage": ("itsm.core.notify", "EventMessage"),
     "Recipient": ("itsm.core.notify", "Recipient"),
@@ -99,6 +103,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "CoreRecordOut": ("itsm.core.schemas", "CoreRecordOut"),
     # -- navigation and pages ------------------------------------------------------------
     "NavItem": ("itsm.core.web", "NavItem"),
+    "start_web_session": ("itsm.core.web", "start_web_session"),
     "page_blueprint": ("itsm.core.pagekit", "page_blueprint"),
     "page_actor": ("itsm.core.pagekit", "page_actor"),
     "render_page": ("itsm.core.pagekit", "render_page"),
@@ -148,10 +153,14 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
     from itsm.core.approvals import ApprovalScope, scope_changes, scope_digest  # noqa: F401
     from itsm.core.auth import (  # noqa: F401
         Actor,
+        Identity,
         Permission,
+        SignInMethod,
         agency_by_code,
         create_user,
+        deactivate_user,
         known_roles,
+        provision_user,
         user_by_email,
         visibility_scope,
     )
@@ -225,5 +234,5 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
     from itsm.core.sla import sweep as sweep_sla_clocks  # noqa: F401
     from itsm.core.sla_models import SlaClock  # noqa: F401
     from itsm.core.view_kit import unit_of_work, with_service  # noqa: F401
-    from itsm.core.web import NavItem  # noqa: F401
+    from itsm.core.web import NavItem, start_web_session  # noqa: F401
     from itsm.core.workflow import State, Transition, Workflow  # noqa: F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,10 +13,10 @@ import pytest
 import sample_plugin
 from sqlalchemy import select, update
 
-from itsm.core import plugin_admin
+from itsm.core import auth, plugin_admin
 from itsm.core.app import create_app
 from itsm.core.attachments import LocalFolderStore
-from itsm.core.auth import Actor, Permission
+from itsm.core.auth import Actor, Identity, Permission, SignInMethod
 from itsm.core.errors import NotFound, ValidationError
 from itsm.core.hookspecs import hookimpl
 from itsm.core.models import Delivery, Event, Group, JournalEntry, Record, utcnow
@@ -486,3 +487,154 @@ def test_trace_plugins_sees_the_calls_made_to_each_plugin_on_its_own(with_plugin
                  "itsm_install_defaults", "itsm_migrations", "itsm_blueprints",
                  "itsm_record_actions"):
         assert f"{hook} [hook]" in traced, f"{hook} was not traced"
+
+
+# -- sign-in methods --------------------------------------------------------------------------
+
+_CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _sign_in_page(web, email: str, password: str):
+    token = _CSRF_INPUT.search(web.get("/login").get_data(as_text=True)).group(1)
+    return web.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+def _vault_plugin(**extra):
+    """A directory of one person, Dana, whose password is "vault words"."""
+    def itsm_authenticate(email, password):
+        if email.lower() != "dana@example.org" or password != "vault words":
+            return None
+        return Identity(email="Dana@Example.org", source="vault", name="Dana Scully",
+                        phone="+1 555 0100", directory_groups=("cn=network",), role="agent",
+                        groups=("Network",), managed_groups=("Network", "Desktop"),
+                        agency="DMV")
+
+    return make_plugin("vault", itsm_authenticate=itsm_authenticate, **extra)
+
+
+def _prepare_directory_targets(application) -> None:
+    from itsm.core.demo import ensure_agency
+
+    with application.app_context(), application.extensions["itsm"].Session() as session:
+        ensure_agency(session, "DMV", "Motor Vehicles")
+        for name in ("Network", "Desktop"):
+            session.add(Group(name=name))
+        session.commit()
+
+
+def _user(application, email):
+    from itsm.core.models import Agency, GroupMember, User
+
+    with application.app_context(), application.extensions["itsm"].Session() as session:
+        user = session.scalar(select(User).where(User.email == email))
+        groups = sorted(session.scalars(select(Group.name).join(
+            GroupMember, GroupMember.group_id == Group.id).where(GroupMember.user_id == user.id)))
+        agency = session.get(Agency, user.agency_id) if user.agency_id else None
+        return {"name": user.name, "phone": user.phone, "role": user.role,
+                "source": user.auth_source, "has_password": bool(user.password_hash),
+                "agency": agency.code if agency else None, "groups": groups,
+                "active": user.active}
+
+
+def test_itsm_authenticate_signs_a_directory_person_in_and_creates_them(with_plugin):
+    application = with_plugin(_vault_plugin())
+    _prepare_directory_targets(application)
+    web = application.test_client()
+    assert _sign_in_page(web, "dana@example.org", "wrong words").status_code == 401
+    assert _sign_in_page(web, "dana@example.org", "vault words").status_code == 302
+    assert web.get("/api/v1/me").json == {"email": "dana@example.org", "name": "Dana Scully",
+                                          "role": "agent", "agency": "DMV",
+                                          "groups": ["Network"]}
+    assert _user(application, "dana@example.org") == {
+        "name": "Dana Scully", "phone": "+1 555 0100", "role": "agent", "source": "vault",
+        "has_password": False, "agency": "DMV", "groups": ["Network"], "active": True}
+    # The API's token route takes the same directory password, and counts failures.
+    api = application.test_client()
+    refused = api.post("/api/v1/tokens", json={"name": "cli", "email": "dana@example.org",
+                                               "password": "nope"})
+    assert refused.status_code == 401
+    made = api.post("/api/v1/tokens", json={"name": "cli", "email": "dana@example.org",
+                                            "password": "vault words"})
+    assert made.status_code == 201, made.json
+    me = api.get("/api/v1/me", headers={"Authorization": f"Bearer {made.json['token']}"})
+    assert me.json["email"] == "dana@example.org"
+    missing = api.post("/api/v1/tokens", json={"name": "cli", "email": "dana@example.org"})
+    assert missing.status_code == 422 and "password" in missing.json["error"]["fields"]
+
+
+def test_itsm_authenticate_keeps_the_managed_groups_only(with_plugin):
+    application = with_plugin(_vault_plugin())
+    _prepare_directory_targets(application)
+    from itsm.core.models import GroupMember, User
+
+    with application.app_context(), application.extensions["itsm"].Session() as session:
+        user = auth.create_user(session, "dana@example.org", role="requester")
+        session.add(Group(name="CAB"))
+        session.flush()
+        for name in ("Desktop", "CAB"):  # Desktop is the directory's, CAB an admin's choice
+            group = session.scalar(select(Group).where(Group.name == name))
+            session.add(GroupMember(group_id=group.id, user_id=user.id))
+        session.commit()
+    assert _sign_in_page(application.test_client(), "dana@example.org",
+                         "vault words").status_code == 302
+    found = _user(application, "dana@example.org")
+    assert (found["groups"], found["role"]) == (["CAB", "Network"], "agent")
+    with application.app_context(), application.extensions["itsm"].Session() as session:
+        assert session.scalar(select(User.auth_source)
+                              .where(User.email == "dana@example.org")) == "vault"
+
+
+def test_itsm_authenticate_that_fails_never_locks_out_local_admins(with_plugin, caplog):
+    def itsm_authenticate(email, password):
+        raise ConnectionError("directory unreachable")
+
+    application = with_plugin(make_plugin("broken_directory",
+                                          itsm_authenticate=itsm_authenticate))
+    with application.app_context(), application.extensions["itsm"].Session() as session:
+        auth.create_user(session, "root@example.org", role="admin",
+                         password="correct horse battery")
+        session.commit()
+    web = application.test_client()
+    assert _sign_in_page(web, "root@example.org", "correct horse battery").status_code == 302
+    assert "a sign-in method failed" in caplog.text
+
+
+def test_itsm_authenticate_users_lose_local_passwords_when_turned_off(with_plugin,
+                                                                      itsm_config):
+    itsm_config["auth.local_passwords"] = False
+    application = with_plugin(_vault_plugin())
+    _prepare_directory_targets(application)
+    with application.app_context(), application.extensions["itsm"].Session() as session:
+        dana = auth.create_user(session, "dana@example.org", password="a local passphrase")
+        dana.auth_source = "vault"
+        auth.create_user(session, "root@example.org", role="admin",
+                         password="correct horse battery")
+        session.commit()
+    web = application.test_client()
+    assert _sign_in_page(web, "dana@example.org", "a local passphrase").status_code == 401
+    assert _sign_in_page(web, "dana@example.org", "vault words").status_code == 302
+    # A local user (the install's admin) keeps the local password.
+    assert _sign_in_page(application.test_client(), "root@example.org",
+                         "correct horse battery").status_code == 302
+
+
+def test_itsm_sign_in_methods_are_offered_on_the_sign_in_page(with_plugin):
+    def itsm_sign_in_methods():
+        return [SignInMethod(name="agency_idp", label="Sign in with Agency ID",
+                             url="/sso/agency/start")]
+
+    application = with_plugin(make_plugin("agency_idp",
+                                          itsm_sign_in_methods=itsm_sign_in_methods))
+    page = application.test_client().get("/login").get_data(as_text=True)
+    assert 'href="/sso/agency/start"' in page and "Sign in with Agency ID" in page
+
+
+def test_itsm_sign_in_methods_that_fail_leave_the_password_form(with_plugin, caplog):
+    def itsm_sign_in_methods():
+        raise KeyError("issuer")
+
+    application = with_plugin(make_plugin("broken_idp",
+                                          itsm_sign_in_methods=itsm_sign_in_methods))
+    page = application.test_client().get("/login")
+    assert page.status_code == 200 and 'name="password"' in page.get_data(as_text=True)
+    assert "a sign-in method failed to list itself" in caplog.text

@@ -144,6 +144,8 @@ def init_app(app: Flask) -> None:
         # call gets 401, never a validation message or a hint of what exists.
         if request.url_rule is None or request.endpoint in PUBLIC_ENDPOINTS:
             return
+        if request.endpoint in SIGN_IN_ENDPOINTS:
+            return  # checks a token, a session or an e-mail and password itself
         view = app.view_functions.get(request.endpoint)
         if request.blueprint != "api" and not hasattr(view, "itsm_openapi"):
             return  # not in the document: the plugin's own business
@@ -388,6 +390,9 @@ def document(*, summary: str, body: type | None = None, response: type | str | N
 
 
 PUBLIC_ENDPOINTS = {"api.index", "api.openapi"}  # documented with "security": []
+# A token from an e-mail address and password: the view asks for a token or a session
+# unless the body carries them, before it reads anything else of the body.
+SIGN_IN_ENDPOINTS = {"api.create_token"}
 
 
 def record_route(view: Callable) -> Callable:
@@ -711,15 +716,35 @@ def list_tokens():
 def create_token():
     from itsm.core.auth import create_token as make
     from itsm.core.schemas import TokenIn
+    from itsm.core.web import sign_in
 
-    actor = current_actor()
-    if actor.id is None:
+    actor = current_actor(required=False)  # a cookie call still needs its CSRF token
+    try:
+        body = json_body()
+    except ItsmError:
+        if actor is None:  # nothing of the body is answered before the caller is known
+            raise Unauthorized(
+                "authentication required: send Authorization: Bearer <token>") from None
+        raise
+    password_given = isinstance(body, dict) and ("email" in body or "password" in body)
+    if actor is None and not password_given:
+        raise Unauthorized("authentication required: send Authorization: Bearer <token> "
+                           "or an e-mail address and password")
+    data = TokenIn().load(body)
+    if actor is not None and password_given:
+        raise ValidationError("send either a token (or a session) or an e-mail address and "
+                              "password, not both", fields={"password": ["not with a token"]})
+    if actor is not None and actor.id is None:
         raise Unauthorized("the system actor has no tokens")
-    data = TokenIn().load(json_body())
+    if actor is None and not (data.get("email") and data.get("password")):
+        raise ValidationError("send the e-mail address and the password", fields={
+            key: ["missing"] for key in ("email", "password") if not data.get(key)})
     itsm = _itsm()
     with itsm.Session() as db:
+        user = db.get(User, actor.id) if actor is not None else \
+            sign_in(db, data["email"], data["password"])
         # Never longer than auth.token_max_days, nor than the token making this one.
-        token, secret = make(db, db.get(User, actor.id), name=data["name"],
+        token, secret = make(db, user, name=data["name"],
                              days=data.get("days", itsm.settings["auth.token_days"]),
                              max_days=itsm.settings["auth.token_max_days"],
                              not_after=request.environ.get(_CREDENTIAL_EXPIRY))

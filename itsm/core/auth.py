@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -299,11 +300,132 @@ def revoke_token(session: Session, token_id: int, owner: User | None = None) -> 
     return token
 
 
-def authenticate(session: Session, email: str, password: str) -> User | None:
+def authenticate(session: Session, email: str, password: str, *,
+                 local_passwords: bool = True) -> User | None:
+    """The active user of ``email`` when ``password`` is their local password, else None.
+
+    With ``local_passwords`` False (``auth.local_passwords = false``) a user made by a
+    sign-in method (``auth_source`` set) has no local password: they sign in only there.
+    """
     user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
     if user is None or not user.active or not check_password(user.password_hash, password):
         return None
+    if user.auth_source and not local_passwords:
+        return None
     return user
+
+
+# -- identities from sign-in methods (directories, identity providers) ----------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a sign-in method (``itsm_authenticate``) vouches for, and what its rules make
+    of them in itsm.
+
+    :param email: the verified e-mail address (the user's key in itsm).
+    :param source: the method's name (``ldap``), kept as the user's ``auth_source``.
+    :param name: display name; :param phone: telephone number ("" leaves them as they are).
+    :param directory_groups: the groups the directory names (for diagnosis and rules).
+    :param role: the itsm role its rules give, or None to keep the user's (``requester``
+        for a new user).
+    :param groups: the itsm resolver groups the user belongs to by its rules ...
+    :param managed_groups: ... among these groups, which its rules manage: the user is
+        added to ``groups`` and removed from the others of ``managed_groups``; membership
+        of any other group (given by an admin) stays.
+    :param agency: the agency code its rules give; "" takes the user out of any agency,
+        None leaves it as it is.
+    """
+
+    email: str
+    source: str
+    name: str = ""
+    phone: str = ""
+    directory_groups: tuple[str, ...] = ()
+    role: str | None = None
+    groups: tuple[str, ...] = ()
+    managed_groups: tuple[str, ...] = ()
+    agency: str | None = None
+
+
+@dataclass(frozen=True)
+class SignInMethod:
+    """A sign-in method the sign-in page offers besides the password form (a redirect to
+    an identity provider): ``label`` on the button, ``url`` it leads to."""
+
+    name: str
+    label: str
+    url: str
+
+
+def provision_user(session: Session, identity: Identity) -> User:
+    """Create the user ``identity`` names on first sign-in, or bring them up to date:
+    e-mail, name, phone, role, agency and the resolver groups the method manages.
+
+    A new user has no local password. Unknown groups and agencies of the method's rules
+    raise a ValidationError naming them (a configuration to fix, not a user to refuse
+    silently). A user this method deactivated (a sync: they had left) is active again,
+    as the method vouches for them now; a local user it takes over keeps its state.
+    Caller commits.
+    """
+    email = identity.email.strip().lower()
+    user = session.scalar(select(User).where(User.email == email))
+    if user is None:
+        user = create_user(session, email, name=identity.name,
+                           role=identity.role or "requester",
+                           roles=[identity.role] if identity.role else None)
+    else:
+        if identity.role:
+            user.role = identity.role
+        if not user.active and user.auth_source == identity.source:
+            user.active = True
+    user.auth_source = identity.source
+    if identity.name:
+        user.name = identity.name[:200]
+    if identity.phone:
+        user.phone = identity.phone[:50]
+    if identity.agency is not None:
+        user.agency_id = agency_by_code(session, identity.agency).id if identity.agency \
+            else None
+    _set_managed_groups(session, user, identity)
+    session.flush()
+    return user
+
+
+def _set_managed_groups(session: Session, user: User, identity: Identity) -> None:
+    from itsm.core.models import Group
+
+    names = set(identity.managed_groups) | set(identity.groups)
+    if not names:
+        return
+    found = {g.name: g.id for g in session.scalars(select(Group).where(Group.name.in_(names)))}
+    missing = sorted(set(identity.groups) - set(found))
+    if missing:
+        raise ValidationError(f"the {identity.source} rules name groups that do not exist: "
+                              f"{', '.join(missing)}", fields={"groups": ["unknown group"]})
+    wanted = {found[n] for n in identity.groups}
+    managed = {found[n] for n in names if n in found}
+    have = set(session.scalars(select(GroupMember.group_id)
+                               .where(GroupMember.user_id == user.id)))
+    for group_id in wanted - have:
+        session.add(GroupMember(group_id=group_id, user_id=user.id))
+    gone = (managed - wanted) & have
+    if gone:
+        session.execute(delete(GroupMember).where(GroupMember.user_id == user.id,
+                                                  GroupMember.group_id.in_(gone)))
+
+
+def deactivate_user(session: Session, user: User) -> bool:
+    """Take a user's access away: inactive, every API token revoked, every web session
+    ended. Returns whether the user was active. Caller commits."""
+    was_active = user.active
+    user.active = False
+    session.execute(update(ApiToken)
+                    .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                    .values(revoked_at=utcnow())
+                    .execution_options(synchronize_session=False))
+    end_sessions(session, user.id)
+    return was_active
 
 
 # Failed sign-ins allowed per e-mail and per client address within the window.
@@ -332,9 +454,17 @@ def _attempt_keys(email: str, remote_addr: str) -> tuple[str, str]:
     return (email or "").strip().lower()[:254], (remote_addr or "")[:64]
 
 
-def sign_in(session: Session, email: str, password: str, remote_addr: str) -> User:
-    """Check a sign-in against the password and the limits per e-mail and per client
-    address; raise TooManyAttempts or Unauthorized.
+def sign_in(session: Session, email: str, password: str, remote_addr: str, *,
+            authenticate_with: Callable[..., Identity | None] | None = None,
+            local_passwords: bool = True) -> User:
+    """Check a sign-in against the sign-in methods, else the local password, and the
+    limits per e-mail and per client address; raise TooManyAttempts or Unauthorized.
+
+    ``authenticate_with(session=, email=, password=, client=)`` asks the sign-in methods
+    (the ``itsm_authenticate`` hook): an :class:`Identity` signs the user in (made or
+    brought up to date by :func:`provision_user`); None falls back to the local password
+    (see :func:`authenticate` for ``local_passwords``). An inactive user is refused
+    either way.
 
     The attempt is counted before its password is checked: its row is committed first,
     then the rows of the window are counted, this one included. Of any number of
@@ -355,7 +485,14 @@ def sign_in(session: Session, email: str, password: str, remote_addr: str) -> Us
         session.execute(mine)
         session.commit()
         raise TooManyAttempts("too many failed sign-ins; wait 15 minutes and try again")
-    user = authenticate(session, email, password)
+    user = None
+    identity = authenticate_with(session=session, email=email, password=password,
+                                 client=addr_key) if authenticate_with else None
+    if identity is not None:
+        user = provision_user(session, identity)
+        user = user if user.active else None
+    else:
+        user = authenticate(session, email, password, local_passwords=local_passwords)
     if user is None:
         session.rollback()
         raise Unauthorized("wrong e-mail or password")

@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     "auth.token_max_days": 365,  # no token lives longer, whatever was asked
     "auth.session_idle_minutes": 480,  # a web session ends after this long unused
     "auth.session_max_hours": 24 * 7,  # and this long after its sign-in, used or not
+    # Off: users made by a sign-in method (a directory) sign in only through it, never
+    # with a local password; local users (the admins of the install) keep theirs.
+    "auth.local_passwords": True,
     "plugins.refresh_seconds": 5.0,
     "plugins.strict": False,
     # Built-in plugins enabled on a fresh install: "*" for all, or a list of names

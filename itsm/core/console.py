@@ -78,7 +78,8 @@ from itsm.core.pagekit import page_blueprint as page_blueprint  # import these f
 from itsm.core.pagekit import render_page as render_page
 from itsm.core.query import FILTER_ARGS, parse_args
 from itsm.core.records import RecordService, RecordType
-from itsm.core.web import NavItem, end_web_session, start_web_session
+from itsm.core.web import NavItem, end_web_session, sign_in_methods, start_web_session
+from itsm.core.web import sign_in as check_sign_in
 
 log = logging.getLogger("itsm.console")
 
@@ -112,22 +113,28 @@ def login():
     if request.method == "GET":
         if signed_in_actor() is not None:
             return redirect(next_url or url_for("console.home"))
-        return _render("console/login.html", next=next_url, email="")
+        return _render("console/login.html", next=next_url, email="",
+                       methods=sign_in_methods())
     email = request.form.get("email", "").strip()
     password = request.form.get("password", "")
     if not email or not password:
         return _render("console/login.html", 400, next=next_url, email=email,
+                       methods=sign_in_methods(),
                        error="Enter your e-mail address and your password.")
     itsm = _itsm()
     with itsm.Session() as db:
         try:
-            user = auth.sign_in(db, email, password, request.remote_addr or "")
+            user = check_sign_in(db, email, password)
         except auth.TooManyAttempts as exc:
             return _render("console/login.html", 429, next=next_url, email=email,
-                           error=sentence(exc.message) + ".")
+                           methods=sign_in_methods(), error=sentence(exc.message) + ".")
         except Unauthorized:  # the failure stays counted towards the limit
             return _render("console/login.html", 401, next=next_url, email=email,
+                           methods=sign_in_methods(),
                            error="Wrong e-mail address or password.")
+        except ValidationError as exc:  # a sign-in method's rules name what is missing
+            return _render("console/login.html", 422, next=next_url, email=email,
+                           methods=sign_in_methods(), error=sentence(exc.message) + ".")
         start_web_session(db, user)
         db.commit()
     return redirect(next_url or url_for("console.home"))

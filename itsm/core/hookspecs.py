@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from itsm.core.attachments import AttachmentStore
-    from itsm.core.auth import Actor, Permission
+    from itsm.core.auth import Actor, Identity, Permission, SignInMethod
     from itsm.core.config import Settings
     from itsm.core.demo import DemoContext
     from itsm.core.migrate import Migrations
@@ -418,6 +418,53 @@ def itsm_permission_check(
     :return: True to allow, False to deny, None to let the next implementation decide.
         First result wins; the core's ``trylast`` default applies the declared roles and
         keeps requesters inside their own agency.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Sign-in: directories and identity providers
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def itsm_authenticate(session: Session, email: str, password: str,
+                      client: str) -> Identity | None:
+    """Check a sign-in's e-mail address and password against a directory (LDAP, Active
+    Directory, a vendor's SAML bridge ...).
+
+    Called by the console's sign-in page and ``POST /api/v1/tokens`` (with ``email`` and
+    ``password``) for every attempt that the sign-in limit lets through, before the local
+    password is looked at. Attempts this hook refuses are counted by the limit like
+    wrong local passwords.
+
+    :param session: the sign-in's database session (read only; the core writes the user).
+    :param email: the e-mail address as typed (not yet verified).
+    :param password: the password as typed.
+    :param client: the client's address, for the method's own logs.
+
+    :return: an :class:`itsm.core.auth.Identity` when the method vouches for the person:
+        the core creates the user on first sign-in and updates e-mail, name, phone, role,
+        agency and resolver groups from it at every sign-in. None when the method does
+        not know the person or the password is wrong: the next implementation decides,
+        and after all of them the local password (unless ``auth.local_passwords`` is off
+        for a user made by a method). First result wins.
+
+    Catch your own network errors and return None (log them): an unreachable directory
+    must never lock out the install's local admins. An exception is logged by the core
+    and counted as None.
+    """
+
+
+@hookspec
+def itsm_sign_in_methods() -> list[SignInMethod] | None:
+    """List the sign-in methods the sign-in page offers besides the e-mail and password
+    form: redirect-based ones (OpenID Connect, SAML), one button each.
+
+    Called each time the sign-in page is shown.
+
+    :return: a list of :class:`itsm.core.auth.SignInMethod` (name, button label, URL of
+        the method's own start page). All results are used, in plugin order; a
+        password-based method (``itsm_authenticate``) needs none.
     """
 
 

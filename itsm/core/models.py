@@ -239,6 +239,10 @@ class User(Base):
     agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    phone: Mapped[str] = mapped_column(String(50), default="")
+    # The sign-in method that made and keeps this user (``ldap``), None for a local user:
+    # with ``auth.local_passwords`` off such a user signs in only through it.
+    auth_source: Mapped[str | None] = mapped_column(String(50))
 
 
 class WebSession(Base):

@@ -204,6 +204,11 @@ class TokenIn(InputSchema):
         "description": "lifetime in days (default auth.token_days; 0: as long as allowed); "
                        "never more than auth.token_max_days, nor than the token that "
                        "creates this one"})
+    # Without a token or a session: the first token of a person, from their e-mail and
+    # password (a directory's, through the sign-in methods, or the local one).
+    email = fields.String(load_only=True, validate=validate.Length(max=254), metadata={
+        "description": "with password, instead of a token: sign in and get a token"})
+    password = fields.String(load_only=True, validate=validate.Length(max=1024))
 
 
 class TokenOut(Schema):

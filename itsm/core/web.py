@@ -12,6 +12,7 @@ carry it in ``<meta name="csrf-token">`` for script).
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,9 +20,11 @@ from datetime import timedelta
 from flask import request, session
 
 from itsm.core import auth
-from itsm.core.auth import Actor
+from itsm.core.auth import Actor, Identity
 from itsm.core.context import current_itsm
 from itsm.core.models import User
+
+log = logging.getLogger("itsm.web")
 
 SESSION_KEY = "sid"
 CSRF_KEY = "csrf"
@@ -104,3 +107,35 @@ def csrf_matches(sent: str | None) -> bool:
     expected = session.get(CSRF_KEY, "")
     return bool(expected) and hmac.compare_digest(str(sent or "").encode(),
                                                   str(expected).encode())
+
+
+def sign_in(db, email: str, password: str):
+    """Check a sign-in from a browser or an API client: the sign-in methods of the
+    enabled plugins (``itsm_authenticate``), then the local password, under the sign-in
+    limit (see :func:`itsm.core.auth.sign_in`). Returns the user; raises TooManyAttempts
+    or Unauthorized."""
+    itsm = _itsm()
+
+    def ask_methods(**kwargs) -> Identity | None:
+        try:
+            return itsm.hook.itsm_authenticate(**kwargs)
+        except Exception:  # a method's bug or outage never locks out the local admins
+            log.exception("a sign-in method failed; the local password decides")
+            return None
+
+    return auth.sign_in(db, email, password, request.remote_addr or "",
+                        authenticate_with=ask_methods,
+                        local_passwords=bool(itsm.settings["auth.local_passwords"]))
+
+
+def sign_in_methods() -> list:
+    """What the sign-in page offers besides the password form (``itsm_sign_in_methods``).
+
+    A plugin that fails here is logged and its buttons left out: the password form
+    must stay, so that the local admins can always sign in (and fix the configuration).
+    """
+    try:
+        return [method for _plugin, method in _itsm().results("itsm_sign_in_methods")]
+    except Exception:
+        log.exception("a sign-in method failed to list itself; the password form stays")
+        return []
