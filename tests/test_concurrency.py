@@ -9,13 +9,11 @@ Runs when a PostgreSQL URL is given (ITSM_TEST_DATABASE_URL or ITSM_TEST_POSTGRE
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-import urllib.error
-import urllib.request
 
 import pytest
+from live_http import call
 
 from itsm.core import sla
 from itsm.testing import TEST_DATABASE_ENV
@@ -46,20 +44,6 @@ def itsm_config(itsm_config):
 @pytest.fixture
 def itsm_plugins():
     return []
-
-
-def call(method: str, url: str, headers: dict, body: dict | None = None,
-         etag: str | None = None) -> tuple[int, dict, str | None]:
-    sent = {"Content-Type": "application/json", **headers}
-    if etag:
-        sent["If-Match"] = etag
-    request = urllib.request.Request(url, method=method, headers=sent,
-                                     data=None if body is None else json.dumps(body).encode())
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read()), response.headers.get("ETag")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}"), None
 
 
 def test_eight_writers_on_the_same_incidents_lose_no_update(live_server, app, make_token):

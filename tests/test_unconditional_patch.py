@@ -8,13 +8,11 @@ when ITSM_TEST_POSTGRES_URL is set.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-import urllib.error
-import urllib.request
 
 import pytest
+from live_http import call
 
 INCIDENTS = "/api/v1/incidents"
 # One field each: eight writers that never write the same field.
@@ -45,20 +43,6 @@ def itsm_config(request, itsm_config):
             pytest.skip("needs a PostgreSQL server: set ITSM_TEST_POSTGRES_URL")
         config["database.url"] = postgres_url()
     return config
-
-
-def call(method: str, url: str, headers: dict, body: dict | None = None,
-         etag: str | None = None) -> tuple[int, dict, str | None]:
-    sent = {"Content-Type": "application/json", **headers}
-    if etag:
-        sent["If-Match"] = etag
-    request = urllib.request.Request(url, method=method, headers=sent,
-                                     data=None if body is None else json.dumps(body).encode())
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read()), response.headers.get("ETag")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}"), None
 
 
 def run(threads: list[threading.Thread]) -> None:
