@@ -116,9 +116,6 @@ def json_depth(text: str | bytes) -> int:
     (so a hostile document costs a regular-expression scan, not a recursion)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    opened = text.count("[") + text.count("{")
-    if opened <= 1:  # no scan needed: it cannot nest deeper than it opens
-        return opened
     depth = deepest = 0
     for match in _JSON_TOKEN.finditer(text):
         token = match.group()
