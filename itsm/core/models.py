@@ -243,6 +243,8 @@ class User(Base):
     # The sign-in method that made and keeps this user (``ldap``), None for a local user:
     # with ``auth.local_passwords`` off such a user signs in only through it.
     auth_source: Mapped[str | None] = mapped_column(String(50))
+    # IANA zone the pages show this person's times in; empty: the install's zone.
+    time_zone: Mapped[str] = mapped_column(String(64), default="")
 
 
 class WebSession(Base):
@@ -320,6 +322,9 @@ class Record(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None]
+    # When the requester last replied while the assignee had not looked since ("updated by
+    # customer" in the queue); cleared when the assignee opens the record.
+    customer_reply_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {
@@ -336,6 +341,7 @@ class Record(Base):
         Index("ix_record_updated_at", "updated_at", "id"),
         Index("ix_record_created_at", "created_at", "id"),
         Index("ix_record_requester", "requester_id"),
+        Index("ix_record_customer_reply", "customer_reply_at", "id"),
     )
 
 
