@@ -148,3 +148,86 @@ def test_a_failing_itsm_admin_pages_leaves_out_only_that_plugins_pages(with_plug
     sign_in(client, "root@example.org")
     home = client.get("/admin/")
     assert home.status_code == 200 and "Audit" in home.text
+
+
+def _audit(itsm) -> list[tuple[str, str]]:
+    with itsm.Session() as session:
+        return [(a.action, a.target) for a in session.scalars(select(AdminAudit)
+                                                              .order_by(AdminAudit.id))]
+
+
+def test_an_admin_manages_users_in_the_browser(client, people, itsm):
+    sign_in(client, "admin@example.org")
+    post(client, "/admin/agencies", {"code": "dot", "name": "Transportation"})
+    post(client, "/admin/groups", {"name": "Network"})
+    bad = post(client, "/admin/users/new", {"name": "Nora Net", "email": "not-an-address",
+                                            "role": "agent", "groups": ["Network"]})
+    assert bad.status_code == 422
+    assert 'value="Nora Net"' in bad.text and "Not an e-mail address" in bad.text
+    assert 'value="Network" selected' in bad.text  # what was chosen stays chosen
+    unknown_role = post(client, "/admin/users/new", {"email": "x@example.org", "role": "boss"})
+    assert unknown_role.status_code == 422 and "Unknown role" in unknown_role.text
+    made = post(client, "/admin/users/new", {"name": "Nora Net", "email": "Nora@Example.org",
+                                             "role": "agent", "agency": "DOT",
+                                             "groups": ["Network"]})
+    assert made.status_code == 302
+    page = client.get(made.headers["Location"])
+    assert "Nora Net" in page.text and "Transportation" in page.text
+    user_id = int(made.headers["Location"].rsplit("/", 1)[1])
+    listing = client.get("/admin/users?group=Network&role=agent&active=yes&q=nora")
+    assert "nora@example.org" in listing.text and "agent@example.org" not in listing.text
+    assert "nora@example.org" not in client.get("/admin/users?active=no").text
+    assert post(client, f"/admin/users/{user_id}/role", {"role": "admin"}).status_code == 302
+    unconfirmed = post(client, f"/admin/users/{user_id}/active", {"active": "no"})
+    assert unconfirmed.status_code == 422 and "Not confirmed" in unconfirmed.text
+    assert post(client, f"/admin/users/{user_id}/active",
+                {"active": "no", "confirm": "y"}).status_code == 302
+    assert "Deactivated" in client.get(f"/admin/users/{user_id}").text
+    assert "nora@example.org" in client.get("/admin/users?active=no").text
+    assert post(client, f"/admin/users/{user_id}/active", {"active": "yes"}).status_code == 302
+    assert post(client, f"/admin/users/{user_id}/tokens", {"confirm": "y"}).status_code == 302
+    assert post(client, f"/admin/users/{user_id}/edit",
+                {"name": "Nora N.", "agency": "", "groups": []}).status_code == 302
+    assert client.get("/admin/users/999999").status_code == 404
+    actions = [a for a, _ in _audit(itsm)]
+    assert actions == ["agency.create", "group.create", "user.create", "user.role",
+                       "user.deactivate", "user.reactivate", "user.revoke_tokens",
+                       "user.update"]
+    audit = client.get("/admin/audit").text
+    assert "user nora@example.org" in audit
+
+
+def test_an_admin_manages_agencies_and_groups(client, people, itsm):
+    sign_in(client, "admin@example.org")
+    bad = post(client, "/admin/agencies", {"code": "no spaces!", "name": "", "contacts": "Al"})
+    assert bad.status_code == 422 and ">Al</textarea>" in bad.text
+    assert post(client, "/admin/agencies", {"code": "DOH", "name": "Health",
+                                            "contacts": "Desk 555-0100"}).status_code == 302
+    assert post(client, "/admin/agencies", {"code": "DOH", "name": "Again"}).status_code == 422
+    assert post(client, "/admin/agencies/DOH", {"name": "Health Dept",
+                                                "contacts": ""}).status_code == 302
+    listing = client.get("/admin/agencies").text
+    assert "Health Dept" in listing and "Inactive" in listing
+    assert client.get("/admin/agencies/NOPE").status_code == 404
+    made = post(client, "/admin/groups", {"name": "Desktop", "email": "desk@example.org",
+                                          "manager": "agent@example.org"})
+    assert made.status_code == 302
+    group_url = made.headers["Location"]
+    bad_mail = post(client, "/admin/groups", {"name": "Other", "email": "nope"})
+    assert bad_mail.status_code == 422 and 'value="Other"' in bad_mail.text
+    assert post(client, group_url + "/members",
+                {"email": "agent@example.org"}).status_code == 302
+    assert post(client, group_url + "/members", {"email": ""}).status_code == 422
+    assert post(client, group_url + "/members",
+                {"email": "ghost@example.org"}).status_code == 422
+    page = client.get(group_url).text
+    assert "agent@example.org" in page and "Members (1)" in page
+    assert post(client, group_url + "/members/remove",
+                {"email": "agent@example.org"}).status_code == 302
+    assert "Members (0)" in client.get(group_url).text
+    assert post(client, group_url + "/edit", {"name": "Desktop support", "manager": ""}
+                ).status_code == 302
+    assert "Desktop support" in client.get("/admin/groups").text
+    assert [a for a, _ in _audit(itsm)] == [
+        "agency.create", "agency.update", "group.create", "group.add_member",
+        "group.remove_member", "group.update"]

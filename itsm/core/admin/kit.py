@@ -55,6 +55,14 @@ class AdminPage:
 # The core's own pages, listed before the plugins' (see itsm.core.admin.views).
 CORE_PAGES: tuple[AdminPage, ...] = (
     AdminPage("Overview", "admin.home", "Install", description="the install's health"),
+    AdminPage("Plugins", "admin.plugins", "Install", "admin.plugins",
+              "every installed plugin: enable, disable, uninstall"),
+    AdminPage("Users", "admin.users", "People", "admin.users",
+              "accounts, roles, agencies, groups, tokens and password resets"),
+    AdminPage("Agencies", "admin.agencies", "People", "admin.groups",
+              "the customer agencies and their contacts"),
+    AdminPage("Groups", "admin.groups", "People", "admin.groups",
+              "resolver groups, their mailbox, manager and members"),
     AdminPage("Audit", "admin.audit", "Install",
               description="who changed what in the administration, with before and after"),
 )

@@ -63,3 +63,7 @@ def _audit_args() -> dict[str, Any]:
     except inputs.InputError:
         before = None  # a mangled paging link: the first page
     return {"action": action, "before": before if before and before > 0 else None}
+
+
+# The other core admin pages add their views to bp (imported for that alone).
+from itsm.core.admin import people_views  # noqa: E402, F401
