@@ -226,7 +226,7 @@ def _gated(values: MultiDict) -> ImmutableMultiDict:
 def _web(app: Flask, itsm: Itsm) -> None:
     """The routes, request hooks and error handlers: the API's, the console's, then every
     plugin's. Registered when the application is first used (see :class:`ItsmApp`)."""
-    from itsm.core import api, console, groups_api, ops
+    from itsm.core import api, console, groups_api, ops, password_reset
     from itsm.core.admin import views as admin_views
 
     ops.init_app(app)  # first: its timer starts before any other request hook runs
@@ -252,4 +252,5 @@ def _web(app: Flask, itsm: Itsm) -> None:
     # records/<type>/*.html beside them (see itsm.core.console).
     app.register_blueprint(console.bp)
     app.register_blueprint(admin_views.bp)
+    app.register_blueprint(password_reset.bp)
     _plugin_blueprints(app, itsm)
