@@ -32,7 +32,10 @@ def _admin_context() -> dict[str, Any]:
 @bp.route("/")
 @admin_view()
 def home():
-    return render_page("admin/home.html", sections=kit.sidebar(page_actor()))
+    from itsm.core.admin.install_views import health_context
+
+    return render_page("admin/home.html", sections=kit.sidebar(page_actor()),
+                       **health_context())
 
 
 @bp.route("/audit")
@@ -66,4 +69,4 @@ def _audit_args() -> dict[str, Any]:
 
 
 # The other core admin pages add their views to bp (imported for that alone).
-from itsm.core.admin import people_views  # noqa: E402, F401
+from itsm.core.admin import install_views, people_views  # noqa: E402, F401
