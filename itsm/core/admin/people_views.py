@@ -15,8 +15,8 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from itsm.core import people
+from itsm.core.admin.blueprint import bp
 from itsm.core.admin.kit import admin_view
-from itsm.core.admin.views import bp
 from itsm.core.context import current_itsm
 from itsm.core.errors import ItsmError, ValidationError
 from itsm.core.models import Agency, Group, User
