@@ -114,7 +114,8 @@ def _preflight(name: str, action: str) -> dict[str, Any]:
     return out
 
 
-@bp.route("/plugins/<name>/<any(enable, disable):action>", methods=["GET", "POST"])
+@bp.route("/plugins/<name>/enable", methods=["GET", "POST"], defaults={"action": "enable"})
+@bp.route("/plugins/<name>/disable", methods=["GET", "POST"], defaults={"action": "disable"})
 @admin_view(PLUGINS)
 def plugin_toggle(name: str, action: str):
     row = _plugin(name)
