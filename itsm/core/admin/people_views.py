@@ -319,16 +319,19 @@ def user_reset(user_id: int):
     from itsm.core.password_reset import request_reset
 
     itsm = current_itsm()
-    with _unit() as service:
-        found = people.user(service, user_id)
-        service.require(people.USERS)
-        event = request_reset(service.session, found.email, request.remote_addr or "",
-                              base_url=request.url_root, limited=False)
-        if event is None:
-            raise ValidationError(f"{found.email} cannot get a reset link (deactivated, or "
-                                  "signs in through a directory only)")
-        record_admin_audit(service.session, service.actor, "user.password_reset",
-                           f"user {found.email}", None, {"mailed": found.email})
+    try:
+        with _unit() as service:
+            found = people.user(service, user_id)
+            service.require(people.USERS)
+            event = request_reset(service.session, found.email, request.remote_addr or "",
+                                  base_url=request.url_root, limited=False)
+            if event is None:
+                raise ValidationError(f"{found.email} cannot get a reset link: deactivated, "
+                                      "or signs in through a directory only")
+            record_admin_audit(service.session, service.actor, "user.password_reset",
+                               f"user {found.email}", None, {"mailed": found.email})
+    except ValidationError as exc:
+        return _user_page(user_id, {"reset": refused(exc)}, 422)
     itsm.outbox.committed([event])
     flash(f"A password-reset link is on its way to {found.email}.", "success")
     return redirect(url_for("admin.user_detail", user_id=user_id))
