@@ -33,7 +33,20 @@ def itsm_permissions() -> list[Permission]:
     return [
         Permission("admin.users", "manage users, roles and tokens", ("admin",)),
         Permission("admin.plugins", "enable and disable plugins", ("admin",)),
+        Permission("admin.groups", "manage agencies, groups and their members", ("admin",)),
+        Permission("groups.read", "read resolver groups and their members",
+                   ("admin", "agent")),
     ]
+
+
+@hookimpl
+def itsm_notification_recipients(event):
+    """A password-reset link goes to the address it was asked for, by e-mail only."""
+    from itsm.core.notify import Recipient
+    from itsm.core.password_reset import EVENT
+
+    to = event.payload.get("to") if event.name == EVENT else None
+    return [Recipient("email", str(to))] if to else None
 
 
 @hookimpl(trylast=True)
