@@ -18,7 +18,6 @@ from itsm.core.calendars import (
     Calendar,
     builtin_calendars,
     calendar_named,
-    load_calendars,
 )
 from itsm.core.models import JournalEntry, Record, utcnow, write_now
 from itsm.core.sla.policy import (
@@ -260,9 +259,11 @@ def replay_record(itsm: Itsm, session: Session, record: Record, workflow: Workfl
         entries = list(session.scalars(select(JournalEntry).where(
             JournalEntry.record_id == record.id, JournalEntry.kind.in_(CLOCK_KINDS))
             .order_by(JournalEntry.id)))
+    from itsm.core.service_levels import calendars_for
+
     settings = itsm.settings
     return replay(entries, workflow, targets_for(itsm, record, session),
-                  load_calendars(settings),
+                  calendars_for(itsm, session),
                   now, metrics=metrics_of(settings), met_once=met_once_of(settings))
 
 

@@ -9,10 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from itsm.core.calendars import (
-    Calendar,
-    load_calendars,
-)
+from itsm.core.calendars import Calendar
 from itsm.core.context import current_itsm
 from itsm.core.models import Record, utcnow
 from itsm.core.sla.sweep import _iso, elapsed_at
@@ -28,7 +25,9 @@ def clocks_for(session: Session, record: Record, *, now: datetime | None = None,
     """
     now = now or utcnow()
     if calendars is None:
-        calendars = load_calendars(current_itsm().settings)
+        from itsm.core.service_levels import calendars_for
+
+        calendars = calendars_for(current_itsm(), session)
     out = []
     for clock in session.scalars(select(SlaClock).where(SlaClock.record_id == record.id)
                                  .order_by(SlaClock.id)):
