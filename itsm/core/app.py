@@ -227,6 +227,7 @@ def _web(app: Flask, itsm: Itsm) -> None:
     """The routes, request hooks and error handlers: the API's, the console's, then every
     plugin's. Registered when the application is first used (see :class:`ItsmApp`)."""
     from itsm.core import api, console, ops
+    from itsm.core.admin import views as admin_views
 
     ops.init_app(app)  # first: its timer starts before any other request hook runs
     api.init_app(app)
@@ -249,4 +250,5 @@ def _web(app: Flask, itsm: Itsm) -> None:
     # Before the plugins' blueprints: the generic templates come first, a plugin adds
     # records/<type>/*.html beside them (see itsm.core.console).
     app.register_blueprint(console.bp)
+    app.register_blueprint(admin_views.bp)
     _plugin_blueprints(app, itsm)
