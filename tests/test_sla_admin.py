@@ -4,6 +4,8 @@ A change applies to records created after it; older clocks keep what they starte
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -190,3 +192,122 @@ def test_cli_bad_input_is_one_line_and_fails(runner, args):
     result = runner.invoke(args)
     assert result.exit_code != 0
     assert "Traceback" not in result.output
+
+
+# -- the admin pages ---------------------------------------------------------------------------
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def admin_client(client, make_token):
+    make_token("boss@example.org", role="admin", password=PASSWORD)
+    make_token("desk@example.org", role="agent", password=PASSWORD)
+    sign_in(client, "boss@example.org")
+    return client
+
+
+def sign_in(client, email: str) -> None:
+    page = client.get("/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post("/login", data={"email": email, "password": PASSWORD,
+                                           "csrf_token": token})
+    assert response.status_code == 302, response.text
+
+
+def post(client, path: str, data: dict | None = None):
+    with client.session_transaction() as state:
+        token = state["csrf"]
+    return client.post(path, data={**(data or {}), "csrf_token": token})
+
+
+CALENDAR = {"name": "maine", "timezone": "America/New_York", "holidays": "",
+            **WEEKDAY_HOURS, "sat": "", "sun": ""}
+
+
+def test_computed_holidays_are_shown_for_review_before_they_apply(admin_client, itsm):
+    form = {**CALENDAR, "country": "US", "subdivision": "Maine", "years": "2026",
+            "holidays": "2026-12-24 Christmas Eve"}
+    shown = post(admin_client, "/admin/service-levels/calendars/new", form)
+    assert shown.status_code == 200
+    assert "Patriots" in shown.text and 'name="reviewed"' in shown.text
+    with itsm.Session() as session:  # nothing saved yet: a save without review previews
+        assert session.scalar(select(StoredCalendar)) is None
+    # Untick Columbus Day (Indigenous Peoples' Day in Maine), keep the rest.
+    ticked = [d.isoformat() for d, _ in service_levels.public_holidays("US", "ME", [2026])
+              if d != date(2026, 10, 12)]
+    saved = admin_client.post("/admin/service-levels/calendars/new", data={
+        **form, "reviewed": "1", "public": ticked, "action": "save",
+        "csrf_token": _token(admin_client)})
+    assert saved.status_code == 302, saved.text
+    with itsm.Session() as session:
+        row = session.scalar(select(StoredCalendar))
+        days = {h["date"]: h["name"] for h in row.holidays}
+    assert days["2026-12-24"] == "Christmas Eve" and days["2026-04-20"] == "Patriots' Day"
+    assert "2026-10-12" not in days and len(days) == 13
+    assert row.holiday_source == "United States, Maine 2026"
+    listing = admin_client.get("/admin/service-levels/calendars")
+    assert "version 1" in listing.text and "new clocks" in listing.text
+    edit = admin_client.get("/admin/service-levels/calendars/maine")
+    assert "2026-12-24 Christmas Eve" in edit.text and "version 2" in edit.text
+    from itsm.core.admin.models import AdminAudit
+    with itsm.Session() as session:
+        entry = session.scalar(select(AdminAudit).where(AdminAudit.action == "calendar.save"))
+        assert entry.target == "calendar maine" and entry.actor_email == "boss@example.org"
+
+
+def _token(client) -> str:
+    with client.session_transaction() as state:
+        return state["csrf"]
+
+
+@pytest.mark.parametrize(("change", "field", "kept"), [
+    ({"name": "Not OK"}, "name", "Not OK"),
+    ({"timezone": "Moon/Base"}, "timezone", "Moon/Base"),
+    ({"mon": "8 to 5"}, "mon", "8 to 5"),
+    ({"holidays": "2026-12-25 Christmas\nnext friday"}, "holidays", "next friday"),
+    ({"country": "XX", "years": "2026"}, "country", None),
+    ({"country": "US", "subdivision": "Gondor", "years": "2026"}, "subdivision", "Gondor"),
+    ({"country": "US", "years": "soon"}, "years", "soon"),
+])
+def test_a_bad_calendar_form_comes_back_with_messages_and_what_was_typed(
+        admin_client, change, field, kept):
+    response = post(admin_client, "/admin/service-levels/calendars/new",
+                    {**CALENDAR, **change, "action": "save"})
+    assert response.status_code == 422
+    assert f'id="e-{field}"' in response.text
+    if kept:
+        assert html.escape(kept) in response.text
+
+
+def test_targets_page_saves_a_version_and_says_it_applies_to_new_clocks(admin_client, itsm):
+    page = admin_client.get("/admin/service-levels")
+    assert page.status_code == 200 and "new clocks" in page.text
+    assert 'value="1440"' in page.text  # resolution P3 of the configuration file
+    data = {"calendar": "default", "warn_at": "80",
+            **{f"t-{m}-{p}": "" for m in ("response", "resolution") for p in range(1, 6)},
+            "t-resolution-3": "600"}
+    bad = post(admin_client, "/admin/service-levels", {**data, "t-response-1": "asap",
+                                                       "warn_at": "200"})
+    assert bad.status_code == 422
+    assert 'id="e-t-response-1"' in bad.text and 'value="asap"' in bad.text
+    assert 'id="e-warn_at"' in bad.text
+    saved = post(admin_client, "/admin/service-levels", data)
+    assert saved.status_code == 302
+    assert admin_client.get("/admin/service-levels").text.count('value="600"') == 1
+    clock = _clock(itsm, _ticket(itsm))
+    assert clock.target_minutes == 600 and clock.warn_at == 0.8
+
+
+def test_service_level_pages_are_listed_for_admins_and_refused_to_agents(admin_client, app):
+    home = admin_client.get("/admin/")
+    assert "SLA targets" in home.text and "Business calendars" in home.text
+    paths = ["/admin/service-levels", "/admin/service-levels/calendars",
+             "/admin/service-levels/calendars/new"]
+    agent = app.test_client()
+    sign_in(agent, "desk@example.org")
+    for path in paths:
+        assert agent.get(path).status_code == 403, path
+    for path in (paths[0], paths[2]):
+        assert post(agent, path, {"calendar": "default"}).status_code == 403, path
+    assert agent.get("/admin/service-levels/calendars/none").status_code == 403

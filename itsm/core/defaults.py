@@ -62,5 +62,18 @@ def itsm_sla_policy(record, metric: str, session) -> SlaTarget | None:
 
 
 @hookimpl(trylast=True)
+def itsm_admin_pages() -> list:
+    # The core's admin pages kept beside their own service functions (service levels).
+    from itsm.core.admin.kit import AdminPage
+
+    return [AdminPage("SLA targets", "admin.service_levels", "Service levels",
+                      description="minutes per priority for each metric, the calendar "
+                      "and the warning threshold new records get"),
+            AdminPage("Business calendars", "admin.calendars", "Service levels",
+                      description="working hours, time zone and holidays the clocks "
+                      "run on")]
+
+
+@hookimpl(trylast=True)
 def itsm_install_defaults(ctx: DemoContext) -> None:
     install_defaults(ctx)

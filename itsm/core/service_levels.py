@@ -363,10 +363,8 @@ def holiday_lines(holidays: Iterable[Mapping[str, str] | tuple[date, str]]) -> s
 
 def _audit(service: RecordService, action: str, target: str, before: dict | None,
            after: dict | None) -> None:
-    try:  # TEMPORARY until the admin kit is merged
-        from itsm.core.admin import record_admin_audit
-    except ImportError:
-        return
+    from itsm.core.admin.kit import record_admin_audit  # the kit imports the record service
+
     record_admin_audit(service.session, service.actor, action, target, before, after)
 
 

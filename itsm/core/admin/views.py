@@ -63,3 +63,7 @@ def _audit_args() -> dict[str, Any]:
     except inputs.InputError:
         before = None  # a mangled paging link: the first page
     return {"action": action, "before": before if before and before > 0 else None}
+
+
+# Core admin pages kept in their own modules add their views to bp (imported last).
+from itsm.core.admin import sla_pages  # noqa: E402,F401

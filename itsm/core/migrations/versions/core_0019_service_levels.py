@@ -5,7 +5,7 @@ zone, holidays); ``sla_policy`` versions of the targets per metric and priority.
 append-only: a clock keeps the version it started with, so a change applies to new clocks.
 
 Revision ID: core_0019
-Revises: core_0013
+Revises: core_0016
 """
 
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ from alembic import op
 from itsm.core.models import UTCDateTime
 
 revision = "core_0019"
-down_revision = "core_0013"
+down_revision = "core_0016"
 branch_labels = None
 depends_on = None
 
