@@ -1,0 +1,172 @@
+"""Plugins' own administration pages in the admin area: the catalog's services, categories
+and request offerings with their form builder, for admins and catalog managers; bad input
+comes back with field messages and what was typed, and nobody else gets in."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from sqlalchemy import select
+
+import itsm.plugins.catalog as catalog_plugin
+from itsm.core.admin.models import AdminAudit
+from itsm.plugins.catalog.models import Category, Offering, Service
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def itsm_plugins():
+    return [catalog_plugin]
+
+
+@pytest.fixture
+def people(make_token):
+    return {role: make_token(f"{role}@example.org", role=role, password=PASSWORD)
+            for role in ("admin", "service_manager", "agent", "requester")}
+
+
+def signed_in(app, email: str):
+    client = app.test_client()
+    page = client.get("/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post("/login", data={"email": email, "password": PASSWORD,
+                                           "csrf_token": token})
+    assert response.status_code == 302, response.text
+    return client
+
+
+def post(client, path: str, data: dict | None = None):
+    with client.session_transaction() as state:
+        token = state["csrf"]
+    return client.post(path, data={**(data or {}), "csrf_token": token})
+
+
+SERVICE = {"slug": "team-mailbox", "name": "Team mailbox", "summary": "A shared mailbox.",
+           "description": "For a team.", "category": "Communication", "owner": "",
+           "support_hours": "Mon-Fri 8-17", "agencies": "", "rate_unit": "per mailbox",
+           "price": "6.00", "currency": "USD", "billing_period": "monthly", "cost_notes": "",
+           "faq_url": "https://help.example.org/faq", "help_url": "/kb/mailbox",
+           "status": "live"}
+OFFERING = {"code": "new-mailbox", "name": "Ask for a team mailbox", "description": "",
+            "active": "y", "approval": "none", "approval_group": "",
+            "task_order": "sequential", "response_minutes": "", "resolution_minutes": "",
+            "f-0-label": "Mailbox name", "f-0-name": "mailbox_name", "f-0-type": "text",
+            "f-0-choices": "", "f-0-help": "", "f-0-required": "y",
+            "f-1-label": "Size", "f-1-name": "size", "f-1-type": "choice",
+            "f-1-choices": "Small\nLarge", "f-1-help": "Large needs a reason",
+            "t-0-title": "Create the mailbox", "t-0-group": "", "t-0-instructions": "",
+            "action": "save"}
+
+
+def test_a_catalog_manager_adds_a_service_and_an_offering_with_a_form(app, people):
+    client = signed_in(app, "service_manager@example.org")
+    home = client.get("/admin/")
+    assert home.status_code == 403  # the admin home is for admins
+    listing = client.get("/admin/catalog/")
+    assert listing.status_code == 200 and "Services and categories" in listing.text
+    saved = post(client, "/admin/catalog/services/new", SERVICE)
+    assert saved.status_code == 302, saved.text
+    assert saved.headers["Location"].endswith("/admin/catalog/services/team-mailbox")
+    page = client.get("/admin/catalog/services/team-mailbox")
+    assert 'value="6.00"' in page.text and "Preview the portal page" in page.text
+    made = post(client, "/admin/catalog/services/team-mailbox/offerings/new", OFFERING)
+    assert made.status_code == 302, made.text
+    state = app.extensions["itsm"]
+    with state.Session() as session:
+        service = session.scalar(select(Service).where(Service.slug == "team-mailbox"))
+        offering = session.scalar(select(Offering).where(Offering.service_id == service.id))
+        assert str(service.price) == "6.00" and service.status == "live"
+        assert session.get(Category, service.category_id).name == "Communication"
+        assert [(f["name"], f["type"], f["required"], f["choices"]) for f in offering.form] \
+            == [("mailbox_name", "text", True, []), ("size", "choice", False,
+                                                     ["Small", "Large"])]
+        assert offering.tasks == [{"title": "Create the mailbox", "group": "",
+                                   "instructions": ""}]
+        actions = session.scalars(select(AdminAudit.action).order_by(AdminAudit.id)).all()
+        assert actions == ["catalog.service.save", "catalog.offering.save"]
+    # The builder shows the two questions and a blank one; removing one keeps the other.
+    edit = client.get(f"/admin/catalog/services/team-mailbox/offerings/{offering.id}")
+    assert "Question 3" in edit.text and "Question 4" not in edit.text
+    changed = post(client, f"/admin/catalog/services/team-mailbox/offerings/{offering.id}",
+                   {**OFFERING, "f-1-remove": "y"})
+    assert changed.status_code == 302
+    with state.Session() as session:
+        assert [f["name"] for f in session.get(Offering, offering.id).form] == ["mailbox_name"]
+
+
+def test_add_a_question_without_script_keeps_what_was_typed(app, people):
+    client = signed_in(app, "admin@example.org")
+    assert post(client, "/admin/catalog/services/new", SERVICE).status_code == 302
+    more = post(client, "/admin/catalog/services/team-mailbox/offerings/new",
+                {**OFFERING, "action": "more-fields"})
+    assert more.status_code == 200
+    assert "Question 3" in more.text and 'value="Mailbox name"' in more.text
+    with app.extensions["itsm"].Session() as session:
+        assert session.scalar(select(Offering)) is None
+
+
+@pytest.mark.parametrize(("change", "field", "kept"), [
+    ({"slug": "Team Mailbox!"}, "slug", "Team Mailbox!"),
+    ({"name": ""}, "name", None),
+    ({"price": "cheap"}, "price", "cheap"),
+    ({"currency": "DOLLARS"}, "currency", "DOLLARS"),
+    ({"faq_url": "javascript:alert(1)"}, "faq_url", "javascript:alert(1)"),
+    ({"owner": "nobody@example.org"}, "owner", "nobody@example.org"),
+    ({"agencies": "NOPE"}, "agencies", "NOPE"),
+    ({"status": "exploded"}, "status", None),
+])
+def test_a_bad_service_comes_back_with_messages_and_what_was_typed(app, people, change,
+                                                                   field, kept):
+    client = signed_in(app, "admin@example.org")
+    response = post(client, "/admin/catalog/services/new", {**SERVICE, **change})
+    assert response.status_code == 422, response.text[:300]
+    assert f'id="e-{field}"' in response.text
+    if kept:
+        assert html.escape(kept) in response.text
+    assert 'value="Team mailbox"' in response.text or field == "name"
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"code": "New Mailbox"}, "code"),
+    ({"f-0-name": "Mailbox Name"}, "f-0-name"),
+    ({"f-1-choices": ""}, "f-1-choices"),
+    ({"f-1-name": "mailbox_name"}, "f"),
+    ({"approval": "group"}, "approval_group"),
+    ({"t-0-group": "ghosts"}, "t"),
+    ({"resolution_minutes": "soon"}, "resolution_minutes"),
+])
+def test_a_bad_offering_points_at_the_row_and_keeps_the_form(app, people, change, field):
+    client = signed_in(app, "admin@example.org")
+    assert post(client, "/admin/catalog/services/new", SERVICE).status_code == 302
+    response = post(client, "/admin/catalog/services/team-mailbox/offerings/new",
+                    {**OFFERING, **change})
+    assert response.status_code == 422, response.text[:500]
+    assert f'id="e-{field}"' in response.text, response.text[-3000:]
+    assert 'value="Mailbox name"' in response.text
+
+
+def test_a_category_is_added_from_the_catalog_page(app, people):
+    client = signed_in(app, "admin@example.org")
+    bad = post(client, "/admin/catalog/", {"name": "", "description": "kept text",
+                                           "position": "first"})
+    assert bad.status_code == 422 and "kept text" in bad.text
+    assert post(client, "/admin/catalog/", {"name": "Devices", "description": "Laptops",
+                                            "position": "2"}).status_code == 302
+    with app.extensions["itsm"].Session() as session:
+        assert session.scalar(select(Category.description)
+                              .where(Category.name == "Devices")) == "Laptops"
+
+
+@pytest.mark.parametrize("role", ["agent", "requester"])
+def test_catalog_admin_pages_refuse_who_is_no_catalog_manager(app, people, role):
+    admin = signed_in(app, "admin@example.org")
+    assert post(admin, "/admin/catalog/services/new", SERVICE).status_code == 302
+    client = signed_in(app, f"{role}@example.org")
+    for path in ("/admin/catalog/", "/admin/catalog/services/new",
+                 "/admin/catalog/services/team-mailbox",
+                 "/admin/catalog/services/team-mailbox/offerings/new"):
+        assert client.get(path).status_code == 403, path
+        assert post(client, path, SERVICE).status_code == 403, path
