@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 import itsm.plugins.catalog as catalog_plugin
+import itsm.plugins.incident as incident_plugin
 from itsm.core.admin.models import AdminAudit
 from itsm.plugins.catalog.models import Category, Offering, Service
 
@@ -19,7 +20,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def itsm_plugins():
-    return [catalog_plugin]
+    return [catalog_plugin, incident_plugin]
 
 
 @pytest.fixture
@@ -170,3 +171,83 @@ def test_catalog_admin_pages_refuse_who_is_no_catalog_manager(app, people, role)
                  "/admin/catalog/services/team-mailbox/offerings/new"):
         assert client.get(path).status_code == 403, path
         assert post(client, path, SERVICE).status_code == 403, path
+
+
+# -- incident: categories, priority matrix, routing ---------------------------------------------
+
+
+def _incident(client, headers, **fields):
+    made = client.post("/api/v1/incidents", json={"title": "Printer jam", **fields},
+                       headers=headers)
+    assert made.status_code == 201, made.get_json()
+    return made.get_json()
+
+
+@pytest.fixture
+def printing(app):
+    from itsm.core.models import Group
+    from itsm.plugins.incident import rules
+
+    rules.forget_stored()
+    with app.app_context(), app.extensions["itsm"].Session() as session:
+        session.add(Group(name="Printing"))
+        session.commit()
+    yield
+    rules.forget_stored()
+
+
+def test_an_admin_changes_incident_categories_matrix_and_routing(app, people, printing):
+    client = signed_in(app, "admin@example.org")
+    page = client.get("/admin/incident/")
+    assert page.status_code == 200 and "network: lan, wan, vpn, wifi, dns" in page.text
+    saved = post(client, "/admin/incident/", {
+        "rule": "categories", "categories": "printing: jam, toner\nnetwork: lan, wan"})
+    assert saved.status_code == 302, saved.text
+    # A 4 x 4 matrix: resize first (nothing saved), then fill it in.
+    resized = post(client, "/admin/incident/", {"rule": "priority_matrix", "impacts": "4",
+                                                "urgencies": "4", "action": "resize"})
+    assert resized.status_code == 200 and 'id="f-m-4-4"' in resized.text
+    cells = {f"m-{i}-{j}": str(min(5, i + j - 1)) for i in range(1, 5) for j in range(1, 5)}
+    assert post(client, "/admin/incident/", {"rule": "priority_matrix", "impacts": "4",
+                                             "urgencies": "4", "action": "save",
+                                             **cells}).status_code == 302
+    assert post(client, "/admin/incident/", {"rule": "routing", "r-printing": "Printing",
+                                             "r-network": ""}).status_code == 302
+    admin = people["admin"]
+    made = _incident(client, admin, category="printing", subcategory="toner", impact=4,
+                     urgency=4)
+    assert made["priority"] == 5, made
+    assert "Printing" in str(made.get("group")), made
+    refused = client.post("/api/v1/incidents", json={"title": "x", "category": "hardware"},
+                          headers=admin)
+    assert refused.status_code == 422
+    from itsm.core.admin.models import AdminAudit
+    with app.extensions["itsm"].Session() as session:
+        actions = set(session.scalars(select(AdminAudit.action)))
+    assert {"incident.categories", "incident.priority_matrix", "incident.routing"} <= actions
+
+
+@pytest.mark.parametrize(("data", "field", "kept"), [
+    ({"rule": "categories", "categories": "Net Work: lan"}, "categories", "Net Work: lan"),
+    ({"rule": "categories", "categories": ""}, "categories", None),
+    ({"rule": "priority_matrix", "impacts": "3", "urgencies": "3", "m-1-1": "urgent"},
+     "m-1-1", "urgent"),
+    ({"rule": "priority_matrix", "impacts": "3", "urgencies": "3", "m-2-2": "9"},
+     "m-2-2", None),
+    ({"rule": "routing", "r-network": "Ghost busters"}, "r-network", "Ghost busters"),
+])
+def test_bad_incident_rules_come_back_with_messages(app, people, printing, data, field,
+                                                    kept):
+    client = signed_in(app, "admin@example.org")
+    response = post(client, "/admin/incident/", data)
+    assert response.status_code == 422, response.text[:300]
+    assert f'id="e-{field}"' in response.text
+    if kept:
+        assert html.escape(kept) in response.text
+
+
+@pytest.mark.parametrize("role", ["agent", "service_manager", "requester"])
+def test_incident_rules_page_is_for_admins_only(app, people, role):
+    client = signed_in(app, f"{role}@example.org")
+    assert client.get("/admin/incident/").status_code == 403
+    assert post(client, "/admin/incident/", {"rule": "routing"}).status_code == 403
