@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 import itsm.plugins.catalog as catalog_plugin
+import itsm.plugins.change as change_plugin
 import itsm.plugins.incident as incident_plugin
 from itsm.core.admin.models import AdminAudit
 from itsm.plugins.catalog.models import Category, Offering, Service
@@ -20,7 +21,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def itsm_plugins():
-    return [catalog_plugin, incident_plugin]
+    return [catalog_plugin, incident_plugin, change_plugin]
 
 
 @pytest.fixture
@@ -251,3 +252,97 @@ def test_incident_rules_page_is_for_admins_only(app, people, role):
     client = signed_in(app, f"{role}@example.org")
     assert client.get("/admin/incident/").status_code == 403
     assert post(client, "/admin/incident/", {"rule": "routing"}).status_code == 403
+
+
+# -- change: CAB rules, risk questions, templates, freeze windows --------------------------------
+
+
+def test_an_admin_keeps_the_change_catalogs(app, people, printing):
+    client = signed_in(app, "admin@example.org")
+    for path in ("/admin/change/cab-rules/", "/admin/change/risk-questions/",
+                 "/admin/change/templates/", "/admin/change/freeze-windows/"):
+        assert client.get(path).status_code == 200, path
+        assert client.get(path + "new").status_code == 200, path
+    rule = post(client, "/admin/change/cab-rules/new", {
+        "name": "Printing CAB", "group": "Printing", "purpose": "cab", "quorum": "all",
+        "change_types": ["normal", "emergency"], "risk_levels": ["high"],
+        "services": "Printing\nScanning", "categories": "", "active": "y"})
+    assert rule.status_code == 302, rule.text[-2000:]
+    question = post(client, "/admin/change/risk-questions/new", {
+        "key": "outage", "text": "Will users notice an outage?",
+        "options": "Yes = 30\nNo = 0", "position": "5", "active": "y"})
+    assert question.status_code == 302, question.text[-2000:]
+    window = post(client, "/admin/change/freeze-windows/new", {
+        "name": "Year end", "starts_at": "2099-12-20T00:00", "ends_at": "2100-01-03T00:00",
+        "services": "", "reason": "Closing the books"})
+    assert window.status_code == 302, window.text[-2000:]
+    template = post(client, "/admin/change/templates/new", {
+        "name": "toner", "title": "Replace printer toner", "implementation_plan": "Swap it",
+        "backout_plan": "Put the old one back", "risk_level": "low",
+        "max_window_hours": "2", "active": "y"})
+    assert template.status_code == 302, template.text[-2000:]
+    listed = client.get("/admin/change/cab-rules/").text
+    assert "Printing CAB" in listed and "quorum: all" in listed
+    from itsm.plugins.change.models import CabRule, FreezeWindow, RiskQuestion
+    state = app.extensions["itsm"]
+    with state.Session() as session:
+        row = session.scalar(select(CabRule).where(CabRule.name == "Printing CAB"))
+        assert (row.quorum, row.change_types, row.services) == \
+            ("all", ["normal", "emergency"], ["Printing", "Scanning"])
+        assert session.scalar(select(RiskQuestion).where(RiskQuestion.key == "outage")) \
+            .options == {"Yes": 30, "No": 0}
+        window_id = session.scalar(select(FreezeWindow.id).where(FreezeWindow.name == "Year end"))
+        rule_id = row.id
+    edit = client.get(f"/admin/change/cab-rules/{rule_id}")
+    assert 'value="normal" checked' in edit.text and "Printing\nScanning" in edit.text
+    changed = post(client, f"/admin/change/cab-rules/{rule_id}", {
+        "name": "Printing CAB", "group": "Printing", "purpose": "cab", "quorum": "majority",
+        "services": "", "categories": "", "active": "y"})
+    assert changed.status_code == 302
+    # Deleting asks first; the question page deletes nothing.
+    asked = post(client, f"/admin/change/freeze-windows/{window_id}", {"action": "delete"})
+    assert asked.status_code == 200 and "Delete the freeze window Year end?" in asked.text
+    with state.Session() as session:
+        assert session.get(FreezeWindow, window_id) is not None
+    gone = post(client, f"/admin/change/freeze-windows/{window_id}",
+                {"action": "confirm-delete"})
+    assert gone.status_code == 302
+    with state.Session() as session:
+        assert session.get(FreezeWindow, window_id) is None
+        actions = set(session.scalars(select(AdminAudit.action)))
+    assert {"change.cab-rules.add", "change.cab-rules.update", "change.freeze-windows.remove",
+            "change.risk-questions.add", "change.templates.add"} <= actions
+
+
+@pytest.mark.parametrize(("path", "data", "field", "kept"), [
+    ("cab-rules", {"name": "", "group": "Printing"}, "name", None),
+    ("cab-rules", {"name": "X", "group": "Nobody"}, "group", None),
+    ("risk-questions", {"key": "Bad Key", "text": "Q?", "options": "Yes = 1"}, "key",
+     "Bad Key"),
+    ("risk-questions", {"key": "k", "text": "Q?", "options": "Yes = lots"}, "options",
+     "Yes = lots"),
+    ("freeze-windows", {"name": "W", "starts_at": "2099-12-20T00:00",
+                        "ends_at": "2099-12-01T00:00"}, "ends_at", None),
+    ("freeze-windows", {"name": "W", "starts_at": "someday", "ends_at": ""}, "starts_at",
+     "someday"),
+    ("templates", {"name": "t", "title": "T", "implementation_plan": "",
+                   "backout_plan": "b", "max_window_hours": "long"}, "max_window_hours",
+     "long"),
+])
+def test_a_bad_change_catalog_entry_comes_back_with_messages(app, people, printing, path,
+                                                             data, field, kept):
+    client = signed_in(app, "admin@example.org")
+    response = post(client, f"/admin/change/{path}/new", data)
+    assert response.status_code == 422, response.text[-1500:]
+    assert f'id="e-{field}"' in response.text, response.text[-2500:]
+    if kept:
+        assert html.escape(kept) in response.text
+
+
+@pytest.mark.parametrize("role", ["agent", "service_manager", "requester"])
+def test_change_catalog_pages_are_for_change_admins(app, people, role):
+    client = signed_in(app, f"{role}@example.org")
+    for path in ("/admin/change/cab-rules/", "/admin/change/freeze-windows/new",
+                 "/admin/change/templates/1"):
+        assert client.get(path).status_code == 403, path
+        assert post(client, path, {"name": "x"}).status_code in (403, 405), path
