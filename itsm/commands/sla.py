@@ -12,7 +12,7 @@ from itsm.core.auth import Actor
 from itsm.core.calendars import WEEKDAYS
 from itsm.core.cli_kit import emit_json, pass_itsm
 from itsm.core.errors import ItsmError
-from itsm.core.service_levels import calendars_for
+from itsm.core.sla.stored import calendars_for
 
 
 @click.group("sla")

@@ -65,7 +65,7 @@ from itsm.core.numbering import take_numbers
 from itsm.core.records import RecordChange, RecordType, jsonable
 from itsm.core.schemas import GATE_HOOK
 from itsm.core.schemas import Boolean as StrictBoolean
-from itsm.core.service_levels import calendars_for
+from itsm.core.sla.stored import calendars_for
 from itsm.core.sla_models import SlaClock
 
 if TYPE_CHECKING:

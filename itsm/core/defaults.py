@@ -56,7 +56,7 @@ def itsm_attachment_store(settings: Settings) -> AttachmentStore:
 @hookimpl(trylast=True)
 def itsm_sla_policy(record, metric: str, session) -> SlaTarget | None:
     # The targets saved by admins (versions by record creation time), else [sla].
-    from itsm.core.service_levels import policy_target
+    from itsm.core.sla.stored import policy_target
 
     return policy_target(_itsm(), session, record, metric)
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -23,16 +22,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from itsm.core.calendars import (
-    ALWAYS,
-    WEEKDAYS,
-    Calendar,
-    load_calendars,
-    parse_hours,
-)
+from itsm.core.admin.kit import record_admin_audit
+from itsm.core.calendars import ALWAYS, WEEKDAYS, load_calendars, parse_hours
 from itsm.core.errors import ConfigError, ValidationError
 from itsm.core.models import User, utcnow
-from itsm.core.sla.policy import METRICS, SlaTarget, default_target, metrics_of
+from itsm.core.sla.policy import METRICS, metrics_of
+from itsm.core.sla.stored import as_calendar, calendars_for, forget, stored
 from itsm.core.sla_models import StoredCalendar, StoredPolicy
 
 if TYPE_CHECKING:
@@ -50,109 +45,6 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _HOLIDAY_LINE = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})\s*(.*?)\s*$")
 MAX_HOLIDAYS = 1000
 MAX_YEARS = 10
-_CACHE = "itsm_service_levels"
-
-
-# -- what is stored, per transaction -----------------------------------------------------------
-
-
-@dataclass
-class _Stored:
-    """The saved versions, read once per transaction (clocks ask on every change)."""
-
-    policies: list[StoredPolicy] = field(default_factory=list)  # oldest first
-    calendars: dict[str, list[StoredCalendar]] = field(default_factory=dict)  # oldest first
-
-
-def _stored(session: Session) -> _Stored:
-    cached = session.info.get(_CACHE)
-    if cached is not None and cached[0] is session.get_transaction():
-        return cached[1]
-    stored = _Stored(policies=list(session.scalars(select(StoredPolicy)
-                                                   .order_by(StoredPolicy.id))))
-    for row in session.scalars(select(StoredCalendar).order_by(StoredCalendar.name,
-                                                               StoredCalendar.version)):
-        stored.calendars.setdefault(row.name, []).append(row)
-    session.info[_CACHE] = (session.get_transaction(), stored)
-    return stored
-
-
-def _forget(session: Session) -> None:
-    session.info.pop(_CACHE, None)
-
-
-@lru_cache(maxsize=256)
-def _calendar(key: str, timezone: str, hours: tuple[tuple[str, str], ...],
-              holidays: tuple[date, ...]) -> Calendar:
-    # One object per distinct version: the calendar arithmetic caches per object.
-    weekly = tuple(parse_hours(dict(hours).get(day, ""), f"calendars.{key}.{day}")
-                   for day in WEEKDAYS)
-    return Calendar(name=key, timezone=ZoneInfo(timezone), weekly=weekly, holidays=holidays)
-
-
-def _as_calendar(row: StoredCalendar) -> Calendar:
-    hours = tuple(sorted((str(k), str(v)) for k, v in (row.hours or {}).items()))
-    days = tuple(sorted({date.fromisoformat(h["date"]) for h in row.holidays or ()}))
-    return _calendar(row.key, row.timezone, hours, days)
-
-
-def calendars_for(itsm: Itsm, session: Session | None) -> dict[str, Calendar]:
-    """Every calendar a clock may run on: the built-in and configured ones, and each saved
-    version (``<name>@<version>``) with ``<name>`` meaning the latest version."""
-    calendars = dict(load_calendars(itsm.settings))
-    if session is None:
-        with itsm.Session() as own:
-            return calendars_for(itsm, own)
-    for name, rows in _stored(session).calendars.items():
-        for row in rows:
-            calendars[row.key] = _as_calendar(row)
-        calendars.setdefault(name, calendars[rows[-1].key])
-    return calendars
-
-
-def _version_at(rows: list[Any], when: datetime | None) -> Any | None:
-    """The last of ``rows`` (oldest first) created at or before ``when`` (None: now)."""
-    if when is None:
-        return rows[-1] if rows else None
-    found = None
-    for row in rows:
-        if row.created_at <= when:
-            found = row
-    return found
-
-
-def calendar_key(session: Session, name: str, when: datetime | None) -> str:
-    """The name a clock stores for calendar ``name`` on a record created at ``when``: the
-    saved version in force then (the first saved one for an older record), or ``name``
-    itself for a configured calendar."""
-    rows = _stored(session).calendars.get(name)
-    if not rows:
-        return name
-    return (_version_at(rows, when) or rows[0]).key
-
-
-def policy_target(itsm: Itsm, session: Session | None, record: Any,
-                  metric: str) -> SlaTarget | None:
-    """The core's target of ``metric`` for ``record``: the saved target version in force
-    when the record was created, or ``[sla]`` of itsm.toml for records older than every
-    saved version (or when none was saved)."""
-    if session is None:
-        with itsm.Session() as own:
-            return policy_target(itsm, own, record, metric)
-    stored = _stored(session)
-    if not stored.policies:
-        return default_target(itsm.settings, record, metric)
-    when = getattr(record, "created_at", None)
-    policy = _version_at(stored.policies, when)
-    if policy is None:
-        return default_target(itsm.settings, record, metric)
-    minutes = (policy.targets or {}).get(metric, {}).get(str(record.priority or 3))
-    if minutes is None:
-        return None
-    return SlaTarget(metric=metric, minutes=int(minutes),
-                     calendar=calendar_key(session, policy.calendar, when),
-                     warn_at=float(policy.warn_at),
-                     source=f"service levels version {policy.id}")
 
 
 # -- reading, for the pages and the CLI ----------------------------------------------------
@@ -168,12 +60,12 @@ def _who(session: Session, user_id: int | None) -> str:
 def describe_calendars(itsm: Itsm, session: Session) -> list[dict[str, Any]]:
     """Every calendar as plain data, saved ones with their version and who saved it."""
     configured = load_calendars(itsm.settings)
-    stored = _stored(session).calendars
+    saved = stored(session).calendars
     out = []
-    for name in sorted(set(configured) | set(stored)):
-        if name in stored:
-            row = stored[name][-1]
-            data = _as_calendar(row).describe()
+    for name in sorted(set(configured) | set(saved)):
+        if name in saved:
+            row = saved[name][-1]
+            data = as_calendar(row).describe()
             data.update(name=name, origin="saved", version=row.version,
                         saved_at=row.created_at, saved_by=_who(session, row.created_by_id),
                         holidays=[dict(h) for h in sorted(row.holidays or (),
@@ -191,16 +83,16 @@ def describe_calendars(itsm: Itsm, session: Session) -> list[dict[str, Any]]:
 
 def stored_calendar(session: Session, name: str) -> StoredCalendar | None:
     """The latest saved version of calendar ``name``, or None."""
-    rows = _stored(session).calendars.get(name)
+    rows = stored(session).calendars.get(name)
     return rows[-1] if rows else None
 
 
 def current_targets(itsm: Itsm, session: Session) -> dict[str, Any]:
     """The targets new records get: the latest saved version, else ``[sla]``."""
     metrics = metrics_of(itsm.settings)
-    stored = _stored(session).policies
-    if stored:
-        policy = stored[-1]
+    saved = stored(session).policies
+    if saved:
+        policy = saved[-1]
         return {"version": policy.id, "saved_at": policy.created_at,
                 "saved_by": _who(session, policy.created_by_id),
                 "calendar": policy.calendar, "warn_at": policy.warn_at, "metrics": metrics,
@@ -363,8 +255,6 @@ def holiday_lines(holidays: Iterable[Mapping[str, str] | tuple[date, str]]) -> s
 
 def _audit(service: RecordService, action: str, target: str, before: dict | None,
            after: dict | None) -> None:
-    from itsm.core.admin.kit import record_admin_audit  # the kit imports the record service
-
     record_admin_audit(service.session, service.actor, action, target, before, after)
 
 
@@ -430,7 +320,7 @@ def save_calendar(service: RecordService, name: str, *, timezone: str,
                          created_by_id=service.actor.id)
     session.add(row)
     session.flush()
-    _forget(session)
+    forget(session)
     _audit(service, "calendar.save", f"calendar {name}", _snapshot(before), _snapshot(row))
     return row
 
@@ -475,7 +365,7 @@ def save_targets(service: RecordService, *, calendar: str, warn_at: float | str,
                        created_by_id=service.actor.id)
     session.add(row)
     session.flush()
-    _forget(session)
+    forget(session)
     _audit(service, "sla.targets.save", "service levels",
            {k: before[k] for k in ("calendar", "warn_at", "targets")},
            {"calendar": calendar, "warn_at": warn, "targets": clean})

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 from werkzeug.exceptions import NotFound
 
 from itsm.core import service_levels as levels
 from itsm.core.admin.kit import admin_view
-from itsm.core.admin.views import bp
 from itsm.core.calendars import WEEKDAYS
 from itsm.core.context import current_itsm
 from itsm.core.errors import ItsmError
@@ -29,7 +28,6 @@ def _text(form: Any, name: str) -> str:
 # -- targets ---------------------------------------------------------------------------------
 
 
-@bp.route("/service-levels", methods=["GET", "POST"])
 @admin_view()
 def service_levels():
     itsm = current_itsm()
@@ -74,7 +72,6 @@ def _target_input(field: str) -> str:
 # -- calendars ---------------------------------------------------------------------------------
 
 
-@bp.route("/service-levels/calendars")
 @admin_view()
 def calendars():
     itsm = current_itsm()
@@ -84,7 +81,6 @@ def calendars():
                        applies=levels.APPLIES_TO_NEW)
 
 
-@bp.route("/service-levels/calendars/new", methods=["GET", "POST"])
 @admin_view()
 def calendar_new():
     values = {"name": "", "timezone": "UTC", "holidays": "", "country": "",
@@ -93,7 +89,6 @@ def calendar_new():
     return _calendar_form(values, creating=True)
 
 
-@bp.route("/service-levels/calendars/<name>", methods=["GET", "POST"])
 @admin_view()
 def calendar_edit(name: str):
     itsm = current_itsm()
@@ -181,3 +176,15 @@ def _save_calendar(values: dict[str, str], review: list[dict[str, Any]],
     except ItsmError as exc:
         errors.update(field_messages(exc.fields) or {"_": [exc.message]})
         return None
+
+
+def register(bp: Blueprint) -> None:
+    """Add these pages to the admin area's blueprint (it imports this module, so this
+    module cannot import it)."""
+    both = ["GET", "POST"]
+    bp.add_url_rule("/service-levels", "service_levels", service_levels, methods=both)
+    bp.add_url_rule("/service-levels/calendars", "calendars", calendars)
+    bp.add_url_rule("/service-levels/calendars/new", "calendar_new", calendar_new,
+                    methods=both)
+    bp.add_url_rule("/service-levels/calendars/<name>", "calendar_edit", calendar_edit,
+                    methods=both)

@@ -65,5 +65,7 @@ def _audit_args() -> dict[str, Any]:
     return {"action": action, "before": before if before and before > 0 else None}
 
 
-# Core admin pages kept in their own modules add their views to bp (imported last).
-from itsm.core.admin import sla_pages  # noqa: E402,F401
+# Core admin pages kept in their own modules, added to bp here.
+from itsm.core.admin import sla_pages  # noqa: E402
+
+sla_pages.register(bp)

@@ -30,6 +30,7 @@ from itsm.core.sla.policy import (
     metrics_of,
     targets_for,
 )
+from itsm.core.sla.stored import calendars_for
 from itsm.core.sla_models import FIGURES, SlaClock
 
 if TYPE_CHECKING:
@@ -259,8 +260,6 @@ def replay_record(itsm: Itsm, session: Session, record: Record, workflow: Workfl
         entries = list(session.scalars(select(JournalEntry).where(
             JournalEntry.record_id == record.id, JournalEntry.kind.in_(CLOCK_KINDS))
             .order_by(JournalEntry.id)))
-    from itsm.core.service_levels import calendars_for
-
     settings = itsm.settings
     return replay(entries, workflow, targets_for(itsm, record, session),
                   calendars_for(itsm, session),

@@ -22,6 +22,7 @@ from itsm.core.calendars import Calendar
 from itsm.core.models import Event, JournalEntry, Record, utcnow
 from itsm.core.sla.policy import CLOCK_KINDS
 from itsm.core.sla.replay import _store, replay_record
+from itsm.core.sla.stored import calendars_for
 from itsm.core.sla_models import SlaClock
 
 if TYPE_CHECKING:
@@ -76,8 +77,6 @@ def on_record_changed(itsm: Itsm, session: Session, record: Record, change: Reco
     if not due:  # the usual case: nothing to announce, the commit writes the clocks
         return []
     session.flush()  # the claims below update the rows by id
-    from itsm.core.service_levels import calendars_for  # it imports this package
-
     calendars = calendars_for(itsm, session)
     events = []
     for clock, kind in sorted(due, key=lambda item: item[0].id):
@@ -335,8 +334,6 @@ def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 1000,
     now = now or utcnow()
     stats = SweepStats()
     budget = _Budget(limit or None, time.monotonic() + seconds if seconds else None)
-    from itsm.core.service_levels import calendars_for  # it imports this package
-
     calendars = calendars_for(itsm, None)
     dialect = itsm.engine.dialect.name
 
