@@ -13,6 +13,8 @@ from sqlalchemy import select
 import itsm.plugins.catalog as catalog_plugin
 import itsm.plugins.change as change_plugin
 import itsm.plugins.incident as incident_plugin
+import itsm.plugins.mou as mou_plugin
+import itsm.plugins.transition_gate as transition_plugin
 from itsm.core.admin.models import AdminAudit
 from itsm.plugins.catalog.models import Category, Offering, Service
 
@@ -21,7 +23,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def itsm_plugins():
-    return [catalog_plugin, incident_plugin, change_plugin]
+    return [catalog_plugin, incident_plugin, change_plugin, mou_plugin, transition_plugin]
 
 
 @pytest.fixture
@@ -346,3 +348,59 @@ def test_change_catalog_pages_are_for_change_admins(app, people, role):
                  "/admin/change/templates/1"):
         assert client.get(path).status_code == 403, path
         assert post(client, path, {"name": "x"}).status_code in (403, 405), path
+
+
+# -- agreement template and transition checklist templates ---------------------------------------
+
+
+def test_an_admin_publishes_a_new_agreement_template(app, people):
+    client = signed_in(app, "admin@example.org")
+    page = client.get("/admin/mou/template")
+    assert page.status_code == 200 and "Publish version 2" in page.text
+    form = {}
+    for key in [*(str(n) for n in range(1, 11)), *"ABCDEFG"]:
+        form[f"title-{key}"] = f"Title {key}"
+        form[f"body-{key}"] = f"Body {key}"
+    bad = post(client, "/admin/mou/template", {**form, "title-3": ""})
+    assert bad.status_code == 422 and 'id="e-title-3"' in bad.text
+    assert "Body 5" in bad.text
+    done = post(client, "/admin/mou/template", {**form, "note": "plainer words"})
+    assert done.status_code == 302
+    assert "Version 2 is in use" in client.get("/admin/mou/template").text
+    with app.extensions["itsm"].Session() as session:
+        assert "mou.template.publish" in set(session.scalars(select(AdminAudit.action)))
+
+
+def test_a_gatekeeper_keeps_checklist_templates(app, people):
+    client = signed_in(app, "admin@example.org")
+    assert client.get("/admin/transitions/templates/").status_code == 200
+    form = {"name": "web-app", "description": "Web applications", "active": "y",
+            "i-0-title": "Runbook", "i-0-description": "How to restart it",
+            "i-0-document_url": "", "i-0-due_days_before": "10", "i-0-mandatory": "y"}
+    more = post(client, "/admin/transitions/templates/new", {**form, "action": "more"})
+    assert more.status_code == 200 and "Deliverable 2" in more.text
+    bad = post(client, "/admin/transitions/templates/new",
+               {**form, "i-0-due_days_before": "soon", "action": "save"})
+    assert bad.status_code == 422 and 'id="e-i-0-due_days_before"' in bad.text
+    assert 'value="soon"' in bad.text
+    bad_name = post(client, "/admin/transitions/templates/new",
+                    {**form, "name": "Web App", "action": "save"})
+    assert bad_name.status_code == 422 and 'id="e-name"' in bad_name.text
+    saved = post(client, "/admin/transitions/templates/new", {**form, "action": "save"})
+    assert saved.status_code == 302, saved.text[-1500:]
+    edit = client.get("/admin/transitions/templates/web-app")
+    assert 'value="Runbook"' in edit.text and 'value="10"' in edit.text
+    from itsm.plugins.transition_gate.models import ChecklistTemplate
+    with app.extensions["itsm"].Session() as session:
+        row = session.scalar(select(ChecklistTemplate).where(ChecklistTemplate.name ==
+                                                             "web-app"))
+        assert row.items[0]["due_days_before"] == 10 and row.items[0]["mandatory"] is True
+
+
+@pytest.mark.parametrize("role", ["agent", "service_manager", "requester"])
+def test_template_pages_are_for_their_editors(app, people, role):
+    client = signed_in(app, f"{role}@example.org")
+    for path in ("/admin/mou/template", "/admin/transitions/templates/",
+                 "/admin/transitions/templates/new"):
+        assert client.get(path).status_code == 403, path
+    assert post(client, "/admin/mou/template", {}).status_code == 403

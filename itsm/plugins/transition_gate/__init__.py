@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from itsm.plugin import Plugin
 from itsm.plugins.transition_gate.hooks import (
+    itsm_admin_pages,
     itsm_blueprints,
     itsm_cli_commands,
     itsm_demo_data,
@@ -62,7 +63,8 @@ plugin = Plugin(
     description="Service transitions: deliverables, meetings, acceptance and the go-live gate.",
     requires_itsm=">=0.1,<1", settings=DEFAULT_SETTINGS)
 
-__all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
+__all__ = ["itsm_admin_pages", "itsm_blueprints",
+           "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
            "itsm_link_kinds", "itsm_navigation", "itsm_notification_recipients",
            "itsm_periodic", "itsm_permission_check", "itsm_permissions",
            "itsm_record_actions", "itsm_record_changed", "itsm_record_prepare",
