@@ -10,6 +10,8 @@ import re
 import pytest
 from sqlalchemy import select
 
+import itsm.adapters.email as email_adapter
+import itsm.adapters.webhooks as webhooks_adapter
 import itsm.plugins.catalog as catalog_plugin
 import itsm.plugins.change as change_plugin
 import itsm.plugins.incident as incident_plugin
@@ -23,7 +25,8 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def itsm_plugins():
-    return [catalog_plugin, incident_plugin, change_plugin, mou_plugin, transition_plugin]
+    return [catalog_plugin, incident_plugin, change_plugin, mou_plugin, transition_plugin,
+            email_adapter, webhooks_adapter]
 
 
 @pytest.fixture
@@ -404,3 +407,57 @@ def test_template_pages_are_for_their_editors(app, people, role):
                  "/admin/transitions/templates/new"):
         assert client.get(path).status_code == 403, path
     assert post(client, "/admin/mou/template", {}).status_code == 403
+
+
+# -- webhooks and e-mail templates -----------------------------------------------------------------
+
+
+def test_an_admin_adds_previews_and_removes_a_webhook(app, people):
+    client = signed_in(app, "admin@example.org")
+    bad = post(client, "/admin/webhooks/", {"url": "ftp://example.org/hook",
+                                            "events": "record.created\nBad Event",
+                                            "format": "json", "description": "ops"})
+    assert bad.status_code == 422 and "ftp://example.org/hook" in bad.text
+    assert 'id="e-url"' in bad.text or 'id="e-events"' in bad.text
+    added = post(client, "/admin/webhooks/", {"url": "https://hooks.example.org/itsm",
+                                              "events": "record.*\nsla.breached",
+                                              "format": "slack", "description": "ops"})
+    assert added.status_code == 200 and "shown this once" in added.text
+    from itsm.adapters.webhooks.models import WebhookSubscription
+    with app.extensions["itsm"].Session() as session:
+        row = session.scalar(select(WebhookSubscription))
+        assert row.secret in added.text and row.patterns == ["record.*", "sla.breached"]
+    preview = client.get(f"/admin/webhooks/{row.id}?event=sla.breached")
+    assert preview.status_code == 200 and "[INC0000042] VPN drops every hour: sla.breached" \
+        in html.unescape(preview.text)
+    assert row.secret not in preview.text
+    asked = post(client, f"/admin/webhooks/{row.id}", {"action": "remove"})
+    assert asked.status_code == 200 and "Remove this webhook?" in asked.text
+    assert post(client, f"/admin/webhooks/{row.id}",
+                {"action": "confirm-remove"}).status_code == 302
+    with app.extensions["itsm"].Session() as session:
+        assert session.scalar(select(WebhookSubscription)) is None
+        actions = set(session.scalars(select(AdminAudit.action)))
+    assert {"webhook.add", "webhook.remove"} <= actions
+
+
+def test_an_admin_previews_each_events_mail(app, people):
+    client = signed_in(app, "admin@example.org")
+    page = client.get("/admin/email/templates?event=record.commented")
+    assert page.status_code == 200
+    text = html.unescape(page.text)
+    assert "[INC0000042] VPN drops every hour" in text
+    assert "Ann Admin commented on INC0000042" in text
+    unknown = client.get("/admin/email/templates?event=<script>")
+    assert unknown.status_code == 200 and "<script>" not in unknown.text
+    mail = client.get("/admin/email/templates/preview.html?event=record.created")
+    assert mail.status_code == 200 and "sandbox" in mail.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("role", ["agent", "service_manager", "requester"])
+def test_notification_pages_are_for_admins(app, people, role):
+    client = signed_in(app, f"{role}@example.org")
+    for path in ("/admin/webhooks/", "/admin/webhooks/1", "/admin/email/templates",
+                 "/admin/email/templates/preview.html"):
+        assert client.get(path).status_code == 403, path
+    assert post(client, "/admin/webhooks/", {"url": "https://x.example"}).status_code == 403
