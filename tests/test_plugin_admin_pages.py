@@ -461,3 +461,49 @@ def test_notification_pages_are_for_admins(app, people, role):
                  "/admin/email/templates/preview.html"):
         assert client.get(path).status_code == 403, path
     assert post(client, "/admin/webhooks/", {"url": "https://x.example"}).status_code == 403
+
+
+JUNK = ("", " ", "\x00", "x" * 5000, "'\"<script>", "9" * 40, "-1", "1e400", "NaN",
+        "2099-02-30T25:61", "ünïcødé ☃", "a = b = c", "*")
+FORMS = {
+    "/admin/catalog/": ("name", "description", "position"),
+    "/admin/catalog/services/new": tuple(SERVICE),
+    "/admin/catalog/services/team-mailbox": tuple(SERVICE),
+    "/admin/catalog/services/team-mailbox/offerings/new": tuple(OFFERING),
+    "/admin/incident/": ("rule", "categories", "impacts", "urgencies", "m-1-1", "r-network",
+                         "action"),
+    "/admin/change/cab-rules/new": ("name", "group", "purpose", "quorum", "change_types",
+                                    "services", "active"),
+    "/admin/change/risk-questions/new": ("key", "text", "options", "position"),
+    "/admin/change/freeze-windows/new": ("name", "starts_at", "ends_at", "services"),
+    "/admin/change/templates/new": ("name", "title", "implementation_plan", "backout_plan",
+                                    "max_window_hours", "environments", "risk_level"),
+    "/admin/mou/template": ("title-1", "body-1", "title-A", "note"),
+    "/admin/transitions/templates/new": ("name", "description", "i-0-title",
+                                         "i-0-due_days_before", "action"),
+    "/admin/webhooks/": ("url", "events", "format", "description"),
+    "/admin/service-levels": ("calendar", "warn_at", "t-response-1", "t-resolution-3"),
+    "/admin/service-levels/calendars/new": ("name", "timezone", "mon", "sun", "holidays",
+                                            "country", "subdivision", "years", "public",
+                                            "reviewed", "action"),
+}
+
+
+def test_junk_in_every_admin_form_is_never_a_server_error(app, people):
+    client = signed_in(app, "admin@example.org")
+    assert post(client, "/admin/catalog/services/new", SERVICE).status_code == 302
+    failures = []
+    for round_ in range(len(JUNK)):
+        for path, names in FORMS.items():
+            data = {name: JUNK[(round_ + i) % len(JUNK)] for i, name in enumerate(names)}
+            status = post(client, path, data).status_code
+            if status >= 500:
+                failures.append(f"{path} {data!r:.200}: {status}")
+    for path in ("/admin/catalog/services/nope", "/admin/catalog/services/x/offerings/99",
+                 "/admin/change/cab-rules/999999", "/admin/transitions/templates/nope",
+                 "/admin/webhooks/999999", "/admin/service-levels/calendars/nope",
+                 "/admin/email/templates?event=" + "x" * 500):
+        status = client.get(path).status_code
+        if status >= 500 or status == 200 and path.endswith("nope"):
+            failures.append(f"GET {path}: {status}")
+    assert not failures, "\n".join(failures)
