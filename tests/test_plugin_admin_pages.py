@@ -233,6 +233,23 @@ def test_an_admin_changes_incident_categories_matrix_and_routing(app, people, pr
     assert {"incident.categories", "incident.priority_matrix", "incident.routing"} <= actions
 
 
+def test_the_incident_rules_command_saves_what_the_page_saves(runner, printing):
+    import json
+
+    shown = runner.invoke(["incident", "rules"])
+    assert shown.exit_code == 0 and json.loads(shown.output)["routing"]["network"] == "Network"
+    saved = runner.invoke(["incident", "rules", "--set", "routing", "--value",
+                           '{"network": "Printing"}'])
+    assert saved.exit_code == 0, saved.output
+    assert json.loads(runner.invoke(["incident", "rules"]).output)["routing"] == \
+        {"network": "Printing"}
+    for bad in (["--set", "routing", "--value", "{nope"],
+                ["--set", "routing", "--value", '{"network": "Ghosts"}'],
+                ["--set", "priority_matrix", "--value", "[[1]]"]):
+        result = runner.invoke(["incident", "rules", *bad])
+        assert result.exit_code != 0 and "Traceback" not in result.output, bad
+
+
 @pytest.mark.parametrize(("data", "field", "kept"), [
     ({"rule": "categories", "categories": "Net Work: lan"}, "categories", "Net Work: lan"),
     ({"rule": "categories", "categories": ""}, "categories", None),
