@@ -12,7 +12,13 @@ import pytest
 from browsing import expect
 from sqlalchemy import select
 
+import itsm.adapters.email as email_adapter
+import itsm.adapters.webhooks as webhooks_adapter
 import itsm.plugins.catalog as catalog_plugin
+import itsm.plugins.change as change_plugin
+import itsm.plugins.incident as incident_plugin
+import itsm.plugins.mou as mou_plugin
+import itsm.plugins.transition_gate as transition_plugin
 from itsm.plugins.catalog.models import ServiceRequest
 
 PASSWORD = "correct horse battery"
@@ -20,7 +26,8 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def itsm_plugins():
-    return [catalog_plugin]
+    return [catalog_plugin, incident_plugin, change_plugin, mou_plugin, transition_plugin,
+            email_adapter, webhooks_adapter]
 
 
 @pytest.mark.parametrize("viewport", [{"width": 390, "height": 844},
@@ -108,3 +115,39 @@ def test_admin_adds_a_service_with_a_form_and_a_requester_requests_it(
     with app.app_context(), state.Session() as session:
         request = session.scalar(select(ServiceRequest))
         assert request.answers == {"mailbox_name": "finance-team", "size": "Large"}
+
+
+PAGES = ("/admin/service-levels", "/admin/service-levels/calendars",
+         "/admin/service-levels/calendars/new", "/admin/catalog/",
+         "/admin/catalog/services/new", "/admin/incident/", "/admin/change/cab-rules/",
+         "/admin/change/cab-rules/new", "/admin/change/risk-questions/new",
+         "/admin/change/freeze-windows/new", "/admin/change/templates/new",
+         "/admin/mou/template", "/admin/transitions/templates/new", "/admin/webhooks/",
+         "/admin/email/templates")
+
+
+@pytest.mark.parametrize("viewport", [{"width": 390, "height": 844},
+                                      {"width": 1280, "height": 900}], ids=["phone", "desktop"])
+def test_every_plugin_admin_page_fits_the_screen(app, live_server, browser, make_token,
+                                                 tmp_path, viewport):
+    make_token("boss@example.org", role="admin", password=PASSWORD)
+    page = browser.new_page(viewport=viewport)
+    page.set_default_timeout(15_000)
+    messages: list[str] = []
+    page.on("console", lambda m: messages.append(m.text))
+    page.goto(live_server + "/login")
+    page.get_by_label("E-mail address").fill("boss@example.org")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    wide = []
+    for path in PAGES:
+        response = page.goto(live_server + path)
+        assert response.status == 200, path
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        if page.evaluate("document.documentElement.scrollWidth") > viewport["width"] + 1:
+            wide.append(path)
+        name = path.strip("/").replace("/", "-")
+        page.screenshot(path=str(tmp_path / f"{name}-{viewport['width']}.png"), full_page=True)
+    shutil.copytree(tmp_path, f"/tmp/itsm-admin-pages-{viewport['width']}", dirs_exist_ok=True)
+    assert not wide, f"scrolls sideways: {wide}"
+    assert not [m for m in messages if "Content Security Policy" in m]
