@@ -18,7 +18,8 @@
 Files: ``models.py`` (tables), ``workflow.py`` (schema, workflow, guards),
 ``service.py`` (rules shared by every entry point: risk, approvals, freeze, conflicts),
 ``gate.py`` (deployment gate), ``schedule.py`` (calendar, one change's overview),
-``catalogs.py`` (admin lists), ``api.py``, ``pages.py``, ``cli.py``, ``reports.py``,
+``catalogs.py`` (admin lists), ``admin.py`` (their pages in the admin area), ``api.py``,
+``pages.py``, ``cli.py``, ``reports.py``,
 ``demo.py``; Alembic branch
 ``change`` in ``migrations/versions``.
 """

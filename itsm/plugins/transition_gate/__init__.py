@@ -29,7 +29,8 @@ Settings (``[plugins.transition_gate]``): ``default_template``, ``remind_days``,
 
 Files: ``models.py`` (tables, schema, workflow), ``service.py`` (checklist, acceptance,
 exceptions), ``plan.py`` (meetings, milestones, roles, templates), ``gate.py`` (the gate,
-catalog, early life, reminders), ``views.py`` (overview, dashboard), ``api.py``,
+catalog, early life, reminders), ``views.py`` (overview, dashboard), ``admin.py``
+(checklist templates in the admin area), ``api.py``,
 ``pages.py``, ``cli.py``, ``demo.py``; Alembic branch ``transition_gate`` in
 ``migrations/versions``. Imports no other plugin.
 """
