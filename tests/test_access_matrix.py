@@ -425,3 +425,38 @@ def test_non_admins_get_403_on_every_admin_page_and_admin_api(app, make_token):
                 wrong.append(f"{role} {method} {url}: {response.status_code}")
     assert checked > 60
     assert wrong == [], "\n".join(wrong)
+
+
+# -- the admin area ----------------------------------------------------------------------------
+
+
+def test_every_admin_page_refuses_who_lacks_its_permission(app, make_token):
+    """Each page of the admin sidebar, the core's and every plugin's, opens (200) for the
+    roles holding its permission and answers 403 to every other signed-in role."""
+    from flask import url_for
+
+    from itsm.core.admin.kit import admin_pages
+
+    itsm = app.extensions["itsm"]
+    password = "correct horse battery"
+    roles = sorted({"requester", "agent", "admin",
+                    *(r for p in itsm.permissions.values() for r in p.roles)})
+    with app.test_request_context():
+        pages = [(page, url_for(page.endpoint)) for _, page in admin_pages()]
+    assert {"/admin/service-levels", "/admin/catalog/"} <= {url for _, url in pages}
+    wrong = []
+    for role in roles:
+        email = f"admin-matrix-{role}@it.example"
+        make_token(email, role=role, agency=AGENCY_A if role == "requester" else None,
+                   password=password)
+        client = app.test_client()
+        token = every_plugin.csrf_of(client.get("/login").get_data(as_text=True))
+        assert client.post("/login", data={"email": email, "password": password,
+                                           "csrf_token": token}).status_code == 302
+        for page, url in pages:
+            declared = itsm.permissions.get(page.permission)
+            allowed = role == "admin" or (declared is not None and role in declared.roles)
+            got = client.get(url).status_code
+            if got != (200 if allowed else 403):
+                wrong.append(f"{role:16} {url}: {got}")
+    assert not wrong, "\n".join(wrong)

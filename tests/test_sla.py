@@ -576,7 +576,7 @@ def test_sla_commands_show_sweep_and_list_calendars(app, itsm):
     swept = run_sla(app, "sweep")
     assert swept.exit_code == 0 and "warnings 0, breaches 0" in swept.output
     listed = run_sla(app, "calendars")
-    assert "office (Europe/Berlin)" in listed.output and "24x7" in listed.output
+    assert "office (Europe/Berlin, itsm.toml)" in listed.output and "24x7" in listed.output
     assert "holidays: 2099-01-19" in listed.output
 
 

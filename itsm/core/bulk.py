@@ -58,7 +58,6 @@ from sqlalchemy.exc import DBAPIError
 from itsm.core import inputs, sla
 from itsm.core.auth import Actor
 from itsm.core.bulkwrite import Copier, bind_processors, converted, new_ids
-from itsm.core.calendars import load_calendars
 from itsm.core.dumping import dumper
 from itsm.core.errors import ItsmError
 from itsm.core.models import Agency, Group, JournalEntry, Record, User, utcnow
@@ -66,6 +65,7 @@ from itsm.core.numbering import take_numbers
 from itsm.core.records import RecordChange, RecordType, jsonable
 from itsm.core.schemas import GATE_HOOK
 from itsm.core.schemas import Boolean as StrictBoolean
+from itsm.core.sla.stored import calendars_for
 from itsm.core.sla_models import SlaClock
 
 if TYPE_CHECKING:
@@ -340,7 +340,7 @@ class BulkImporter:
         self.now = now or utcnow()
         self.schema = _Loader(itsm.types.schemas[self.rt.name]["in"]())
         self.dump_own = dumper(self.rt.schema) if self.rt.schema else None
-        self.calendars = load_calendars(itsm.settings)
+        self.calendars = calendars_for(itsm, None)
         self.metrics = sla.metrics_of(itsm.settings)
         self.met_once = sla.met_once_of(itsm.settings)
         self.workflow = self.rt.workflow

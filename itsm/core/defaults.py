@@ -16,7 +16,7 @@ from itsm.core.demo import DemoContext, install_defaults
 from itsm.core.errors import ConfigError
 from itsm.core.hookspecs import hookimpl
 from itsm.core.records import CORE_LINK_KINDS, LinkKind
-from itsm.core.sla import SlaTarget, default_target
+from itsm.core.sla import SlaTarget
 
 
 def _itsm():
@@ -67,8 +67,24 @@ def itsm_attachment_store(settings: Settings) -> AttachmentStore:
 
 
 @hookimpl(trylast=True)
-def itsm_sla_policy(record, metric: str) -> SlaTarget | None:
-    return default_target(_itsm().settings, record, metric)
+def itsm_sla_policy(record, metric: str, session) -> SlaTarget | None:
+    # The targets saved by admins (versions by record creation time), else [sla].
+    from itsm.core.sla.stored import policy_target
+
+    return policy_target(_itsm(), session, record, metric)
+
+
+@hookimpl(trylast=True)
+def itsm_admin_pages() -> list:
+    # The core's admin pages kept beside their own service functions (service levels).
+    from itsm.core.admin.kit import AdminPage
+
+    return [AdminPage("SLA targets", "admin.service_levels", "Service levels",
+                      description="minutes per priority for each metric, the calendar "
+                      "and the warning threshold new records get"),
+            AdminPage("Business calendars", "admin.calendars", "Service levels",
+                      description="working hours, time zone and holidays the clocks "
+                      "run on")]
 
 
 @hookimpl(trylast=True)

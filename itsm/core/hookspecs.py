@@ -516,7 +516,8 @@ def itsm_sla_policy(record: Record, metric: str, session: Session | None) -> Sla
     of the attributes read, and gives that answer to every record alike in them.
     :return: an :class:`itsm.core.sla.SlaTarget`, or None to let the next implementation
         decide. First result wins, so an agreements plugin can override the default
-        policy; the core's ``trylast`` default reads ``[sla.<metric>] p<priority>``
+        policy; the core's ``trylast`` default gives the targets admins saved that were
+        in force when the record was created, else ``[sla.<metric>] p<priority>``
         (minutes) from the config.
     """
 

@@ -48,9 +48,18 @@ def itsm_notification_channels():
 
 @hookimpl
 def itsm_blueprints():
+    from itsm.adapters.email import admin
     from itsm.adapters.email.api import bp
 
-    return [bp]
+    return [bp, admin.bp]
+
+
+@hookimpl
+def itsm_admin_pages():
+    """The mail templates, with a preview of each event's mail."""
+    from itsm.adapters.email.admin import PAGES
+
+    return list(PAGES)
 
 
 @hookimpl

@@ -45,9 +45,18 @@ def itsm_notification_recipients(event: EventMessage, session) -> list[Recipient
 
 @hookimpl
 def itsm_blueprints():
+    from itsm.adapters.webhooks import admin
     from itsm.adapters.webhooks.api import bp
 
-    return [bp]
+    return [bp, admin.bp]
+
+
+@hookimpl
+def itsm_admin_pages():
+    """The subscriptions, with a preview of what each receives."""
+    from itsm.adapters.webhooks.admin import PAGES
+
+    return list(PAGES)
 
 
 @hookimpl

@@ -55,3 +55,9 @@ def _audit_args() -> dict[str, Any]:
     except inputs.InputError:
         before = None  # a mangled paging link: the first page
     return {"action": action, "before": before if before and before > 0 else None}
+
+
+# Core admin pages kept in their own modules, added to bp here.
+from itsm.core.admin import sla_pages  # noqa: E402
+
+sla_pages.register(bp)

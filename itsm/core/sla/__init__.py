@@ -24,7 +24,8 @@ Rules, for any record type:
   measured against (until it is reopened).
 
 The engine is split by phase, each module importing only those before it:
-:mod:`~itsm.core.sla.policy`, :mod:`~itsm.core.sla.replay`, :mod:`~itsm.core.sla.sweep`,
+:mod:`~itsm.core.sla.policy`, :mod:`~itsm.core.sla.stored` (the calendars and targets
+admins saved), :mod:`~itsm.core.sla.replay`, :mod:`~itsm.core.sla.sweep`,
 :mod:`~itsm.core.sla.views`. Their public names are importable from here.
 """
 

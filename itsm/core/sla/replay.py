@@ -18,7 +18,6 @@ from itsm.core.calendars import (
     Calendar,
     builtin_calendars,
     calendar_named,
-    load_calendars,
 )
 from itsm.core.models import JournalEntry, Record, utcnow, write_now
 from itsm.core.sla.policy import (
@@ -31,6 +30,7 @@ from itsm.core.sla.policy import (
     metrics_of,
     targets_for,
 )
+from itsm.core.sla.stored import calendars_for
 from itsm.core.sla_models import FIGURES, SlaClock
 
 if TYPE_CHECKING:
@@ -262,7 +262,7 @@ def replay_record(itsm: Itsm, session: Session, record: Record, workflow: Workfl
             .order_by(JournalEntry.id)))
     settings = itsm.settings
     return replay(entries, workflow, targets_for(itsm, record, session),
-                  load_calendars(settings),
+                  calendars_for(itsm, session),
                   now, metrics=metrics_of(settings), met_once=met_once_of(settings))
 
 

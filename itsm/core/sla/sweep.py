@@ -18,13 +18,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from itsm.core.bulkwrite import Copier, new_ids
-from itsm.core.calendars import (
-    Calendar,
-    load_calendars,
-)
+from itsm.core.calendars import Calendar
 from itsm.core.models import Event, JournalEntry, Record, utcnow
 from itsm.core.sla.policy import CLOCK_KINDS
 from itsm.core.sla.replay import _store, replay_record
+from itsm.core.sla.stored import calendars_for
 from itsm.core.sla_models import SlaClock
 
 if TYPE_CHECKING:
@@ -79,7 +77,7 @@ def on_record_changed(itsm: Itsm, session: Session, record: Record, change: Reco
     if not due:  # the usual case: nothing to announce, the commit writes the clocks
         return []
     session.flush()  # the claims below update the rows by id
-    calendars = load_calendars(itsm.settings)
+    calendars = calendars_for(itsm, session)
     events = []
     for clock, kind in sorted(due, key=lambda item: item[0].id):
         event = _announce(session, clock, kind, _summary(record), calendars, now)
@@ -336,7 +334,7 @@ def sweep(itsm: Itsm, now: datetime | None = None, *, batch: int = 1000,
     now = now or utcnow()
     stats = SweepStats()
     budget = _Budget(limit or None, time.monotonic() + seconds if seconds else None)
-    calendars = load_calendars(itsm.settings)
+    calendars = calendars_for(itsm, None)
     dialect = itsm.engine.dialect.name
 
     def announced(kind: str, events: list[Any]) -> None:

@@ -9,12 +9,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from itsm.core.calendars import (
-    Calendar,
-    load_calendars,
-)
+from itsm.core.calendars import Calendar
 from itsm.core.context import current_itsm
 from itsm.core.models import Record, utcnow
+from itsm.core.sla.stored import calendars_for
 from itsm.core.sla.sweep import _iso, elapsed_at
 from itsm.core.sla_models import SlaClock
 
@@ -28,7 +26,7 @@ def clocks_for(session: Session, record: Record, *, now: datetime | None = None,
     """
     now = now or utcnow()
     if calendars is None:
-        calendars = load_calendars(current_itsm().settings)
+        calendars = calendars_for(current_itsm(), session)
     out = []
     for clock in session.scalars(select(SlaClock).where(SlaClock.record_id == record.id)
                                  .order_by(SlaClock.id)):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from itsm.plugin import Plugin
 from itsm.plugins.catalog.hooks import (
+    itsm_admin_pages,
     itsm_blueprints,
     itsm_cli_commands,
     itsm_demo_data,
@@ -41,7 +42,8 @@ plugin = Plugin(name="catalog", version="0.1.0",
                 requires_itsm=">=0.1,<1",
                 settings={"sla_calendar": "default", "most_requested_days": 90})
 
-__all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
+__all__ = ["itsm_admin_pages", "itsm_blueprints", "itsm_cli_commands", "itsm_demo_data",
+           "itsm_install_defaults",
            "itsm_link_kinds", "itsm_navigation", "itsm_permissions", "itsm_record_changed",
            "itsm_record_prepare",
            "itsm_record_types", "itsm_sla_policy", "itsm_service_lookup",

@@ -387,9 +387,17 @@ def itsm_service_status_requested(svc: RecordService, key: str, status: str) \
 
 @hookimpl
 def itsm_blueprints():
-    from itsm.plugins.catalog import api, pages
+    from itsm.plugins.catalog import admin, api, pages
 
-    return [api.bp, *pages.blueprints()]
+    return [api.bp, *pages.blueprints(), admin.bp]
+
+
+@hookimpl
+def itsm_admin_pages() -> list:
+    # The catalog's own administration, open to catalog managers (catalog.manage).
+    from itsm.plugins.catalog.admin import PAGES
+
+    return list(PAGES)
 
 
 @hookimpl

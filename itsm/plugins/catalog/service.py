@@ -34,6 +34,7 @@ from itsm.plugin import (
     ValidationError,
     check_status_change,
     parse_int,
+    record_admin_audit,
     utcnow,
 )
 from itsm.plugin import load_input as load
@@ -295,10 +296,23 @@ def save_category(svc: RecordService, data: Any) -> Category:
         "name": fields.String(required=True, validate=validate.Length(min=1, max=100)),
         "description": fields.String(load_default="", validate=validate.Length(max=5000)),
         "position": fields.Integer(load_default=0)})(unknown=RAISE), data)
-    category = ensure_category(svc.session, values["name"])
+    category = svc.session.scalar(select(Category).where(Category.name == values["name"]))
+    before = None if category is None else \
+        {"description": category.description, "position": category.position}
+    category = category or ensure_category(svc.session, values["name"])
     category.description = values["description"]
     category.position = values["position"]
+    record_admin_audit(svc.session, svc.actor, "catalog.category.save",
+                       f"category {category.name}", before,
+                       {"description": category.description, "position": category.position})
     return category
+
+
+def _audited(service: Service | Offering) -> dict[str, Any]:
+    """A service's or offering's own columns, for the admin audit's before and after."""
+    skip = {"id", "created_at", "updated_at", "service_id"}
+    return {c.key: getattr(service, c.key) for c in service.__table__.columns
+            if c.key not in skip}
 
 
 def save_service(svc: RecordService, data: Any, service: Service | None = None) -> Service:
@@ -306,6 +320,7 @@ def save_service(svc: RecordService, data: Any, service: Service | None = None) 
     svc.require("catalog.manage")
     values = load(ServiceIn(), data, partial=service is not None)
     session = svc.session
+    before = _audited(service) if service is not None else None
     if service is None:
         if session.scalar(select(Service.id).where(Service.slug == values["slug"])):
             raise Conflict(f"a service {values['slug']} exists already",
@@ -333,6 +348,9 @@ def save_service(svc: RecordService, data: Any, service: Service | None = None) 
     session.flush()
     if agencies is not None:
         _set_agencies(session, service, agencies)
+    record_admin_audit(session, svc.actor, "catalog.service.save", f"service {service.slug}",
+                       before, {**_audited(service)}
+                       | ({"agencies": agencies} if agencies is not None else {}))
     return service
 
 
@@ -401,6 +419,7 @@ def save_offering(svc: RecordService, service: Service, data: Any,
             raise ValidationError("unknown groups: " + ", ".join(sorted(names - known)),
                                   fields={"tasks": ["unknown group " + n
                                                     for n in sorted(names - known)]})
+    before = _audited(offering) if offering is not None else None
     if offering is None:
         if session.scalar(select(Offering.id).where(Offering.service_id == service.id,
                                                     Offering.code == values["code"])):
@@ -416,6 +435,8 @@ def save_offering(svc: RecordService, service: Service, data: Any,
     for key, value in values.items():
         setattr(offering, key, value)
     session.flush()
+    record_admin_audit(session, svc.actor, "catalog.offering.save",
+                       f"offering {service.slug}/{offering.code}", before, _audited(offering))
     return offering
 
 

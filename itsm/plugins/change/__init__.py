@@ -18,7 +18,8 @@
 Files: ``models.py`` (tables), ``workflow.py`` (schema, workflow, guards),
 ``service.py`` (rules shared by every entry point: risk, approvals, freeze, conflicts),
 ``gate.py`` (deployment gate), ``schedule.py`` (calendar, one change's overview),
-``catalogs.py`` (admin lists), ``api.py``, ``pages.py``, ``cli.py``, ``reports.py``,
+``catalogs.py`` (admin lists), ``admin.py`` (their pages in the admin area), ``api.py``,
+``pages.py``, ``cli.py``, ``reports.py``,
 ``demo.py``; Alembic branch
 ``change`` in ``migrations/versions``.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from itsm.plugin import Plugin
 from itsm.plugins.change.hooks import (
+    itsm_admin_pages,
     itsm_blueprints,
     itsm_cli_commands,
     itsm_demo_data,
@@ -47,7 +49,8 @@ plugin = Plugin(name="change", version="0.1.0",
                             "deployment gate.",
                 requires_itsm=">=0.1,<1", settings=DEFAULT_SETTINGS)
 
-__all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
+__all__ = ["itsm_admin_pages", "itsm_blueprints",
+           "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
            "itsm_link_kinds", "itsm_navigation", "itsm_notification_recipients",
            "itsm_permissions", "itsm_record_actions", "itsm_record_changed", "itsm_record_prepare",
            "itsm_record_types", "plugin"]

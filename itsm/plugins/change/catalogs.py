@@ -28,6 +28,7 @@ from itsm.plugin import (
     ValidationError,
     load_input,
     parse_int,
+    record_admin_audit,
 )
 from itsm.plugins.change import service as changes
 from itsm.plugins.change.models import (
@@ -219,7 +220,10 @@ def add(service: RecordService, name: str, data: Any) -> dict[str, Any]:
     row = cat.model(**{**_defaults(cat), **values})
     service.session.add(row)
     service.session.flush()
-    return cat.dump(service.session, row)
+    after = cat.dump(service.session, row)
+    record_admin_audit(service.session, service.actor, f"change.{cat.name}.add",
+                       f"{cat.label} {values[cat.key]}", None, after)
+    return after
 
 
 def update(service: RecordService, name: str, ident: str, data: Any) -> dict[str, Any]:
@@ -227,6 +231,7 @@ def update(service: RecordService, name: str, ident: str, data: Any) -> dict[str
     changes.require_admin(service)
     cat = catalog(name)
     row = _row(service.session, cat, ident)
+    before = cat.dump(service.session, row)
     values = _values(service.session, cat, cat.load(data, partial=True))
     if isinstance(row, FreezeWindow):
         start = values.get("starts_at", row.starts_at)
@@ -236,7 +241,10 @@ def update(service: RecordService, name: str, ident: str, data: Any) -> dict[str
     for key, value in values.items():
         setattr(row, key, value)
     service.session.flush()
-    return cat.dump(service.session, row)
+    after = cat.dump(service.session, row)
+    record_admin_audit(service.session, service.actor, f"change.{cat.name}.update",
+                       f"{cat.label} {getattr(row, cat.key)}", before, after)
+    return after
 
 
 def remove(service: RecordService, name: str, ident: str) -> None:
@@ -244,5 +252,9 @@ def remove(service: RecordService, name: str, ident: str) -> None:
     (``active: false``); their history stays either way."""
     changes.require_admin(service)
     cat = catalog(name)
-    service.session.delete(_row(service.session, cat, ident))
+    row = _row(service.session, cat, ident)
+    record_admin_audit(service.session, service.actor, f"change.{cat.name}.remove",
+                       f"{cat.label} {getattr(row, cat.key)}", cat.dump(service.session, row),
+                       None)
+    service.session.delete(row)
     service.session.flush()

@@ -116,9 +116,17 @@ def itsm_notification_recipients(event: EventMessage, session: Session) \
 @hookimpl
 def itsm_blueprints() -> list[Blueprint]:
     """The API routes and the console pages."""
-    from itsm.plugins.change import api, pages
+    from itsm.plugins.change import admin, api, pages
 
-    return [api.bp, pages.pages]
+    return [api.bp, pages.pages, admin.bp]
+
+
+@hookimpl
+def itsm_admin_pages() -> list:
+    """CAB rules, risk questions, standard change templates, freeze windows."""
+    from itsm.plugins.change.admin import PAGES
+
+    return list(PAGES)
 
 
 @hookimpl

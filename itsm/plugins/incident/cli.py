@@ -67,3 +67,37 @@ def report(itsm, days: int, group: str | None, as_json: bool) -> None:
         emit_json(data)
         return
     click.echo(text_report(data))
+
+
+@incident.command("rules")
+@click.option("--set", "name", type=click.Choice(("categories", "priority_matrix",
+                                                  "routing")),
+              help="save this rule from --value (what the admin page saves)")
+@click.option("--value", help='the rule as JSON, e.g. \'{"network": "Network"}\' for routing')
+@pass_itsm
+def rules_command(itsm, name: str | None, value: str | None) -> None:
+    """Show the categories, priority matrix and routing new incidents follow (JSON), or
+    save one of them."""
+    import json
+
+    from itsm.plugin import ItsmError
+    from itsm.plugins.incident import rules
+
+    if name is not None:
+        try:
+            data = json.loads(value or "")
+        except ValueError:
+            raise ItsmError(f"--value for {name} is not JSON: e.g. --value "
+                            "'{\"network\": [\"lan\", \"wan\"]}'") from None
+        try:
+            with itsm.unit_of_work(Actor.system()) as svc:
+                rules.save_rule(svc, name, data)
+        except ItsmError as exc:
+            details = "; ".join(f"{k}: {v[0] if isinstance(v, list) else v}"
+                                for k, v in exc.fields.items())
+            raise ItsmError(f"{exc.message}: {details}" if details else exc.message) \
+                from None
+        click.echo(f"saved {name}; new incidents follow it")
+        return
+    current = rules.settings()
+    emit_json({key: current[key] for key in rules.EDITABLE})

@@ -443,9 +443,16 @@ def itsm_notification_recipients(event: EventMessage, session: Session) \
 
 @hookimpl
 def itsm_blueprints():
-    from itsm.plugins.incident import api, pages
+    from itsm.plugins.incident import admin, api, pages
 
-    return [api.bp, *pages.blueprints()]
+    return [api.bp, *pages.blueprints(), admin.bp]
+
+
+@hookimpl
+def itsm_admin_pages() -> list:
+    from itsm.plugins.incident.admin import PAGES
+
+    return list(PAGES)
 
 
 @hookimpl

@@ -68,3 +68,15 @@ class Escalation(Base):
     level: Mapped[str] = mapped_column(String(16))  # warning | breach
     action: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IncidentSetting(Base):
+    """A rule an admin changed in the browser (``categories``, ``priority_matrix``,
+    ``routing``): it replaces the same key of ``[plugins.incident]`` in itsm.toml."""
+
+    __tablename__ = "incident_setting"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"))

@@ -28,7 +28,6 @@ from itsm.plugin import (
 )
 from itsm.plugins.mou import compliance, service
 from itsm.plugins.mou import document as export
-from itsm.plugins.mou import template as templates
 from itsm.plugins.mou.models import MouSchema, MouTemplate
 
 api = Blueprint("mou_api", __name__, url_prefix="/api/v1", template_folder="templates")
@@ -312,6 +311,5 @@ def post_template():
     with current_itsm().unit_of_work(current_actor()) as svc:
         svc.require(service.TEMPLATE_PERMISSION)
         data = MouTemplateIn().load(body)  # a marshmallow error is a 422 with its fields
-        row = templates.publish(svc.session, data["sections"], author=svc.actor.email,
-                                note=data["note"])
+        row = service.publish_template(svc, data["sections"], data["note"])
         return _created(_template_dict(row))

@@ -137,10 +137,19 @@ def _supersede_others(session: Session, record: Any) -> None:
 @hookimpl
 def itsm_blueprints() -> list[Blueprint]:
     """The API routes and the console and portal pages."""
+    from itsm.plugins.mou.admin import bp
     from itsm.plugins.mou.api import api
     from itsm.plugins.mou.pages import pages
 
-    return [api, pages]
+    return [api, pages, bp]
+
+
+@hookimpl
+def itsm_admin_pages() -> list:
+    """The standard agreement template, for who may edit it (``mou.template``)."""
+    from itsm.plugins.mou.admin import PAGES
+
+    return list(PAGES)
 
 
 @hookimpl

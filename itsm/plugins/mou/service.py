@@ -24,6 +24,7 @@ from itsm.plugin import (
     RecordService,
     ValidationError,
     load_input,
+    record_admin_audit,
     utcnow,
 )
 from itsm.plugins.mou import template as templates
@@ -497,3 +498,17 @@ def decide(service: RecordService, mou: Mou, number: int, approve: bool) -> MouV
     verb = "approved; it is now in force" if approve else "rejected"
     note(service, mou, f"Amendment version {number} {verb} by {service.actor.email}.")
     return version
+
+
+def publish_template(svc: RecordService, sections: Any, note: str = "") -> Any:
+    """Publish a new version of the standard agreement template (``mou.template``): every
+    section once. Agreements made earlier keep their version; an admin audit entry
+    records the change."""
+    svc.require(TEMPLATE_PERMISSION)
+    before = templates.latest(svc.session)
+    row = templates.publish(svc.session, sections, author=svc.actor.email, note=note)
+    record_admin_audit(svc.session, svc.actor, "mou.template.publish",
+                       f"agreement template version {row.version}",
+                       {"sections": before.sections} if before is not None else None,
+                       {"sections": row.sections, "note": row.note})
+    return row

@@ -29,7 +29,8 @@ Settings (``[plugins.transition_gate]``): ``default_template``, ``remind_days``,
 
 Files: ``models.py`` (tables, schema, workflow), ``service.py`` (checklist, acceptance,
 exceptions), ``plan.py`` (meetings, milestones, roles, templates), ``gate.py`` (the gate,
-catalog, early life, reminders), ``views.py`` (overview, dashboard), ``api.py``,
+catalog, early life, reminders), ``views.py`` (overview, dashboard), ``admin.py``
+(checklist templates in the admin area), ``api.py``,
 ``pages.py``, ``cli.py``, ``demo.py``; Alembic branch ``transition_gate`` in
 ``migrations/versions``. Imports no other plugin.
 """
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 from itsm.plugin import Plugin
 from itsm.plugins.transition_gate.hooks import (
+    itsm_admin_pages,
     itsm_blueprints,
     itsm_cli_commands,
     itsm_demo_data,
@@ -62,7 +64,8 @@ plugin = Plugin(
     description="Service transitions: deliverables, meetings, acceptance and the go-live gate.",
     requires_itsm=">=0.1,<1", settings=DEFAULT_SETTINGS)
 
-__all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
+__all__ = ["itsm_admin_pages", "itsm_blueprints",
+           "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
            "itsm_link_kinds", "itsm_navigation", "itsm_notification_recipients",
            "itsm_periodic", "itsm_permission_check", "itsm_permissions",
            "itsm_record_actions", "itsm_record_changed", "itsm_record_prepare",

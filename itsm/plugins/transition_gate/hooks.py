@@ -154,9 +154,17 @@ def itsm_notification_recipients(event: EventMessage, session: Session) \
 @hookimpl
 def itsm_blueprints() -> list[Blueprint]:
     """The API routes and the console pages."""
-    from itsm.plugins.transition_gate import api, pages
+    from itsm.plugins.transition_gate import admin, api, pages
 
-    return [api.bp, pages.pages]
+    return [api.bp, pages.pages, admin.bp]
+
+
+@hookimpl
+def itsm_admin_pages() -> list:
+    """The checklist templates, for gatekeepers (the service management office)."""
+    from itsm.plugins.transition_gate.admin import PAGES
+
+    return list(PAGES)
 
 
 @hookimpl

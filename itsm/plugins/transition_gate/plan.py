@@ -10,7 +10,14 @@ from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from itsm.plugin import Boolean, Conflict, Forbidden, NotFound, RecordService
+from itsm.plugin import (
+    Boolean,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RecordService,
+    record_admin_audit,
+)
 from itsm.plugins.transition_gate import service as gate
 from itsm.plugins.transition_gate.models import (
     MEETING_KINDS,
@@ -100,12 +107,18 @@ def save_template(svc: RecordService, data: Any) -> ChecklistTemplate:
     values = gate.load(TemplateIn(), data)
     found = svc.session.scalar(select(ChecklistTemplate).where(
         ChecklistTemplate.name == values["name"]))
+    before = template_dict(found) if found is not None else None
     if found is None:
         found = ChecklistTemplate(name=values["name"])
         svc.session.add(found)
     found.description, found.active = values["description"], values["active"]
     found.items = values["items"]
     svc.session.flush()
+    after = template_dict(found)
+    record_admin_audit(svc.session, svc.actor, "transition.template.save",
+                       f"checklist template {found.name}",
+                       {k: v for k, v in before.items() if k != "id"} if before else None,
+                       {k: v for k, v in after.items() if k != "id"})
     return found
 
 
