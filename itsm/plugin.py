@@ -72,6 +72,11 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "SlaClock": ("itsm.core.sla_models", "SlaClock"),
     "sweep_sla_clocks": ("itsm.core.sla", "sweep"),
     "ServiceRef": ("itsm.core.services", "ServiceRef"),
+    "Rate": ("itsm.core.charges", "Rate"),
+    "Charge": ("itsm.core.charges", "Charge"),
+    "RATE_PERIODS": ("itsm.core.charges", "RATE_PERIODS"),
+    "service_rates": ("itsm.core.charges", "service_rates"),
+    "billable_charges": ("itsm.core.charges", "billable_charges"),
     "check_status_change": ("itsm.core.services", "check_status_change"),
     "Suggestion": ("itsm.core.search", "Suggestion"),
     "search_terms": ("itsm.core.search", "terms"),
@@ -163,6 +168,13 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         provision_user,
         user_by_email,
         visibility_scope,
+    )
+    from itsm.core.charges import (  # noqa: F401
+        RATE_PERIODS,
+        Charge,
+        Rate,
+        billable_charges,
+        service_rates,
     )
     from itsm.core.cli_kit import emit_json, pass_itsm  # noqa: F401
     from itsm.core.context import current_itsm  # noqa: F401

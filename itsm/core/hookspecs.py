@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from itsm.core.attachments import AttachmentStore
     from itsm.core.auth import Actor, Identity, Permission, SignInMethod
+    from itsm.core.charges import Charge, Rate
     from itsm.core.config import Settings
     from itsm.core.demo import DemoContext
     from itsm.core.migrate import Migrations
@@ -331,6 +332,42 @@ def itsm_service_status_requested(svc: RecordService, key: str,
     :return: the :class:`itsm.core.services.ServiceRef` after the change, or None when no
         catalog is enabled or it does not know ``key``. First result wins. A refusal
         raises :class:`itsm.core.errors.ItsmError` (409 with ``reasons``).
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# What work costs (between plugins that keep rates or do billable work and one that bills)
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def itsm_service_rates(session: Session) -> list[Rate] | None:
+    """State the prices of the services a plugin keeps.
+
+    Called by a plugin that bills (through :func:`itsm.core.charges.service_rates`) when
+    it prices subscriptions and recorded time, inside its transaction.
+
+    :param session: a session to read with.
+    :return: :class:`itsm.core.charges.Rate` objects, one per priced service, or None.
+        All results are used; when two plugins price the same service id, the first
+        answer wins.
+    """
+
+
+@hookspec
+def itsm_billable_charges(session: Session, start: datetime, end: datetime,
+                          agency_id: int | None) -> list[Charge] | None:
+    """List the billable work a plugin's records did for agencies in a period.
+
+    Called by a plugin that bills (through :func:`itsm.core.charges.billable_charges`)
+    when it computes a statement, inside its transaction.
+
+    :param session: a session to read with.
+    :param start: the period's first instant (UTC, included).
+    :param end: the period's end (UTC, excluded).
+    :param agency_id: only this agency's work, or every agency's when None.
+    :return: :class:`itsm.core.charges.Charge` objects (each with a stable ``key`` so
+        that it is billed once), or None. All results are used.
     """
 
 
