@@ -72,6 +72,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "SlaClock": ("itsm.core.sla_models", "SlaClock"),
     "sweep_sla_clocks": ("itsm.core.sla", "sweep"),
     "ServiceRef": ("itsm.core.services", "ServiceRef"),
+    "EscalationStep": ("itsm.core.escalation", "EscalationStep"),
+    "escalation_path": ("itsm.core.escalation", "escalation_path"),
     "Rate": ("itsm.core.charges", "Rate"),
     "Charge": ("itsm.core.charges", "Charge"),
     "RATE_PERIODS": ("itsm.core.charges", "RATE_PERIODS"),
@@ -190,6 +192,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         ValidationError,
         messages_of,
     )
+    from itsm.core.escalation import EscalationStep, escalation_path  # noqa: F401
     from itsm.core.hookspecs import hookimpl  # noqa: F401
     from itsm.core.inputs import (  # noqa: F401
         MAX_DB_INTEGER,

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from itsm.core.charges import Charge, Rate
     from itsm.core.config import Settings
     from itsm.core.demo import DemoContext
+    from itsm.core.escalation import EscalationStep
     from itsm.core.migrate import Migrations
     from itsm.core.models import Record
     from itsm.core.notify import Channel, EventMessage, Recipient
@@ -332,6 +333,27 @@ def itsm_service_status_requested(svc: RecordService, key: str,
     :return: the :class:`itsm.core.services.ServiceRef` after the change, or None when no
         catalog is enabled or it does not know ``key``. First result wins. A refusal
         raises :class:`itsm.core.errors.ItsmError` (409 with ``reasons``).
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Escalation (between a process that escalates records and one that agrees the paths)
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def itsm_escalation_path(session: Session, record: Record) -> list[EscalationStep] | None:
+    """Say whom ``record`` escalates to: the path agreed with its agency.
+
+    Called by a plugin that escalates its records automatically (the incident plugin, on
+    an SLA warning, at a breach and as time passes after it), through
+    :func:`itsm.core.escalation.escalation_path`, inside its transaction.
+
+    :param session: a session to read with.
+    :param record: the record being escalated (its ``agency_id`` says whose agreement).
+    :return: the :class:`itsm.core.escalation.EscalationStep` objects of the path, or None
+        when no path is agreed for it, in which case the escalating plugin uses its own
+        contacts. First result wins.
     """
 
 

@@ -34,6 +34,7 @@ from itsm.plugins.mou.hooks import (
     itsm_blueprints,
     itsm_cli_commands,
     itsm_demo_data,
+    itsm_escalation_path,
     itsm_install_defaults,
     itsm_navigation,
     itsm_notification_recipients,
@@ -53,7 +54,8 @@ plugin = Plugin(
     requires_itsm=">=0.1,<1",
     settings={"notify_channels": ["email"], "alert_check_minutes": 60})
 
-__all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
+__all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_escalation_path",
+           "itsm_install_defaults",
            "itsm_navigation", "itsm_notification_recipients", "itsm_periodic",
            "itsm_permission_check", "itsm_permissions", "itsm_record_actions",
            "itsm_record_changed", "itsm_record_prepare", "itsm_record_types",

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from itsm.plugin import (
     Actor,
     DemoContext,
+    EscalationStep,
     EventMessage,
     Group,
     NavItem,
@@ -73,6 +74,15 @@ def itsm_sla_policy(record: Record, metric: str, session: Session | None) \
         return policy.target_for(session, record, metric)
     with current_itsm().Session() as own:
         return policy.target_for(own, record, metric)
+
+
+@hookimpl
+def itsm_escalation_path(session: Session, record: Record) -> list[EscalationStep] | None:
+    """The escalation contacts of the agreement in force with the record's agency (with
+    an e-mail and a time after the breach), or None: the escalating plugin's own list."""
+    if record.type == MOU.name:
+        return None
+    return service.escalation_steps(session, record.agency_id) or None
 
 
 @hookimpl

@@ -157,6 +157,9 @@ class MouContact(Base):
     email: Mapped[str] = mapped_column(String(254), default="")
     phone: Mapped[str] = mapped_column(String(50), default="")
     when: Mapped[str] = mapped_column(String(300), default="")  # when to call them
+    # An escalation contact (position 1, 2, …) is turned to this long after a record's
+    # target was breached (0: at the breach); None: not part of automatic escalation.
+    after_minutes: Mapped[int | None] = mapped_column(Integer)
 
 
 class MouAlert(Base):
