@@ -197,7 +197,8 @@ _LAST_CHECK: dict[str, datetime] = {}
 
 @hookimpl
 def itsm_periodic(now: datetime) -> None:
-    """Alert relationship managers of agencies below target (once per target and month).
+    """Alert relationship managers of agencies below target (once per target and month)
+    and of agreements about to end (once per reminder window).
 
     Measuring every agreement takes a scan of the month's clocks, so each process does it
     at most every ``alert_check_minutes``; the alert rows make repeats harmless anyway.
@@ -211,15 +212,17 @@ def itsm_periodic(now: datetime) -> None:
     from itsm.plugins.mou import alerts
 
     alerts.check(install, now)
+    alerts.remind_expiry(install, now)
 
 
 @hookimpl
 def itsm_notification_recipients(event: EventMessage, session: Session) \
         -> list[Recipient] | None:
-    """A compliance alert goes to the agency's relationship manager."""
-    from itsm.plugins.mou.alerts import EVENT
+    """A compliance alert and a renewal reminder go to the agency's relationship manager."""
+    from itsm.plugins.mou.alerts import EVENT, EXPIRY_EVENT
 
-    address = event.payload.get("relationship_manager") if event.name == EVENT else None
+    address = event.payload.get("relationship_manager") \
+        if event.name in (EVENT, EXPIRY_EVENT) else None
     if not address:
         return None
     install = current_itsm()

@@ -162,6 +162,20 @@ class MouContact(Base):
     after_minutes: Mapped[int | None] = mapped_column(Integer)
 
 
+class MouReminder(Base):
+    """A renewal reminder sent for an agreement's end date, one per window (90, 30, 7
+    days before): never twice, and again if the end date moves."""
+
+    __tablename__ = "mou_reminder"
+    __table_args__ = (UniqueConstraint("mou_id", "days", "ends_on",
+                                       name="uq_mou_reminder_window"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mou_id: Mapped[int] = mapped_column(ForeignKey("mou.id", ondelete="CASCADE"))
+    days: Mapped[int] = mapped_column(Integer)
+    ends_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class MouAlert(Base):
     """A compliance alert sent for one target, metric and period (a month): never twice."""
 

@@ -1,10 +1,11 @@
-"""Automatic escalation follows the agency's agreement: a DOT incident whose target is
-breached goes to DOT's MOU escalation path, level by level at the stated times, while an
-EPA incident (no agreement) goes to the install's list."""
+"""The agency's agreement at work: automatic escalation follows it (a DOT incident whose
+target is breached goes to DOT's MOU escalation path, level by level at the stated times,
+while an EPA incident, no agreement, goes to the install's list), and its relationship
+manager is reminded 90, 30 and 7 days before it ends."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from itsm.core.demo import ensure_group
 from itsm.core.models import Delivery, Event, Record, utcnow
 from itsm.plugins.incident.hooks import escalate_along_paths
 from itsm.plugins.incident.models import Escalation
+from itsm.plugins.mou.alerts import remind_expiry
 
 API = "/api/v1"
 
@@ -28,7 +30,8 @@ def itsm_plugins():
 @pytest.fixture
 def itsm_config(itsm_config):
     return {**itsm_config, "plugins.incident.escalation_contacts": ["desk.manager@it.example"],
-            "plugins.incident.notify_channels": ["log"], "sla.calendar": "24x7"}
+            "plugins.incident.notify_channels": ["log"], "sla.calendar": "24x7",
+            "plugins.mou.notify_channels": ["log"]}
 
 
 @pytest.fixture
@@ -42,10 +45,10 @@ def people(app, make_token):
             "epa": make_token("eve@epa.example", role="requester", agency="EPA")}
 
 
-def dot_agreement(client, agent) -> str:
+def dot_agreement(client, agent, **fields) -> str:
     """DOT's MOU in force: the project lead at the breach, the director 4 hours after."""
     number = client.post(f"{API}/mous", headers=agent, json={
-        "title": "DOT MOU", "agency": "DOT", "kind": "mou"}).json["number"]
+        "title": "DOT MOU", "agency": "DOT", "kind": "mou", **fields}).json["number"]
     contacts = client.put(f"{API}/mous/{number}/contacts", headers=agent, json={"items": [
         {"role": "Technology business consultant", "name": "Rae Manager",
          "email": "rm@it.example"},
@@ -135,3 +138,37 @@ def test_a_vendor_plugin_can_agree_the_path_through_the_hook(app, client, people
         assert {r for _, r in told(itsm, epa)} == {"duty@epa.example"}
     finally:
         itsm.host.pm.unregister(name="roster")
+
+
+def test_the_relationship_manager_is_reminded_before_the_agreement_ends(
+        app, client, people, itsm):
+    mou = dot_agreement(client, people["agent"], effective_from="2026-01-01",
+                        effective_to="2027-06-30")
+    ends = date(2027, 6, 30)
+
+    def reminders() -> list[tuple[int, str]]:
+        itsm.outbox.fan_out()
+        with itsm.Session() as session:
+            rows = session.execute(select(Event.payload, Delivery.recipient).join(
+                Delivery, Delivery.event_id == Event.id).where(
+                Event.name == "mou.expiring")).all()
+        return sorted({(p["window"], r) for p, r in rows if "@" in r})
+
+    def on(day: date) -> int:
+        return remind_expiry(itsm, utcnow().replace(year=day.year, month=day.month,
+                                                    day=day.day))
+
+    assert on(ends - timedelta(days=91)) == 0
+    assert on(ends - timedelta(days=90)) == 1
+    assert on(ends - timedelta(days=60)) == 0  # the 90-day reminder went already
+    assert on(ends - timedelta(days=29)) == 1
+    assert on(ends - timedelta(days=7)) == 1
+    assert on(ends - timedelta(days=6)) == 0
+    assert on(ends + timedelta(days=1)) == 0  # ended: nothing to remind of
+    assert reminders() == [(7, "rm@it.example"), (30, "rm@it.example"),
+                           (90, "rm@it.example")]
+    with itsm.Session() as session:
+        payloads = session.scalars(select(Event.payload).where(
+            Event.name == "mou.expiring")).all()
+    assert {p["record"]["number"] for p in payloads} == {mou}
+    assert sorted(p["days_left"] for p in payloads) == [7, 29, 90]
