@@ -5,6 +5,7 @@ manager is reminded 90, 30 and 7 days before it ends."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -20,6 +21,17 @@ from itsm.plugins.incident.models import Escalation
 from itsm.plugins.mou.alerts import remind_expiry
 
 API = "/api/v1"
+PASSWORD = "long enough secret"
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def sign_in(client, email: str) -> str:
+    token = TOKEN.search(client.get("/login").text).group(1)
+    response = client.post("/login", data={"email": email, "password": PASSWORD,
+                                           "csrf_token": token})
+    assert response.status_code == 302
+    with client.session_transaction() as state:
+        return state["csrf"]
 
 
 @pytest.fixture
@@ -172,3 +184,114 @@ def test_the_relationship_manager_is_reminded_before_the_agreement_ends(
             Event.name == "mou.expiring")).all()
     assert {p["record"]["number"] for p in payloads} == {mou}
     assert sorted(p["days_left"] for p in payloads) == [7, 29, 90]
+
+
+def designate(client, agent, agency: str, email: str) -> None:
+    response = client.post(f"{API}/mou/delegates", headers=agent,
+                           json={"agency": agency, "email": email})
+    assert response.status_code == 201, response.json
+
+
+def test_an_agencys_delegate_reads_drafts_comments_and_proposes_an_amendment(
+        app, client, people, make_token, itsm):
+    delegate = make_token("cio@dot.example", role="requester", agency="DOT")
+    admin = make_token("boss@it.example", role="admin")
+    other = make_token("cio@epa.example", role="requester", agency="EPA")
+    active = dot_agreement(client, people["agent"])
+    draft = client.post(f"{API}/mous", headers=people["agent"], json={
+        "title": "DOT MOU 2027", "agency": "DOT", "kind": "mou"}).json["number"]
+    # Before being designated: the agreement in force only, no draft, no comments.
+    assert client.get(f"{API}/mous/{draft}", headers=delegate).status_code == 404
+    assert client.get(f"{API}/mous/{active}", headers=delegate).status_code == 200
+    assert client.post(f"{API}/mous/{active}/sections/4/comments", headers=delegate,
+                       json={"body": "Laptops?"}).status_code == 404
+    designate(client, people["agent"], "DOT", "cio@dot.example")
+    designate(client, people["agent"], "EPA", "cio@epa.example")
+    assert client.post(f"{API}/mou/delegates", headers=delegate, json={
+        "agency": "DOT", "email": "pat@dot.example"}).status_code == 403
+    bad = client.post(f"{API}/mou/delegates", headers=people["agent"], json={
+        "agency": "DOT", "email": "eve@epa.example"})
+    assert bad.status_code == 422 and "email" in bad.json["error"]["fields"]
+
+    assert client.get(f"{API}/mous/{draft}", headers=delegate).json["state"] == "draft"
+    assert client.get(f"{API}/mous/{draft}", headers=other).status_code == 404
+    assert client.get(f"{API}/mous/{draft}", headers=people["dot"]).status_code == 404
+
+    commented = client.post(f"{API}/mous/{draft}/sections/4/comments", headers=delegate,
+                            json={"body": "Please add our 40 field tablets."})
+    assert commented.status_code == 201, commented.json
+    assert client.post(f"{API}/mous/{draft}/sections/4/comments", headers=other,
+                       json={"body": "Hello"}).status_code == 404
+    journal = client.get(f"{API}/mous/{draft}/journal", headers=people["agent"]).json["items"]
+    assert any(e["body"].startswith("On 4 ") or "field tablets" in (e["body"] or "")
+               for e in journal)
+
+    # An amendment of the agreement in force: proposed, adopted, approved by another.
+    section_4 = "Agency end-user services now include 40 field tablets."
+    bad = client.post(f"{API}/mous/{active}/proposals", headers=delegate,
+                      json={"summary": "Tablets", "sections": {"Z": "x"}})
+    assert bad.status_code == 422
+    proposed = client.post(f"{API}/mous/{active}/proposals", headers=delegate, json={
+        "summary": "Add our field tablets", "sections": {"4": section_4}})
+    assert proposed.status_code == 201, proposed.json
+    pid = proposed.json["id"]
+    assert client.get(f"{API}/mous/{active}/proposals", headers=other).status_code == 404
+    assert client.post(f"{API}/mous/{active}/proposals/{pid}/adopt",
+                       headers=delegate).status_code == 403
+    adopted = client.post(f"{API}/mous/{active}/proposals/{pid}/adopt",
+                          headers=people["agent"])
+    assert adopted.status_code == 200, adopted.json
+    assert adopted.json["state"] == "adopted" and adopted.json["version"] == 2
+    again = client.post(f"{API}/mous/{active}/proposals/{pid}/adopt",
+                        headers=people["agent"])
+    assert again.status_code == 409
+    decided = client.post(f"{API}/mous/{active}/versions/2/approve", headers=admin)
+    assert decided.status_code == 200, decided.json
+    text = client.get(f"{API}/mous/{active}/agreement", headers=delegate).json["sections"]
+    assert next(s["body"] for s in text if s["key"] == "4") == section_4
+
+    # The relationship manager heard of the proposal.
+    itsm.outbox.fan_out()
+    with itsm.Session() as session:
+        told = session.execute(select(Delivery.recipient).join(
+            Event, Event.id == Delivery.event_id).where(
+            Event.name == "mou.amendment_requested")).scalars().all()
+    assert "rm@it.example" in told
+
+    # The standard template and their own compliance; not another agency's.
+    assert client.get(f"{API}/mou/templates", headers=delegate).status_code == 200
+    assert client.get(f"{API}/mou/templates", headers=people["dot"]).status_code == 404
+    assert client.get(f"{API}/mou/compliance?agency=DOT", headers=delegate).status_code == 200
+    assert client.get(f"{API}/mou/compliance?agency=EPA", headers=delegate).status_code == 403
+
+
+def test_the_delegate_takes_part_through_the_portal_pages(app, client, people, make_token):
+    make_token("cio@dot.example", role="requester", agency="DOT", password=PASSWORD)
+    make_token("rae@it.example", role="agent", password=PASSWORD)
+    active = dot_agreement(client, people["agent"])
+    designate(client, people["agent"], "DOT", "cio@dot.example")
+    csrf = sign_in(client, "cio@dot.example")
+    mine = client.get("/mou/my").text
+    assert "Taking part in our agreements" in mine and active in mine
+    template = client.get("/mou/template")
+    assert template.status_code == 200 and "The standard agreement" in template.text
+    page = client.get(f"/mou/agreements/{active}/take-part")
+    assert page.status_code == 200 and "Propose an amendment" in page.text
+    empty = client.post(f"/mou/agreements/{active}/take-part/propose", data={
+        "csrf_token": csrf, "section": "4", "summary": "", "text": "x"})
+    assert empty.status_code == 422 and 'aria-invalid="true"' in empty.text
+    sent = client.post(f"/mou/agreements/{active}/take-part/propose", data={
+        "csrf_token": csrf, "section": "4", "summary": "Tablets",
+        "text": "Field tablets are end-user devices."}, follow_redirects=True)
+    assert "Your proposal is sent" in sent.text and "Tablets" in sent.text
+    assert "Adopt" not in sent.text  # a delegate proposes, IT staff decide
+    compliance = client.get("/mou/compliance?agency=EPA")
+    assert compliance.status_code == 200 and "EPA" not in re.sub(r"<[^>]+>", "", compliance.text)
+    client.post("/logout", data={"csrf_token": csrf})
+
+    csrf = sign_in(client, "rae@it.example")
+    staff = client.get(f"/mou/agreements/{active}/take-part").text
+    proposal = re.search(r"/proposals/(\d+)/adopt", staff).group(1)
+    adopted = client.post(f"/mou/agreements/{active}/proposals/{proposal}/adopt",
+                          data={"csrf_token": csrf}, follow_redirects=True)
+    assert "The proposal is adopted" in adopted.text and "(version 2)" in adopted.text

@@ -119,6 +119,7 @@ def test_every_write_with_a_body_has_a_request_schema_and_every_answer_a_schema(
     bodyless = {("post", "/api/v1/billing/statements/{statement_id}/{step}"),
                 ("post", "/api/v1/changes/{number}/freeze-exception"),
                 ("post", "/api/v1/incidents/{number}/review"),
+                ("post", "/api/v1/mous/{number}/proposals/{proposal_id}/adopt"),
                 ("post", "/api/v1/mous/{number}/versions/{version}/{decision}"),
                 ("post", "/api/v1/transitions/{number}/acceptance")}
     gaps = []

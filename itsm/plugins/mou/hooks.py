@@ -54,16 +54,25 @@ def itsm_permissions() -> list[Permission]:
 
 @hookimpl
 def itsm_permission_check(actor: Actor, permission: str, record: Any) -> bool | None:
-    """Agency users read their own agency's active MOU, and nothing else of this plugin."""
+    """Agency users read their own agency's active MOU; the people it designates read
+    its agreements in every state and comment on them; nothing else of this plugin."""
     if actor.role != "requester" or not permission.startswith("mou."):
         return None
-    if permission != "mou.read":
+    if permission not in ("mou.read", "mou.comment"):
         return False
     if record is None:
-        return True  # lists: the rows are checked one by one
-    return (actor.agency_id is not None and getattr(record, "type", None) == MOU.name
-            and record.state == "active" and record.agency_id == actor.agency_id
-            and getattr(record, "kind", "mou") == "mou")
+        return permission == "mou.read"  # lists: the rows are checked one by one
+    own = (actor.agency_id is not None and getattr(record, "type", None) == MOU.name
+           and record.agency_id == actor.agency_id and getattr(record, "kind", "mou") == "mou")
+    if not own:
+        return False
+    if permission == "mou.read" and record.state == "active":
+        return True
+    # The agency's delegates read its agreements in every state and comment on them.
+    from itsm.plugins.mou.participation import is_delegate
+
+    with current_itsm().Session() as session:
+        return is_delegate(session, actor, record.agency_id)
 
 
 @hookimpl(tryfirst=True)
@@ -218,11 +227,13 @@ def itsm_periodic(now: datetime) -> None:
 @hookimpl
 def itsm_notification_recipients(event: EventMessage, session: Session) \
         -> list[Recipient] | None:
-    """A compliance alert and a renewal reminder go to the agency's relationship manager."""
+    """A compliance alert, a renewal reminder and an agency's proposed amendment go to the
+    agency's relationship manager."""
     from itsm.plugins.mou.alerts import EVENT, EXPIRY_EVENT
+    from itsm.plugins.mou.participation import PROPOSED_EVENT
 
     address = event.payload.get("relationship_manager") \
-        if event.name in (EVENT, EXPIRY_EVENT) else None
+        if event.name in (EVENT, EXPIRY_EVENT, PROPOSED_EVENT) else None
     if not address:
         return None
     install = current_itsm()

@@ -176,6 +176,38 @@ class MouReminder(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class MouDelegate(Base):
+    """A person of an agency designated to take part in its agreements: reads their drafts,
+    comments on sections, proposes amendments and sees the agency's compliance."""
+
+    __tablename__ = "mou_delegate"
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"),
+                                         primary_key=True)
+
+
+PROPOSAL_STATES = ("open", "adopted", "declined")
+
+
+class MouProposal(Base):
+    """An amendment an agency's delegate proposes; IT staff adopt it as a draft version
+    (or a draft's new text) or decline it with a reason."""
+
+    __tablename__ = "mou_proposal"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mou_id: Mapped[int] = mapped_column(ForeignKey("mou.id", ondelete="CASCADE"), index=True)
+    author_email: Mapped[str] = mapped_column(String(254))
+    summary: Mapped[str] = mapped_column(String(500))
+    sections: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # key -> new text
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int | None] = mapped_column(Integer)  # the version it became
+    decided_by: Mapped[str] = mapped_column(String(254), default="")
+    decided_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class MouAlert(Base):
     """A compliance alert sent for one target, metric and period (a month): never twice."""
 
