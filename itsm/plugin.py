@@ -72,6 +72,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "SlaClock": ("itsm.core.sla_models", "SlaClock"),
     "sweep_sla_clocks": ("itsm.core.sla", "sweep"),
     "ServiceRef": ("itsm.core.services", "ServiceRef"),
+    "render_pdf": ("itsm.core.pdf", "render_pdf"),
+    "AgencySection": ("itsm.core.agency_view", "AgencySection"),
+    "agency_sections": ("itsm.core.agency_view", "agency_sections"),
     "EscalationStep": ("itsm.core.escalation", "EscalationStep"),
     "escalation_path": ("itsm.core.escalation", "escalation_path"),
     "Rate": ("itsm.core.charges", "Rate"),
@@ -102,6 +105,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "InputError": ("itsm.core.inputs", "InputError"),
     "check_text": ("itsm.core.inputs", "check_text"),
     "parse_int": ("itsm.core.inputs", "parse_int"),
+    "parse_month": ("itsm.core.inputs", "parse_month"),
     "MAX_DB_INTEGER": ("itsm.core.inputs", "MAX_DB_INTEGER"),
     "InputSchema": ("itsm.core.schemas", "InputSchema"),
     "Boolean": ("itsm.core.schemas", "Boolean"),
@@ -154,6 +158,7 @@ def __dir__() -> list[str]:
 
 if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerly
     from itsm import __version__ as ITSM_VERSION  # noqa: F401
+    from itsm.core.agency_view import AgencySection, agency_sections  # noqa: F401
     from itsm.core.api import PREFIX as API_PREFIX  # noqa: F401
     from itsm.core.api import current_actor, document, json_body, with_etag  # noqa: F401
     from itsm.core.app import create_app  # noqa: F401
@@ -200,6 +205,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         check_text,
         load_input,
         parse_int,
+        parse_month,
     )
     from itsm.core.jobs import run_cycle  # noqa: F401
     from itsm.core.migrate import Migrations  # noqa: F401
@@ -225,6 +231,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         page_blueprint,
         render_page,
     )
+    from itsm.core.pdf import render_pdf  # noqa: F401
     from itsm.core.plugins import Plugin  # noqa: F401
     from itsm.core.query import ListQuery  # noqa: F401
     from itsm.core.records import (  # noqa: F401

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from flask import Blueprint, Flask
     from sqlalchemy.orm import Session
 
+    from itsm.core.agency_view import AgencySection
     from itsm.core.attachments import AttachmentStore
     from itsm.core.auth import Actor, Identity, Permission, SignInMethod
     from itsm.core.charges import Charge, Rate
@@ -333,6 +334,30 @@ def itsm_service_status_requested(svc: RecordService, key: str,
     :return: the :class:`itsm.core.services.ServiceRef` after the change, or None when no
         catalog is enabled or it does not know ``key``. First result wins. A refusal
         raises :class:`itsm.core.errors.ItsmError` (409 with ``reasons``).
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# An agency's situation (between the processes and a plugin that shows it whole)
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def itsm_agency_sections(session: Session, agency_id: int, start: datetime,
+                         end: datetime) -> list[AgencySection] | None:
+    """Say what a process knows of one agency over a period.
+
+    Called by a plugin that shows an agency's whole situation (a relationship manager's
+    agency page, the monthly service review), through
+    :func:`itsm.core.agency_view.agency_sections`, inside its transaction. The caller has
+    checked that its user may see the agency; an implementation reports that agency only.
+
+    :param session: a session to read with.
+    :param agency_id: the agency.
+    :param start: the period's first instant (UTC, included).
+    :param end: the period's end (UTC, excluded); for "now", the current instant.
+    :return: :class:`itsm.core.agency_view.AgencySection` objects, or None. All results
+        are used, in the sections' ``order``.
     """
 
 

@@ -10,9 +10,7 @@ import csv
 import io
 from typing import Any
 
-from flask import current_app
-
-from itsm.plugin import ItsmError
+from itsm.plugin import render_pdf
 
 CSV_COLUMNS = ("statement", "agency", "period", "state", "line", "kind", "service",
                "description", "quantity", "unit_price", "amount", "currency")
@@ -38,14 +36,5 @@ def _safe(text: str) -> str:
 
 
 def statement_pdf(data: dict[str, Any]) -> bytes:
-    """The statement as a PDF document (A4/Letter agnostic: the page size is CSS's)."""
-    try:  # a heavy import, needed only when a PDF is asked for
-        from weasyprint import HTML
-    except OSError as exc:  # the Python package is there, the system's Pango is not
-        raise ItsmError("a PDF needs the Pango library: install it (Debian: apt-get "
-                        f"install libpango-1.0-0 libpangoft2-1.0-0) ({exc})") from None
-    # The template alone, without the pages' context (no request, no session): the
-    # command line renders it too.
-    html = current_app.jinja_env.get_template("billing/statement_print.html").render(
-        statement=data)
-    return HTML(string=html).write_pdf()
+    """The statement as a PDF document (the page size is the print template's CSS)."""
+    return render_pdf("billing/statement_print.html", statement=data)

@@ -11,9 +11,8 @@ per line, so a statement equals what a finance office computes by hand from its 
 from __future__ import annotations
 
 import calendar
-import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -34,6 +33,7 @@ from itsm.plugin import (
     billable_charges,
     check_text,
     parse_int,
+    parse_month,
     service_rates,
     user_by_email,
     utcnow,
@@ -57,7 +57,6 @@ PERMISSIONS = [
     Permission(READ, "read every agency's statements", ("admin",)),
 ]
 CENT = Decimal("0.01")
-PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 # How many months one price of a recurring rate covers.
 MONTHS_PER_PERIOD = {"monthly": 1, "quarterly": 3, "yearly": 12}
 MAX_QUANTITY = 1_000_000
@@ -73,14 +72,7 @@ def cents(value: Decimal) -> Decimal:
 
 def month(period: str) -> tuple[datetime, datetime]:
     """The first instant of month ``YYYY-MM`` and of the month after it (UTC)."""
-    found = PERIOD.match((period or "").strip())
-    if not found:
-        raise ValidationError(f"period: {period!r} is not a month written YYYY-MM",
-                              fields={"period": ["a month written YYYY-MM, e.g. 2026-11"]})
-    year, number = int(found[1]), int(found[2])
-    start = datetime(year, number, 1, tzinfo=UTC)
-    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
-    return start, end
+    return parse_month(period, "period")
 
 
 def day(value: str | date | None, field: str) -> date | None:

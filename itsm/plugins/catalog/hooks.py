@@ -7,11 +7,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from marshmallow import Schema, fields
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    AgencySection,
     ApprovalScope,
     Charge,
     Group,
@@ -468,3 +469,21 @@ def itsm_billable_charges(session: Session, start: datetime, end: datetime,
             quantity=units, unit_price=service.price, currency=service.currency,
             occurred_at=request.fulfilled_at))
     return charges
+
+
+@hookimpl
+def itsm_agency_sections(session: Session, agency_id: int, start: datetime,
+                         end: datetime) -> list[AgencySection]:
+    """Requests of the agency: made and fulfilled in the period, in flight now."""
+    mine = (ServiceRequest.agency_id == agency_id,)
+    made = session.scalar(select(func.count()).select_from(ServiceRequest).where(
+        *mine, ServiceRequest.created_at >= start, ServiceRequest.created_at < end))
+    fulfilled = session.scalar(select(func.count()).select_from(ServiceRequest).where(
+        *mine, ServiceRequest.fulfilled_at >= start, ServiceRequest.fulfilled_at < end))
+    in_flight = session.scalar(select(func.count()).select_from(ServiceRequest).where(
+        *mine, ServiceRequest.state.in_(("submitted", "in_fulfillment"))))
+    waiting = session.scalar(select(func.count()).select_from(ServiceRequest).where(
+        *mine, ServiceRequest.state == "submitted"))
+    return [AgencySection("Requests", facts=(
+        ("Made", str(made)), ("Fulfilled", str(fulfilled)), ("In flight", str(in_flight)),
+        ("Waiting for approval", str(waiting))), order=30)]

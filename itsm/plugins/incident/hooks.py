@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    AgencySection,
     Boolean,
     Conflict,
     EscalationStep,
@@ -525,3 +526,30 @@ def itsm_demo_data(ctx) -> None:
     from itsm.plugins.incident import demo
 
     demo.load(ctx)
+
+
+@hookimpl
+def itsm_agency_sections(session: Session, agency_id: int, start: datetime,
+                         end: datetime) -> list[AgencySection]:
+    """Incidents of the agency: opened and resolved in the period, open now, the open
+    major ones, and the requesters' satisfaction with the resolutions rated."""
+    mine = (Incident.agency_id == agency_id,)
+    opened = session.scalar(select(func.count()).select_from(Incident).where(
+        *mine, Incident.created_at >= start, Incident.created_at < end))
+    resolved = session.scalar(select(func.count()).select_from(Incident).where(
+        *mine, Incident.resolved_at >= start, Incident.resolved_at < end))
+    open_now = session.scalar(select(func.count()).select_from(Incident).where(
+        *mine, Incident.state.in_(OPEN_STATES)))
+    ratings = session.execute(select(func.count(), func.avg(Incident.satisfaction)).where(
+        *mine, Incident.satisfaction.is_not(None), Incident.resolved_at >= start,
+        Incident.resolved_at < end)).one()
+    majors = session.execute(select(Incident.number, Incident.title).where(
+        *mine, Incident.major.is_(True), Incident.state.in_(OPEN_STATES))
+        .order_by(Incident.id)).all()
+    satisfaction = f"{float(ratings[1]):.1f} / 5 from {ratings[0]} ratings" \
+        if ratings[0] else "no rating yet"
+    return [AgencySection("Incidents", facts=(
+        ("Opened", str(opened)), ("Resolved", str(resolved)), ("Open now", str(open_now)),
+        ("Open major incidents", str(len(majors))), ("Satisfaction", satisfaction)),
+        items=tuple((f"Major incident {number}: {title}", f"/records/incidents/{number}")
+                    for number, title in majors), order=20)]

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    Agency,
+    AgencySection,
     DemoContext,
     EscalationStep,
     EventMessage,
@@ -255,3 +257,29 @@ def itsm_demo_data(ctx: DemoContext) -> None:
     from itsm.plugins.mou.demo import load
 
     load(ctx)
+
+
+@hookimpl
+def itsm_agency_sections(session: Session, agency_id: int, start: datetime,
+                         end: datetime) -> list[AgencySection] | None:
+    """The agreement in force: its renewal date, and compliance with each target over
+    the period."""
+    from itsm.plugins.mou import compliance
+
+    mou = service.active_for_agency(session, agency_id)
+    if mou is None:
+        return [AgencySection("Agreement", facts=(("In force", "none"),), order=10)]
+    code = session.scalar(select(Agency.code).where(Agency.id == agency_id))
+    last = max(start.date(), (end - timedelta(microseconds=1)).date())
+    report = compliance.report(session, code, start.date(), last)
+    facts = [("Agreement", f"{mou.number} version {mou.current_version}"),
+             ("Ends", mou.effective_to.isoformat() if mou.effective_to else "open-ended")]
+    items = []
+    for line in report["targets"]:
+        value = "not measured" if line["compliance"] is None else f"{line['compliance']}%"
+        facts.append((f"{line['target']}, {line['metric']}",
+                      f"{value} (required {line['required_percent']}%)"))
+        if line["below_target"]:
+            items.append((f"Below target: {line['target']}, {line['metric']}", None))
+    return [AgencySection("Agreement and service levels", facts=tuple(facts),
+                          items=tuple(items), order=10)]
