@@ -73,6 +73,16 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "SlaClock": ("itsm.core.sla_models", "SlaClock"),
     "sweep_sla_clocks": ("itsm.core.sla", "sweep"),
     "ServiceRef": ("itsm.core.services", "ServiceRef"),
+    "render_pdf": ("itsm.core.pdf", "render_pdf"),
+    "AgencySection": ("itsm.core.agency_view", "AgencySection"),
+    "agency_sections": ("itsm.core.agency_view", "agency_sections"),
+    "EscalationStep": ("itsm.core.escalation", "EscalationStep"),
+    "escalation_path": ("itsm.core.escalation", "escalation_path"),
+    "Rate": ("itsm.core.charges", "Rate"),
+    "Charge": ("itsm.core.charges", "Charge"),
+    "RATE_PERIODS": ("itsm.core.charges", "RATE_PERIODS"),
+    "service_rates": ("itsm.core.charges", "service_rates"),
+    "billable_charges": ("itsm.core.charges", "billable_charges"),
     "check_status_change": ("itsm.core.services", "check_status_change"),
     "Suggestion": ("itsm.core.search", "Suggestion"),
     "search_terms": ("itsm.core.search", "terms"),
@@ -96,6 +106,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "InputError": ("itsm.core.inputs", "InputError"),
     "check_text": ("itsm.core.inputs", "check_text"),
     "parse_int": ("itsm.core.inputs", "parse_int"),
+    "parse_month": ("itsm.core.inputs", "parse_month"),
     "MAX_DB_INTEGER": ("itsm.core.inputs", "MAX_DB_INTEGER"),
     "InputSchema": ("itsm.core.schemas", "InputSchema"),
     "Boolean": ("itsm.core.schemas", "Boolean"),
@@ -153,6 +164,7 @@ def __dir__() -> list[str]:
 if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerly
     from itsm import __version__ as ITSM_VERSION  # noqa: F401
     from itsm.core.admin.kit import AdminPage, admin_view, record_admin_audit  # noqa: F401
+    from itsm.core.agency_view import AgencySection, agency_sections  # noqa: F401
     from itsm.core.api import PREFIX as API_PREFIX  # noqa: F401
     from itsm.core.api import current_actor, document, json_body, with_etag  # noqa: F401
     from itsm.core.app import create_app  # noqa: F401
@@ -170,6 +182,13 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         user_by_email,
         visibility_scope,
     )
+    from itsm.core.charges import (  # noqa: F401
+        RATE_PERIODS,
+        Charge,
+        Rate,
+        billable_charges,
+        service_rates,
+    )
     from itsm.core.cli_kit import emit_json, pass_itsm  # noqa: F401
     from itsm.core.context import current_itsm  # noqa: F401
     from itsm.core.demo import DemoContext, ensure_group  # noqa: F401
@@ -184,6 +203,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         ValidationError,
         messages_of,
     )
+    from itsm.core.escalation import EscalationStep, escalation_path  # noqa: F401
     from itsm.core.hookspecs import hookimpl  # noqa: F401
     from itsm.core.inputs import (  # noqa: F401
         MAX_DB_INTEGER,
@@ -191,6 +211,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         check_text,
         load_input,
         parse_int,
+        parse_month,
     )
     from itsm.core.jobs import run_cycle  # noqa: F401
     from itsm.core.migrate import Migrations  # noqa: F401
@@ -217,6 +238,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         render_page,
     )
     from itsm.core.password_reset import reset_link as password_reset_link  # noqa: F401
+    from itsm.core.pdf import render_pdf  # noqa: F401
     from itsm.core.plugins import Plugin  # noqa: F401
     from itsm.core.query import ListQuery  # noqa: F401
     from itsm.core.records import (  # noqa: F401

@@ -116,8 +116,10 @@ def test_a_path_nothing_serves_is_404_for_every_method(client, bare):
 def test_every_write_with_a_body_has_a_request_schema_and_every_answer_a_schema(bare):
     document = bare["document"]
     # Actions without a body: they take no input but the record in the path.
-    bodyless = {("post", "/api/v1/changes/{number}/freeze-exception"),
+    bodyless = {("post", "/api/v1/billing/statements/{statement_id}/{step}"),
+                ("post", "/api/v1/changes/{number}/freeze-exception"),
                 ("post", "/api/v1/incidents/{number}/review"),
+                ("post", "/api/v1/mous/{number}/proposals/{proposal_id}/adopt"),
                 ("post", "/api/v1/mous/{number}/versions/{version}/{decision}"),
                 ("post", "/api/v1/transitions/{number}/acceptance")}
     gaps = []

@@ -44,7 +44,9 @@ def test_the_hook_list_is_what_the_docs_promise():
                 "itsm_navigation", "itsm_record_actions", "itsm_suggestions",
                 "itsm_periodic", "itsm_service_status_guard", "itsm_service_lookup",
                 "itsm_service_status_requested", "itsm_attachment_store",
-                "itsm_authenticate", "itsm_sign_in_methods", "itsm_admin_pages"}
+                "itsm_authenticate", "itsm_sign_in_methods", "itsm_admin_pages",
+                "itsm_service_rates", "itsm_billable_charges", "itsm_escalation_path",
+                "itsm_agency_sections"}
     assert set(HOOKS) == expected
 
 

@@ -504,3 +504,37 @@ def test_openapi_document_describes_the_transition_routes(client):
     paths = document.json["paths"]
     assert "/api/v1/transitions" in paths and "/api/v1/transitions/dashboard" in paths
     assert "ServiceTransitionIn" in document.json["components"]["schemas"]
+
+
+def test_the_default_checklists_template_documents_open_and_a_role_approves(
+        app, client, make_token, people):
+    number = open_transition(client, people[PM])["number"]
+    checklist = overview(client, people[PM], number)["checklist"]
+    knowledge = next(i for i in checklist if i["title"] == "Service desk knowledge documents")
+    contacts = next(i for i in checklist if i["title"] == "Contact details")
+    # Nobody holds the role yet: the service manager approves meanwhile.
+    assert (knowledge["approver_role"], knowledge["approver"]) == ("Service desk lead", SM)
+    added = client.post(f"{API}/{number}/roles", headers=people[PM], json={
+        "role": "Service desk lead", "name": "Olu Ops", "email": OPS})
+    assert added.status_code == 201, added.json
+    checklist = overview(client, people[PM], number)["checklist"]
+    by_title = {i["title"]: i for i in checklist}
+    assert by_title["Service desk knowledge documents"]["approver"] == OPS
+    assert by_title["Contact details"]["approver"] == SM  # no role named: as before
+    client.post(f"{API}/{number}/deliverables/{knowledge['id']}/submit", headers=people[PM],
+                json={"evidence_kind": "link", "evidence": "https://wiki.example/kb"})
+    assert client.post(f"{API}/{number}/deliverables/{knowledge['id']}/decision",
+                       headers=people[SM], json={"decision": "approve"}).status_code == 403
+    assert client.post(f"{API}/{number}/deliverables/{knowledge['id']}/decision",
+                       headers=people[OPS], json={"decision": "approve"}).status_code == 200
+
+    make_token("reader@it.example", password=PASSWORD)
+    token = TOKEN.search(client.get("/login").text).group(1)
+    client.post("/login", data={"email": "reader@it.example", "password": PASSWORD,
+                                "csrf_token": token})
+    for item in (knowledge, contacts):
+        document = client.get(item["document_url"])
+        assert document.status_code == 200, item["document_url"]
+        assert document.mimetype == "text/markdown"
+        assert document.text.startswith("# ")
+    assert client.get("/transitions/templates/other.md").status_code == 404

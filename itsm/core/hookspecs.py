@@ -33,10 +33,13 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from itsm.core.admin.kit import AdminPage
+    from itsm.core.agency_view import AgencySection
     from itsm.core.attachments import AttachmentStore
     from itsm.core.auth import Actor, Identity, Permission, SignInMethod
+    from itsm.core.charges import Charge, Rate
     from itsm.core.config import Settings
     from itsm.core.demo import DemoContext
+    from itsm.core.escalation import EscalationStep
     from itsm.core.migrate import Migrations
     from itsm.core.models import Record
     from itsm.core.notify import Channel, EventMessage, Recipient
@@ -355,6 +358,87 @@ def itsm_service_status_requested(svc: RecordService, key: str,
     :return: the :class:`itsm.core.services.ServiceRef` after the change, or None when no
         catalog is enabled or it does not know ``key``. First result wins. A refusal
         raises :class:`itsm.core.errors.ItsmError` (409 with ``reasons``).
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# An agency's situation (between the processes and a plugin that shows it whole)
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def itsm_agency_sections(session: Session, agency_id: int, start: datetime,
+                         end: datetime) -> list[AgencySection] | None:
+    """Say what a process knows of one agency over a period.
+
+    Called by a plugin that shows an agency's whole situation (a relationship manager's
+    agency page, the monthly service review), through
+    :func:`itsm.core.agency_view.agency_sections`, inside its transaction. The caller has
+    checked that its user may see the agency; an implementation reports that agency only.
+
+    :param session: a session to read with.
+    :param agency_id: the agency.
+    :param start: the period's first instant (UTC, included).
+    :param end: the period's end (UTC, excluded); for "now", the current instant.
+    :return: :class:`itsm.core.agency_view.AgencySection` objects, or None. All results
+        are used, in the sections' ``order``.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Escalation (between a process that escalates records and one that agrees the paths)
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def itsm_escalation_path(session: Session, record: Record) -> list[EscalationStep] | None:
+    """Say whom ``record`` escalates to: the path agreed with its agency.
+
+    Called by a plugin that escalates its records automatically (the incident plugin, on
+    an SLA warning, at a breach and as time passes after it), through
+    :func:`itsm.core.escalation.escalation_path`, inside its transaction.
+
+    :param session: a session to read with.
+    :param record: the record being escalated (its ``agency_id`` says whose agreement).
+    :return: the :class:`itsm.core.escalation.EscalationStep` objects of the path, or None
+        when no path is agreed for it, in which case the escalating plugin uses its own
+        contacts. First result wins.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# What work costs (between plugins that keep rates or do billable work and one that bills)
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def itsm_service_rates(session: Session) -> list[Rate] | None:
+    """State the prices of the services a plugin keeps.
+
+    Called by a plugin that bills (through :func:`itsm.core.charges.service_rates`) when
+    it prices subscriptions and recorded time, inside its transaction.
+
+    :param session: a session to read with.
+    :return: :class:`itsm.core.charges.Rate` objects, one per priced service, or None.
+        All results are used; when two plugins price the same service id, the first
+        answer wins.
+    """
+
+
+@hookspec
+def itsm_billable_charges(session: Session, start: datetime, end: datetime,
+                          agency_id: int | None) -> list[Charge] | None:
+    """List the billable work a plugin's records did for agencies in a period.
+
+    Called by a plugin that bills (through :func:`itsm.core.charges.billable_charges`)
+    when it computes a statement, inside its transaction.
+
+    :param session: a session to read with.
+    :param start: the period's first instant (UTC, included).
+    :param end: the period's end (UTC, excluded).
+    :param agency_id: only this agency's work, or every agency's when None.
+    :return: :class:`itsm.core.charges.Charge` objects (each with a stable ``key`` so
+        that it is billed once), or None. All results are used.
     """
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow
@@ -109,6 +110,22 @@ def parse_int(value: str, field: str, *, minimum: int | None = None,
         high = "" if maximum is None else f"at most {maximum}"
         raise InputError(f"must be {' and '.join(p for p in (low, high) if p)}", field)
     return number
+
+
+MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def parse_month(value: str, field: str = "period") -> tuple[datetime, datetime]:
+    """The first instant (UTC) of the month written ``YYYY-MM`` and of the month after.
+
+    :raises InputError: naming ``field`` when ``value`` is no such month.
+    """
+    found = MONTH.match((value or "").strip())
+    if not found:
+        raise InputError("a month written YYYY-MM, e.g. 2026-11", field)
+    year, number = int(found[1]), int(found[2])
+    return (datetime(year, number, 1, tzinfo=UTC),
+            datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC))
 
 
 def json_depth(text: str | bytes) -> int:

@@ -16,10 +16,16 @@ Reply tokens: a mail about a record carries the recipient's reply token for that
 (``desk+<token>@domain``, setting ``reply_to``) and in its Message-ID, so the inbound mail
 gateway can tell a real reply of that person from a mail that merely says it is from
 them.
+
+Attachments: an event whose payload carries ``attachments`` (a list of ``{"filename",
+"content_type", "data"}``, ``data`` in base64, at most :data:`MAX_ATTACHMENT` bytes each)
+is mailed with them, such as an agency's monthly service review as a PDF.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
 import smtplib
@@ -37,6 +43,7 @@ from itsm.adapters.email.models import NotificationPreference
 from itsm.plugin import EventMessage, Recipient, User, reply_token
 
 log = logging.getLogger("itsm.notify.email")
+MAX_ATTACHMENT = 10 * 1024 * 1024
 
 TEMPLATES = Path(__file__).parent / "templates"
 CHANNEL = "email"
@@ -185,7 +192,25 @@ def build_message(message: EventMessage, address: str, settings: dict[str, Any],
     mail["Auto-Submitted"] = "auto-replied" if answered else "auto-generated"
     mail.set_content(render(text_env, message.name, "txt", context))
     mail.add_alternative(render(html_env, message.name, "html", context), subtype="html")
+    for item in message.payload.get("attachments") or ():
+        _attach(mail, item)
     return mail
+
+
+def _attach(mail: EmailMessage, item: dict[str, Any]) -> None:
+    """One attachment of the event's payload; a malformed one is left out and logged."""
+    try:
+        data = base64.b64decode(str(item["data"]), validate=True)
+        maintype, subtype = str(item.get("content_type") or
+                                "application/octet-stream").split("/", 1)
+        filename = str(item["filename"])[:200]
+    except (KeyError, ValueError, binascii.Error):
+        log.warning("an attachment of event mail %s is malformed: left out", mail["Subject"])
+        return
+    if len(data) > MAX_ATTACHMENT:
+        log.warning("attachment %s is over %d bytes: left out", filename, MAX_ATTACHMENT)
+        return
+    mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
 
 
 # -- sending -------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ from __future__ import annotations
 from itsm.plugin import Plugin
 from itsm.plugins.catalog.hooks import (
     itsm_admin_pages,
+    itsm_agency_sections,
+    itsm_billable_charges,
     itsm_blueprints,
     itsm_cli_commands,
     itsm_demo_data,
@@ -33,6 +35,7 @@ from itsm.plugins.catalog.hooks import (
     itsm_record_prepare,
     itsm_record_types,
     itsm_service_lookup,
+    itsm_service_rates,
     itsm_service_status_requested,
     itsm_sla_policy,
 )
@@ -42,9 +45,8 @@ plugin = Plugin(name="catalog", version="0.1.0",
                 requires_itsm=">=0.1,<1",
                 settings={"sla_calendar": "default", "most_requested_days": 90})
 
-__all__ = ["itsm_admin_pages", "itsm_blueprints", "itsm_cli_commands", "itsm_demo_data",
-           "itsm_install_defaults",
-           "itsm_link_kinds", "itsm_navigation", "itsm_permissions", "itsm_record_changed",
-           "itsm_record_prepare",
-           "itsm_record_types", "itsm_sla_policy", "itsm_service_lookup",
-           "itsm_service_status_requested", "plugin"]
+__all__ = ["itsm_admin_pages", "itsm_agency_sections", "itsm_billable_charges", "itsm_blueprints",
+           "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults", "itsm_link_kinds",
+           "itsm_navigation", "itsm_permissions", "itsm_record_changed", "itsm_record_prepare",
+           "itsm_record_types", "itsm_service_lookup", "itsm_service_rates",
+           "itsm_service_status_requested", "itsm_sla_policy", "plugin"]

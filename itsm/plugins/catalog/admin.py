@@ -50,7 +50,7 @@ PAGES = [AdminPage("Services and categories", "catalog_admin.services", "Service
 STATUS_LABELS = {"planned": "Planned", "in_transition": "In transition", "live": "Live",
                  "retired": "Retired"}
 PERIOD_LABELS = {"": "—", "one_time": "Once", "monthly": "Monthly", "quarterly": "Quarterly",
-                 "yearly": "Yearly", "per_use": "Per use"}
+                 "yearly": "Yearly", "per_use": "Per use", "hourly": "Per hour worked"}
 APPROVAL_LABELS = {"none": "No approval", "manager": "The requester's manager",
                    "service_owner": "The service owner", "group": "A group"}
 TYPE_LABELS = {"text": "Short text", "textarea": "Long text", "integer": "Whole number",

@@ -199,7 +199,7 @@ def demo_catalog() -> dict[str, Any]:
                  status="in_transition"),
         _service("it-consulting", "IT advice and projects", "Advice and projects",
                  "Help from a technology business consultant to plan a new solution.",
-                 price="95.00", unit="per hour", period="per_use", offerings=[_offering(
+                 price="95.00", unit="per hour", period="hourly", offerings=[_offering(
                      "advice", "Ask for advice", [
                          {"name": "topic", "label": "What is it about?", "type": "textarea",
                           "required": True}], [("Call back the requester", desk)])]),

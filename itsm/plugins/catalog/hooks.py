@@ -3,17 +3,23 @@ tasks, approvals, fulfillment in order or in parallel, SLA targets per offering.
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
+
 from marshmallow import Schema, fields
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    AgencySection,
     ApprovalScope,
+    Charge,
     Group,
     LinkKind,
     NavItem,
     Permission,
+    Rate,
     Record,
     RecordChange,
     RecordService,
@@ -432,3 +438,60 @@ def itsm_demo_data(ctx) -> None:
     demo.load(ctx)
 
 
+
+
+@hookimpl
+def itsm_service_rates(session: Session) -> list[Rate]:
+    """The catalog's priced services, for a plugin that bills agencies."""
+    services = session.scalars(select(Service).where(
+        Service.price.is_not(None), Service.billing_period != "").order_by(Service.id))
+    return [Rate(service_id=str(s.id), service=s.name, price=s.price, currency=s.currency,
+                 unit=s.rate_unit, period=s.billing_period) for s in services]
+
+
+@hookimpl
+def itsm_billable_charges(session: Session, start: datetime, end: datetime,
+                          agency_id: int | None) -> list[Charge]:
+    """Requests fulfilled in the period under a service priced per request.
+
+    The quantity is the answer to the offering's form field ``quantity`` when it has one
+    (five mailboxes), else one."""
+    query = (select(ServiceRequest, Service, Offering)
+             .join(Service, Service.id == ServiceRequest.service_id)
+             .outerjoin(Offering, Offering.id == ServiceRequest.offering_id)
+             .where(ServiceRequest.state == "fulfilled",
+                    ServiceRequest.fulfilled_at >= start, ServiceRequest.fulfilled_at < end,
+                    ServiceRequest.agency_id.is_not(None), Service.price.is_not(None),
+                    Service.billing_period.in_(("one_time", "per_use"))))
+    if agency_id is not None:
+        query = query.where(ServiceRequest.agency_id == agency_id)
+    charges = []
+    for request, service, offering in session.execute(query):
+        amount = str((request.answers or {}).get("quantity", "1")).strip()
+        units = Decimal(amount) if amount.isdigit() and 0 < int(amount) <= 100_000 \
+            else Decimal(1)
+        charges.append(Charge(
+            key=f"request:{request.number}", agency_id=request.agency_id,
+            service_id=str(service.id), service=service.name,
+            description=f"{request.number} {offering.name if offering else service.name}",
+            quantity=units, unit_price=service.price, currency=service.currency,
+            occurred_at=request.fulfilled_at))
+    return charges
+
+
+@hookimpl
+def itsm_agency_sections(session: Session, agency_id: int, start: datetime,
+                         end: datetime) -> list[AgencySection]:
+    """Requests of the agency: made and fulfilled in the period, in flight now."""
+    mine = (ServiceRequest.agency_id == agency_id,)
+    made = session.scalar(select(func.count()).select_from(ServiceRequest).where(
+        *mine, ServiceRequest.created_at >= start, ServiceRequest.created_at < end))
+    fulfilled = session.scalar(select(func.count()).select_from(ServiceRequest).where(
+        *mine, ServiceRequest.fulfilled_at >= start, ServiceRequest.fulfilled_at < end))
+    in_flight = session.scalar(select(func.count()).select_from(ServiceRequest).where(
+        *mine, ServiceRequest.state.in_(("submitted", "in_fulfillment"))))
+    waiting = session.scalar(select(func.count()).select_from(ServiceRequest).where(
+        *mine, ServiceRequest.state == "submitted"))
+    return [AgencySection("Requests", facts=(
+        ("Made", str(made)), ("Fulfilled", str(fulfilled)), ("In flight", str(in_flight)),
+        ("Waiting for approval", str(waiting))), order=30)]

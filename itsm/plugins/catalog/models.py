@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from itsm.plugin import Base, Record, utcnow
 
 SERVICE_STATUSES = ("planned", "in_transition", "live", "retired")
-BILLING_PERIODS = ("", "one_time", "monthly", "quarterly", "yearly", "per_use")
+BILLING_PERIODS = ("", "one_time", "monthly", "quarterly", "yearly", "per_use", "hourly")
 APPROVALS = ("none", "manager", "service_owner", "group")
 TASK_ORDERS = ("sequential", "parallel")
 FEEDBACK_KINDS = ("problem", "comment", "suggestion")

@@ -23,6 +23,7 @@ from __future__ import annotations
 from itsm.plugin import Plugin
 from itsm.plugins.incident.hooks import (
     itsm_admin_pages,
+    itsm_agency_sections,
     itsm_blueprints,
     itsm_cli_commands,
     itsm_demo_data,
@@ -43,8 +44,8 @@ plugin = Plugin(name="incident", version="0.1.0",
                 description="Incidents: log, route, escalate, resolve and learn from them.",
                 requires_itsm=">=0.1,<1", settings=DEFAULT_SETTINGS)
 
-__all__ = ["itsm_admin_pages", "itsm_blueprints",
-           "itsm_cli_commands", "itsm_demo_data", "itsm_link_kinds",
-           "itsm_navigation", "itsm_notification_channels", "itsm_notification_recipients",
-           "itsm_periodic", "itsm_permissions", "itsm_record_changed", "itsm_record_prepare",
-           "itsm_record_types", "itsm_transition_guard", "plugin"]
+__all__ = ["itsm_admin_pages", "itsm_agency_sections", "itsm_blueprints", "itsm_cli_commands",
+           "itsm_demo_data", "itsm_link_kinds", "itsm_navigation", "itsm_notification_channels",
+           "itsm_notification_recipients", "itsm_periodic", "itsm_permissions",
+           "itsm_record_changed", "itsm_record_prepare", "itsm_record_types",
+           "itsm_transition_guard", "plugin"]

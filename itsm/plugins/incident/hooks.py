@@ -12,8 +12,10 @@ from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    AgencySection,
     Boolean,
     Conflict,
+    EscalationStep,
     Event,
     EventMessage,
     Group,
@@ -34,6 +36,7 @@ from itsm.plugin import (
     ValidationError,
     Workflow,
     current_itsm,
+    escalation_path,
     hookimpl,
     utcnow,
 )
@@ -349,50 +352,106 @@ def escalate(now: datetime) -> int:
         pass
     while itsm.outbox.deliver_due(only=(ESCALATION_CHANNEL,)).more:
         pass
+    escalate_along_paths(now)
     with itsm.Session() as session:
         return session.scalar(select(func.count()).select_from(Escalation)) - before
 
 
-def _escalate_one(itsm, settings: dict, record_id: int, metric: str, level: str) -> None:
+def _contacts_for(session: Session, incident: Incident, settings: dict, level: str,
+                  step: EscalationStep | None) -> tuple[list[str], str]:
+    """Who hears of this step, and how the note names them: the path agreed with the
+    incident's agency (``itsm_escalation_path``, e.g. its MOU) when there is one, else
+    the install's ``escalation_contacts``."""
+    if step is not None:
+        steps = [step]
+    else:
+        path = escalation_path(session, incident)
+        if not path:
+            contacts = list(settings["escalation_contacts"] or [])
+            return contacts, f"management told ({', '.join(contacts) or 'no contacts set'})"
+        first = path[0].level
+        steps = [s for s in path if s.level == first] if level == "warning" \
+            else [s for s in path if s.after_minutes == 0]
+        if not steps:  # the path's first level comes later: the periodic pass takes it
+            return [], f"agreed path of {path[0].source}: its first level comes later"
+    names = ", ".join(f"{s.role + ' ' if s.role else ''}{s.name} <{s.email}>" for s in steps)
+    return [s.email for s in steps], f"escalated to {names} ({steps[0].source})"
+
+
+def _escalate_one(itsm, settings: dict, record_id: int, metric: str, level: str,
+                  step: EscalationStep | None = None) -> None:
     """Take one step once; a second worker's (or a retried delivery's) is a no-op."""
     try:
         with itsm.unit_of_work(Actor.system()) as service:
             session = service.session
             # The unique step row is the claim: a second worker's insert fails here.
-            step = Escalation(record_id=record_id, metric=metric, level=level)
-            session.add(step)
+            row = Escalation(record_id=record_id, metric=metric,
+                             level=level if step is None else f"level-{step.level}")
+            session.add(row)
             session.flush()
             incident = session.get(Incident, record_id)
-            contacts = list(settings["escalation_contacts"] or [])
+            contacts, told = _contacts_for(session, incident, settings, level, step)
             what = "75 % of" if level == "warning" else "all of"
-            note = (f"Escalated: {what} the {metric} target is used"
-                    if level == "warning" else f"Escalated: the {metric} target is breached")
-            actions = [f"management told ({', '.join(contacts) or 'no contacts set'})"]
+            if step is not None:
+                note = (f"Escalated: the {metric} target has been breached for "
+                        f"{step.after_minutes} minutes")
+            elif level == "warning":
+                note = f"Escalated: {what} the {metric} target is used"
+            else:
+                note = f"Escalated: the {metric} target is breached"
+            actions = [told]
             breach_group = settings["breach_group"]
-            if level == "breach" and breach_group:
+            if level == "breach" and step is None and breach_group:
                 group_id = session.scalar(select(Group.id).where(Group.name == breach_group))
                 if group_id is not None and group_id != incident.group_id:
                     service.update(incident, {"group": breach_group, "assignee": None})
                     actions.append(f"reassigned to {breach_group}")
-            step.action = "; ".join(actions)[:300]
-            service.comment(incident, f"{note}: {step.action}.", public=False)
+            row.action = "; ".join(actions)[:300]
+            service.comment(incident, f"{note}: {row.action}.", public=False)
             event = Event(name="incident.escalated", record_id=incident.id, actor_id=None,
                           payload={"record": {"number": incident.number, "type": "incident",
                                               "title": incident.title,
                                               "state": incident.state,
                                               "priority": incident.priority},
-                                   "level": level, "metric": metric,
-                                   "contacts": contacts, "action": step.action})
+                                   "level": row.level, "metric": metric,
+                                   "contacts": contacts, "action": row.action})
             session.add(event)
             service.events.append(event)
     except Conflict:
         return  # another worker took this step (the unit of work's IntegrityError)
 
 
+def escalate_along_paths(now: datetime) -> int:
+    """Take the later levels of agreed escalation paths whose time after the breach has
+    come (a level with ``after_minutes`` 0 went at the breach); return how many."""
+    itsm = current_itsm()
+    settings = rules.settings()
+    due: list[tuple[int, str, EscalationStep]] = []
+    with itsm.Session() as session:
+        breaches = session.execute(
+            select(Escalation.record_id, Escalation.metric, Escalation.created_at)
+            .join(Incident, Incident.id == Escalation.record_id)
+            .where(Escalation.level == "breach", Incident.state.in_(OPEN_STATES))
+            .order_by(Escalation.id).limit(500)).all()
+        for record_id, metric, breached_at in breaches:
+            taken = set(session.scalars(select(Escalation.level).where(
+                Escalation.record_id == record_id, Escalation.metric == metric)))
+            incident = session.get(Incident, record_id)
+            for step in escalation_path(session, incident):
+                if step.after_minutes > 0 and f"level-{step.level}" not in taken \
+                        and breached_at + timedelta(minutes=step.after_minutes) <= now:
+                    due.append((record_id, metric, step))
+    for record_id, metric, step in due:
+        _escalate_one(itsm, settings, record_id, metric, "breach", step)
+    return len(due)
+
+
 @hookimpl
 def itsm_periodic(now: datetime) -> None:
-    """Close quiet resolved incidents (escalation runs from the outbox)."""
+    """Close quiet resolved incidents and take the later levels of agreed escalation
+    paths (the first steps run from the outbox)."""
     auto_close(now)
+    escalate_along_paths(now)
 
 
 @hookimpl
@@ -474,3 +533,30 @@ def itsm_demo_data(ctx) -> None:
     from itsm.plugins.incident import demo
 
     demo.load(ctx)
+
+
+@hookimpl
+def itsm_agency_sections(session: Session, agency_id: int, start: datetime,
+                         end: datetime) -> list[AgencySection]:
+    """Incidents of the agency: opened and resolved in the period, open now, the open
+    major ones, and the requesters' satisfaction with the resolutions rated."""
+    mine = (Incident.agency_id == agency_id,)
+    opened = session.scalar(select(func.count()).select_from(Incident).where(
+        *mine, Incident.created_at >= start, Incident.created_at < end))
+    resolved = session.scalar(select(func.count()).select_from(Incident).where(
+        *mine, Incident.resolved_at >= start, Incident.resolved_at < end))
+    open_now = session.scalar(select(func.count()).select_from(Incident).where(
+        *mine, Incident.state.in_(OPEN_STATES)))
+    ratings = session.execute(select(func.count(), func.avg(Incident.satisfaction)).where(
+        *mine, Incident.satisfaction.is_not(None), Incident.resolved_at >= start,
+        Incident.resolved_at < end)).one()
+    majors = session.execute(select(Incident.number, Incident.title).where(
+        *mine, Incident.major.is_(True), Incident.state.in_(OPEN_STATES))
+        .order_by(Incident.id)).all()
+    satisfaction = f"{float(ratings[1]):.1f} / 5 from {ratings[0]} ratings" \
+        if ratings[0] else "no rating yet"
+    return [AgencySection("Incidents", facts=(
+        ("Opened", str(opened)), ("Resolved", str(resolved)), ("Open now", str(open_now)),
+        ("Open major incidents", str(len(majors))), ("Satisfaction", satisfaction)),
+        items=tuple((f"Major incident {number}: {title}", f"/records/incidents/{number}")
+                    for number, title in majors), order=20)]

@@ -6,7 +6,10 @@
 - ``GET /api/v1/mous/<number>/document?format=markdown|html``;
 - ``GET /api/v1/mou/mine``: the caller's agency's agreement in force;
 - ``GET /api/v1/mou/compliance?agency=&from=&to=&format=json|csv``;
-- ``GET/POST /api/v1/mou/templates``.
+- ``GET/POST /api/v1/mou/templates``;
+- the agency's part (:mod:`.participation`): ``POST .../sections/<key>/comments``,
+  ``GET/POST .../proposals``, ``POST .../proposals/<id>/adopt|decline``,
+  ``GET/POST /api/v1/mou/delegates``.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from itsm.plugin import (
     document,
     json_body,
 )
-from itsm.plugins.mou import compliance, service
+from itsm.plugins.mou import compliance, participation, service
 from itsm.plugins.mou import document as export
+from itsm.plugins.mou import template as templates
 from itsm.plugins.mou.models import MouSchema, MouTemplate
 
 api = Blueprint("mou_api", __name__, url_prefix="/api/v1", template_folder="templates")
@@ -278,7 +282,8 @@ def get_compliance():
         raise ValidationError("agency: an agency code", fields={"agency": ["required"]})
     start, end = compliance.parse_period(request.args.get("from"), request.args.get("to"))
     with current_itsm().unit_of_work(current_actor()) as svc:
-        svc.require(service.REPORT_PERMISSION)
+        if not participation.may_see_compliance(svc, agency):
+            svc.require(service.REPORT_PERMISSION)
         data = compliance.report(svc.session, agency, start, end)
     if kind == "csv":
         return Response(compliance.to_csv(data), mimetype="text/csv", headers={
@@ -294,9 +299,9 @@ def _template_dict(t: MouTemplate) -> dict[str, Any]:
 @api.get("/mou/templates")
 @document(summary="versions of the standard agreement template", response=MouItems, tags=TAGS)
 def get_templates():
-    """Every version of the standard template (IT staff)."""
+    """Every version of the standard template (IT staff and agencies' delegates)."""
     with current_itsm().unit_of_work(current_actor()) as svc:
-        if not svc.is_staff:
+        if not svc.is_staff and not participation.is_delegate(svc.session, svc.actor):
             raise NotFound("no such page")
         rows = svc.session.scalars(select(MouTemplate).order_by(MouTemplate.version))
         return jsonify({"items": [_template_dict(t) for t in rows]})
@@ -313,3 +318,143 @@ def post_template():
         data = MouTemplateIn().load(body)  # a marshmallow error is a 422 with its fields
         row = service.publish_template(svc, data["sections"], data["note"])
         return _created(_template_dict(row))
+
+
+# -- the agency's part in its agreements -------------------------------------------------
+
+
+class SectionCommentIn(Schema):
+    """A delegate's comment on one section."""
+
+    body = fields.String(required=True, validate=validate.Length(min=1, max=20_000))
+
+
+class SectionCommentOut(Schema):
+    """The comment as posted to the agreement's conversation."""
+
+    section = fields.String()
+    body = fields.String()
+
+
+class ProposalOut(Schema):
+    """An amendment proposed by an agency's delegate."""
+
+    id = fields.Integer()
+    summary = fields.String()
+    sections = fields.Dict(keys=fields.String(), values=fields.String())
+    state = fields.String(metadata={"description": "open, adopted or declined"})
+    author = fields.String()
+    reason = fields.String(allow_none=True)
+    version = fields.Integer(allow_none=True, metadata={
+        "description": "the amendment version it became"})
+    decided_by = fields.String(allow_none=True)
+    decided_at = fields.String(allow_none=True)
+    created_at = fields.String()
+
+
+class ProposalPage(Schema):
+    """Proposals, newest first."""
+
+    items = fields.List(fields.Nested(ProposalOut), required=True)
+
+
+class DeclineIn(Schema):
+    """Why a proposal is declined."""
+
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=5000))
+
+
+class DelegateIn(Schema):
+    """A person of an agency to designate."""
+
+    agency = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    email = fields.String(required=True, validate=validate.Length(min=3, max=254))
+
+
+class DelegatePage(Schema):
+    """The agency's delegates."""
+
+    agency = fields.String()
+    items = fields.List(fields.String(), required=True)
+
+
+# Quoted: werkzeug's any() would read 1 to 10 as numbers.
+SECTION_PATH = "any(" + ", ".join(f"'{key}'" for key in templates.SECTION_KEYS) + ")"
+
+
+@api.post(f"/mous/<number>/sections/<{SECTION_PATH}:key>/comments")
+@document(summary="comment on one section of the agency's agreement", body=SectionCommentIn,
+          response=SectionCommentOut, status=201, tags=TAGS)
+def comment_section(number: str, key: str):
+    """A delegate's (or staff member's) comment, in the agreement's conversation."""
+    data = SectionCommentIn().load(json_body())
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        participation.comment_on_section(svc, service.get(svc, number), key, data["body"])
+    return _created({"section": key, "body": data["body"]})
+
+
+@api.get("/mous/<number>/proposals")
+@document(summary="amendments the agency's delegates proposed", response=ProposalPage,
+          tags=TAGS)
+def list_proposals(number: str):
+    """Newest first."""
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        rows = participation.proposals(svc, service.get(svc, number))
+        return jsonify({"items": [participation.proposal_dict(p) for p in rows]})
+
+
+@api.post("/mous/<number>/proposals")
+@document(summary="propose an amendment (an agency's delegate)",
+          body=participation.ProposalIn, response=ProposalOut, status=201, tags=TAGS)
+def post_proposal(number: str):
+    """New texts for some sections; IT staff adopt or decline it."""
+    body = json_body()
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        row = participation.propose(svc, service.get(svc, number), body)
+        return _created(participation.proposal_dict(row))
+
+
+@api.post("/mous/<number>/proposals/<int(max=1000000000):proposal_id>/adopt")
+@document(summary="adopt a proposal: an amendment version to approve, or a draft's text",
+          response=ProposalOut, tags=TAGS)
+def adopt_proposal(number: str, proposal_id: int):
+    """IT staff take an agency's proposal up."""
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        row = participation.adopt(svc, service.get(svc, number), proposal_id)
+        return jsonify(participation.proposal_dict(row))
+
+
+@api.post("/mous/<number>/proposals/<int(max=1000000000):proposal_id>/decline")
+@document(summary="decline a proposal with a reason", body=DeclineIn, response=ProposalOut,
+          tags=TAGS)
+def decline_proposal(number: str, proposal_id: int):
+    """The agency's delegates read the reason."""
+    data = DeclineIn().load(json_body())
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        row = participation.decline(svc, service.get(svc, number), proposal_id,
+                                    data["reason"])
+        return jsonify(participation.proposal_dict(row))
+
+
+@api.get("/mou/delegates")
+@document(summary="the people an agency designated to take part in its agreements",
+          response=DelegatePage, tags=TAGS, params=[_query("agency", "agency code")])
+def list_delegates():
+    """IT staff."""
+    agency = request.args.get("agency", "")
+    if not agency.strip() or len(agency) > 32:
+        raise ValidationError("agency: an agency code", fields={"agency": ["required"]})
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        return jsonify({"agency": agency, "items": participation.delegates(svc, agency)})
+
+
+@api.post("/mou/delegates")
+@document(summary="designate a person of an agency to take part in its agreements",
+          body=DelegateIn, response=DelegatePage, status=201, tags=TAGS)
+def post_delegate():
+    """They read drafts, comment, propose amendments and see the agency's compliance."""
+    data = DelegateIn().load(json_body())
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        participation.designate(svc, data["agency"], data["email"])
+        return _created({"agency": data["agency"],
+                         "items": participation.delegates(svc, data["agency"])})

@@ -12,9 +12,10 @@ from itsm.plugins.mou.models import MOU, Mou
 
 ESCALATION = [
     {"role": "Project lead", "name": "Jordan Lead", "email": "lead@demo.invalid",
-     "when": "a ticket misses its target or a project is at risk"},
+     "when": "a ticket misses its target or a project is at risk", "after_minutes": 0},
     {"role": "Director of service management", "name": "Morgan Director",
-     "email": "director@demo.invalid", "when": "the project lead could not resolve it"},
+     "email": "director@demo.invalid", "when": "the project lead could not resolve it",
+     "after_minutes": 240},
 ]
 
 AGREEMENTS: tuple[dict[str, Any], ...] = (

@@ -12,7 +12,10 @@ from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    Agency,
+    AgencySection,
     DemoContext,
+    EscalationStep,
     EventMessage,
     Group,
     NavItem,
@@ -53,16 +56,25 @@ def itsm_permissions() -> list[Permission]:
 
 @hookimpl
 def itsm_permission_check(actor: Actor, permission: str, record: Any) -> bool | None:
-    """Agency users read their own agency's active MOU, and nothing else of this plugin."""
+    """Agency users read their own agency's active MOU; the people it designates read
+    its agreements in every state and comment on them; nothing else of this plugin."""
     if actor.role != "requester" or not permission.startswith("mou."):
         return None
-    if permission != "mou.read":
+    if permission not in ("mou.read", "mou.comment"):
         return False
     if record is None:
-        return True  # lists: the rows are checked one by one
-    return (actor.agency_id is not None and getattr(record, "type", None) == MOU.name
-            and record.state == "active" and record.agency_id == actor.agency_id
-            and getattr(record, "kind", "mou") == "mou")
+        return permission == "mou.read"  # lists: the rows are checked one by one
+    own = (actor.agency_id is not None and getattr(record, "type", None) == MOU.name
+           and record.agency_id == actor.agency_id and getattr(record, "kind", "mou") == "mou")
+    if not own:
+        return False
+    if permission == "mou.read" and record.state == "active":
+        return True
+    # The agency's delegates read its agreements in every state and comment on them.
+    from itsm.plugins.mou.participation import is_delegate
+
+    with current_itsm().Session() as session:
+        return is_delegate(session, actor, record.agency_id)
 
 
 @hookimpl(tryfirst=True)
@@ -73,6 +85,15 @@ def itsm_sla_policy(record: Record, metric: str, session: Session | None) \
         return policy.target_for(session, record, metric)
     with current_itsm().Session() as own:
         return policy.target_for(own, record, metric)
+
+
+@hookimpl
+def itsm_escalation_path(session: Session, record: Record) -> list[EscalationStep] | None:
+    """The escalation contacts of the agreement in force with the record's agency (with
+    an e-mail and a time after the breach), or None: the escalating plugin's own list."""
+    if record.type == MOU.name:
+        return None
+    return service.escalation_steps(session, record.agency_id) or None
 
 
 @hookimpl
@@ -196,7 +217,8 @@ _LAST_CHECK: dict[str, datetime] = {}
 
 @hookimpl
 def itsm_periodic(now: datetime) -> None:
-    """Alert relationship managers of agencies below target (once per target and month).
+    """Alert relationship managers of agencies below target (once per target and month)
+    and of agreements about to end (once per reminder window).
 
     Measuring every agreement takes a scan of the month's clocks, so each process does it
     at most every ``alert_check_minutes``; the alert rows make repeats harmless anyway.
@@ -210,15 +232,19 @@ def itsm_periodic(now: datetime) -> None:
     from itsm.plugins.mou import alerts
 
     alerts.check(install, now)
+    alerts.remind_expiry(install, now)
 
 
 @hookimpl
 def itsm_notification_recipients(event: EventMessage, session: Session) \
         -> list[Recipient] | None:
-    """A compliance alert goes to the agency's relationship manager."""
-    from itsm.plugins.mou.alerts import EVENT
+    """A compliance alert, a renewal reminder and an agency's proposed amendment go to the
+    agency's relationship manager."""
+    from itsm.plugins.mou.alerts import EVENT, EXPIRY_EVENT
+    from itsm.plugins.mou.participation import PROPOSED_EVENT
 
-    address = event.payload.get("relationship_manager") if event.name == EVENT else None
+    address = event.payload.get("relationship_manager") \
+        if event.name in (EVENT, EXPIRY_EVENT, PROPOSED_EVENT) else None
     if not address:
         return None
     install = current_itsm()
@@ -240,3 +266,29 @@ def itsm_demo_data(ctx: DemoContext) -> None:
     from itsm.plugins.mou.demo import load
 
     load(ctx)
+
+
+@hookimpl
+def itsm_agency_sections(session: Session, agency_id: int, start: datetime,
+                         end: datetime) -> list[AgencySection] | None:
+    """The agreement in force: its renewal date, and compliance with each target over
+    the period."""
+    from itsm.plugins.mou import compliance
+
+    mou = service.active_for_agency(session, agency_id)
+    if mou is None:
+        return [AgencySection("Agreement", facts=(("In force", "none"),), order=10)]
+    code = session.scalar(select(Agency.code).where(Agency.id == agency_id))
+    last = max(start.date(), (end - timedelta(microseconds=1)).date())
+    report = compliance.report(session, code, start.date(), last)
+    facts = [("Agreement", f"{mou.number} version {mou.current_version}"),
+             ("Ends", mou.effective_to.isoformat() if mou.effective_to else "open-ended")]
+    items = []
+    for line in report["targets"]:
+        value = "not measured" if line["compliance"] is None else f"{line['compliance']}%"
+        facts.append((f"{line['target']}, {line['metric']}",
+                      f"{value} (required {line['required_percent']}%)"))
+        if line["below_target"]:
+            items.append((f"Below target: {line['target']}, {line['metric']}", None))
+    return [AgencySection("Agreement and service levels", facts=tuple(facts),
+                          items=tuple(items), order=10)]

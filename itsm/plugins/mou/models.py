@@ -157,6 +157,55 @@ class MouContact(Base):
     email: Mapped[str] = mapped_column(String(254), default="")
     phone: Mapped[str] = mapped_column(String(50), default="")
     when: Mapped[str] = mapped_column(String(300), default="")  # when to call them
+    # An escalation contact (position 1, 2, …) is turned to this long after a record's
+    # target was breached (0: at the breach); None: not part of automatic escalation.
+    after_minutes: Mapped[int | None] = mapped_column(Integer)
+
+
+class MouReminder(Base):
+    """A renewal reminder sent for an agreement's end date, one per window (90, 30, 7
+    days before): never twice, and again if the end date moves."""
+
+    __tablename__ = "mou_reminder"
+    __table_args__ = (UniqueConstraint("mou_id", "days", "ends_on",
+                                       name="uq_mou_reminder_window"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mou_id: Mapped[int] = mapped_column(ForeignKey("mou.id", ondelete="CASCADE"))
+    days: Mapped[int] = mapped_column(Integer)
+    ends_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MouDelegate(Base):
+    """A person of an agency designated to take part in its agreements: reads their drafts,
+    comments on sections, proposes amendments and sees the agency's compliance."""
+
+    __tablename__ = "mou_delegate"
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"),
+                                         primary_key=True)
+
+
+PROPOSAL_STATES = ("open", "adopted", "declined")
+
+
+class MouProposal(Base):
+    """An amendment an agency's delegate proposes; IT staff adopt it as a draft version
+    (or a draft's new text) or decline it with a reason."""
+
+    __tablename__ = "mou_proposal"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mou_id: Mapped[int] = mapped_column(ForeignKey("mou.id", ondelete="CASCADE"), index=True)
+    author_email: Mapped[str] = mapped_column(String(254))
+    summary: Mapped[str] = mapped_column(String(500))
+    sections: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # key -> new text
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int | None] = mapped_column(Integer)  # the version it became
+    decided_by: Mapped[str] = mapped_column(String(254), default="")
+    decided_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class MouAlert(Base):

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from itsm.plugin import (
     ApprovalScope,
     Conflict,
+    EscalationStep,
     NotFound,
     Record,
     RecordService,
@@ -90,6 +91,12 @@ class ContactIn(Schema):
     phone = fields.String(load_default="", validate=validate.Length(max=50))
     when = fields.String(load_default="", validate=validate.Length(max=300), metadata={
         "description": "when to turn to this contact"})
+    after_minutes = fields.Integer(load_default=None, allow_none=True, strict=True,
+                                   validate=validate.Range(0, 525_600), metadata={
+        "description": "an escalation contact: minutes after a record's target was "
+                       "breached that automatic escalation turns to them (0: at the "
+                       "breach; level 1 also hears of a target at risk); empty: never "
+                       "automatically"})
 
 
 class SignatoryIn(Schema):
@@ -170,8 +177,24 @@ def target_dict(t: MouTarget) -> dict[str, Any]:
 
 
 def contact_dict(c: MouContact) -> dict[str, Any]:
-    return {"position": c.position, "role": c.role, "name": c.name, "email": c.email,
-            "phone": c.phone, "when": c.when}
+    out = {"position": c.position, "role": c.role, "name": c.name, "email": c.email,
+           "phone": c.phone, "when": c.when}
+    # Only when set: a contact without it reads (and was signed) as before it existed.
+    if c.after_minutes is not None:
+        out["after_minutes"] = c.after_minutes
+    return out
+
+
+def escalation_steps(session: Session, agency_id: int | None) -> list[EscalationStep]:
+    """The automatic escalation path of the agency's agreement in force: its escalation
+    contacts with an e-mail and a time after the breach, by level."""
+    mou = active_for_agency(session, agency_id)
+    if mou is None:
+        return []
+    return [EscalationStep(level=c.position, name=c.name, email=c.email,
+                           after_minutes=c.after_minutes, role=c.role, source=mou.number)
+            for c in contacts(session, mou)[1:]
+            if c.email and c.after_minutes is not None]
 
 
 def version_dict(v: MouVersion) -> dict[str, Any]:

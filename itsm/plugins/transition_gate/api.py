@@ -41,6 +41,7 @@ class DeliverableOut(Schema):
     document_url = _text()
     owner = _text()
     approver = _text()
+    approver_role = _text(metadata={"description": "the role whose holder approves it"})
     due_date = _text(metadata={"description": "ISO date"})
     state = fields.String(metadata={"description": "open, submitted, approved or rejected"})
     excepted = fields.Boolean(metadata={"description": "waived by a gate exception"})

@@ -77,6 +77,9 @@ class Deliverable(Base):
     document_url: Mapped[str] = mapped_column(String(500), default="")
     owner: Mapped[str] = mapped_column(String(254), default="")
     approver: Mapped[str] = mapped_column(String(254), default="")
+    # The role that approves it, from its template ("Service desk lead"): whoever holds
+    # that role in the transition becomes the approver; empty: set by hand.
+    approver_role: Mapped[str] = mapped_column(String(100), default="")
     due_date: Mapped[date | None] = mapped_column(Date, index=True)
     state: Mapped[str] = mapped_column(String(16), default="open", index=True)
     evidence_kind: Mapped[str] = mapped_column(String(16), default="")

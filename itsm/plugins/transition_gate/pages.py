@@ -14,9 +14,10 @@ the API's do.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import Response, abort, flash, redirect, request, url_for
 
 from itsm.plugin import (
     ItsmError,
@@ -33,6 +34,21 @@ from itsm.plugins.transition_gate.models import MEETING_KINDS, TRANSITION, Servi
 
 pages = page_blueprint("transition_gate_pages", __name__, url_prefix="/transitions",
                        static_folder="static")
+
+
+# The template documents the default checklist links to (the deliverables' starting
+# points), shipped with the plugin.
+DOCUMENTS = Path(__file__).parent / "documents"
+
+
+@pages.get("/templates/<any('service-desk-knowledge.md', 'contact-list.md'):name>")
+def template_document(name: str):
+    """A template document of the default checklist, as Markdown to fill in."""
+    path = DOCUMENTS / name
+    if not path.is_file():
+        abort(404)
+    return Response(path.read_text(encoding="utf-8"), mimetype="text/markdown",
+                    headers={"Content-Disposition": f'inline; filename="{name}"'})
 
 
 def _form(*names: str) -> dict[str, Any]:

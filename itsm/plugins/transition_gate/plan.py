@@ -32,7 +32,7 @@ DEFAULT_TEMPLATE = "default"
 DEFAULT_ITEMS = (
     ("Service desk knowledge documents", "Known questions, first-line fixes and scripts "
      "the service desk needs from day one, published as knowledge articles.", 20,
-     "/templates/service-desk-knowledge.md"),
+     "/transitions/templates/service-desk-knowledge.md"),
     ("Support and escalation model", "Support lines, resolver groups, functional and "
      "hierarchical escalation paths with their time limits.", 20, ""),
     ("SLA/MOU targets agreed", "Service level targets agreed with the customer agencies "
@@ -44,7 +44,7 @@ DEFAULT_ITEMS = (
     ("Resolver groups trained", "Each resolver group trained on the service, with "
      "attendance recorded.", 7, ""),
     ("Contact details", "Contacts of suppliers, project, service owner and on-call staff.",
-     10, "/templates/contact-list.md"),
+     10, "/transitions/templates/contact-list.md"),
     ("Process description with roles and responsibilities", "How incident, change and "
      "request processes work for this service and who does what.", 15, ""),
     ("Backup and recovery tested", "A restore from backup and a recovery test done, with "
@@ -52,9 +52,14 @@ DEFAULT_ITEMS = (
 )
 
 
+# Who approves a default item, by role (the rest: the service manager).
+DEFAULT_APPROVER_ROLES = {"Service desk knowledge documents": "Service desk lead"}
+
+
 def default_items() -> list[dict[str, Any]]:
     return [{"title": title, "description": text, "mandatory": True,
-             "due_days_before": days, "document_url": url}
+             "due_days_before": days, "document_url": url,
+             "approver_role": DEFAULT_APPROVER_ROLES.get(title, "")}
             for title, text, days, url in DEFAULT_ITEMS]
 
 
@@ -79,6 +84,9 @@ class TemplateItemIn(Schema):
     description = fields.String(load_default="", validate=validate.Length(max=5000))
     mandatory = Boolean(load_default=True)
     document_url = fields.String(load_default="", validate=validate.Length(max=500))
+    approver_role = fields.String(load_default="", validate=validate.Length(max=100), metadata={
+        "description": "who approves, by role: 'Service manager' (the default), 'Project "
+                       "manager', or a role of the transition (its person approves)"})
     due_days_before = fields.Integer(load_default=None, allow_none=True,
                                      validate=validate.Range(0, 730))
 
@@ -236,6 +244,7 @@ def add_role(svc: RecordService, trn: ServiceTransition, data: Any) -> Role:
     svc.session.add(role)
     svc.session.flush()
     gate.note(svc, trn, f"Role “{role.role}”: {role.name}.")
+    gate.assign_role_approvals(svc, trn)
     return role
 
 

@@ -42,6 +42,7 @@ from itsm.plugins.transition_gate.models import (
     ChecklistTemplate,
     Deliverable,
     GateException,
+    Role,
     ServiceTransition,
 )
 
@@ -286,13 +287,50 @@ def items_from_template(session: Session, trn: ServiceTransition) -> None:
         due = None
         if trn.go_live_date is not None and item.get("due_days_before") is not None:
             due = trn.go_live_date - timedelta(days=int(item["due_days_before"]))
+        role = (item.get("approver_role") or "").strip()[:100]
         session.add(Deliverable(
             transition_id=trn.id, position=position, title=item["title"][:200],
             description=item.get("description", ""), mandatory=item.get("mandatory", True),
             document_url=item.get("document_url", ""), owner=trn.project_manager,
-            approver=trn.service_manager, due_date=due, state="open", evidence_kind="",
+            approver=role_holder(session, trn, role) or trn.service_manager,
+            approver_role=role, due_date=due, state="open", evidence_kind="",
             evidence="", evidence_note="", rejection_reason="", decided_by=""))
     session.flush()
+
+
+def role_holder(session: Session, trn: ServiceTransition, role: str) -> str | None:
+    """The e-mail of the active user who holds ``role`` in the transition: its service or
+    project manager, or a role of its list (``Service desk lead``); None when nobody does
+    (yet)."""
+    wanted = role.strip().casefold()
+    if wanted in ("", "service manager"):
+        email = trn.service_manager
+    elif wanted == "project manager":
+        email = trn.project_manager
+    else:
+        email = next((r.email for r in session.scalars(select(Role).where(
+            Role.transition_id == trn.id).order_by(Role.id))
+            if r.role.strip().casefold() == wanted and r.email), None)
+    if not email:
+        return None
+    email = email.strip().lower()
+    active = session.scalar(select(User.id).where(User.email == email,
+                                                  User.active.is_(True)))
+    return email if active is not None else None
+
+
+def assign_role_approvals(svc: RecordService, trn: ServiceTransition) -> None:
+    """Deliverables whose template names a role as approver go to the person who now
+    holds it (open and rejected ones: one submitted or decided keeps its approver)."""
+    for item in deliverables(svc.session, trn):
+        if not item.approver_role or item.state not in ("open", "rejected"):
+            continue
+        holder = role_holder(svc.session, trn, item.approver_role)
+        if holder and holder != item.approver:
+            item.approver = holder
+            note(svc, trn, f"Deliverable “{item.title}” is approved by {holder}, "
+                           f"the {item.approver_role.lower()}.")
+    svc.session.flush()
 
 
 def save_deliverable(svc: RecordService, trn: ServiceTransition, data: Any,

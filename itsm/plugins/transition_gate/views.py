@@ -32,7 +32,8 @@ def deliverable_dict(item: Deliverable, waived: set[int], today: date) -> dict[s
     done = item.state == "approved" or item.id in waived
     return {"id": item.id, "title": item.title, "description": item.description,
             "mandatory": item.mandatory, "document_url": item.document_url,
-            "owner": item.owner, "approver": item.approver, "due_date": _iso(item.due_date),
+            "owner": item.owner, "approver": item.approver,
+            "approver_role": item.approver_role, "due_date": _iso(item.due_date),
             "state": item.state, "excepted": item.id in waived and item.state != "approved",
             "late": (not done and item.due_date is not None and item.due_date < today),
             "evidence_kind": item.evidence_kind, "evidence": item.evidence,
