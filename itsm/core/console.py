@@ -287,6 +287,7 @@ def record_detail(collection: str, number: str):
     rt = _record_type(collection)
     with _itsm().unit_of_work(_actor()) as service:
         record = service.get(number.upper(), rt.name)
+        service.opened(record)
         context = detail_context(service, rt, record)
     return _render(_templates(rt, "detail"), rt=rt, plural=plural(rt), **context)
 

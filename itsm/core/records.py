@@ -153,8 +153,10 @@ class UnjournaledChange(RuntimeError):
     was journaled: the journal would no longer tell what the record holds."""
 
 
-# Bookkeeping the unit of work changes by itself: the version goes up at each flush.
-_UNWATCHED = frozenset({"version"})
+# Bookkeeping the unit of work changes by itself: the version goes up at each flush. The
+# customer-reply mark is a workspace marker, not a field of the record: it is not
+# journaled, so neither :func:`replay_values` nor the unjournaled-change check compares it.
+_UNWATCHED = frozenset({"version", "customer_reply_at"})
 
 
 @functools.cache
@@ -201,6 +203,8 @@ def replay_values(entries: Iterable[Any]) -> dict[str, Any]:
     ``transitioned`` entry the ``changes`` it made, ``{field: [old, new]}``. The result
     maps the fields of ``RecordService.public_values`` to their JSON values; a long text
     journaled as edited (``"(edited)"``) is left out, as its text is not in the journal.
+    Workspace markers of the record row (``customer_reply_at``, "updated by customer") are
+    not fields: the journal does not hold them and the replay does not compare them.
     """
     values: dict[str, Any] = {}
     for entry in entries:
@@ -409,7 +413,7 @@ class RecordService:
             "updated_at": record.updated_at.isoformat(),
             "closed_at": record.closed_at.isoformat() if record.closed_at else None,
             "version": record.version,
-            "transitions": [t.name for t in rt.workflow.from_state(record.state)],
+            "transitions": [t.name for t in rt.workflow.actions(record.state)],
         }
         if rt.schema is not None:
             out.update(dumper(rt.schema)(record))
@@ -602,9 +606,26 @@ class RecordService:
         """Every transition from the record's state with the reasons it is refused now."""
         rt = self.itsm.types.get(record.type)
         out = []
-        for transition in rt.workflow.from_state(record.state):
+        for transition in rt.workflow.actions(record.state):
             out.append((transition, self._refusals(rt, record, transition, {})))
         return out
+
+    def customer_replied(self, record: Record) -> Transition | None:
+        """Run the first allowed transition the record's workflow declares for a
+        requester's reply in its state (``Transition.customer_reply``), as this actor;
+        None when there is none or every one is refused (the record stays)."""
+        rt = self.itsm.types.get(record.type)
+        for transition in rt.workflow.on_customer_reply(record.state):
+            values = self._public_values(rt, record)
+            reasons = rt.workflow.check(transition, record, self.actor, {}, values)
+            reasons += flatten_reasons(self.itsm.hook.itsm_transition_guard(
+                record=record, transition=transition, actor=self.actor, data={}))
+            if not reasons:
+                self._run_transition(rt, record, transition, {}, None)
+                return transition
+            log.info("%s stays %s after the requester's reply: %s", record.number,
+                     record.state, "; ".join(reasons))
+        return None
 
     def _refusals(self, rt: RecordType, record: Record, transition: Transition,
                   data: dict[str, Any]) -> list[str]:
@@ -633,11 +654,20 @@ class RecordService:
         if extra:
             raise ValidationError(f"{transition.name} does not set " + ", ".join(extra),
                                   fields={f: [f"not set by {transition.name}"] for f in extra})
+        if transition.customer_reply:
+            raise ValidationError(f"{transition.name} runs by itself when the requester "
+                                  "replies; send a comment",
+                                  fields={"name": ["runs on the requester's reply"]})
         loaded = self._load(rt, data, partial=True) if data else {}
         reasons = self._refusals(rt, record, transition, loaded)
         if reasons:
             raise Conflict(f"cannot {transition.title.lower()} {record.number}: "
                            + "; ".join(reasons), reasons=reasons)
+        return self._run_transition(rt, record, transition, loaded, comment)
+
+    def _run_transition(self, rt: RecordType, record: Record, transition: Transition,
+                        loaded: dict[str, Any], comment: str | None) -> Record:
+        """Apply an allowed transition: prepare phase, journal, reactions, outbox."""
         old_state = record.state
         # Set before the prepare phase, which may read them (a date of activation).
         now = utcnow()
@@ -661,8 +691,21 @@ class RecordService:
             raise ValidationError("a comment needs text", fields={"body": ["required"]})
         # A comment does not touch the record row: it never bumps the version a colleague
         # is editing against, and never resets a clock.
-        return self._changed(record, RecordChange(
+        entry = self._changed(record, RecordChange(
             "commented" if public else "work_noted", self.actor), body=body, public=public)
+        if public:
+            from itsm.core.conversation import requester_replied
+
+            requester_replied(self, record)
+        return entry
+
+    def opened(self, record: Record) -> None:
+        """The actor opened the record's page: its assignee has now seen the customer's
+        reply, so the queue's "updated by customer" mark goes (see
+        :mod:`itsm.core.conversation`)."""
+        from itsm.core.conversation import assignee_opened
+
+        assignee_opened(self, record)
 
     def link(self, record: Record, target_number: str, kind: str = "relates_to") -> Link:
         rt = self.itsm.types.get(record.type)

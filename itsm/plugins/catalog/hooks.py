@@ -130,8 +130,18 @@ def _tasks_finished(record: Record, actor: Actor, data: dict) -> str | None:
 
 
 def _own_request(record: Record, actor: Actor, data: dict) -> str | None:
-    if actor.role == "requester" and record.requester_id != actor.id:
+    if record.requester_id is not None and record.requester_id == actor.id:
+        return None
+    if actor.role == "requester":
         return "only the requester cancels their request"
+    if actor.role == "admin" or record.assignee_id == actor.id \
+            or (record.group_id is not None and record.group_id in actor.group_ids):
+        return None
+    # An approver decides; cancelling someone else's request is for the team that works it.
+    if record.approval != "none" and approver_question(Session.object_session(record),
+                                                       record, actor) is None:
+        return "an approver approves or rejects; only the requester or the team " \
+               "fulfilling it cancels this request"
     return None
 
 
@@ -146,13 +156,14 @@ REQUEST_WORKFLOW = Workflow(
     transitions=[
         Transition("approve", ("submitted",), "in_fulfillment", "Approve",
                    guards=(_may_decide,)),
-        Transition("reject", ("submitted",), "rejected", "Reject", guards=(_may_decide,)),
+        Transition("reject", ("submitted",), "rejected", "Reject", guards=(_may_decide,),
+                   destructive=True),
         Transition("start", ("submitted",), "in_fulfillment", "Start fulfilment",
                    roles=("admin",), guards=(_needs_no_approval,)),
         Transition("fulfil", ("in_fulfillment",), "fulfilled", "Mark fulfilled",
                    roles=("agent",), guards=(_tasks_finished, _approval_holds)),
         Transition("cancel", ("submitted", "in_fulfillment"), "cancelled", "Cancel",
-                   requester=True, guards=(_own_request,)),
+                   requester=True, guards=(_own_request,), destructive=True),
     ],
 )
 
@@ -168,7 +179,8 @@ TASK_WORKFLOW = Workflow(
         Transition("activate", ("pending",), "open", "Activate", roles=("admin",)),
         Transition("start", ("open",), "in_progress", "Start work"),
         Transition("complete", ("open", "in_progress"), "done", "Complete"),
-        Transition("cancel", ("pending", "open", "in_progress"), "cancelled", "Cancel"),
+        Transition("cancel", ("pending", "open", "in_progress"), "cancelled", "Cancel",
+                   destructive=True),
     ],
 )
 

@@ -146,9 +146,11 @@ WORKFLOW = Workflow(
         Transition("finish_backout", ("backout",), "review", "Backout done"),
         Transition("close", ("review",), "closed", "Close after review",
                    required=("review_outcome", "lessons")),
-        Transition("reject", ("cab_review",), "rejected", "Reject", roles=("admin",)),
+        Transition("reject", ("cab_review",), "rejected", "Reject", roles=("admin",),
+                   destructive=True),
         Transition("revise", ("rejected",), "draft", "Revise and resubmit"),
-        Transition("cancel", ACTIVE_BEFORE_IMPLEMENTATION, "cancelled", "Cancel"),
+        Transition("cancel", ACTIVE_BEFORE_IMPLEMENTATION, "cancelled", "Cancel",
+                   destructive=True),
     ],
 )
 

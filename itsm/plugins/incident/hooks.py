@@ -91,6 +91,12 @@ def _within_reopen_window(record: Record, actor: Actor, data: dict) -> str | Non
     return None
 
 
+def _waiting_for_customer(record: Record, actor: Actor, data: dict) -> str | None:
+    if getattr(record, "hold_kind", "") != "customer":
+        return "the incident waits for a supplier or a change, not for the customer"
+    return None
+
+
 def _requester_confirms(record: Record, actor: Actor, data: dict) -> str | None:
     if actor.role == "requester" and record.requester_id != actor.id:
         return "only the requester confirms the resolution"
@@ -111,14 +117,18 @@ WORKFLOW = Workflow(
         Transition("hold", ("new", "in_progress"), "on_hold", "Put on hold",
                    required=("hold_kind", "hold_reason")),
         Transition("resume", ("on_hold",), "in_progress", "Resume"),
+        # The requester answered while the service desk waited for them: back to work.
+        Transition("customer_replied", ("on_hold",), "in_progress", "Customer replied",
+                   customer_reply=True, guards=(_waiting_for_customer,)),
         Transition("resolve", OPEN_STATES, "resolved", "Resolve",
                    required=("resolution_code", "resolution_notes"),
                    fields=("workaround",)),
         Transition("close", ("resolved",), "closed", "Confirm and close",
-                   roles=("requester",), requester=True, guards=(_requester_confirms,)),
+                   roles=("requester",), requester=True, guards=(_requester_confirms,),
+                   destructive=True),
         Transition("reopen", ("resolved",), "in_progress", "Reopen", requester=True,
                    guards=(_within_reopen_window,)),
-        Transition("cancel", OPEN_STATES, "cancelled", "Cancel"),
+        Transition("cancel", OPEN_STATES, "cancelled", "Cancel", destructive=True),
     ],
 )
 
