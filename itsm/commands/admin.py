@@ -29,16 +29,22 @@ def users() -> None:
 @users.command("add")
 @click.argument("email")
 @click.option("--role", default="requester", show_default=True)
-@click.option("--name", default="")
+@click.option("--name", default="", help="display name shown instead of the address")
+@click.option("--time-zone", "time_zone", default="",
+              help="IANA zone the pages show times in (default: the install's)")
 @click.option("--agency", help="agency code (requesters belong to one)")
 @click.option("--password", help="omit for a user who signs in with tokens only")
 @click.option("--group", "groups", multiple=True, help="resolver group (repeatable)")
 @pass_itsm
-def users_add(itsm, email, role, name, agency, password, groups) -> None:
+def users_add(itsm, email, role, name, time_zone, agency, password, groups) -> None:
     """Add a user."""
+    from itsm.core.people import check_time_zone
+
+    time_zone = check_time_zone(time_zone)
     with itsm.Session() as session:
         user = auth.create_user(session, email, password=password, role=role, name=name,
                                 agency=agency, roles=_roles(itsm))
+        user.time_zone = time_zone
         for group_name in groups:
             group = session.scalar(select(Group).where(Group.name == group_name))
             if group is None:

@@ -52,7 +52,9 @@ from flask import (
     url_for,
 )
 
-from itsm.core import auth, inputs, sla
+from itsm.core import auth, inputs, record_page, sla
+from itsm.core import people as people  # the account page and the ``person`` filter
+from itsm.core import record_views as record_views  # assign to me, confirmations, choices
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
 from itsm.core.models import User
 from itsm.core.pagekit import (
@@ -227,7 +229,7 @@ def record_new(collection: str):
     errors: dict = {}
     with itsm.unit_of_work(_actor()) as service:
         service.require(f"{rt.name}.create")
-        form_fields = schema_form(rt, staff=service.is_staff, creating=True)
+        form_fields = record_page.staff_form(service, rt, creating=True)
     if request.method == "POST":
         try:
             with itsm.unit_of_work(_actor()) as service:
@@ -254,7 +256,7 @@ def record_edit(collection: str, number: str):
         record = service.get(number, rt.name)
         service.require(f"{rt.name}.update", record)
         current = service.to_dict(record)
-        form_fields = schema_form(rt, staff=service.is_staff)
+        form_fields = record_page.staff_form(service, rt, record)
     if request.method == "POST":
         data = changed_values(form_fields, request.form, current)
         try:
@@ -305,13 +307,19 @@ def detail_context(service: RecordService, rt: RecordType, record) -> dict[str, 
     shown = [*core, *(k for k in data if k not in hidden)]
     field_rows = [{"name": k, "label": "State" if k == "state_label" else labels.get(
         k, k.replace("_", " ").capitalize()), "value": data.get(k)} for k in shown]
+    offered = transitions(service, rt, record, data) if can["transition"] else []
+    stream = record_page.activity(service, rt, record)
+    who = record_page.people(service, {record.requester_id, record.assignee_id})
     return {
         "here": url_for(".record_detail", collection=rt.collection, number=record.number),
         # A namespace, not a dict: in Jinja ``can.update`` would find dict.update.
         "record": data, "fields": field_rows, "can": SimpleNamespace(**can,
                                                                      staff=service.is_staff),
-        "transitions": transitions(service, rt, record, data) if can["transition"] else [],
-        "journal": journal(service, rt, record, labels),
+        "header": record_page.header(service, rt, record, data, who),
+        "details": record_page.detail_rows(service, rt, record, data),
+        "acts": record_page.actions(offered, rt),
+        "transitions": offered,
+        "journal": stream, "activity": stream,
         "links": [{**link, "url": _record_url(link["record"]),
                    "state": _state_title(link["record"])} for link in service.links(record)],
         "link_kinds": [(k.name, k.label) for k in service.itsm.link_kinds.values()],
@@ -358,7 +366,8 @@ def transitions(service: RecordService, rt: RecordType, record, data: dict) -> l
     A missing required field is not a refusal on this page: the transition's form asks
     for it. The text matched is the one :meth:`itsm.core.workflow.Workflow.check` words.
     """
-    inputs = {f.name: f for f in schema_form(rt, staff=True)}
+    inputs = {f.name: f for f in record_page.with_pickers(
+        service, rt, schema_form(rt, staff=True), record)}
     out = []
     for transition, reasons in service.available_transitions(record):
         asked = {f"{name} is required to {transition.title.lower()}"
@@ -372,39 +381,6 @@ def transitions(service: RecordService, rt: RecordType, record, data: dict) -> l
         out.append({"name": transition.name, "title": transition.title,
                     "target": rt.workflow.state(transition.target).title,
                     "reasons": [r for r in reasons if r not in asked], "fields": form_fields})
-    return out
-
-
-JOURNAL_WORDS = {"created": "created the record", "updated": "changed fields",
-                 "commented": "commented", "work_noted": "added a work note",
-                 "attached": "attached a file", "linked": "linked a record"}
-
-
-def journal(service: RecordService, rt: RecordType, record, labels: dict) -> list[dict]:
-    """The record's history, newest first, in words."""
-    out = []
-    for entry in reversed(service.journal(record)):
-        data = entry.data or {}
-        changes = []
-        for name, pair in (data.get("changes") or {}).items():
-            old, new = pair if isinstance(pair, list) and len(pair) == 2 else (None, pair)
-            if name == "state":
-                old, new = rt.workflow.state(str(old)).title, rt.workflow.state(str(new)).title
-            changes.append({"label": labels.get(name, name.replace("_", " ").capitalize()),
-                            "old": old, "new": new})
-        headline = JOURNAL_WORDS.get(entry.kind, entry.kind.replace("_", " "))
-        if entry.kind == "transitioned":
-            transition = rt.workflow.transitions.get(data.get("transition", ""))
-            headline = f"ran {transition.title if transition else data.get('transition')}"
-        elif entry.kind == "attached":
-            headline = f"attached {data.get('filename', 'a file')}"
-        elif entry.kind == "linked":
-            kind = service.itsm.link_kinds.get(data.get("kind", ""))
-            headline = f"linked: {kind.label if kind else data.get('kind')} {data.get('target')}"
-        out.append({"id": entry.id, "kind": entry.kind, "headline": headline,
-                    "actor": service.ref("user", entry.actor_id) or "system",
-                    "created_at": entry.created_at, "public": entry.public,
-                    "body": entry.body, "changes": changes})
     return out
 
 
@@ -438,6 +414,8 @@ def record_transition(collection: str, number: str):
         transition = rt.workflow.transitions.get(name)
         if transition is None:
             raise ValidationError(f"{rt.title} has no transition {name!r}")
+        if transition.destructive and request.form.get("confirmed") != "yes":
+            raise _AskFirst()
         inputs = {f.name: f for f in schema_form(rt, staff=True)}
         data = {}
         for field_name in transition.settable:
@@ -449,7 +427,15 @@ def record_transition(collection: str, number: str):
         return f"{record.number}: {transition.title} done; the state is now " \
                f"{rt.workflow.state(record.state).title}."
 
-    return _act(collection, number, run)
+    try:
+        return _act(collection, number, run)
+    except _AskFirst:  # a destructive move posted without its confirmation step
+        return redirect(url_for("console.record_confirm_transition", collection=collection,
+                                number=number.upper(), name=name))
+
+
+class _AskFirst(Exception):
+    """A destructive transition arrived without the confirmation step's answer."""
 
 
 @bp.post("/records/<collection>/<number>/comment")

@@ -215,10 +215,10 @@ def plural(rt: RecordType) -> str:
 
 @bp.app_template_filter("when")
 def when(value: str | datetime | None) -> str:
-    if not value:
-        return "—"
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    """A stored moment in the reader's time zone (see :mod:`itsm.core.people`)."""
+    from itsm.core.people import local_time
+
+    return local_time(value)
 
 
 @bp.app_template_filter("sentence")

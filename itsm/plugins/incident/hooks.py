@@ -54,20 +54,67 @@ STAFF_FIELDS = ("major", "workaround", "resolution_code", "resolution_notes")
 OPEN_STATES = ("new", "in_progress", "on_hold")
 
 
+def _words(code: str) -> str:
+    return code.replace("_", " ").capitalize()
+
+
+def _category_choices() -> list[tuple[str, str]]:
+    return [(name, _words(name)) for name in rules.settings()["categories"]]
+
+
+def _subcategory_choices() -> dict[str, list[tuple[str, str]]]:
+    return {name: [(sub, _words(sub)) for sub in subs or []]
+            for name, subs in rules.settings()["categories"].items()}
+
+
+# What staff read for each level, by the number of levels the matrix has.
+IMPACT_LEVELS = {3: ["Widespread", "A team or a site", "One person"],
+                 4: ["Widespread", "Large: a site or a department", "Limited: a team",
+                     "One person"]}
+URGENCY_LEVELS = {3: ["Work stopped", "Work degraded", "Can wait"],
+                  4: ["Work stopped", "Work badly degraded", "Work degraded", "Can wait"]}
+
+
+def _level_choices(words: dict[int, list[str]], axis: int) -> list[tuple[int, str]]:
+    levels = rules.levels(rules.settings()["priority_matrix"])[axis]
+    named = words.get(levels, [])
+    return [(n, f"{n} – {named[n - 1]}" if n <= len(named) else str(n))
+            for n in range(1, levels + 1)]
+
+
+CHANNEL_LABELS = {"portal": "Portal", "email": "E-mail", "phone": "Phone", "api": "API",
+                  "monitoring": "Monitoring", "walk_in": "Walk-in"}
+HOLD_LABELS = {"customer": "Waiting for the customer", "supplier": "Waiting for a supplier",
+               "change": "Waiting for a change"}
+RESOLUTION_LABELS = {"solved": "Solved", "workaround": "Workaround given",
+                     "not_reproducible": "Not reproducible", "duplicate": "Duplicate",
+                     "user_error": "User error", "change_implemented": "Change implemented",
+                     "no_fault_found": "No fault found"}
+
+
 class IncidentSchema(Schema):
-    category = fields.String(validate=validate.Length(max=64))
-    subcategory = fields.String(validate=validate.Length(max=64))
+    # Labels and choices in ``metadata`` are what the console's record pages show
+    # (see itsm.core.record_page); the API keeps the codes.
+    category = fields.String(validate=validate.Length(max=64),
+                             metadata={"choices": _category_choices})
+    subcategory = fields.String(validate=validate.Length(max=64), metadata={
+        "choices": _subcategory_choices, "depends_on": "category"})
     affected_service = fields.String(validate=validate.Length(max=200))
     impact = fields.Integer(validate=validate.Range(1, 4), metadata={
-        "description": "1 = widespread ... 3 or 4 = one person (the matrix decides)"})
+        "description": "1 = widespread ... 3 or 4 = one person (the matrix decides)",
+        "choices": lambda: _level_choices(IMPACT_LEVELS, 0)})
     urgency = fields.Integer(validate=validate.Range(1, 4), metadata={
-        "description": "1 = work stopped ... 3 or 4 = can wait"})
-    channel = fields.String(validate=validate.OneOf(CHANNELS))
-    major = Boolean()
+        "description": "1 = work stopped ... 3 or 4 = can wait",
+        "choices": lambda: _level_choices(URGENCY_LEVELS, 1)})
+    channel = fields.String(validate=validate.OneOf(CHANNELS),
+                            metadata={"labels": CHANNEL_LABELS})
+    major = Boolean(metadata={"label": "Major incident"})
     workaround = fields.String(validate=validate.Length(max=20000))
-    hold_kind = fields.String(validate=validate.OneOf(("", *HOLD_KINDS)))
+    hold_kind = fields.String(validate=validate.OneOf(("", *HOLD_KINDS)),
+                              metadata={"label": "Waiting for", "labels": HOLD_LABELS})
     hold_reason = fields.String(validate=validate.Length(max=500))
-    resolution_code = fields.String(validate=validate.OneOf(("", *RESOLUTION_CODES)))
+    resolution_code = fields.String(validate=validate.OneOf(("", *RESOLUTION_CODES)),
+                                    metadata={"labels": RESOLUTION_LABELS})
     resolution_notes = fields.String(validate=validate.Length(max=20000))
     resolved_at = fields.DateTime(dump_only=True, allow_none=True)
     reopen_count = fields.Integer(dump_only=True)
