@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 import itsm.plugins.incident
 from itsm.core import auth
-from itsm.core.errors import ConfigError
 from itsm.core.config import load_settings
 from itsm.core.demo import ensure_agency
+from itsm.core.errors import ConfigError
 from itsm.core.models import JournalEntry, User
 from itsm.core.people import local_time
 from itsm.core.records import RecordService

@@ -42,13 +42,38 @@ FULFILS = "fulfils"
 FINAL_TASK_STATES = ("done", "cancelled")
 
 
+def _offering_name(session: Session, record: Record, value: int) -> str | None:
+    return session.scalar(select(Offering.name).where(Offering.id == value))
+
+
+def _service_name(session: Session, record: Record, value: int) -> str | None:
+    return session.scalar(select(Service.name).where(Service.id == value))
+
+
+def _answers_table(session: Session, record: Record, value: dict) -> list[tuple[str, str]]:
+    """A request's answers as (question, answer) pairs in the order of its form."""
+    from itsm.plugins.catalog.forms import summary_of
+
+    form = session.scalar(select(Offering.form).where(Offering.id == record.offering_id))
+    return summary_of(form or [], value or {}) or [(k, str(v)) for k, v in value.items()]
+
+
+APPROVAL_LABELS = {"none": "Not needed", "manager": "A manager of the requester's agency",
+                   "service_owner": "The service owner", "group": "The approval group"}
+
+
 class RequestSchema(Schema):
+    # ``display`` and ``labels`` are what the console's record page shows (names, not ids).
     offering_id = fields.Integer(required=True, metadata={
-        "description": "the offering requested (GET /api/v1/catalog/services/<id>)"})
+        "description": "the offering requested (GET /api/v1/catalog/services/<id>)",
+        "label": "Offering", "display": _offering_name})
     answers = fields.Dict(keys=fields.String(), load_default=dict, metadata={
-        "description": "answers to the offering's form, by field name"})
-    service_id = fields.Integer(dump_only=True, allow_none=True)
-    approval = fields.String(dump_only=True)
+        "description": "answers to the offering's form, by field name",
+        "label": "Form answers", "display": _answers_table})
+    service_id = fields.Integer(dump_only=True, allow_none=True,
+                                metadata={"label": "Service", "display": _service_name})
+    approval = fields.String(dump_only=True, metadata={"label": "Approval by",
+                                                       "labels": APPROVAL_LABELS})
     decided_by = fields.String(dump_only=True)
     decided_at = fields.DateTime(dump_only=True, allow_none=True)
     response_minutes = fields.Integer(dump_only=True, allow_none=True)
@@ -56,8 +81,13 @@ class RequestSchema(Schema):
     fulfilled_at = fields.DateTime(dump_only=True, allow_none=True)
 
 
+def _request_number(session: Session, record: Record, value: int) -> str | None:
+    return session.scalar(select(Record.number).where(Record.id == value))
+
+
 class TaskSchema(Schema):
-    request_id = fields.Integer(dump_only=True, allow_none=True)
+    request_id = fields.Integer(dump_only=True, allow_none=True, metadata={
+        "label": "Request", "display": _request_number})
     step = fields.Integer(dump_only=True)
 
 
