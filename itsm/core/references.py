@@ -429,3 +429,54 @@ def core_kinds() -> list[ReferenceKind]:
         ReferenceKind("agency", "Agency", lambda s, i: _agency_ref(_get(Agency)(s, i)),
                       _resolve_agency, _agency_choices, priority=-100),
     ]
+
+
+def convert_stored_references(connection: Any, table: str, column: str, kind: str, *,
+                              many: bool = False, key: str = "id",
+                              only: Iterable[Any] | None = None) -> int:
+    """Turn free text stored in ``table.column`` into stable ids where the enabled
+    provider of ``kind`` resolves it (the text stays where it does not): the data step of
+    a plugin's Alembic revision that makes a field a reference. ``many``: the column
+    holds a JSON list; ``only``: the ``key`` values of the rows to convert (say, records
+    whose approval covers the names as they are should keep them). Returns how many rows
+    changed; 0 outside an application (no provider to ask) or with no provider of
+    ``kind``.
+    """
+    import sqlalchemy as sa
+    from flask import has_app_context
+    from sqlalchemy.orm import Session as OrmSession
+
+    if not has_app_context():
+        return 0
+    provider = reference_kind(kind)
+    if provider is None:
+        return 0
+    rows = sa.table(table, sa.column(key), sa.column(column, sa.JSON() if many else sa.Text()))
+    session = OrmSession(bind=connection)  # reads the provider's rows on this connection
+    memo: dict[str, str] = {}
+
+    def stable(value: str) -> str:
+        if value not in memo:
+            known = provider.get(session, value)
+            found = known or provider.resolve(session, value)
+            memo[value] = found.id if found is not None else value
+        return memo[value]
+
+    changed = 0
+    query = sa.select(rows.c[key], rows.c[column])
+    if only is not None:
+        query = query.where(rows.c[key].in_(list(only)))
+    for row_id, value in connection.execute(query).all():
+        if many:
+            items = [i for i in (value or []) if isinstance(i, str)]
+            new: Any = list(dict.fromkeys(stable(i) for i in items if i))
+            same = new == items
+        else:
+            new = stable(value) if value else value
+            same = new == value
+        if not same:
+            connection.execute(sa.update(rows).where(rows.c[key] == row_id)
+                               .values({column: new}))
+            changed += 1
+    session.close()
+    return changed

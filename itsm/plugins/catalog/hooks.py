@@ -396,7 +396,7 @@ def itsm_install_defaults(ctx) -> None:
     demo.install_defaults(ctx)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # services first: other plugins' demo records refer to them
 def itsm_demo_data(ctx) -> None:
     from itsm.plugins.catalog import demo
 
