@@ -255,7 +255,7 @@ def record_edit(collection: str, number: str):
     with itsm.unit_of_work(_actor()) as service:
         record = service.get(number, rt.name)
         service.require(f"{rt.name}.update", record)
-        current = service.to_dict(record)
+        current = record_page.form_values(rt, service.to_dict(record))
         form_fields = record_page.staff_form(service, rt, record)
     if request.method == "POST":
         data = changed_values(form_fields, request.form, current)

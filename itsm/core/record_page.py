@@ -34,10 +34,11 @@ from typing import Any
 from marshmallow import validate
 from sqlalchemy import select
 
-from itsm.core.models import Agency, Group, GroupMember, Record, User
+from itsm.core.models import Agency, GroupMember, Record, User
 from itsm.core.pagekit import FormField, schema_form
 from itsm.core.people import local_time, remember_names
 from itsm.core.records import RecordService, RecordType, schema_instance
+from itsm.core.references import reference_choices
 
 # Priority words for every type (a type's own ``labels`` on ``priority`` win).
 PRIORITY_LABELS = {1: "1 – Critical", 2: "2 – High", 3: "3 – Moderate", 4: "4 – Low",
@@ -115,11 +116,17 @@ def detail_rows(service: RecordService, rt: RecordType, record: Record,
     """The type's own fields that hold something, labelled: ``{name, label, text}`` or
     ``{name, label, table: [(label, text)]}``."""
     fields = declared_fields(rt)
+    references = dict(rt.references or {})
+    ref_keys = {f"{n}_ref" for n in references} | {f"{n}_refs" for n in references}
     rows = []
     for name, value in data.items():
         declared = fields.get(name)
         meta = declared.metadata if declared is not None else {}
-        if name in NOT_SHOWN or meta.get("hidden") or value in EMPTY:
+        if name in NOT_SHOWN or name in ref_keys or meta.get("hidden") or value in EMPTY:
+            continue
+        if name in references:  # a stable id: shown by the thing's label, never the id
+            rows.append({"name": name, "label": field_label(rt, name),
+                         "text": reference_text(data, name)})
             continue
         shown = meta["display"](service.session, record, value) if meta.get("display") \
             else None
@@ -137,6 +144,25 @@ def detail_rows(service: RecordService, rt: RecordType, record: Record,
             row["text"] = str(shown) if shown is not None else text_of(rt, name, value)
         rows.append(row)
     return rows
+
+
+def reference_text(data: dict[str, Any], name: str) -> str:
+    """A reference field's label(s) from the record's ``<field>_ref(s)``."""
+    one, many = data.get(f"{name}_ref"), data.get(f"{name}_refs")
+    refs = [one] if one else list(many or [])
+    words = [r["label"] + (" (retired)" if r.get("status") == "retired" else "")
+             for r in refs if r]
+    return ", ".join(words) or str(data.get(name) or "")
+
+
+def form_values(rt: RecordType, data: dict[str, Any]) -> dict[str, Any]:
+    """A record's values as its edit form shows them: reference fields by label (the
+    record service resolves a label back to the same stable id)."""
+    out = dict(data)
+    for name in rt.references or {}:
+        if data.get(name) not in EMPTY:
+            out[name] = reference_text(data, name)
+    return out
 
 
 # -- people ------------------------------------------------------------------------------------
@@ -255,42 +281,56 @@ PICKER_LIMIT = 200  # a longer list is a type-ahead's job; the form still takes 
 
 def picker_choices(service: RecordService, kind: str, text: str = "",
                    limit: int = 20, group_id: int | None = None) -> list[tuple[str, str]]:
-    """``(value, label)`` of users, groups or agencies matching ``text`` for a picker.
+    """``(value, label)`` a picker offers for ``text``: people, groups, agencies or any
+    declared reference kind, through the reference contract's ``reference_choices``
+    (agency data kept apart there: a requester sees only their own agency's people).
 
-    The seam for the core reference contract's ``reference_choices``: until it is there,
-    the core's own three kinds are read here, agency data kept apart (a requester sees
-    only their own agency and its people)."""
-    like = f"%{text.strip().lower()}%"
-    actor = service.actor
-    if kind == "group":
-        query = select(Group.name, Group.name).order_by(Group.name)
-        if text:
-            query = query.where(Group.name.ilike(like))
-    elif kind == "agency":
-        query = select(Agency.code, Agency.name).order_by(Agency.name)
-        if text:
-            query = query.where(Agency.name.ilike(like) | Agency.code.ilike(like))
-        if not service.is_staff:
-            query = query.where(Agency.id == actor.agency_id)
-    elif kind in ("user", "staff"):
-        query = select(User.email, User.name).where(User.active.is_(True)) \
-            .order_by(User.name, User.email)
-        if text:
-            query = query.where(User.name.ilike(like) | User.email.ilike(like))
-        if kind == "staff":
-            query = query.where(User.role != "requester")
-        if group_id is not None:
-            query = query.where(User.id.in_(select(GroupMember.user_id).where(
-                GroupMember.group_id == group_id)))
-        if not service.is_staff:
-            query = query.where(User.agency_id == actor.agency_id)
-    else:
+    ``staff`` (an assignee) is people who are not requesters, and with ``group_id``
+    only that group's members: the contract's choices have no such filter, so they are
+    read here. The core's fields take e-mail addresses, group names and agency codes;
+    a declared reference field takes the thing's label (resolved back to its id).
+    """
+    if kind in ("user", "group", "agency"):
+        refs = reference_choices(service.session, service.actor, kind, text, limit)
+        return _core_values(service, kind, refs)
+    if kind != "staff":
+        refs = reference_choices(service.session, service.actor, kind, text, limit)
+        return [(r.label, r.label + (" (retired)" if r.status == "retired" else ""))
+                for r in refs]
+    if not service.is_staff:
         return []
-    rows = service.session.execute(query.limit(limit)).all()
-    if kind in ("user", "staff"):
-        return [(email, f"{name} <{email}>" if name and name != email else email)
-                for email, name in rows]
-    return [(value, label or value) for value, label in rows]
+    query = select(User.email, User.name).where(User.active.is_(True),
+                                                User.role != "requester")
+    if text.strip():
+        like = f"%{text.strip().lower()}%"
+        query = query.where(User.name.ilike(like) | User.email.ilike(like))
+    if group_id is not None:
+        query = query.where(User.id.in_(select(GroupMember.user_id).where(
+            GroupMember.group_id == group_id)))
+    rows = service.session.execute(query.order_by(User.name, User.email).limit(limit))
+    return _people_choices(rows.all())
+
+
+def _people_choices(rows: Any) -> list[tuple[str, str]]:
+    return [(email, f"{name} <{email}>" if name and name != email else email)
+            for email, name in rows]
+
+
+def _core_values(service: RecordService, kind: str, refs: list) -> list[tuple[str, str]]:
+    """The core's reference kinds as the values its fields take: e-mail addresses,
+    group names, agency codes (the refs carry stable ids and labels)."""
+    ids = [int(r.id) for r in refs if r.id.isdigit()]
+    if not ids:
+        return []
+    if kind == "group":
+        return [(r.label, r.label) for r in refs]
+    if kind == "agency":
+        codes = dict(service.session.execute(select(Agency.id, Agency.code)
+                                             .where(Agency.id.in_(ids))).all())
+        return [(codes[int(r.id)], r.label) for r in refs if int(r.id) in codes]
+    found = {i: (e, n) for i, e, n in service.session.execute(
+        select(User.id, User.email, User.name).where(User.id.in_(ids)))}
+    return _people_choices([found[int(r.id)] for r in refs if int(r.id) in found])
 
 
 PICKER_KINDS = {"requester": "user", "assignee": "staff", "group": "group",
@@ -305,8 +345,11 @@ def with_pickers(service: RecordService, rt: RecordType, form_fields: list[FormF
     out = []
     for f in form_fields:
         meta = declared[f.name].metadata if f.name in declared else {}
-        kind = PICKER_KINDS.get(f.name)
-        if kind in ("user", "staff"):
+        kind = PICKER_KINDS.get(f.name) or (rt.references or {}).get(f.name)
+        if kind and f.name in (rt.references or {}):
+            f = replace(f, widget="datalist", hint=f.hint, attrs={**f.attrs, "source": kind},
+                        choices=picker_choices(service, kind, limit=PICKER_LIMIT))
+        elif kind in ("user", "staff"):
             group_id = record.group_id if record is not None and f.name == "assignee" \
                 else None
             options = picker_choices(service, kind, limit=PICKER_LIMIT, group_id=group_id)

@@ -92,7 +92,9 @@ def _choices(rt: RecordType, field: str, text: str, limit: int) -> list[tuple[st
         if request.args.get("record") and field == "assignee":
             group_id = service.get(request.args["record"].upper()[:32], rt.name).group_id
         kind = PICKER_KINDS.get(field)
-        if kind is not None:
+        if field in (rt.references or {}):
+            items = picker_choices(service, rt.references[field], text, limit)
+        elif kind is not None:
             if not service.is_staff:
                 raise ValidationError("pickers of staff fields are for IT staff",
                                       fields={"field": ["only IT staff pick this"]})

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from itsm.plugin import RecordService
+from itsm.plugins.change import impact as spine
 from itsm.plugins.change.gate import gate_calls
 from itsm.plugins.change.models import Approval, Change, FreezeWindow
 from itsm.plugins.change.service import (
@@ -73,6 +74,7 @@ def overview(service: RecordService, change: Change) -> dict[str, Any]:
             "freeze_windows": [w.name for w in freeze_of(session, change)],
             "gate_calls": gate_calls(session, change),
             "incidents_caused": caused_incidents(service, change),
-            "incident_management": incident_type() is not None}
+            "incident_management": incident_type() is not None,
+            "impact": spine.impact(session, change)}
 
 

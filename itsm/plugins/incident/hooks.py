@@ -37,7 +37,7 @@ from itsm.plugin import (
     hookimpl,
     utcnow,
 )
-from itsm.plugins.incident import rules
+from itsm.plugins.incident import rules, spine
 from itsm.plugins.incident.models import (
     CHANNELS,
     HOLD_KINDS,
@@ -99,7 +99,10 @@ class IncidentSchema(Schema):
                              metadata={"choices": _category_choices})
     subcategory = fields.String(validate=validate.Length(max=64), metadata={
         "choices": _subcategory_choices, "depends_on": "category"})
-    affected_service = fields.String(validate=validate.Length(max=200))
+    affected_service = fields.String(validate=validate.Length(max=200), metadata={
+        "description": "the service (its id, key or name; stored as its stable id)"})
+    config_item = fields.String(validate=validate.Length(max=200), metadata={
+        "description": "the configuration item (its id or name; stored as its stable id)"})
     impact = fields.Integer(validate=validate.Range(1, 4), metadata={
         "description": "1 = widespread ... 3 or 4 = one person (the matrix decides)",
         "choices": lambda: _level_choices(IMPACT_LEVELS, 0)})
@@ -210,7 +213,7 @@ def derive_priority(record: Record) -> dict[str, Any]:
 
 INCIDENT = RecordType(name="incident", model=Incident, prefix="INC", collection="incidents",
                       workflow=WORKFLOW, schema=IncidentSchema, label="Incident",
-                      suggest=True, derive=derive_priority)
+                      suggest=True, derive=derive_priority, references=spine.REFERENCES)
 REVIEW = RecordType(name="incident_review", model=IncidentReview, prefix="PIR",
                     collection="incident-reviews", workflow=REVIEW_WORKFLOW,
                     schema=ReviewSchema, label="Post-incident review", requester_roles=())
@@ -255,7 +258,16 @@ def linked(session: Session, record: Record, kind: str, *, incoming: bool) -> li
 
 
 def _route(session: Session, record: Incident) -> None:
-    if record.group_id is not None or not record.category:
+    if record.group_id is not None:
+        return
+    # By service (its resolver group) before category; a configuration item names its
+    # service when the incident names none.
+    spine.fill_service(session, record)
+    group_id = spine.route_group(session, record)
+    if group_id is not None:
+        record.group_id = group_id
+        return
+    if not record.category:
         return
     if isinstance(record, Record):  # one incident of a command: ask now
         group_name = rules.settings()["routing"].get(record.category)
