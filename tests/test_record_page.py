@@ -105,7 +105,7 @@ def test_resolution_code_and_impact_are_labelled_choices_and_shown_as_labels(
     form = agent.get(f"/records/incidents/{number}/edit").text
     assert '<option value="1">1 – Widespread</option>' in form
     assert '<option value="3" selected>3 – Can wait</option>' in form
-    assert '<optgroup label="Network">' in form and '<option value="vpn">Vpn</option>' in form
+    assert '<optgroup label="Network">' in form and '<option value="vpn">VPN</option>' in form
 
 
 def test_assign_to_me_and_the_assignee_picker_lists_the_groups_members(

@@ -289,8 +289,10 @@ def record_detail(collection: str, number: str):
     rt = _record_type(collection)
     with _itsm().unit_of_work(_actor()) as service:
         record = service.get(number.upper(), rt.name)
+        replied = record.customer_reply_at  # shown on this visit, then it is seen
         service.opened(record)
         context = detail_context(service, rt, record)
+        context["header"]["customer_reply_at"] = replied
     return _render(_templates(rt, "detail"), rt=rt, plural=plural(rt), **context)
 
 

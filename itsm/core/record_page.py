@@ -124,6 +124,8 @@ def detail_rows(service: RecordService, rt: RecordType, record: Record,
         meta = declared.metadata if declared is not None else {}
         if name in NOT_SHOWN or name in ref_keys or meta.get("hidden") or value in EMPTY:
             continue
+        if value is False or (value == 0 and declared is not None and declared.dump_only):
+            continue  # an unset flag or a count at zero says nothing
         if name in references:  # a stable id: shown by the thing's label, never the id
             rows.append({"name": name, "label": field_label(rt, name),
                          "text": reference_text(data, name)})
@@ -347,7 +349,8 @@ def with_pickers(service: RecordService, rt: RecordType, form_fields: list[FormF
         meta = declared[f.name].metadata if f.name in declared else {}
         kind = PICKER_KINDS.get(f.name) or (rt.references or {}).get(f.name)
         if kind and f.name in (rt.references or {}):
-            f = replace(f, widget="datalist", hint=f.hint, attrs={**f.attrs, "source": kind},
+            f = replace(f, widget="datalist", hint="Type a name to pick from the list.",
+                        attrs={**f.attrs, "source": kind},
                         choices=picker_choices(service, kind, limit=PICKER_LIMIT))
         elif kind in ("user", "staff"):
             group_id = record.group_id if record is not None and f.name == "assignee" \
@@ -358,7 +361,7 @@ def with_pickers(service: RecordService, rt: RecordType, form_fields: list[FormF
             f = replace(f, widget="datalist", choices=options, hint=hint,
                         attrs={**f.attrs, "source": f"{kind}"})
         elif kind:
-            f = replace(f, widget="select", choices=picker_choices(
+            f = replace(f, widget="select", hint="", choices=picker_choices(
                 service, kind, limit=PICKER_LIMIT), allow_none=True)
         elif meta.get("depends_on") and callable(meta.get("choices")):
             groups = meta["choices"]() or {}
@@ -367,8 +370,8 @@ def with_pickers(service: RecordService, rt: RecordType, form_fields: list[FormF
                 (parents.get(str(parent), str(parent)),
                  [(str(v), str(label)) for v, label in options])
                 for parent, options in groups.items() if options])
-        elif callable(meta.get("choices")):
-            f = replace(f, widget="select", allow_none=True,
+        elif callable(meta.get("choices")):  # the labels say what the API's hint did
+            f = replace(f, widget="select", allow_none=True, hint="",
                         choices=[(str(v), str(label)) for v, label in meta["choices"]()])
         elif f.name == "priority" or meta.get("labels") or (
                 f.widget == "select" and value_labels(rt, f.name)):

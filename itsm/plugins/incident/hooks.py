@@ -54,7 +54,13 @@ STAFF_FIELDS = ("major", "workaround", "resolution_code", "resolution_notes")
 OPEN_STATES = ("new", "in_progress", "on_hold")
 
 
+ACRONYMS = {"vpn", "wan", "lan", "dns", "mfa", "erp", "wifi"}
+
+
 def _words(code: str) -> str:
+    """A category code as people write it (``operating_system`` -> "Operating system")."""
+    if code.lower() in ACRONYMS:
+        return "Wi-Fi" if code.lower() == "wifi" else code.upper()
     return code.replace("_", " ").capitalize()
 
 
@@ -84,8 +90,7 @@ def _level_choices(words: dict[int, list[str]], axis: int) -> list[tuple[int, st
 
 CHANNEL_LABELS = {"portal": "Portal", "email": "E-mail", "phone": "Phone", "api": "API",
                   "monitoring": "Monitoring", "walk_in": "Walk-in"}
-HOLD_LABELS = {"customer": "Waiting for the customer", "supplier": "Waiting for a supplier",
-               "change": "Waiting for a change"}
+HOLD_LABELS = {"customer": "The customer", "supplier": "A supplier", "change": "A change"}
 RESOLUTION_LABELS = {"solved": "Solved", "workaround": "Workaround given",
                      "not_reproducible": "Not reproducible", "duplicate": "Duplicate",
                      "user_error": "User error", "change_implemented": "Change implemented",
@@ -102,7 +107,8 @@ class IncidentSchema(Schema):
     affected_service = fields.String(validate=validate.Length(max=200), metadata={
         "description": "the service (its id, key or name; stored as its stable id)"})
     config_item = fields.String(validate=validate.Length(max=200), metadata={
-        "description": "the configuration item (its id or name; stored as its stable id)"})
+        "description": "the configuration item (its id or name; stored as its stable id)",
+        "label": "Configuration item"})
     impact = fields.Integer(validate=validate.Range(1, 4), metadata={
         "description": "1 = widespread ... 3 or 4 = one person (the matrix decides)",
         "choices": lambda: _level_choices(IMPACT_LEVELS, 0)})
