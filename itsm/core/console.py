@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,8 +51,8 @@ from flask import (
     url_for,
 )
 
+from itsm.core import account as account  # the account page: name and time zone
 from itsm.core import auth, inputs, record_page, sla
-from itsm.core import people as people  # the account page and the ``person`` filter
 from itsm.core import record_views as record_views  # assign to me, confirmations, choices
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
 from itsm.core.models import User
@@ -79,6 +78,7 @@ from itsm.core.pagekit import page_actor as page_actor  # re-exported: plugins' 
 from itsm.core.pagekit import page_blueprint as page_blueprint  # import these from here
 from itsm.core.pagekit import render_page as render_page
 from itsm.core.query import FILTER_ARGS, parse_args
+from itsm.core.record_page import transitions as transitions  # plugins' pages use it
 from itsm.core.records import RecordService, RecordType
 from itsm.core.web import NavItem, end_web_session, sign_in_methods, start_web_session
 from itsm.core.web import sign_in as check_sign_in
@@ -360,30 +360,6 @@ def _record_url(ref: dict[str, Any]) -> str | None:
 def _state_title(ref: dict[str, Any]) -> str:
     rt = _itsm().types.by_name.get(ref["type"])
     return rt.workflow.state(ref["state"]).title if rt else ref["state"]
-
-
-def transitions(service: RecordService, rt: RecordType, record, data: dict) -> list[dict]:
-    """Each transition from here, its inputs, and the reasons it is refused right now.
-
-    A missing required field is not a refusal on this page: the transition's form asks
-    for it. The text matched is the one :meth:`itsm.core.workflow.Workflow.check` words.
-    """
-    inputs = {f.name: f for f in record_page.with_pickers(
-        service, rt, schema_form(rt, staff=True), record)}
-    out = []
-    for transition, reasons in service.available_transitions(record):
-        asked = {f"{name} is required to {transition.title.lower()}"
-                 for name in transition.required}
-        form_fields = []
-        for name in transition.settable:
-            base = inputs.get(name) or FormField(name, name.replace("_", " ").capitalize(),
-                                                 "text")
-            form_fields.append(replace(base, required=name in transition.required,
-                                       value=data.get(name)))
-        out.append({"name": transition.name, "title": transition.title,
-                    "target": rt.workflow.state(transition.target).title,
-                    "reasons": [r for r in reasons if r not in asked], "fields": form_fields})
-    return out
 
 
 # -- actions on one record (POST, then back to the record) -----------------------------------

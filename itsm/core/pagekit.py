@@ -38,6 +38,7 @@ from itsm.core.auth import Actor
 from itsm.core.context import current_itsm
 from itsm.core.errors import ItsmError, Unauthorized
 from itsm.core.migrate import missing_table
+from itsm.core.people import local_time, person
 from itsm.core.records import STAFF_ONLY_FIELDS, RecordService, RecordType
 from itsm.core.schemas import CoreRecordIn
 from itsm.core.web import (
@@ -216,9 +217,10 @@ def plural(rt: RecordType) -> str:
 @bp.app_template_filter("when")
 def when(value: str | datetime | None) -> str:
     """A stored moment in the reader's time zone (see :mod:`itsm.core.people`)."""
-    from itsm.core.people import local_time
-
     return local_time(value)
+
+
+bp.add_app_template_filter(person, "person")  # a user by display name
 
 
 @bp.app_template_filter("sentence")

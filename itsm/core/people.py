@@ -5,7 +5,7 @@ the template filter ``person`` (an e-mail address or a user id in, the name out;
 address when the person has no name or is unknown) and a moment with ``when``, in the
 reader's time zone: the signed-in user's own (``user_account.time_zone``), else the
 install's (setting ``time_zone``, default UTC). People set their name and zone on their
-account page (``/account``), through :func:`update_profile`.
+account page (``/account``, :mod:`itsm.core.account`), through :func:`update_profile`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from flask import flash, g, has_request_context, redirect, request, url_for
+from flask import g, has_request_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,7 @@ from itsm.core.auth import Actor
 from itsm.core.context import current_itsm
 from itsm.core.errors import Forbidden, ValidationError
 from itsm.core.models import User
-from itsm.core.pagekit import _actor, _render, bp, signed_in_actor
+from itsm.core.web import web_session_actor
 
 NAME_MAX = 200
 
@@ -45,7 +45,7 @@ def install_zone() -> ZoneInfo:
 def reader_zone(actor: Actor | None = None) -> ZoneInfo:
     """The zone the signed-in reader (or ``actor``) sees times in."""
     if actor is None and has_request_context():
-        actor = signed_in_actor()
+        actor = web_session_actor()
     return zone_of(getattr(actor, "time_zone", "")) or install_zone()
 
 
@@ -97,9 +97,6 @@ def remember_names(names: dict[Any, str]) -> None:
         g.setdefault("itsm_people", {}).update(names)
 
 
-bp.add_app_template_filter(person, "person")
-
-
 # -- the account page ------------------------------------------------------------------------
 
 
@@ -137,29 +134,3 @@ def update_profile(session: Session, actor: Actor, user_id: int, *, name: str,
 def zone_names() -> list[str]:
     """Every IANA zone, sorted (for the account page's list)."""
     return sorted(z for z in available_timezones() if "/" in z or z == "UTC")
-
-
-@bp.route("/account", methods=["GET", "POST"])
-def account():
-    actor = _actor()
-    itsm = current_itsm()
-    if request.method == "GET":
-        with itsm.Session() as db:
-            user = db.get(User, actor.id)
-            values = {"name": user.name, "time_zone": user.time_zone}
-        return _account_page(values, {})
-    values = {"name": request.form.get("name", ""),
-              "time_zone": request.form.get("time_zone", "")}
-    with itsm.Session() as db:
-        try:
-            update_profile(db, actor, actor.id, **values)
-        except ValidationError as exc:
-            return _account_page(values, exc.fields, 422)
-        db.commit()
-    flash("Your name and time zone have been saved.", "success")
-    return redirect(url_for("console.account"))
-
-
-def _account_page(values: dict[str, str], errors: dict, status: int = 200):
-    return _render("console/account.html", status, values=values, errors=errors,
-                   zones=zone_names(), install_zone=install_zone().key)

@@ -31,6 +31,7 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
+from flask import url_for
 from marshmallow import validate
 from sqlalchemy import select
 
@@ -276,6 +277,31 @@ def actions(transitions: list[dict[str, Any]], rt: RecordType) -> dict[str, Any]
             "refused": [t for t in transitions if t["reasons"]]}
 
 
+def transitions(service: RecordService, rt: RecordType, record: Record,
+                data: dict) -> list[dict]:
+    """Each transition from here, its inputs, and the reasons it is refused right now.
+
+    A missing required field is not a refusal on this page: the transition's form asks
+    for it. The text matched is the one :meth:`itsm.core.workflow.Workflow.check` words.
+    """
+    inputs = {f.name: f for f in with_pickers(
+        service, rt, schema_form(rt, staff=True), record)}
+    out = []
+    for transition, reasons in service.available_transitions(record):
+        asked = {f"{name} is required to {transition.title.lower()}"
+                 for name in transition.required}
+        form_fields = []
+        for name in transition.settable:
+            base = inputs.get(name) or FormField(name, name.replace("_", " ").capitalize(),
+                                                 "text")
+            form_fields.append(replace(base, required=name in transition.required,
+                                       value=data.get(name)))
+        out.append({"name": transition.name, "title": transition.title,
+                    "target": rt.workflow.state(transition.target).title,
+                    "reasons": [r for r in reasons if r not in asked], "fields": form_fields})
+    return out
+
+
 # -- pickers -----------------------------------------------------------------------------------
 
 PICKER_LIMIT = 200  # a longer list is a type-ahead's job; the form still takes any value
@@ -348,9 +374,11 @@ def with_pickers(service: RecordService, rt: RecordType, form_fields: list[FormF
     for f in form_fields:
         meta = declared[f.name].metadata if f.name in declared else {}
         kind = PICKER_KINDS.get(f.name) or (rt.references or {}).get(f.name)
+        source = url_for("console.record_choices", collection=rt.collection, field=f.name,
+                         **({"record": record.number} if record is not None else {}))
         if kind and f.name in (rt.references or {}):
             f = replace(f, widget="datalist", hint="Type a name to pick from the list.",
-                        attrs={**f.attrs, "source": kind},
+                        attrs={**f.attrs, "source": source},
                         choices=picker_choices(service, kind, limit=PICKER_LIMIT))
         elif kind in ("user", "staff"):
             group_id = record.group_id if record is not None and f.name == "assignee" \
@@ -359,7 +387,7 @@ def with_pickers(service: RecordService, rt: RecordType, form_fields: list[FormF
             hint = "Type a name or an e-mail address." + (
                 " The list shows the members of the record's group." if group_id else "")
             f = replace(f, widget="datalist", choices=options, hint=hint,
-                        attrs={**f.attrs, "source": f"{kind}"})
+                        attrs={**f.attrs, "source": source})
         elif kind:
             f = replace(f, widget="select", hint="", choices=picker_choices(
                 service, kind, limit=PICKER_LIMIT), allow_none=True)

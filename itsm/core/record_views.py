@@ -11,7 +11,13 @@ from flask import flash, jsonify, redirect, request, url_for
 
 from itsm.core.errors import ItsmError, NotFound, ValidationError
 from itsm.core.pagekit import _actor, _itsm, _render, bp, error_text, plural
-from itsm.core.record_page import PICKER_KINDS, declared_fields, picker_choices, value_labels
+from itsm.core.record_page import (
+    PICKER_KINDS,
+    declared_fields,
+    picker_choices,
+    transitions,
+    value_labels,
+)
 from itsm.core.records import RecordType
 
 CHOICES_MAX = 50
@@ -52,8 +58,6 @@ def record_assign_to_me(collection: str, number: str):
 @bp.get("/records/<collection>/<number>/transition/<name>")
 def record_confirm_transition(collection: str, number: str, name: str):
     """The confirmation step of a transition: its inputs and what it does, asked first."""
-    from itsm.core.console import transitions
-
     rt = _record_type(collection)
     with _itsm().unit_of_work(_actor()) as service:
         record = service.get(number.upper(), rt.name)
