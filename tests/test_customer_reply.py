@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 import itsm.adapters.mailgate as mailgate_plugin
+import itsm.plugins.catalog as catalog_plugin
 import itsm.plugins.incident as incident_plugin
 from itsm.core import auth
 from itsm.core.models import JournalEntry, Record
@@ -36,7 +37,7 @@ freezer = make_plugin("freezer", itsm_transition_guard=_veto)
 
 @pytest.fixture
 def itsm_plugins():
-    return [incident_plugin, mailgate_plugin, freezer]
+    return [incident_plugin, catalog_plugin, mailgate_plugin, freezer]
 
 
 @pytest.fixture
@@ -193,3 +194,36 @@ def test_the_journal_still_replays_to_what_is_stored(client, itsm, ann, agent):
             JournalEntry.record_id == record.id).order_by(JournalEntry.id)).all()
         stored = service.public_values(record)
         assert {k: v for k, v in replay_values(entries).items() if k in stored} == stored
+
+
+def test_a_catalog_request_waiting_for_its_requester_comes_back_on_her_answer(
+        client, itsm, runner, ann, agent, tmp_path):
+    import json
+
+    from test_catalog import CATALOG
+
+    from itsm.core.demo import ensure_agency, ensure_group
+
+    with itsm.Session() as session:
+        for code in ("DOT", "EPA"):
+            ensure_agency(session, code, code)
+        for name in ("Service Desk", "Network"):
+            ensure_group(session, name)
+        session.commit()
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps({**CATALOG, "approvers": []}))
+    assert runner.invoke(["catalog", "import", str(path)]).exit_code == 0
+    vpn = client.get("/api/v1/catalog/services/vpn", headers=ann).json["offerings"][0]["id"]
+    number = client.post(f"/api/v1/catalog/offerings/{vpn}/requests", headers=ann, json={
+        "answers": {"reason": "Working from home on Fridays"}}).json["number"]
+    assert client.get(f"/api/v1/requests/{number}", headers=agent).json["state"] == \
+        "in_fulfillment"
+    asked = client.post(f"/api/v1/requests/{number}/transitions", headers=agent,
+                        json={"name": "ask", "comment": "Which laptop will you use?"})
+    assert asked.status_code == 200, asked.json
+    assert asked.json["state"] == "waiting"
+    client.post(f"/api/v1/requests/{number}/comments", json={"body": "My DOT laptop"},
+                headers=ann)
+    assert client.get(f"/api/v1/requests/{number}", headers=agent).json["state"] == \
+        "in_fulfillment"
+    assert marker(itsm, number) is not None

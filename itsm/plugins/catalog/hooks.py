@@ -178,6 +178,8 @@ REQUEST_WORKFLOW = Workflow(
     states=[
         State("submitted", "Waiting for approval", stops=()),
         State("in_fulfillment", "In fulfilment", stops=("response",)),
+        # The fulfiller asked the requester something: the clocks wait with them.
+        State("waiting", "Waiting for the requester", waiting=True, stops=("response",)),
         State("fulfilled", "Done", final=True, stops=("response", "resolution")),
         State("rejected", final=True, stops=("response", "resolution")),
         State("cancelled", final=True, stops=("response", "resolution")),
@@ -191,8 +193,14 @@ REQUEST_WORKFLOW = Workflow(
                    roles=("admin",), guards=(_needs_no_approval,)),
         Transition("fulfil", ("in_fulfillment",), "fulfilled", "Mark fulfilled",
                    roles=("agent",), guards=(_tasks_finished, _approval_holds)),
-        Transition("cancel", ("submitted", "in_fulfillment"), "cancelled", "Cancel",
-                   requester=True, guards=(_own_request,), destructive=True),
+        Transition("ask", ("in_fulfillment",), "waiting", "Wait for the requester",
+                   roles=("agent",)),
+        Transition("resume", ("waiting",), "in_fulfillment", "Resume", roles=("agent",)),
+        # The requester's answer brings the request back to its fulfillers.
+        Transition("requester_replied", ("waiting",), "in_fulfillment", "Requester replied",
+                   customer_reply=True),
+        Transition("cancel", ("submitted", "in_fulfillment", "waiting"), "cancelled",
+                   "Cancel", requester=True, guards=(_own_request,), destructive=True),
     ],
 )
 
