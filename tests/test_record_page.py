@@ -204,6 +204,9 @@ def test_an_approver_may_not_cancel_someone_elses_request(app, client, catalog, 
     assert refused.status_code == 409
     portal = browser(app, "nina@it.example").get(f"/portal/requests/{number}").text
     assert "Cancel this request" not in portal
+    staff_page = browser(app, "nina@it.example").get(f"/records/requests/{number}").text
+    assert "Cancel" not in staff_page[staff_page.index('id="workflow-title"'):
+                                      staff_page.index('id="activity"')]
     assert "Approve" in portal
     # The requester still cancels her own.
     pat = make_token("pat@dot.example")

@@ -274,7 +274,8 @@ def actions(transitions: list[dict[str, Any]], rt: RecordType) -> dict[str, Any]
     safe = [t for t in allowed if not t["destructive"]]
     return {"primary": safe[0] if safe else None, "others": safe[1:],
             "destructive": [t for t in allowed if t["destructive"]],
-            "refused": [t for t in transitions if t["reasons"]]}
+            # A destructive move refused now is not shown at all: nothing to learn there.
+            "refused": [t for t in transitions if t["reasons"] and not t["destructive"]]}
 
 
 def transitions(service: RecordService, rt: RecordType, record: Record,
