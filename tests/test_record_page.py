@@ -212,3 +212,24 @@ def test_an_approver_may_not_cancel_someone_elses_request(app, client, catalog, 
     pat = make_token("pat@dot.example")
     assert client.post(f"/api/v1/requests/{number}/transitions", json={"name": "cancel"},
                        headers=pat).status_code == 200
+
+
+def test_a_person_typed_by_name_is_found_and_an_unknown_one_gets_a_field_message(
+        app, client, people, make_token):
+    number = incident(client, make_token)
+    client.patch(f"{INCIDENTS}/{number}", json={"group": "Service Desk"},
+                 headers=make_token("alex@it.example"))
+    agent = browser(app, "alex@it.example")
+    form = agent.get(f"/records/incidents/{number}/edit").text
+    version = re.search(r'name="version" value="(\d+)"', form).group(1)
+    fields = {"title": "VPN drops every hour", "requester": "pat@dot.example",
+              "agency": "DOT", "group": "Service Desk", "version": version}
+    saved = send(agent, f"/records/incidents/{number}/edit", **fields, assignee="nina ode")
+    assert saved.status_code == 302
+    assert "Nina Ode" in agent.get(saved.headers["Location"]).text
+    version = str(int(version) + 1)
+    bad = send(agent, f"/records/incidents/{number}/edit",
+               **{**fields, "version": version}, assignee="Nobody Here")
+    assert bad.status_code == 422
+    assert 'id="f-assignee-error"' in bad.text and 'value="Nobody Here"' in bad.text
+

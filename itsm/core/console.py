@@ -233,7 +233,8 @@ def record_new(collection: str):
     if request.method == "POST":
         try:
             with itsm.unit_of_work(_actor()) as service:
-                number = service.create(rt.name, new_values(form_fields, request.form)).number
+                number = service.create(rt.name, record_page.typed_people(
+                    service, new_values(form_fields, request.form))).number
         except ItsmError as exc:
             errors = exc.fields or {"_": [error_text(exc)]}
         else:
@@ -262,7 +263,8 @@ def record_edit(collection: str, number: str):
         try:
             with itsm.unit_of_work(_actor()) as service:
                 record = service.get(number, rt.name)
-                service.update(record, data, expected_version=_version())
+                service.update(record, record_page.typed_people(service, data),
+                               expected_version=_version())
         except NotFound:
             raise
         except ItsmError as exc:

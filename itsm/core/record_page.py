@@ -391,16 +391,16 @@ def with_pickers(service: RecordService, rt: RecordType, form_fields: list[FormF
                         attrs={**f.attrs, "source": source})
         elif kind:
             f = replace(f, widget="select", hint="", choices=picker_choices(
-                service, kind, limit=PICKER_LIMIT), allow_none=True)
+                service, kind, limit=PICKER_LIMIT))
         elif meta.get("depends_on") and callable(meta.get("choices")):
             groups = meta["choices"]() or {}
             parents = value_labels(rt, meta["depends_on"])
-            f = replace(f, widget="grouped", allow_none=True, choices=[
+            f = replace(f, widget="grouped", choices=[
                 (parents.get(str(parent), str(parent)),
                  [(str(v), str(label)) for v, label in options])
                 for parent, options in groups.items() if options])
         elif callable(meta.get("choices")):  # the labels say what the API's hint did
-            f = replace(f, widget="select", allow_none=True, hint="",
+            f = replace(f, widget="select", hint="",
                         choices=[(str(v), str(label)) for v, label in meta["choices"]()])
         elif f.name == "priority" or meta.get("labels") or (
                 f.widget == "select" and value_labels(rt, f.name)):
@@ -409,9 +409,24 @@ def with_pickers(service: RecordService, rt: RecordType, form_fields: list[FormF
             if f.widget == "number" and low is not None and high is not None:
                 labels = {str(v): labels.get(str(v), str(v)) for v in range(low, high + 1)}
             if labels:
-                f = replace(f, widget="select", choices=list(labels.items()),
-                            allow_none=f.allow_none or not f.required)
+                f = replace(f, widget="select", choices=list(labels.items()))
         out.append(f)
+    return out
+
+
+def typed_people(service: RecordService, values: dict[str, Any]) -> dict[str, Any]:
+    """People typed by display name instead of picked: a name that exactly one user
+    bears becomes their address; anything else goes on as typed (the record service
+    words the field message)."""
+    out = dict(values)
+    for name in PEOPLE_FIELDS:
+        typed = out.get(name)
+        if not isinstance(typed, str) or not typed.strip() or "@" in typed:
+            continue
+        found = service.session.execute(select(User.email).where(
+            User.name.ilike(typed.strip()), User.active.is_(True)).limit(2)).scalars().all()
+        if len(found) == 1:
+            out[name] = found[0]
     return out
 
 
