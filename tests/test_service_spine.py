@@ -290,3 +290,34 @@ def test_renaming_the_service_changes_nothing_but_its_label(app, client, world):
     assert again["affected_service"] == sid
     assert again["affected_service_ref"]["label"] == "Expense claims (new)"
     assert clocks(app, flagged["number"])["response"][0] == 20
+
+
+def test_a_merge_re_points_open_incidents_targets_and_transitions(app, client, world):
+    from itsm.core.auth import Actor
+    from itsm.plugin import reference_changed
+    from itsm.plugins.mou.models import MouTarget
+
+    people, sid = world["people"], world["service_id"]
+    other = client.post(f"{API}/catalog/services", headers=people["admin"], json={
+        "slug": "travel", "name": "Travel claims"}).json
+    incident = new_incident(client, people["owner"], affected_service="expenses")
+    trn = client.post(f"{API}/transitions", headers=people["pm"], json={
+        "title": "Expenses go operational", "project": "Finance 2027", "service": "expenses",
+        "project_manager": "pm@example.org", "service_manager": "sm@example.org",
+        "go_live_date": (utcnow().date() + timedelta(days=30)).isoformat()}).json
+    state = app.extensions["itsm"]
+    with app.app_context(), state.unit_of_work(Actor.system()) as svc:
+        gone = reference_get(svc.session, "service", sid)
+        stays = reference_get(svc.session, "service", str(other["id"]))
+        reference_changed(svc.session, gone, "merged", stays)
+    moved = client.get(f"{API}/incidents/{incident['number']}", headers=people["owner"]).json
+    assert moved["affected_service"] == str(other["id"])
+    with app.app_context(), state.Session() as session:
+        refs = set(session.scalars(select(MouTarget.service_ref).where(
+            MouTarget.service != "")))
+        row = session.scalar(select(ServiceTransition).where(
+            ServiceTransition.number == trn["number"]))
+    assert refs == {str(other["id"])} and str(row.catalog_id) == str(other["id"])
+    vetoed = client.patch(f"{API}/catalog/services/travel", headers=people["admin"],
+                          json={"status": "live"})
+    assert vetoed.status_code == 409 and trn["number"] in vetoed.json["error"]["reasons"][0]
