@@ -185,6 +185,16 @@ def test_a_change_on_the_server_reaches_both_agencies_and_the_services_cab(
     assert impact["services"][0]["path"] == ["Server fin-01", "Expenses database",
                                              "Expenses app", "Expense claims"]
     assert sorted(a["label"] for a in impact["agencies"]) == ["Agency DOH", "Agency DOT"]
+    # A major incident's page lists the agencies it affects, with the path.
+    major = new_incident(client, agent, config_item="db-1", major=True)
+    token = TOKEN.search(client.get("/login").text).group(1)
+    assert client.post("/login", data={"email": "olivia@example.org", "password": PASSWORD,
+                                       "csrf_token": token}).status_code == 302
+    page = client.get(f"/incidents/{major['number']}/impact").text
+    assert "Agency DOH" in page and "Expenses database → Expenses app → Expense claims" \
+        in page
+    record = client.get(f"/records/incidents/{major['number']}").text
+    assert f"/incidents/{major['number']}/impact" in record
     for name, fields in (("submit", {}), ("assess", {"risk_answers": LOW})):
         moved = client.post(f"{API}/changes/{number}/transitions", headers=owner,
                             json={"name": name, "fields": fields})

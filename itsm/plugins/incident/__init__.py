@@ -36,6 +36,7 @@ from itsm.plugins.incident.hooks import (
     itsm_notification_recipients,
     itsm_periodic,
     itsm_permissions,
+    itsm_record_actions,
     itsm_record_changed,
     itsm_record_prepare,
     itsm_record_types,
@@ -51,5 +52,5 @@ plugin = Plugin(name="incident", version="0.1.0",
 __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_link_kinds",
            "itsm_navigation", "itsm_notification_channels", "itsm_notification_recipients",
            "itsm_periodic", "itsm_permissions", "itsm_record_changed", "itsm_record_prepare",
-           "itsm_record_types", "itsm_reference_changed", "itsm_transition_guard",
-           "plugin"]
+           "itsm_record_actions", "itsm_record_types", "itsm_reference_changed",
+           "itsm_transition_guard", "plugin"]

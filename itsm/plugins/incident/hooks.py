@@ -283,6 +283,15 @@ def itsm_record_changed(session: Session, record: Record, change: RecordChange) 
 
 
 @hookimpl
+def itsm_record_actions(record: Record, actor: Actor) -> list[NavItem] | None:
+    """On a major incident, for IT staff: the agencies it affects."""
+    if record.type != INCIDENT.name or not getattr(record, "major", False) \
+            or actor.role == "requester":
+        return None
+    return [NavItem("Affected agencies", f"/incidents/{record.number}/impact", order=20)]
+
+
+@hookimpl
 def itsm_reference_changed(session: Session, ref: Any, change: str, into: Any) -> None:
     """A service or item merged into another: open incidents follow the one that stays
     (journaled as an update; a rename needs nothing, they hold the stable id)."""
