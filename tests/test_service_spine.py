@@ -185,16 +185,6 @@ def test_a_change_on_the_server_reaches_both_agencies_and_the_services_cab(
     assert impact["services"][0]["path"] == ["Server fin-01", "Expenses database",
                                              "Expenses app", "Expense claims"]
     assert sorted(a["label"] for a in impact["agencies"]) == ["Agency DOH", "Agency DOT"]
-    # A major incident's page lists the agencies it affects, with the path.
-    major = new_incident(client, agent, config_item="db-1", major=True)
-    token = TOKEN.search(client.get("/login").text).group(1)
-    assert client.post("/login", data={"email": "olivia@example.org", "password": PASSWORD,
-                                       "csrf_token": token}).status_code == 302
-    page = client.get(f"/incidents/{major['number']}/impact").text
-    assert "Agency DOH" in page and "Expenses database → Expenses app → Expense claims" \
-        in page
-    record = client.get(f"/records/incidents/{major['number']}").text
-    assert f"/incidents/{major['number']}/impact" in record
     for name, fields in (("submit", {}), ("assess", {"risk_answers": LOW})):
         moved = client.post(f"{API}/changes/{number}/transitions", headers=owner,
                             json={"name": name, "fields": fields})
@@ -256,6 +246,16 @@ def test_an_incident_on_the_database_goes_to_the_services_group_with_the_mou_tar
     assert answer.status_code == 200, answer.json
     impact = answer.json
     assert sorted(a["label"] for a in impact["agencies"]) == ["Agency DOH", "Agency DOT"]
+    # A major incident's page lists the agencies it affects, with the path.
+    major = new_incident(client, agent, config_item="db-1", major=True)
+    token = TOKEN.search(client.get("/login").text).group(1)
+    assert client.post("/login", data={"email": "olivia@example.org", "password": PASSWORD,
+                                       "csrf_token": token}).status_code == 302
+    page = client.get(f"/incidents/{major['number']}/impact").text
+    assert "Agency DOH" in page and "Expenses database → Expenses app → Expense claims" \
+        in page
+    record = client.get(f"/records/incidents/{major['number']}").text
+    assert f"/incidents/{major['number']}/impact" in record
 
 
 def test_renaming_the_service_changes_nothing_but_its_label(app, client, world):
