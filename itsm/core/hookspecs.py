@@ -280,8 +280,10 @@ def itsm_reference_kinds() -> list[ReferenceKind] | None:
     ``configuration_item`` ...) and gives the functions that get a thing by its stable
     id, resolve what a user typed (the id, ``#<id>``, a name or an alias), list choices
     for a picker (scoped to what the actor may see), and optionally walk the dependency
-    graph (``impact``: what depends on these things; ``depends``: what they depend on).
-    A record type's fields declared in ``RecordType.references`` then store the stable
+    graph (``impact``: what depends on these things; ``depends``: what they depend on),
+    and, with ``set_status``, lets other plugins move a thing through its lifecycle
+    (:func:`itsm.core.references.request_reference_status`). A record type's fields
+    declared in ``RecordType.references`` then store the stable
     id; with no enabled provider of a kind, those fields are validated free text.
 
     All results are used. When several plugins provide one kind, the highest

@@ -346,6 +346,29 @@ def itsm_record_changed(session: Session, record: Record, change: RecordChange) 
 
 
 @hookimpl
+def itsm_record_actions(record: Record, actor: Actor) -> list[NavItem] | None:
+    """On a major incident, for IT staff: the agencies it affects."""
+    if record.type != INCIDENT.name or not getattr(record, "major", False) \
+            or actor.role == "requester":
+        return None
+    return [NavItem("Affected agencies", f"/incidents/{record.number}/impact", order=20)]
+
+
+@hookimpl
+def itsm_reference_changed(session: Session, ref: Any, change: str, into: Any) -> None:
+    """A service or item merged into another: open incidents follow the one that stays
+    (journaled as an update; a rename needs nothing, they hold the stable id)."""
+    fields_of = {v: k for k, v in spine.REFERENCES.items()}
+    if change != "merged" or into is None or ref.kind not in fields_of:
+        return
+    name = fields_of[ref.kind]
+    system = system_service(session)
+    for incident in session.scalars(select(Incident).where(
+            getattr(Incident, name) == ref.id, Incident.state.in_(OPEN_STATES))):
+        system.set_fields(incident, {name: into.id})
+
+
+@hookimpl
 def itsm_transition_guard(record: Record, transition: Transition, actor: Actor) \
         -> str | None:
     if not isinstance(record, Incident) or transition.name != "close" or not record.major:

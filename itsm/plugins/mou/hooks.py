@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 from flask import Blueprint
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from itsm.plugin import (
@@ -28,7 +28,7 @@ from itsm.plugin import (
     hookimpl,
 )
 from itsm.plugins.mou import policy, service, template
-from itsm.plugins.mou.models import MOU, Mou, MouContact
+from itsm.plugins.mou.models import MOU, Mou, MouContact, MouTarget
 
 
 @hookimpl
@@ -227,6 +227,15 @@ def itsm_notification_recipients(event: EventMessage, session: Session) \
         wanted = [c.strip() for c in wanted.split(",")]
     return [Recipient(channel, address) for address in sorted(addresses)
             for channel in wanted if channel in install.channels]
+
+
+@hookimpl
+def itsm_reference_changed(session: Session, ref: Any, change: str, into: Any) -> None:
+    """A service merged into another: the targets that recorded it follow (their text
+    stays as it was signed)."""
+    if change == "merged" and into is not None and ref.kind == "service":
+        session.execute(update(MouTarget).where(MouTarget.service_ref == ref.id)
+                        .values(service_ref=into.id))
 
 
 @hookimpl

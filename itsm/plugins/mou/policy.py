@@ -11,7 +11,9 @@ Rules (for records of any type but agreements themselves):
   catalog's fulfilment task, say) is not covered by an OLA, but by its agency's MOU.
 - **MOU.** Any other record of an agency is measured against the targets of that
   agency's *active* MOU. A target matches the record's service (read generically from
-  ``affected_service``, ``service_name`` or ``service``; a target with no service covers
+  ``affected_service``, ``service_name`` or ``service``: by the stable id the target
+  recorded when a service provider knew its name, so a renamed service keeps its
+  target, else by name or the provider's label; a target with no service covers
   any service, and is the only kind a record without a service name, such as a catalog
   request, matches) and its priority (a target with no priority covers any). The most specific
   target wins: service and priority, then service, then priority, then the catch-all.

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, and_, func, inspect, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from itsm.plugin import (
     Actor,
@@ -177,7 +177,10 @@ def known_error_dict(problem: Problem) -> dict[str, Any]:
     """One entry of the known error database, as the API and the pages show it."""
     return {"number": problem.number, "title": problem.title, "state": problem.state,
             "state_label": PROBLEM.workflow.state(problem.state).title,
-            "category": problem.category, "affected_service": problem.affected_service,
+            "category": problem.category,
+            "affected_service": reference_label(object_session(problem), "service",
+                                                problem.affected_service)
+            if problem.affected_service else "",
             "root_cause": problem.root_cause, "workaround": problem.workaround,
             "known_error_at": jsonable(problem.known_error_at),
             "url": problem_url(problem.number)}
@@ -312,9 +315,10 @@ def trends(service: RecordService, days: int, minimum: int) -> TrendReport:
 MAX_LINKED_FROM_TREND = 100
 
 
-def _known(session: Session, kind: str | None, value: str) -> bool:
-    """Whether the problem's reference field takes ``value``: a name stored before a
-    provider was enabled (and unknown to it) is left out rather than refused."""
+def known(session: Session, kind: str | None, value: str) -> bool:
+    """Whether a reference field of ``kind`` takes ``value`` (always without a provider):
+    a name stored before a provider was enabled, and unknown to it, is left out rather
+    than refused."""
     if not kind:
         return True
     try:
@@ -365,7 +369,7 @@ def open_problem_for_trend(service: RecordService, name: str, value: Any, days: 
         "description": f"{len(incidents)} {rt.title.lower()} records with {label} = {shown} "
                        f"in the last {days} days (proactive problem identification)."}
     limits = {"category": 100, "affected_service": 200}
-    if name in limits and _known(service.session, PROBLEM.references.get(name), str(value)):
+    if name in limits and known(service.session, PROBLEM.references.get(name), str(value)):
         data[name] = str(value)[:limits[name]]
     problem = service.create(PROBLEM.name, data)
     for incident in reversed(incidents):
