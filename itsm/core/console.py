@@ -24,11 +24,16 @@ Replacing or extending a page of a plugin's record type
         {% block sidebar %}{{ super() }}<section><h2>Site visit</h2>...</section>{% endblock %}
 
     Blocks: ``records/list.html`` has ``filters``, ``table`` and ``actions``;
-    ``records/detail.html`` has ``fields``, ``actions``, ``conversation`` and ``sidebar``;
-    ``records/form.html`` has ``fields``. The pages get ``rt`` (the RecordType), ``plural``
-    and, on the detail page, ``record`` (``RecordService.to_dict``), ``transitions``,
-    ``journal``, ``links``, ``attachments``, ``clocks`` and ``can`` (what the actor may
-    do). Every template may call ``csrf_field()`` inside a console form. The core
+    ``records/detail.html`` has ``summary``, ``fields``, ``actions``, ``conversation`` and
+    ``sidebar``; ``records/form.html`` has ``fields``. The pages get ``rt`` (the
+    RecordType), ``plural`` and, on the detail page, ``record`` (``RecordService.to_dict``),
+    ``header`` (state, priority, people by name, group), ``details`` (the type's fields
+    that hold something, labelled: see :mod:`itsm.core.record_page`), ``acts`` (the
+    transitions sorted: primary, others, destructive, refused), ``transitions``,
+    ``activity`` (also ``journal``), ``links``, ``attachments``, ``clocks`` and ``can``
+    (what the actor may do). "Assign to me", the confirmation step of a destructive
+    transition and the pickers' JSON choices are in :mod:`itsm.core.record_views`; the
+    account page (name and time zone) in :mod:`itsm.core.account`. Every template may call ``csrf_field()`` inside a console form. The core
     registers its blueprint before the plugins', so a plugin adds type-specific templates
     but cannot shadow the generic ones by accident.
 
