@@ -33,7 +33,8 @@ Replacing or extending a page of a plugin's record type
     ``activity`` (also ``journal``), ``links``, ``attachments``, ``clocks`` and ``can``
     (what the actor may do). "Assign to me", the confirmation step of a destructive
     transition and the pickers' JSON choices are in :mod:`itsm.core.record_views`; the
-    account page (name and time zone) in :mod:`itsm.core.account`. Every template may call ``csrf_field()`` inside a console form. The core
+    account page (name and time zone) in :mod:`itsm.core.account`.
+    Every template may call ``csrf_field()`` inside a console form. The core
     registers its blueprint before the plugins', so a plugin adds type-specific templates
     but cannot shadow the generic ones by accident.
 
