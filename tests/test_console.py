@@ -402,7 +402,7 @@ def test_edit_changes_only_what_was_changed(client, people):
                   "category": "general", "version": "1"})
     detail = page(client.get(saved.headers["Location"]))
     assert "has been saved." in detail
-    assert re.search(r"Priority: <del>3</del> → <ins>1</ins>", detail)
+    assert re.search(r"Priority: <del>3 – Moderate</del> → <ins>1 – Critical</ins>", detail)
     assert "Description:" not in detail
 
 

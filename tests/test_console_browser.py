@@ -40,13 +40,13 @@ def test_agent_moves_a_ticket_and_comments_in_the_browser(app, live_server, brow
 
     page.get_by_role("button", name="Start", exact=True).click()
     expect(page.get_by_role("status").first).to_contain_text("the state is now In progress")
-    expect(page.locator(".page-head .badge")).to_have_text("In progress")
+    expect(page.locator(".page-head .badge").first).to_have_text("In progress")
 
-    page.get_by_label("Comment or work note").fill("New toner fitted; testing now.")
-    page.get_by_role("button", name="Add", exact=True).click()
+    page.get_by_label("Reply or work note").fill("New toner fitted; testing now.")
+    page.get_by_role("button", name="Send", exact=True).click()
     expect(page.get_by_role("status").first).to_contain_text("Your comment has been added.")
     expect(page.locator(".journal")).to_contain_text("New toner fitted; testing now.")
-    expect(page.locator(".journal")).to_contain_text("ran Start")
+    expect(page.locator(".journal")).to_contain_text("ran “Start”")
 
     shot = tmp_path / "itsm-console.png"
     page.screenshot(path=str(shot), full_page=True)

@@ -31,16 +31,22 @@ def users() -> None:
 @users.command("add")
 @click.argument("email")
 @click.option("--role", default="requester", show_default=True)
-@click.option("--name", default="")
+@click.option("--name", default="", help="display name shown instead of the address")
+@click.option("--time-zone", "time_zone", default="",
+              help="IANA zone the pages show times in (default: the install's)")
 @click.option("--agency", help="agency code (requesters belong to one)")
 @click.option("--password", help="omit for a user who signs in with tokens only")
 @click.option("--group", "groups", multiple=True, help="resolver group (repeatable)")
 @pass_itsm
-def users_add(itsm, email, role, name, agency, password, groups) -> None:
+def users_add(itsm, email, role, name, time_zone, agency, password, groups) -> None:
     """Add a user."""
+    from itsm.core.display import check_time_zone
+
+    zone = check_time_zone(time_zone)
     with _system(itsm) as service:
         user = people.add_user(service, email, name=name, role=role, agency=agency,
                                groups=list(groups), password=password)
+        user.time_zone = zone
         added = f"added {user.email} ({user.role})"
     click.echo(added)
 

@@ -72,6 +72,7 @@ class Actor:
     name: str = ""
     agency_id: int | None = None
     group_ids: frozenset[int] = field(default_factory=frozenset)
+    time_zone: str = ""  # IANA zone the pages show times in; empty: the install's
 
     @classmethod
     def system(cls) -> Actor:
@@ -82,7 +83,8 @@ class Actor:
         groups = session.scalars(select(GroupMember.group_id)
                                  .where(GroupMember.user_id == user.id)).all()
         return cls(id=user.id, email=user.email, role=user.role, name=user.name,
-                   agency_id=user.agency_id, group_ids=frozenset(groups))
+                   agency_id=user.agency_id, group_ids=frozenset(groups),
+                   time_zone=user.time_zone or "")
 
     @property
     def is_system(self) -> bool:
@@ -552,7 +554,7 @@ def _session_actor() -> Select:
     web, user, member = WebSession.__table__, User.__table__, GroupMember.__table__
     return (select(web.c.id, web.c.created_at, web.c.last_seen_at, web.c.ended_at,
                    user.c.id.label("user_id"), user.c.email, user.c.role, user.c.name,
-                   user.c.agency_id, user.c.active, member.c.group_id)
+                   user.c.agency_id, user.c.active, user.c.time_zone, member.c.group_id)
             .join(user, user.c.id == web.c.user_id)
             .outerjoin(member, member.c.user_id == user.c.id)
             .where(web.c.secret_hash == bindparam("secret_hash")))
@@ -586,7 +588,8 @@ def actor_for_session(session: Session, secret: str, *, idle: timedelta = SESSIO
         session.commit()
     return Actor(id=found.user_id, email=found.email, role=found.role, name=found.name,
                  agency_id=found.agency_id,
-                 group_ids=frozenset(r.group_id for r in rows if r.group_id is not None))
+                 group_ids=frozenset(r.group_id for r in rows if r.group_id is not None),
+                 time_zone=found.time_zone or "")
 
 
 GROUP_BOUND_ACTIONS = (".update", ".transition")

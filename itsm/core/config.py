@@ -68,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "health.sweep_lag_minutes": 15.0,
     # Who may read /metrics without an admin token: client addresses in these networks.
     "metrics.allow": ["127.0.0.1/32", "::1/128"],
+    # The zone pages show times in for people who chose none (an IANA name).
+    "time_zone": "UTC",
     "log.level": "WARNING",
     "trace_plugins": False,
     **{f"sla.{metric}.{p}": minutes for metric, table in SLA_DEFAULTS.items()
@@ -228,4 +230,15 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
         if raw is not None:
             values[name] = _coerce(name, raw, default)
     values.update(overrides)
+    _check_time_zone(values.get("time_zone"))
     return Settings(home, values, frozenset(overrides))
+
+
+def _check_time_zone(name: Any) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"setting time_zone = {name!r} is not an IANA time zone: use a "
+                          "name like \"Europe/Berlin\" or \"UTC\"") from None

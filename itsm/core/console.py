@@ -24,11 +24,17 @@ Replacing or extending a page of a plugin's record type
         {% block sidebar %}{{ super() }}<section><h2>Site visit</h2>...</section>{% endblock %}
 
     Blocks: ``records/list.html`` has ``filters``, ``table`` and ``actions``;
-    ``records/detail.html`` has ``fields``, ``actions``, ``conversation`` and ``sidebar``;
-    ``records/form.html`` has ``fields``. The pages get ``rt`` (the RecordType), ``plural``
-    and, on the detail page, ``record`` (``RecordService.to_dict``), ``transitions``,
-    ``journal``, ``links``, ``attachments``, ``clocks`` and ``can`` (what the actor may
-    do). Every template may call ``csrf_field()`` inside a console form. The core
+    ``records/detail.html`` has ``summary``, ``fields``, ``actions``, ``conversation`` and
+    ``sidebar``; ``records/form.html`` has ``fields``. The pages get ``rt`` (the
+    RecordType), ``plural`` and, on the detail page, ``record`` (``RecordService.to_dict``),
+    ``header`` (state, priority, people by name, group), ``details`` (the type's fields
+    that hold something, labelled: see :mod:`itsm.core.record_page`), ``acts`` (the
+    transitions sorted: primary, others, destructive, refused), ``transitions``,
+    ``activity`` (also ``journal``), ``links``, ``attachments``, ``clocks`` and ``can``
+    (what the actor may do). "Assign to me", the confirmation step of a destructive
+    transition and the pickers' JSON choices are in :mod:`itsm.core.record_views`; the
+    account page (name and time zone) in :mod:`itsm.core.account`.
+    Every template may call ``csrf_field()`` inside a console form. The core
     registers its blueprint before the plugins', so a plugin adds type-specific templates
     but cannot shadow the generic ones by accident.
 
@@ -40,7 +46,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,7 +57,9 @@ from flask import (
     url_for,
 )
 
-from itsm.core import auth, inputs, sla
+from itsm.core import account as account  # the account page: name and time zone
+from itsm.core import auth, inputs, record_page, sla
+from itsm.core import record_views as record_views  # assign to me, confirmations, choices
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
 from itsm.core.models import User
 from itsm.core.pagekit import (
@@ -77,6 +84,7 @@ from itsm.core.pagekit import page_actor as page_actor  # re-exported: plugins' 
 from itsm.core.pagekit import page_blueprint as page_blueprint  # import these from here
 from itsm.core.pagekit import render_page as render_page
 from itsm.core.query import FILTER_ARGS, parse_args
+from itsm.core.record_page import transitions as transitions  # plugins' pages use it
 from itsm.core.records import RecordService, RecordType
 from itsm.core.web import NavItem, end_web_session, sign_in_methods, start_web_session
 from itsm.core.web import sign_in as check_sign_in
@@ -227,11 +235,12 @@ def record_new(collection: str):
     errors: dict = {}
     with itsm.unit_of_work(_actor()) as service:
         service.require(f"{rt.name}.create")
-        form_fields = schema_form(rt, staff=service.is_staff, creating=True)
+        form_fields = record_page.staff_form(service, rt, creating=True)
     if request.method == "POST":
         try:
             with itsm.unit_of_work(_actor()) as service:
-                number = service.create(rt.name, new_values(form_fields, request.form)).number
+                number = service.create(rt.name, record_page.typed_people(
+                    service, new_values(form_fields, request.form))).number
         except ItsmError as exc:
             errors = exc.fields or {"_": [error_text(exc)]}
         else:
@@ -253,14 +262,15 @@ def record_edit(collection: str, number: str):
     with itsm.unit_of_work(_actor()) as service:
         record = service.get(number, rt.name)
         service.require(f"{rt.name}.update", record)
-        current = service.to_dict(record)
-        form_fields = schema_form(rt, staff=service.is_staff)
+        current = record_page.form_values(rt, service.to_dict(record))
+        form_fields = record_page.staff_form(service, rt, record)
     if request.method == "POST":
         data = changed_values(form_fields, request.form, current)
         try:
             with itsm.unit_of_work(_actor()) as service:
                 record = service.get(number, rt.name)
-                service.update(record, data, expected_version=_version())
+                service.update(record, record_page.typed_people(service, data),
+                               expected_version=_version())
         except NotFound:
             raise
         except ItsmError as exc:
@@ -287,7 +297,10 @@ def record_detail(collection: str, number: str):
     rt = _record_type(collection)
     with _itsm().unit_of_work(_actor()) as service:
         record = service.get(number.upper(), rt.name)
+        replied = record.customer_reply_at  # shown on this visit, then it is seen
+        service.opened(record)
         context = detail_context(service, rt, record)
+        context["header"]["customer_reply_at"] = replied
     return _render(_templates(rt, "detail"), rt=rt, plural=plural(rt), **context)
 
 
@@ -304,13 +317,19 @@ def detail_context(service: RecordService, rt: RecordType, record) -> dict[str, 
     shown = [*core, *(k for k in data if k not in hidden)]
     field_rows = [{"name": k, "label": "State" if k == "state_label" else labels.get(
         k, k.replace("_", " ").capitalize()), "value": data.get(k)} for k in shown]
+    offered = transitions(service, rt, record, data) if can["transition"] else []
+    stream = record_page.activity(service, rt, record)
+    who = record_page.people(service, {record.requester_id, record.assignee_id})
     return {
         "here": url_for(".record_detail", collection=rt.collection, number=record.number),
         # A namespace, not a dict: in Jinja ``can.update`` would find dict.update.
         "record": data, "fields": field_rows, "can": SimpleNamespace(**can,
                                                                      staff=service.is_staff),
-        "transitions": transitions(service, rt, record, data) if can["transition"] else [],
-        "journal": journal(service, rt, record, labels),
+        "header": record_page.header(service, rt, record, data, who),
+        "details": record_page.detail_rows(service, rt, record, data),
+        "acts": record_page.actions(offered, rt),
+        "transitions": offered,
+        "journal": stream, "activity": stream,
         "links": [{**link, "url": _record_url(link["record"]),
                    "state": _state_title(link["record"])} for link in service.links(record)],
         "link_kinds": [(k.name, k.label) for k in service.itsm.link_kinds.values()],
@@ -351,62 +370,6 @@ def _state_title(ref: dict[str, Any]) -> str:
     return rt.workflow.state(ref["state"]).title if rt else ref["state"]
 
 
-def transitions(service: RecordService, rt: RecordType, record, data: dict) -> list[dict]:
-    """Each transition from here, its inputs, and the reasons it is refused right now.
-
-    A missing required field is not a refusal on this page: the transition's form asks
-    for it. The text matched is the one :meth:`itsm.core.workflow.Workflow.check` words.
-    """
-    inputs = {f.name: f for f in schema_form(rt, staff=True)}
-    out = []
-    for transition, reasons in service.available_transitions(record):
-        asked = {f"{name} is required to {transition.title.lower()}"
-                 for name in transition.required}
-        form_fields = []
-        for name in transition.settable:
-            base = inputs.get(name) or FormField(name, name.replace("_", " ").capitalize(),
-                                                 "text")
-            form_fields.append(replace(base, required=name in transition.required,
-                                       value=data.get(name)))
-        out.append({"name": transition.name, "title": transition.title,
-                    "target": rt.workflow.state(transition.target).title,
-                    "reasons": [r for r in reasons if r not in asked], "fields": form_fields})
-    return out
-
-
-JOURNAL_WORDS = {"created": "created the record", "updated": "changed fields",
-                 "commented": "commented", "work_noted": "added a work note",
-                 "attached": "attached a file", "linked": "linked a record"}
-
-
-def journal(service: RecordService, rt: RecordType, record, labels: dict) -> list[dict]:
-    """The record's history, newest first, in words."""
-    out = []
-    for entry in reversed(service.journal(record)):
-        data = entry.data or {}
-        changes = []
-        for name, pair in (data.get("changes") or {}).items():
-            old, new = pair if isinstance(pair, list) and len(pair) == 2 else (None, pair)
-            if name == "state":
-                old, new = rt.workflow.state(str(old)).title, rt.workflow.state(str(new)).title
-            changes.append({"label": labels.get(name, name.replace("_", " ").capitalize()),
-                            "old": old, "new": new})
-        headline = JOURNAL_WORDS.get(entry.kind, entry.kind.replace("_", " "))
-        if entry.kind == "transitioned":
-            transition = rt.workflow.transitions.get(data.get("transition", ""))
-            headline = f"ran {transition.title if transition else data.get('transition')}"
-        elif entry.kind == "attached":
-            headline = f"attached {data.get('filename', 'a file')}"
-        elif entry.kind == "linked":
-            kind = service.itsm.link_kinds.get(data.get("kind", ""))
-            headline = f"linked: {kind.label if kind else data.get('kind')} {data.get('target')}"
-        out.append({"id": entry.id, "kind": entry.kind, "headline": headline,
-                    "actor": service.ref("user", entry.actor_id) or "system",
-                    "created_at": entry.created_at, "public": entry.public,
-                    "body": entry.body, "changes": changes})
-    return out
-
-
 # -- actions on one record (POST, then back to the record) -----------------------------------
 
 
@@ -437,6 +400,8 @@ def record_transition(collection: str, number: str):
         transition = rt.workflow.transitions.get(name)
         if transition is None:
             raise ValidationError(f"{rt.title} has no transition {name!r}")
+        if transition.destructive and request.form.get("confirmed") != "yes":
+            raise _AskFirst()
         inputs = {f.name: f for f in schema_form(rt, staff=True)}
         data = {}
         for field_name in transition.settable:
@@ -448,7 +413,15 @@ def record_transition(collection: str, number: str):
         return f"{record.number}: {transition.title} done; the state is now " \
                f"{rt.workflow.state(record.state).title}."
 
-    return _act(collection, number, run)
+    try:
+        return _act(collection, number, run)
+    except _AskFirst:  # a destructive move posted without its confirmation step
+        return redirect(url_for("console.record_confirm_transition", collection=collection,
+                                number=number.upper(), name=name))
+
+
+class _AskFirst(Exception):
+    """A destructive transition arrived without the confirmation step's answer."""
 
 
 @bp.post("/records/<collection>/<number>/comment")

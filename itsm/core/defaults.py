@@ -16,6 +16,7 @@ from itsm.core.demo import DemoContext, install_defaults
 from itsm.core.errors import ConfigError
 from itsm.core.hookspecs import hookimpl
 from itsm.core.records import CORE_LINK_KINDS, LinkKind
+from itsm.core.references import ReferenceKind, core_kinds
 from itsm.core.sla import SlaTarget
 
 
@@ -85,6 +86,12 @@ def itsm_admin_pages() -> list:
             AdminPage("Business calendars", "admin.calendars", "Service levels",
                       description="working hours, time zone and holidays the clocks "
                       "run on")]
+
+
+@hookimpl(trylast=True)
+def itsm_reference_kinds() -> list[ReferenceKind]:
+    # People, groups and agencies, at a low priority: a directory plugin may take over.
+    return core_kinds()
 
 
 @hookimpl(trylast=True)

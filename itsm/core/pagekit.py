@@ -36,6 +36,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 from itsm.core import inputs
 from itsm.core.auth import Actor
 from itsm.core.context import current_itsm
+from itsm.core.display import local_time, person
 from itsm.core.errors import ItsmError, Unauthorized
 from itsm.core.migrate import missing_table
 from itsm.core.records import STAFF_ONLY_FIELDS, RecordService, RecordType
@@ -215,10 +216,11 @@ def plural(rt: RecordType) -> str:
 
 @bp.app_template_filter("when")
 def when(value: str | datetime | None) -> str:
-    if not value:
-        return "—"
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    """A stored moment in the reader's time zone (see :mod:`itsm.core.display`)."""
+    return local_time(value)
+
+
+bp.add_app_template_filter(person, "person")  # a user by display name
 
 
 @bp.app_template_filter("sentence")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -46,6 +46,7 @@ from itsm.core.models import (
 )
 from itsm.core.numbering import next_number
 from itsm.core.query import ListQuery, build, cursor_after
+from itsm.core.references import field_refs, resolve_fields
 from itsm.core.schemas import type_schemas
 from itsm.core.workflow import Transition, Workflow, flatten_reasons
 
@@ -80,6 +81,12 @@ class RecordType:
         incident's priority from impact x urgency), applied on create, update and
         transition before the change is journaled, so the journal and the SLA clocks
         see them. Raise ``ValueError`` with a message to refuse the values.
+    :param references: ``{field: kind}``, the type's own fields that refer to things a
+        plugin provides (``{"service": "service", "config_items":
+        "configuration_item"}``, see :mod:`itsm.core.references`). A field holds one id
+        or a list of ids: what a user types is resolved to the stable id before it is
+        stored, and the API adds ``<field>_ref`` (``<field>_refs`` for a list). With no
+        provider of the kind the field is validated free text.
     """
 
     name: str
@@ -93,6 +100,7 @@ class RecordType:
     suggest: bool = False
     derive: Callable[[Record], dict[str, Any] | None] | None = field(default=None,
                                                                       compare=False)
+    references: Mapping[str, str] = field(default_factory=dict, compare=False)
     plugin: str = field(default="", compare=False)
 
     @property
@@ -153,8 +161,10 @@ class UnjournaledChange(RuntimeError):
     was journaled: the journal would no longer tell what the record holds."""
 
 
-# Bookkeeping the unit of work changes by itself: the version goes up at each flush.
-_UNWATCHED = frozenset({"version"})
+# Bookkeeping the unit of work changes by itself: the version goes up at each flush. The
+# customer-reply mark is a workspace marker, not a field of the record: it is not
+# journaled, so neither :func:`replay_values` nor the unjournaled-change check compares it.
+_UNWATCHED = frozenset({"version", "customer_reply_at"})
 
 
 @functools.cache
@@ -201,6 +211,8 @@ def replay_values(entries: Iterable[Any]) -> dict[str, Any]:
     ``transitioned`` entry the ``changes`` it made, ``{field: [old, new]}``. The result
     maps the fields of ``RecordService.public_values`` to their JSON values; a long text
     journaled as edited (``"(edited)"``) is left out, as its text is not in the journal.
+    Workspace markers of the record row (``customer_reply_at``, "updated by customer") are
+    not fields: the journal does not hold them and the replay does not compare them.
     """
     values: dict[str, Any] = {}
     for entry in entries:
@@ -409,10 +421,13 @@ class RecordService:
             "updated_at": record.updated_at.isoformat(),
             "closed_at": record.closed_at.isoformat() if record.closed_at else None,
             "version": record.version,
-            "transitions": [t.name for t in rt.workflow.from_state(record.state)],
+            "transitions": [t.name for t in rt.workflow.actions(record.state)],
         }
         if rt.schema is not None:
-            out.update(dumper(rt.schema)(record))
+            own = dumper(rt.schema)(record)
+            out.update(own)
+            if rt.references:
+                out.update(field_refs(self.session, dict(rt.references), own, self.itsm))
         return out
 
     # -- writing ---------------------------------------------------------------------
@@ -454,6 +469,12 @@ class RecordService:
                                   fields=errors)
         return out
 
+    def _resolve_own(self, rt: RecordType, values: dict[str, Any]) -> dict[str, Any]:
+        """The type's reference fields (``RecordType.references``) as stable ids."""
+        if not rt.references:
+            return values
+        return resolve_fields(self.session, dict(rt.references), values, self.itsm)
+
     def _check_staff_fields(self, values: dict[str, Any]) -> None:
         if self.is_staff:
             return
@@ -474,7 +495,7 @@ class RecordService:
         self.require(f"{rt.name}.create")
         values = self._load(rt, data, partial=False)
         self._check_staff_fields(values)
-        values = self._resolve(values)
+        values = self._resolve(self._resolve_own(rt, values))
         if not self.is_staff:
             values["requester_id"] = self.actor.id
             values["agency_id"] = self.actor.agency_id
@@ -574,7 +595,7 @@ class RecordService:
             raise ValidationError("state changes go through a transition: POST "
                                   f"/api/v1/{rt.collection}/{record.number}/transitions",
                                   fields={"state": ["use a transition"]})
-        values = self._resolve(self._load(rt, data, partial=True))
+        values = self._resolve(self._resolve_own(rt, self._load(rt, data, partial=True)))
         change = RecordChange("updated", self.actor)
         changes = self._apply(rt, record, values, change)
         if changes:
@@ -602,9 +623,26 @@ class RecordService:
         """Every transition from the record's state with the reasons it is refused now."""
         rt = self.itsm.types.get(record.type)
         out = []
-        for transition in rt.workflow.from_state(record.state):
+        for transition in rt.workflow.actions(record.state):
             out.append((transition, self._refusals(rt, record, transition, {})))
         return out
+
+    def customer_replied(self, record: Record) -> Transition | None:
+        """Run the first allowed transition the record's workflow declares for a
+        requester's reply in its state (``Transition.customer_reply``), as this actor;
+        None when there is none or every one is refused (the record stays)."""
+        rt = self.itsm.types.get(record.type)
+        for transition in rt.workflow.on_customer_reply(record.state):
+            values = self._public_values(rt, record)
+            reasons = rt.workflow.check(transition, record, self.actor, {}, values)
+            reasons += flatten_reasons(self.itsm.hook.itsm_transition_guard(
+                record=record, transition=transition, actor=self.actor, data={}))
+            if not reasons:
+                self._run_transition(rt, record, transition, {}, None)
+                return transition
+            log.info("%s stays %s after the requester's reply: %s", record.number,
+                     record.state, "; ".join(reasons))
+        return None
 
     def _refusals(self, rt: RecordType, record: Record, transition: Transition,
                   data: dict[str, Any]) -> list[str]:
@@ -633,11 +671,20 @@ class RecordService:
         if extra:
             raise ValidationError(f"{transition.name} does not set " + ", ".join(extra),
                                   fields={f: [f"not set by {transition.name}"] for f in extra})
-        loaded = self._load(rt, data, partial=True) if data else {}
+        if transition.customer_reply:
+            raise ValidationError(f"{transition.name} runs by itself when the requester "
+                                  "replies; send a comment",
+                                  fields={"name": ["runs on the requester's reply"]})
+        loaded = self._resolve_own(rt, self._load(rt, data, partial=True)) if data else {}
         reasons = self._refusals(rt, record, transition, loaded)
         if reasons:
             raise Conflict(f"cannot {transition.title.lower()} {record.number}: "
                            + "; ".join(reasons), reasons=reasons)
+        return self._run_transition(rt, record, transition, loaded, comment)
+
+    def _run_transition(self, rt: RecordType, record: Record, transition: Transition,
+                        loaded: dict[str, Any], comment: str | None) -> Record:
+        """Apply an allowed transition: prepare phase, journal, reactions, outbox."""
         old_state = record.state
         # Set before the prepare phase, which may read them (a date of activation).
         now = utcnow()
@@ -661,8 +708,21 @@ class RecordService:
             raise ValidationError("a comment needs text", fields={"body": ["required"]})
         # A comment does not touch the record row: it never bumps the version a colleague
         # is editing against, and never resets a clock.
-        return self._changed(record, RecordChange(
+        entry = self._changed(record, RecordChange(
             "commented" if public else "work_noted", self.actor), body=body, public=public)
+        if public:
+            from itsm.core.conversation import requester_replied
+
+            requester_replied(self, record)
+        return entry
+
+    def opened(self, record: Record) -> None:
+        """The actor opened the record's page: its assignee has now seen the customer's
+        reply, so the queue's "updated by customer" mark goes (see
+        :mod:`itsm.core.conversation`)."""
+        from itsm.core.conversation import assignee_opened
+
+        assignee_opened(self, record)
 
     def link(self, record: Record, target_number: str, kind: str = "relates_to") -> Link:
         rt = self.itsm.types.get(record.type)

@@ -57,6 +57,14 @@ class Transition:
         with it or already on the record), e.g. ``("resolution_notes",)``.
     :param fields: other fields the transition may set; anything else sent is refused.
     :param guards: functions ``(record, actor, data) -> reason or None``.
+    :param destructive: it ends or throws away the work (cancel, reject, close): pages
+        never make it the primary action and ask for a confirmation first.
+    :param customer_reply: run by the record service itself, as the requester, when the
+        record's requester replies (a public comment) while the record is in one of
+        ``source``: the conversation brings the work back (on hold waiting for the
+        customer -> in progress). Its guards decide whether this reply does (a refusal
+        leaves the record where it is; the reply is kept). Never offered as an action
+        and never run on request.
     """
 
     name: str
@@ -68,6 +76,8 @@ class Transition:
     required: tuple[str, ...] = ()
     fields: tuple[str, ...] = ()
     guards: tuple[Guard, ...] = field(default=(), compare=False)
+    destructive: bool = False
+    customer_reply: bool = False
 
     @property
     def title(self) -> str:
@@ -111,6 +121,14 @@ class Workflow:
     def from_state(self, state: str) -> list[Transition]:
         """Transitions whose source includes ``state``, in declaration order."""
         return [t for t in self.transitions.values() if self.leaves(t, state)]
+
+    def actions(self, state: str) -> list[Transition]:
+        """The transitions people may run from ``state`` (not those run on a reply)."""
+        return [t for t in self.from_state(state) if not t.customer_reply]
+
+    def on_customer_reply(self, state: str) -> list[Transition]:
+        """The transitions a requester's reply runs from ``state``, first allowed wins."""
+        return [t for t in self.from_state(state) if t.customer_reply]
 
     def check(self, transition: Transition, record: Any, actor: Any, data: dict,
               values: dict[str, Any]) -> list[str]:

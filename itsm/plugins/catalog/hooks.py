@@ -24,7 +24,6 @@ from itsm.plugin import (
     RecordChange,
     RecordService,
     RecordType,
-    ServiceRef,
     SlaTarget,
     State,
     Transition,
@@ -48,13 +47,38 @@ FULFILS = "fulfils"
 FINAL_TASK_STATES = ("done", "cancelled")
 
 
+def _offering_name(session: Session, record: Record, value: int) -> str | None:
+    return session.scalar(select(Offering.name).where(Offering.id == value))
+
+
+def _service_name(session: Session, record: Record, value: int) -> str | None:
+    return session.scalar(select(Service.name).where(Service.id == value))
+
+
+def _answers_table(session: Session, record: Record, value: dict) -> list[tuple[str, str]]:
+    """A request's answers as (question, answer) pairs in the order of its form."""
+    from itsm.plugins.catalog.forms import summary_of
+
+    form = session.scalar(select(Offering.form).where(Offering.id == record.offering_id))
+    return summary_of(form or [], value or {}) or [(k, str(v)) for k, v in value.items()]
+
+
+APPROVAL_LABELS = {"none": "Not needed", "manager": "A manager of the requester's agency",
+                   "service_owner": "The service owner", "group": "The approval group"}
+
+
 class RequestSchema(Schema):
+    # ``display`` and ``labels`` are what the console's record page shows (names, not ids).
     offering_id = fields.Integer(required=True, metadata={
-        "description": "the offering requested (GET /api/v1/catalog/services/<id>)"})
+        "description": "the offering requested (GET /api/v1/catalog/services/<id>)",
+        "label": "Offering", "display": _offering_name})
     answers = fields.Dict(keys=fields.String(), load_default=dict, metadata={
-        "description": "answers to the offering's form, by field name"})
-    service_id = fields.Integer(dump_only=True, allow_none=True)
-    approval = fields.String(dump_only=True)
+        "description": "answers to the offering's form, by field name",
+        "label": "Form answers", "display": _answers_table})
+    service_id = fields.Integer(dump_only=True, allow_none=True,
+                                metadata={"label": "Service", "display": _service_name})
+    approval = fields.String(dump_only=True, metadata={"label": "Approval by",
+                                                       "labels": APPROVAL_LABELS})
     decided_by = fields.String(dump_only=True)
     decided_at = fields.DateTime(dump_only=True, allow_none=True)
     response_minutes = fields.Integer(dump_only=True, allow_none=True)
@@ -62,8 +86,13 @@ class RequestSchema(Schema):
     fulfilled_at = fields.DateTime(dump_only=True, allow_none=True)
 
 
+def _request_number(session: Session, record: Record, value: int) -> str | None:
+    return session.scalar(select(Record.number).where(Record.id == value))
+
+
 class TaskSchema(Schema):
-    request_id = fields.Integer(dump_only=True, allow_none=True)
+    request_id = fields.Integer(dump_only=True, allow_none=True, metadata={
+        "label": "Request", "display": _request_number})
     step = fields.Integer(dump_only=True)
 
 
@@ -136,8 +165,18 @@ def _tasks_finished(record: Record, actor: Actor, data: dict) -> str | None:
 
 
 def _own_request(record: Record, actor: Actor, data: dict) -> str | None:
-    if actor.role == "requester" and record.requester_id != actor.id:
+    if record.requester_id is not None and record.requester_id == actor.id:
+        return None
+    if actor.role == "requester":
         return "only the requester cancels their request"
+    if actor.role == "admin" or record.assignee_id == actor.id \
+            or (record.group_id is not None and record.group_id in actor.group_ids):
+        return None
+    # An approver decides; cancelling someone else's request is for the team that works it.
+    if record.approval != "none" and approver_question(Session.object_session(record),
+                                                       record, actor) is None:
+        return "an approver approves or rejects; only the requester or the team " \
+               "fulfilling it cancels this request"
     return None
 
 
@@ -145,6 +184,8 @@ REQUEST_WORKFLOW = Workflow(
     states=[
         State("submitted", "Waiting for approval", stops=()),
         State("in_fulfillment", "In fulfilment", stops=("response",)),
+        # The fulfiller asked the requester something: the clocks wait with them.
+        State("waiting", "Waiting for the requester", waiting=True, stops=("response",)),
         State("fulfilled", "Done", final=True, stops=("response", "resolution")),
         State("rejected", final=True, stops=("response", "resolution")),
         State("cancelled", final=True, stops=("response", "resolution")),
@@ -152,13 +193,20 @@ REQUEST_WORKFLOW = Workflow(
     transitions=[
         Transition("approve", ("submitted",), "in_fulfillment", "Approve",
                    guards=(_may_decide,)),
-        Transition("reject", ("submitted",), "rejected", "Reject", guards=(_may_decide,)),
+        Transition("reject", ("submitted",), "rejected", "Reject", guards=(_may_decide,),
+                   destructive=True),
         Transition("start", ("submitted",), "in_fulfillment", "Start fulfilment",
                    roles=("admin",), guards=(_needs_no_approval,)),
         Transition("fulfil", ("in_fulfillment",), "fulfilled", "Mark fulfilled",
                    roles=("agent",), guards=(_tasks_finished, _approval_holds)),
-        Transition("cancel", ("submitted", "in_fulfillment"), "cancelled", "Cancel",
-                   requester=True, guards=(_own_request,)),
+        Transition("ask", ("in_fulfillment",), "waiting", "Wait for the requester",
+                   roles=("agent",)),
+        Transition("resume", ("waiting",), "in_fulfillment", "Resume", roles=("agent",)),
+        # The requester's answer brings the request back to its fulfillers.
+        Transition("requester_replied", ("waiting",), "in_fulfillment", "Requester replied",
+                   customer_reply=True),
+        Transition("cancel", ("submitted", "in_fulfillment", "waiting"), "cancelled",
+                   "Cancel", requester=True, guards=(_own_request,), destructive=True),
     ],
 )
 
@@ -174,7 +222,8 @@ TASK_WORKFLOW = Workflow(
         Transition("activate", ("pending",), "open", "Activate", roles=("admin",)),
         Transition("start", ("open",), "in_progress", "Start work"),
         Transition("complete", ("open", "in_progress"), "done", "Complete"),
-        Transition("cancel", ("pending", "open", "in_progress"), "cancelled", "Cancel"),
+        Transition("cancel", ("pending", "open", "in_progress"), "cancelled", "Cancel",
+                   destructive=True),
     ],
 )
 
@@ -361,31 +410,11 @@ def itsm_sla_policy(record: Record, metric: str) -> SlaTarget | None:
 
 
 @hookimpl
-def itsm_service_lookup(session: Session, key: str) -> ServiceRef | None:
-    """A catalog service by its stable id (``#12``, which a rename keeps), slug or exact
-    name, for plugins that refer to services."""
-    from itsm.plugins.catalog.service import service_ref
+def itsm_reference_kinds():
+    """The catalog provides the kind ``service`` (priority 100)."""
+    from itsm.plugins.catalog.references import kinds
 
-    key = (key or "").strip()[:200]
-    if key.startswith("#") and key[1:].isdigit() and len(key) < 12:
-        found = session.get(Service, int(key[1:]))
-        return service_ref(found) if found is not None else None
-    found = session.scalar(select(Service).where(Service.slug == key.lower()[:100])) \
-        or session.scalar(select(Service).where(Service.name == key).limit(1))
-    return service_ref(found) if found is not None else None
-
-
-@hookimpl
-def itsm_service_status_requested(svc: RecordService, key: str, status: str) \
-        -> ServiceRef | None:
-    """Move a catalog service to ``status`` for another plugin (a transition gate's
-    go-live), through the catalog's own rules (``set_service_status``)."""
-    from itsm.plugins.catalog.service import service_ref, set_service_status
-
-    found = itsm_service_lookup(svc.session, key)
-    if found is None:
-        return None
-    return service_ref(set_service_status(svc, found.key, status))
+    return kinds()
 
 
 # -- web, CLI, data --------------------------------------------------------------------------
@@ -431,7 +460,7 @@ def itsm_install_defaults(ctx) -> None:
     demo.install_defaults(ctx)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # services first: other plugins' demo records refer to them
 def itsm_demo_data(ctx) -> None:
     from itsm.plugins.catalog import demo
 

@@ -53,6 +53,7 @@ staff = page_blueprint("catalog_staff", __name__, url_prefix="/catalog")
 PLAIN_STATES = {
     "submitted": "Waiting for approval",
     "in_fulfillment": "Being prepared",
+    "waiting": "Waiting for your answer",
     "fulfilled": "Done",
     "rejected": "Not approved",
     "cancelled": "Cancelled",

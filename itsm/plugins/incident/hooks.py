@@ -40,7 +40,7 @@ from itsm.plugin import (
     hookimpl,
     utcnow,
 )
-from itsm.plugins.incident import rules
+from itsm.plugins.incident import rules, spine
 from itsm.plugins.incident.models import (
     CHANNELS,
     HOLD_KINDS,
@@ -57,20 +57,76 @@ STAFF_FIELDS = ("major", "workaround", "resolution_code", "resolution_notes")
 OPEN_STATES = ("new", "in_progress", "on_hold")
 
 
+ACRONYMS = {"vpn", "wan", "lan", "dns", "mfa", "erp", "wifi"}
+
+
+def _words(code: str) -> str:
+    """A category code as people write it (``operating_system`` -> "Operating system")."""
+    if code.lower() in ACRONYMS:
+        return "Wi-Fi" if code.lower() == "wifi" else code.upper()
+    return code.replace("_", " ").capitalize()
+
+
+def _category_choices() -> list[tuple[str, str]]:
+    return [(name, _words(name)) for name in rules.settings()["categories"]]
+
+
+def _subcategory_choices() -> dict[str, list[tuple[str, str]]]:
+    return {name: [(sub, _words(sub)) for sub in subs or []]
+            for name, subs in rules.settings()["categories"].items()}
+
+
+# What staff read for each level, by the number of levels the matrix has.
+IMPACT_LEVELS = {3: ["Widespread", "A team or a site", "One person"],
+                 4: ["Widespread", "Large: a site or a department", "Limited: a team",
+                     "One person"]}
+URGENCY_LEVELS = {3: ["Work stopped", "Work degraded", "Can wait"],
+                  4: ["Work stopped", "Work badly degraded", "Work degraded", "Can wait"]}
+
+
+def _level_choices(words: dict[int, list[str]], axis: int) -> list[tuple[int, str]]:
+    levels = rules.levels(rules.settings()["priority_matrix"])[axis]
+    named = words.get(levels, [])
+    return [(n, f"{n} – {named[n - 1]}" if n <= len(named) else str(n))
+            for n in range(1, levels + 1)]
+
+
+CHANNEL_LABELS = {"portal": "Portal", "email": "E-mail", "phone": "Phone", "api": "API",
+                  "monitoring": "Monitoring", "walk_in": "Walk-in"}
+HOLD_LABELS = {"customer": "The customer", "supplier": "A supplier", "change": "A change"}
+RESOLUTION_LABELS = {"solved": "Solved", "workaround": "Workaround given",
+                     "not_reproducible": "Not reproducible", "duplicate": "Duplicate",
+                     "user_error": "User error", "change_implemented": "Change implemented",
+                     "no_fault_found": "No fault found"}
+
+
 class IncidentSchema(Schema):
-    category = fields.String(validate=validate.Length(max=64))
-    subcategory = fields.String(validate=validate.Length(max=64))
-    affected_service = fields.String(validate=validate.Length(max=200))
+    # Labels and choices in ``metadata`` are what the console's record pages show
+    # (see itsm.core.record_page); the API keeps the codes.
+    category = fields.String(validate=validate.Length(max=64),
+                             metadata={"choices": _category_choices})
+    subcategory = fields.String(validate=validate.Length(max=64), metadata={
+        "choices": _subcategory_choices, "depends_on": "category"})
+    affected_service = fields.String(validate=validate.Length(max=200), metadata={
+        "description": "the service (its id, key or name; stored as its stable id)"})
+    config_item = fields.String(validate=validate.Length(max=200), metadata={
+        "description": "the configuration item (its id or name; stored as its stable id)",
+        "label": "Configuration item"})
     impact = fields.Integer(validate=validate.Range(1, 4), metadata={
-        "description": "1 = widespread ... 3 or 4 = one person (the matrix decides)"})
+        "description": "1 = widespread ... 3 or 4 = one person (the matrix decides)",
+        "choices": lambda: _level_choices(IMPACT_LEVELS, 0)})
     urgency = fields.Integer(validate=validate.Range(1, 4), metadata={
-        "description": "1 = work stopped ... 3 or 4 = can wait"})
-    channel = fields.String(validate=validate.OneOf(CHANNELS))
-    major = Boolean()
+        "description": "1 = work stopped ... 3 or 4 = can wait",
+        "choices": lambda: _level_choices(URGENCY_LEVELS, 1)})
+    channel = fields.String(validate=validate.OneOf(CHANNELS),
+                            metadata={"labels": CHANNEL_LABELS})
+    major = Boolean(metadata={"label": "Major incident"})
     workaround = fields.String(validate=validate.Length(max=20000))
-    hold_kind = fields.String(validate=validate.OneOf(("", *HOLD_KINDS)))
+    hold_kind = fields.String(validate=validate.OneOf(("", *HOLD_KINDS)),
+                              metadata={"label": "Waiting for", "labels": HOLD_LABELS})
     hold_reason = fields.String(validate=validate.Length(max=500))
-    resolution_code = fields.String(validate=validate.OneOf(("", *RESOLUTION_CODES)))
+    resolution_code = fields.String(validate=validate.OneOf(("", *RESOLUTION_CODES)),
+                                    metadata={"labels": RESOLUTION_LABELS})
     resolution_notes = fields.String(validate=validate.Length(max=20000))
     resolved_at = fields.DateTime(dump_only=True, allow_none=True)
     reopen_count = fields.Integer(dump_only=True)
@@ -94,6 +150,12 @@ def _within_reopen_window(record: Record, actor: Actor, data: dict) -> str | Non
     return None
 
 
+def _waiting_for_customer(record: Record, actor: Actor, data: dict) -> str | None:
+    if getattr(record, "hold_kind", "") != "customer":
+        return "the incident waits for a supplier or a change, not for the customer"
+    return None
+
+
 def _requester_confirms(record: Record, actor: Actor, data: dict) -> str | None:
     if actor.role == "requester" and record.requester_id != actor.id:
         return "only the requester confirms the resolution"
@@ -114,14 +176,18 @@ WORKFLOW = Workflow(
         Transition("hold", ("new", "in_progress"), "on_hold", "Put on hold",
                    required=("hold_kind", "hold_reason")),
         Transition("resume", ("on_hold",), "in_progress", "Resume"),
+        # The requester answered while the service desk waited for them: back to work.
+        Transition("customer_replied", ("on_hold",), "in_progress", "Customer replied",
+                   customer_reply=True, guards=(_waiting_for_customer,)),
         Transition("resolve", OPEN_STATES, "resolved", "Resolve",
                    required=("resolution_code", "resolution_notes"),
                    fields=("workaround",)),
         Transition("close", ("resolved",), "closed", "Confirm and close",
-                   roles=("requester",), requester=True, guards=(_requester_confirms,)),
+                   roles=("requester",), requester=True, guards=(_requester_confirms,),
+                   destructive=True),
         Transition("reopen", ("resolved",), "in_progress", "Reopen", requester=True,
                    guards=(_within_reopen_window,)),
-        Transition("cancel", OPEN_STATES, "cancelled", "Cancel"),
+        Transition("cancel", OPEN_STATES, "cancelled", "Cancel", destructive=True),
     ],
 )
 
@@ -156,7 +222,7 @@ def derive_priority(record: Record) -> dict[str, Any]:
 
 INCIDENT = RecordType(name="incident", model=Incident, prefix="INC", collection="incidents",
                       workflow=WORKFLOW, schema=IncidentSchema, label="Incident",
-                      suggest=True, derive=derive_priority)
+                      suggest=True, derive=derive_priority, references=spine.REFERENCES)
 REVIEW = RecordType(name="incident_review", model=IncidentReview, prefix="PIR",
                     collection="incident-reviews", workflow=REVIEW_WORKFLOW,
                     schema=ReviewSchema, label="Post-incident review", requester_roles=())
@@ -201,7 +267,16 @@ def linked(session: Session, record: Record, kind: str, *, incoming: bool) -> li
 
 
 def _route(session: Session, record: Incident) -> None:
-    if record.group_id is not None or not record.category:
+    if record.group_id is not None:
+        return
+    # By service (its resolver group) before category; a configuration item names its
+    # service when the incident names none.
+    spine.fill_service(session, record)
+    group_id = spine.route_group(session, record)
+    if group_id is not None:
+        record.group_id = group_id
+        return
+    if not record.category:
         return
     if isinstance(record, Record):  # one incident of a command: ask now
         group_name = rules.settings()["routing"].get(record.category)
@@ -271,6 +346,29 @@ def itsm_record_changed(session: Session, record: Record, change: RecordChange) 
         return
     if record.major and (change.kind == "commented" or change.transition == "resolve"):
         _follow_major(session, record, change)
+
+
+@hookimpl
+def itsm_record_actions(record: Record, actor: Actor) -> list[NavItem] | None:
+    """On a major incident, for IT staff: the agencies it affects."""
+    if record.type != INCIDENT.name or not getattr(record, "major", False) \
+            or actor.role == "requester":
+        return None
+    return [NavItem("Affected agencies", f"/incidents/{record.number}/impact", order=20)]
+
+
+@hookimpl
+def itsm_reference_changed(session: Session, ref: Any, change: str, into: Any) -> None:
+    """A service or item merged into another: open incidents follow the one that stays
+    (journaled as an update; a rename needs nothing, they hold the stable id)."""
+    fields_of = {v: k for k, v in spine.REFERENCES.items()}
+    if change != "merged" or into is None or ref.kind not in fields_of:
+        return
+    name = fields_of[ref.kind]
+    system = system_service(session)
+    for incident in session.scalars(select(Incident).where(
+            getattr(Incident, name) == ref.id, Incident.state.in_(OPEN_STATES))):
+        system.set_fields(incident, {name: into.id})
 
 
 @hookimpl

@@ -47,6 +47,7 @@ from itsm.plugins.mou.hooks import (
     itsm_record_changed,
     itsm_record_prepare,
     itsm_record_types,
+    itsm_reference_changed,
     itsm_sla_policy,
 )
 
@@ -60,4 +61,5 @@ __all__ = ["itsm_admin_pages", "itsm_agency_sections", "itsm_blueprints", "itsm_
            "itsm_demo_data", "itsm_escalation_path", "itsm_install_defaults", "itsm_navigation",
            "itsm_notification_recipients", "itsm_periodic", "itsm_permission_check",
            "itsm_permissions", "itsm_record_actions", "itsm_record_changed",
-           "itsm_record_prepare", "itsm_record_types", "itsm_sla_policy", "plugin"]
+           "itsm_record_prepare", "itsm_record_types", "itsm_reference_changed",
+           "itsm_sla_policy", "plugin"]

@@ -78,11 +78,12 @@ WORKFLOW = Workflow(
         Transition("resolve", ("under_investigation", "known_error"), "resolved",
                    roles=STAFF, required=("resolution",), fields=("root_cause",)),
         Transition("reopen", ("resolved",), "under_investigation", roles=STAFF),
-        Transition("close", ("resolved",), "closed", roles=STAFF),
-        Transition("cancel", ("*",), "cancelled", roles=STAFF),
+        Transition("close", ("resolved",), "closed", roles=STAFF, destructive=True),
+        Transition("cancel", ("*",), "cancelled", roles=STAFF, destructive=True),
     ],
 )
 
 PROBLEM = RecordType(
     name=TYPE_NAME, model=Problem, prefix="PRB", collection="problems", workflow=WORKFLOW,
-    schema=ProblemSchema, label="Problem", requester_roles=())
+    schema=ProblemSchema, label="Problem", requester_roles=(),
+    references={"affected_service": "service"})

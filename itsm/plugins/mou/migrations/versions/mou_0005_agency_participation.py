@@ -1,7 +1,7 @@
 """Agencies in their agreement: the people an agency designates (who read drafts,
 comment and propose amendments) and their proposals.
 
-Revision ID: mou_0004
+Revision ID: mou_0005
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 from itsm.plugin import UTCDateTime
 
-revision = "mou_0004"
-down_revision = "mou_0003"
+revision = "mou_0005"
+down_revision = "mou_0004"
 branch_labels = None
 depends_on = None
 

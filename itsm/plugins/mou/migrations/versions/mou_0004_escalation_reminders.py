@@ -2,7 +2,7 @@
 to them (``itsm_escalation_path``; empty for the contacts agreed before), and the renewal
 reminders sent before an agreement ends.
 
-Revision ID: mou_0003
+Revision ID: mou_0004
 """
 
 import sqlalchemy as sa
@@ -10,8 +10,8 @@ from alembic import op
 
 from itsm.plugin import UTCDateTime
 
-revision = "mou_0003"
-down_revision = "mou_0002"
+revision = "mou_0004"
+down_revision = "mou_0003"
 branch_labels = None
 depends_on = None
 

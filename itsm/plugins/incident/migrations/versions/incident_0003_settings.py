@@ -1,6 +1,6 @@
 """Incident rules changed from the admin pages (categories, priority matrix, routing).
 
-Revision ID: incident_0002
+Revision ID: incident_0003
 Revises: incident_0001
 """
 
@@ -9,8 +9,8 @@ from alembic import op
 
 from itsm.plugin import UTCDateTime
 
-revision = "incident_0002"
-down_revision = "incident_0001"
+revision = "incident_0003"
+down_revision = "incident_0002"
 branch_labels = None
 depends_on = None
 
