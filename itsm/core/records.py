@@ -153,8 +153,9 @@ class UnjournaledChange(RuntimeError):
     was journaled: the journal would no longer tell what the record holds."""
 
 
-# Bookkeeping the unit of work changes by itself: the version goes up at each flush.
-_UNWATCHED = frozenset({"version"})
+# Bookkeeping the unit of work changes by itself: the version goes up at each flush, and
+# the SLA engine keeps the next due time from the clocks (a figure of them, not a field).
+_UNWATCHED = frozenset({"version", "sla_due_at"})
 
 
 @functools.cache
@@ -335,13 +336,9 @@ class RecordService:
         """One page of records the actor may see, and the cursor of the next page."""
         rt = self.itsm.types.get(type_name)
         self.require(f"{rt.name}.read")
-        scope = visibility_scope(self.actor)
-        states = rt.workflow.states
-        if query.state and all(s in states and not states[s].final for s in query.state):
-            # Implied by those states (closed_at is set exactly in final ones); said so
-            # that the database can use the open-records queue index (core_0005).
-            scope = and_(scope, Record.closed_at.is_(None)) if scope is not None \
-                else Record.closed_at.is_(None)
+        if query.record_type is None:
+            query.record_type = rt
+        scope = self.list_scope(rt, query)
         from itsm.core.query import search_page
 
         rows = search_page(self.session, rt.model, query, self.actor, scope) \
@@ -351,10 +348,23 @@ class RecordService:
                                                    self.actor, scope)))
         more = len(rows) > query.limit
         rows = rows[:query.limit]
-        cursor = cursor_after(rows[-1], query.sort) if more and rows else None
+        cursor = cursor_after(self.session, rows[-1], query) if more and rows else None
         self.prefetch_refs(rows)
         # The scope above is the fast path; the permission hook has the last word per row.
         return [r for r in rows if self.can(f"{rt.name}.read", r)], cursor
+
+    def list_scope(self, rt: RecordType, query: ListQuery) -> Any:
+        """The SQL condition on ``record`` every list, count and total of ``rt`` for this
+        actor starts from: what the actor may read (an agency's records for its
+        requesters), and ``closed_at IS NULL`` when only open states are asked for."""
+        scope = visibility_scope(self.actor)
+        states = rt.workflow.states
+        if query.state and all(s in states and not states[s].final for s in query.state):
+            # Implied by those states (closed_at is set exactly in final ones); said so
+            # that the database can use the open-records queue indexes (core_0005, 0014).
+            scope = and_(scope, Record.closed_at.is_(None)) if scope is not None \
+                else Record.closed_at.is_(None)
+        return scope
 
     def ref(self, kind: str, id_: int | None) -> str | None:
         """Agency code, user e-mail or group name for an id (cached per service)."""

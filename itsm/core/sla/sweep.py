@@ -24,7 +24,7 @@ from itsm.core.calendars import (
 )
 from itsm.core.models import Event, JournalEntry, Record, utcnow
 from itsm.core.sla.policy import CLOCK_KINDS
-from itsm.core.sla.replay import _store, replay_record
+from itsm.core.sla.replay import _store, keep_due, replay_record
 from itsm.core.sla_models import SlaClock
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ def on_record_changed(itsm: Itsm, session: Session, record: Record, change: Reco
     clocked.add(record.id)
     figures = replay_record(itsm, session, record, rt.workflow, now, history)
     rows, _ = _store(session, record.id, figures, existing)
+    keep_due(session, record, rows)
     due = [(clock, kind) for clock in rows for kind in ("warning", "breach")
            if getattr(clock, _FLAG[kind]) and not getattr(clock, _SENT[kind])]
     if not due:  # the usual case: nothing to announce, the commit writes the clocks
