@@ -83,8 +83,11 @@ def _bad(name: str, message: str) -> ValidationError:
 
 
 def _date_arg(args: dict[str, str], name: str) -> datetime:
+    text = args[name].strip()
+    if len(text) == 10:  # a day (a page's date input): its start, in UTC
+        text += "T00:00:00+00:00"
     try:
-        value = datetime.fromisoformat(args[name].replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise _bad(name, "an ISO 8601 date-time") from None
     if value.tzinfo is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -59,6 +59,11 @@ REFERENCE_FIELDS = ("agency", "requester", "assignee", "group")
 STAFF_ONLY_FIELDS = ("assignee", "group", "agency", "requester")
 
 
+# A queue's columns unless the record type says otherwise (RecordType.columns).
+DEFAULT_COLUMNS = ("number", "title", "requester", "agency", "group", "assignee", "priority",
+                   "state", "sla_due", "updated_at")
+
+
 @dataclass(frozen=True)
 class RecordType:
     """A kind of record a plugin provides (returned by ``itsm_record_types``).
@@ -80,6 +85,13 @@ class RecordType:
         incident's priority from impact x urgency), applied on create, update and
         transition before the change is journaled, so the journal and the SLA clocks
         see them. Raise ``ValueError`` with a message to refuse the values.
+    :param columns: the queue's columns, in order: the core's (``number``, ``title``,
+        ``requester``, ``agency``, ``group``, ``assignee``, ``priority``, ``state``,
+        ``sla_due``, ``updated_at``, ``created_at``) and the type's own fields; each sorts.
+    :param major: the name of a true/false field that marks a record "major": the queue
+        makes such records stand out, as it does those of priority 1.
+    :param filter_fields: the type's own fields behind the queue's ``category`` and
+        ``service`` filters, when named otherwise (``{"service": "affected_service"}``).
     """
 
     name: str
@@ -93,6 +105,9 @@ class RecordType:
     suggest: bool = False
     derive: Callable[[Record], dict[str, Any] | None] | None = field(default=None,
                                                                       compare=False)
+    columns: tuple[str, ...] = DEFAULT_COLUMNS
+    major: str = ""
+    filter_fields: Mapping[str, str] = field(default_factory=dict, compare=False)
     plugin: str = field(default="", compare=False)
 
     @property

@@ -101,7 +101,7 @@ WORKFLOW = Workflow(
     states=[
         State("new", stops=()),
         State("in_progress", "In progress", stops=("response",)),
-        State("on_hold", "On hold", waiting=True, stops=("response",)),
+        State("on_hold", "On hold", waiting=True, stops=("response",), customer=True),
         State("resolved", stops=("response", "resolution")),
         State("closed", final=True, stops=("response", "resolution")),
         State("cancelled", final=True, stops=("response", "resolution")),
@@ -153,7 +153,8 @@ def derive_priority(record: Record) -> dict[str, Any]:
 
 INCIDENT = RecordType(name="incident", model=Incident, prefix="INC", collection="incidents",
                       workflow=WORKFLOW, schema=IncidentSchema, label="Incident",
-                      suggest=True, derive=derive_priority)
+                      suggest=True, derive=derive_priority, major="major",
+                      filter_fields={"service": "affected_service"})
 REVIEW = RecordType(name="incident_review", model=IncidentReview, prefix="PIR",
                     collection="incident-reviews", workflow=REVIEW_WORKFLOW,
                     schema=ReviewSchema, label="Post-incident review", requester_roles=())
