@@ -85,13 +85,14 @@ def _estimate(session: Session, statement: Any) -> int | None:
 
 
 def count_total(service: Any, rt: Any, query: listing.ListQuery,
-                bound: int = TOTAL_BOUND) -> Total:
+                bound: int | None = None) -> Total:
     """How many records of ``rt`` the actor's ``query`` matches (its cursor ignored).
 
     Counted on ``SELECT ... LIMIT bound + 1``: a queue of a million records costs as much
     as one of a thousand. The scope is the record service's own (an agency's requesters
     count only their agency's records).
     """
+    bound = bound or TOTAL_BOUND
     session = service.session
     query = replace(query, cursor=None, record_type=query.record_type or rt)
     scope = service.list_scope(rt, query)
