@@ -289,3 +289,16 @@ def test_agencies_never_see_each_others_records_in_lists_counts_or_totals(client
         page = text(client.get("/records/tickets", query_string=args))
         assert secret not in page and "secret" not in page
     assert "3 records" in text(client.get("/records/tickets"))
+
+
+def test_home_tiles_count_their_view_and_link_to_it(client, people):
+    new_ticket(client, people["agent"], group="Network")
+    new_ticket(client, people["agent"], group="Network", assignee="agent@example.org")
+    sign_in(client, "agent@example.org")
+    page = text(client.get("/home"))
+    for key, count in (("my_open", 1), ("my_groups_unassigned", 1)):
+        tile = re.search(rf'href="/records/tickets\?view={key}"><span class="value">(\d+)',
+                         page)
+        assert tile and int(tile.group(1)) == count, key
+        listed = text(client.get(f"/records/tickets?view={key}"))
+        assert f"{count} record" in listed

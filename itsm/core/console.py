@@ -76,7 +76,7 @@ from itsm.core.pagekit import (
 from itsm.core.pagekit import page_actor as page_actor  # re-exported: plugins' pages
 from itsm.core.pagekit import page_blueprint as page_blueprint  # import these from here
 from itsm.core.pagekit import render_page as render_page
-from itsm.core.queue_pages import queue_page
+from itsm.core.queue_pages import home_tiles, queue_page
 from itsm.core.records import RecordService, RecordType
 from itsm.core.web import NavItem, end_web_session, sign_in_methods, start_web_session
 from itsm.core.web import sign_in as check_sign_in
@@ -185,6 +185,9 @@ def home():
                   "url": url_for("console.record_list", collection=rt.collection)}
                  for rt in itsm.types if service.can(f"{rt.name}.read")]
         staff = service.is_staff
+        if staff:  # each tile's number is its view's total, and links to that view
+            for t in types:
+                t["tiles"] = home_tiles(service, t["rt"])
     return _render("console/home.html", types=types, staff=staff)
 
 

@@ -96,6 +96,21 @@ def queue_page(collection: str):
         if "cursor" in given else None)
 
 
+HOME_VIEWS = ("my_open", "my_groups_unassigned", "breaching_soon", "updated_by_customer")
+
+
+def home_tiles(service: Any, rt: Any) -> list[dict[str, Any]]:
+    """The home page's figures of one record type: a built-in view's total and its link."""
+    out = []
+    for view in queues.builtin_views(rt):
+        if view.key in HOME_VIEWS:
+            total = queues.view_total(service, rt, view.key)
+            out.append({"title": view.title, "total": total,
+                        "url": url_for(".record_list", collection=rt.collection,
+                                       view=view.key)})
+    return out
+
+
 def _back(collection: str) -> str:
     back = request.form.get("back", "")
     prefix = url_for(".record_list", collection=collection)

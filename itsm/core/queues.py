@@ -312,6 +312,18 @@ def breaching_soon(service: Any, rt: Any, within: int = BREACHING_SOON,
     return display_rows(service.session, rt, records)
 
 
+def view_total(service: Any, rt: Any, key: str, extra: Mapping[str, str] | None = None) \
+        -> Total:
+    """The total of built-in view ``key`` of ``rt`` for the service's actor (a dashboard's
+    tile), refined by ``extra`` arguments as the view's link would be."""
+    view = find_view(builtin_views(rt), key)
+    if view is None:
+        raise ValidationError(f"no view {key!r}", fields={"view": [f"no view {key!r}"]})
+    query = listing.parse_args({**view.args, **(extra or {})}, default_limit=1, max_limit=1,
+                               rt=rt)
+    return count_total(service, rt, query)
+
+
 # -- bulk actions ---------------------------------------------------------------------------
 
 BULK_ACTIONS = ("assign", "transition", "comment")
