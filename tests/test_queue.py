@@ -145,6 +145,7 @@ def test_filters_narrow_the_queue(app, client, people):
     assert numbers(assignee="unassigned", group="mine") == {waiting}
     assert numbers(group="Desktop") == {other_group}
     assert numbers(category="network") == {mine}
+    assert listing(client, agent, category="network")["total"]["count"] == 1
     assert numbers(breaching_within="0") == {late}
     assert late in numbers(breaching_within="60")
     assert numbers(updated_by_customer="true") == {waiting}

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ClauseElement, Executable, func, literal, select, union_all
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 
@@ -97,7 +98,15 @@ def count_total(service: Any, rt: Any, query: listing.ListQuery,
     query = replace(query, cursor=None, record_type=query.record_type or rt)
     scope = service.list_scope(rt, query)
     conditions = listing._filters(session, query, service.actor, scope)
-    statement = select(rt.model.id).where(*conditions)
+    mapper = sa_inspect(rt.model)
+    if mapper.inherits is not None and not (query.category or query.service):
+        # The type's own table is joined only when a filter reads it: else each counted
+        # record would cost a lookup there for nothing.
+        conditions.append(Record.type.in_([m.polymorphic_identity
+                                           for m in mapper.self_and_descendants]))
+        statement = select(Record.id).where(*conditions)
+    else:
+        statement = select(rt.model.id).where(*conditions)
     if query.q:
         statement = statement.where(listing._text_search(session, query.q))
     limited = statement.limit(bound + 1).subquery("counted")
