@@ -203,7 +203,12 @@ NO_MATCH = 0  # an id no row has: the filter then matches nothing
 
 
 def _lookup(session: Session, model, column, value: str, name: str, actor: Actor) -> int:
-    found = session.scalar(select(model.id).where(column == value))
+    # A page asks twice (its rows and its total): one query per unit of work.
+    known = session.info.setdefault("itsm_list_lookups", {})
+    key = (model.__name__, value)
+    if key not in known:
+        known[key] = session.scalar(select(model.id).where(column == value))
+    found = known[key]
     if found is None:
         if actor.role == "requester":
             # Requesters get an empty list, not "unknown": they must not learn which

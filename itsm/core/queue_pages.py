@@ -51,7 +51,8 @@ def queue_page(collection: str):
         view = queues.find_view(views, given.get("view", ""))
         if given.get("view") and view is None:
             error = "That view does not exist (any more); showing every record."
-        args = {**(view.args if view else {}),
+        # Newest activity first unless asked otherwise: the order the "Updated" column shows.
+        args = {"sort": "-updated_at", **(view.args if view else {}),
                 **{k: v for k, v in given.items() if k != "view"}}
         total = None
         try:
@@ -67,7 +68,7 @@ def queue_page(collection: str):
         can_create = service.can(f"{rt.name}.create")
         can_bulk = staff and service.can(f"{rt.name}.update")
     base = {k: v for k, v in given.items() if k != "cursor"}
-    sort = args.get("sort", "-created_at")
+    sort = args["sort"]
     labels = {f.name: f.label for f in schema_form(rt, staff=True)}
     columns = []
     for column in queues.columns_of(rt, labels):
