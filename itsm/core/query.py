@@ -250,7 +250,16 @@ def _filters(session: Session, query: ListQuery, actor: Actor,
     """The page's conditions on ``record``, the text search and the model's type apart."""
     conditions = [] if scope is None else [scope]
     if query.state:
-        conditions.append(Record.state.in_(query.state))
+        rt = query.record_type
+        open_states = {name for name, state in rt.workflow.states.items()
+                       if not state.final} if rt is not None else None
+        if open_states and set(query.state) == open_states:
+            # Every open state: the same as "not closed" (closed_at is set exactly in
+            # final states), which the open-records indexes hold without a look at
+            # each row's state.
+            conditions.append(Record.closed_at.is_(None))
+        else:
+            conditions.append(Record.state.in_(query.state))
     for name, column in (("assignee", Record.assignee_id), ("requester", Record.requester_id)):
         value = getattr(query, name)
         if value:

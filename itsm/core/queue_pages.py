@@ -12,11 +12,21 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, request, url_for
+from markupsafe import Markup, escape
 from werkzeug.datastructures import MultiDict
 
 from itsm.core import queues
 from itsm.core.errors import ItsmError, NotFound, ValidationError
-from itsm.core.pagekit import _actor, _itsm, _render, bp, error_text, plural, schema_form
+from itsm.core.pagekit import (
+    _actor,
+    _itsm,
+    _render,
+    bp,
+    error_text,
+    plural,
+    schema_form,
+    when,
+)
 from itsm.core.query import FILTER_ARGS, parse_args
 
 PAGE_ARGS = (*FILTER_ARGS, "view")
@@ -63,8 +73,10 @@ def queue_page(collection: str):
         except ValidationError as exc:
             records, cursor, error = [], None, error_text(exc)
         rows = queues.display_rows(service.session, rt, records)
+        detail = url_for(".record_detail", collection=collection, number="NUMBER")
         for row in rows:
-            row["url"] = url_for(".record_detail", collection=collection, number=row["number"])
+            row["url"] = detail.replace("NUMBER", row["number"])
+            row["cells"] = [_cell(name, row) for name in rt.columns]
         can_create = service.can(f"{rt.name}.create")
         can_bulk = staff and service.can(f"{rt.name}.update")
     base = {k: v for k, v in given.items() if k != "cursor"}
@@ -110,6 +122,37 @@ def home_tiles(service: Any, rt: Any) -> list[dict[str, Any]]:
                         "url": url_for(".record_list", collection=rt.collection,
                                        view=view.key)})
     return out
+
+
+def _cell(name: str, row: dict[str, Any]) -> Markup:
+    """One cell's content, escaped: built here rather than by a chain of tests in the
+    template, which cost as much as the page's queries for 50 rows of 10 columns."""
+    if name == "number":
+        out = Markup('<a href="{}">{}</a>').format(row["url"], row["number"])
+        if row["major"]:
+            out += Markup(' <span class="badge major">Major</span>')
+        if row["updated_by_customer"]:
+            out += Markup(' <span class="badge customer">Updated by customer</span>')
+        return out
+    if name == "state":
+        return Markup('<span class="badge state-{}">{}</span>').format(row["state"],
+                                                                      row["state_label"])
+    if name == "priority":
+        if row["priority"] is None:
+            return Markup("—")
+        return Markup('<span class="badge priority p{0}">P{0}</span>').format(row["priority"])
+    if name == "sla_due":
+        sla = row["sla"]
+        if not sla:
+            return Markup("—")
+        warned = Markup(' <span class="visually-hidden">(warning)</span>') \
+            if sla["status"] == "warned" else ""
+        return Markup('<span class="sla sla-{}"><time datetime="{}">{}</time>{}</span>').format(
+            sla["status"], sla["due_at"].isoformat(), sla["left"], warned)
+    if name in ("updated_at", "created_at"):
+        return escape(when(row[name]))
+    value = row[name] if name in row else getattr(row["record"], name, None)
+    return escape("—" if value in (None, "") else value)
 
 
 def _back(collection: str) -> str:
