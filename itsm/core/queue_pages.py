@@ -68,7 +68,7 @@ def queue_page(collection: str):
         try:
             query = parse_args(args, default_limit=itsm.settings["api.page_size"],
                                max_limit=itsm.settings["api.max_page_size"], rt=rt)
-            records, cursor = service.list(rt.name, query)
+            records, cursor = service.list(rt.name, query, prefetch=False)
             total = queues.count_total(service, rt, query)
         except ValidationError as exc:
             records, cursor, error = [], None, error_text(exc)
@@ -81,7 +81,8 @@ def queue_page(collection: str):
         can_bulk = staff and service.can(f"{rt.name}.update")
     base = {k: v for k, v in given.items() if k != "cursor"}
     sort = args["sort"]
-    labels = {f.name: f.label for f in schema_form(rt, staff=True)}
+    form = schema_form(rt, staff=True)
+    labels = {f.name: f.label for f in form}
     columns = []
     for column in queues.columns_of(rt, labels):
         name = column["name"]
@@ -92,7 +93,7 @@ def queue_page(collection: str):
             if sort == f"-{name}" else None
         columns.append(column)
     states = [(s.name, s.title) for s in rt.workflow.states.values()]
-    priority = next((f for f in schema_form(rt, staff=True) if f.name == "priority"), None)
+    priority = next((f for f in form if f.name == "priority"), None)
     priorities = range(priority.attrs.get("min", 1), priority.attrs.get("max", 5) + 1) \
         if priority else []
     return _render(

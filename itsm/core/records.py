@@ -347,8 +347,13 @@ class RecordService:
             raise NotFound(f"no {rt.title.lower()} {number}")
         return record
 
-    def list(self, type_name: str, query: ListQuery) -> tuple[list[Record], str | None]:
-        """One page of records the actor may see, and the cursor of the next page."""
+    def list(self, type_name: str, query: ListQuery, *, prefetch: bool = True) \
+            -> tuple[list[Record], str | None]:
+        """One page of records the actor may see, and the cursor of the next page.
+
+        :param prefetch: look up the page's references for :meth:`to_dict` at once (a
+            page that shows names of its own, as the queue does, skips it).
+        """
         rt = self.itsm.types.get(type_name)
         self.require(f"{rt.name}.read")
         if query.record_type is None:
@@ -364,7 +369,8 @@ class RecordService:
         more = len(rows) > query.limit
         rows = rows[:query.limit]
         cursor = cursor_after(self.session, rows[-1], query) if more and rows else None
-        self.prefetch_refs(rows)
+        if prefetch:
+            self.prefetch_refs(rows)
         # The scope above is the fast path; the permission hook has the last word per row.
         return [r for r in rows if self.can(f"{rt.name}.read", r)], cursor
 
