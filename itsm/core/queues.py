@@ -41,6 +41,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 
 from itsm.core import query as listing
+from itsm.core.database import PLAN_EACH_RUN, plan_each_run
 from itsm.core.errors import ItsmError, ValidationError
 from itsm.core.models import (
     SLA_NONE,
@@ -96,7 +97,8 @@ def _explain_postgresql(element: _Explain, compiler: Any, **kw: Any) -> str:
 def _estimate(session: Session, statement: Any) -> int | None:
     if session.get_bind().dialect.name != "postgresql":
         return None
-    plan = session.scalar(_Explain(statement))
+    # Planned for this run's values (a generic plan's estimate is the average group's).
+    plan = session.scalar(_Explain(statement), execution_options={PLAN_EACH_RUN: True})
     if isinstance(plan, str):
         import json
 
@@ -132,7 +134,7 @@ def count_total(service: Any, rt: Any, query: listing.ListQuery,
     if query.q:
         statement = statement.where(listing._text_search(session, query.q))
     limited = statement.limit(bound + 1).subquery("counted")
-    found = session.scalar(select(func.count()).select_from(limited)) or 0
+    found = session.scalar(plan_each_run(select(func.count()).select_from(limited))) or 0
     if found <= bound:
         return Total(found, True)
     estimate = _estimate(session, statement)  # the rows the planner expects it to give
