@@ -277,9 +277,9 @@ def test_queue_views_counts_and_totals_stay_inside_the_agency(app, client, peopl
         if listed.status_code != 200:
             continue
         body = listed.get_json()
-        if body["total"]["exact"] and body["next"] is None:
-            if body["total"]["count"] != len(body["items"]):
-                leaks.append(f"{base}: total {body['total']} for {len(body['items'])} items")
+        if body["total"]["exact"] and body["next"] is None \
+                and body["total"]["count"] != len(body["items"]):
+            leaks.append(f"{base}: total {body['total']} for {len(body['items'])} items")
         for args in ({"q": CANARY}, {"agency": AGENCY_B}, {"sort": "agency"}):
             answer = client.get(base, query_string=args, headers=requester).get_json()
             if args != {"sort": "agency"} and answer["total"]["count"]:
