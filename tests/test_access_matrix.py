@@ -258,6 +258,44 @@ def test_no_operation_nor_page_shows_another_agencys_records(app, client, people
     assert leaks == [], "\n".join(leaks)
 
 
+def test_queue_views_counts_and_totals_stay_inside_the_agency(app, client, people):
+    """Agency A's requester lists every type's queue, each built-in view, a sort by agency
+    and requester, and the API's total: none shows or counts a record of agency B."""
+    from itsm.core.queues import builtin_views
+
+    itsm = app.extensions["itsm"]
+    admin = people["admin"][2]
+    requester = people["requester A"][2]
+    secrets_of_b: set[str] = set()
+    for rt in itsm.types:
+        secrets_of_b.add(open_target(client, app, admin, rt, f"{CANARY} queue of B", AGENCY_B))
+    people_login(client, REQUESTER_A)
+    leaks = []
+    for rt in itsm.types:
+        base = f"/api/v1/{rt.collection}"
+        listed = client.get(base, query_string={"limit": 200}, headers=requester)
+        if listed.status_code != 200:
+            continue
+        body = listed.get_json()
+        if body["total"]["exact"] and body["next"] is None \
+                and body["total"]["count"] != len(body["items"]):
+            leaks.append(f"{base}: total {body['total']} for {len(body['items'])} items")
+        for args in ({"q": CANARY}, {"agency": AGENCY_B}, {"sort": "agency"}):
+            answer = client.get(base, query_string=args, headers=requester).get_json()
+            if args != {"sort": "agency"} and answer["total"]["count"]:
+                leaks.append(f"{base} {args}: counts {answer['total']['count']}")
+            leaks += [f"{base} {args}: {s}" for s in
+                      _found(client.get(base, query_string=args, headers=requester),
+                             secrets_of_b, base)]
+        for view in [None, *builtin_views(rt)]:
+            url = f"/records/{rt.collection}" + (f"?view={view.key}" if view else "")
+            page = client.get(url)
+            leaks += [f"page {url}: {s}" for s in _found(page, secrets_of_b, url)]
+            if CANARY in page.get_data(as_text=True):
+                leaks.append(f"page {url}: {CANARY}")
+    assert leaks == [], "\n".join(leaks)
+
+
 def _found(response, secrets: set[str], url: str) -> list[str]:
     """The secrets in the answer, but for those the caller sent (a 404 names the number
     it did not find)."""

@@ -332,3 +332,24 @@ def test_sla_clock_rows_exist_for_incidents(client, agent, groups, itsm):
 def test_migration_creates_exactly_what_the_models_describe(itsm):
     assert schema_drift(itsm.engine, ["incident", "incident_review",
                                       "incident_escalation"]) == []
+
+
+def test_breaching_soon_says_breached_rather_than_negative_minutes(client, agent, groups,
+                                                                     runner, itsm):
+    late = report(client, agent, impact=1, urgency=1)["number"]
+    past = utcnow() - timedelta(days=13, hours=19)
+    with itsm.Session() as session:
+        record_id = session.scalar(select(Record.id).where(Record.number == late))
+        session.execute(update(SlaClock).where(SlaClock.record_id == record_id)
+                        .values(breach_due_at=past))
+        session.execute(update(Record).where(Record.id == record_id).values(sla_due_at=past))
+        session.commit()
+    result = runner.invoke(["incident", "breaching", "--within", "30"])
+    assert result.exit_code == 0
+    assert "breached 13 d 19 h ago" in result.output and "-19" not in result.output
+    items = client.get(f"{INCIDENTS}/breaching?within=30", headers=agent).json["items"]
+    assert items[0]["number"] == late and items[0]["breached"] is True
+    # The console's "Breaching soon" view lists the same record, first.
+    listed = client.get("/api/v1/incidents?state=open&breaching_within=30&sort=sla_due",
+                        headers=agent).json["items"]
+    assert [i["number"] for i in listed] == [i["number"] for i in items]

@@ -40,6 +40,7 @@ from itsm.core.context import current_itsm
 from itsm.core.errors import ItsmError, NotFound, Unauthorized, ValidationError
 from itsm.core.models import Record, User
 from itsm.core.numbering import RECORD_NUMBER_REGEX
+from itsm.core.queues import count_total
 from itsm.core.schemas import CommentIn, LinkIn, TransitionIn
 from itsm.core.web import CSRF_HEADER, csrf_matches, web_session_actor
 
@@ -445,9 +446,11 @@ def openapi():
 def list_records(service, rt):
     settings = service.itsm.settings
     query = listing.parse_args(request.args.to_dict(), default_limit=settings["api.page_size"],
-                               max_limit=settings["api.max_page_size"])
+                               max_limit=settings["api.max_page_size"], rt=rt)
     records, cursor = service.list(rt.name, query)
-    return jsonify({"items": [service.to_dict(r) for r in records], "next": cursor})
+    total = count_total(service, rt, query)
+    return jsonify({"items": [service.to_dict(r) for r in records], "next": cursor,
+                    "total": total.to_dict()})
 
 
 @bp.post("/<collection>")

@@ -490,13 +490,14 @@ class BulkImporter:
         copiers = self.copiers
         batch = _Batch(count=len(rows), lines=(rows[0].line, rows[-1].line))
         for index, row in enumerate(rows):
-            record = {**row.values, "type": self.rt.name, "version": 1}
+            clocks = self._clocks(row)
+            record = {**row.values, "type": self.rt.name, "version": 1,
+                      "sla_due_at": sla.due_of(clocks)}
             own = {k: row.values.get(k) for k in self.own_columns}
             journal = [{"kind": entry.kind, "actor_id": self.actor.id,
                         "created_at": entry.created_at, "public": extra.get("public", True),
                         "body": extra["body"], "data": entry.data}
                        for entry, extra in row.entries]
-            clocks = self._clocks(row)
             if copiers is not None:
                 record = copiers["record"].row(record)
                 own = copiers["own"].row(own) if self.own_table is not None else own

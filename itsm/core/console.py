@@ -83,7 +83,7 @@ from itsm.core.pagekit import (
 from itsm.core.pagekit import page_actor as page_actor  # re-exported: plugins' pages
 from itsm.core.pagekit import page_blueprint as page_blueprint  # import these from here
 from itsm.core.pagekit import render_page as render_page
-from itsm.core.query import FILTER_ARGS, parse_args
+from itsm.core.queue_pages import home_tiles, queue_page
 from itsm.core.record_page import transitions as transitions  # plugins' pages use it
 from itsm.core.records import RecordService, RecordType
 from itsm.core.web import NavItem, end_web_session, sign_in_methods, start_web_session
@@ -193,39 +193,16 @@ def home():
                   "url": url_for("console.record_list", collection=rt.collection)}
                  for rt in itsm.types if service.can(f"{rt.name}.read")]
         staff = service.is_staff
+        if staff:  # each tile's number is its view's total, and links to that view
+            for t in types:
+                t["tiles"] = home_tiles(service, t["rt"])
     return _render("console/home.html", types=types, staff=staff)
 
 
 @bp.get("/records/<collection>")
 def record_list(collection: str):
-    rt = _record_type(collection)
-    itsm = _itsm()
-    args = {k: v for k in FILTER_ARGS if (v := request.args.get(k, "").strip())}
-    error = None
-    with itsm.unit_of_work(_actor()) as service:
-        try:
-            query = parse_args(args, default_limit=itsm.settings["api.page_size"],
-                               max_limit=itsm.settings["api.max_page_size"])
-            records, cursor = service.list(rt.name, query)
-        except ValidationError as exc:
-            records, cursor, error = [], None, error_text(exc)
-        rows = [{**service.to_dict(r), "url": url_for(
-            ".record_detail", collection=collection, number=r.number)} for r in records]
-        can_create, staff = service.can(f"{rt.name}.create"), service.is_staff
-    page_args = {k: v for k, v in args.items() if k != "cursor"}
-    states = [(s.name, s.title) for s in rt.workflow.states.values()]
-    open_states = ",".join(s.name for s in rt.workflow.states.values() if not s.final)
-    priority = next((f for f in schema_form(rt, staff=True) if f.name == "priority"), None)
-    priorities = range(priority.attrs.get("min", 1), priority.attrs.get("max", 5) + 1) \
-        if priority else []
-    return _render(
-        _templates(rt, "list"), 400 if error else 200, rt=rt, plural=plural(rt), records=rows,
-        filters=args, states=states, open_states=open_states, priorities=priorities,
-        error=error, can_create=can_create, staff=staff,
-        next_url=url_for(".record_list", collection=collection, **page_args, cursor=cursor)
-        if cursor else None,
-        first_url=url_for(".record_list", collection=collection, **page_args)
-        if "cursor" in args else None)
+    """The record type's queue (see :mod:`itsm.core.queue_pages`)."""
+    return queue_page(collection)
 
 
 @bp.route("/records/<collection>/new", methods=["GET", "POST"])

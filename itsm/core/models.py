@@ -26,6 +26,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -308,6 +309,13 @@ class NumberSequence(Base):
     last_value: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# "No clock runs": later than any real due time (see Record.sla_due_at).
+SLA_NONE = datetime(9999, 1, 1, tzinfo=UTC)
+# Partial-index condition of the open-records queue indexes (PostgreSQL and SQLite).
+OPEN_ONLY: dict[str, Any] = {"postgresql_where": text("closed_at IS NULL"),
+                             "sqlite_where": text("closed_at IS NULL")}
+
+
 class Record(Base):
     """What every process's records share. Plugins extend it with joined-table subclasses."""
 
@@ -330,6 +338,12 @@ class Record(Base):
     # When the requester last replied while the assignee had not looked since ("updated by
     # customer" in the queue); cleared when the assignee opens the record.
     customer_reply_at: Mapped[datetime | None]
+    # When the next SLA target of a running clock falls due (the earliest breach time),
+    # kept by the SLA engine in the change's own transaction; SLA_NONE when no clock runs.
+    # A sentinel rather than NULL: every database then sorts and pages it alike, with a
+    # plain index and no NULLS FIRST/LAST (see itsm.core.queues).
+    sla_due_at: Mapped[datetime] = mapped_column(default=SLA_NONE,
+                                                 server_default="9999-01-01 00:00:00")
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {
@@ -347,6 +361,11 @@ class Record(Base):
         Index("ix_record_created_at", "created_at", "id"),
         Index("ix_record_requester", "requester_id"),
         Index("ix_record_customer_reply", "customer_reply_at", "id"),
+        # Queues sorted by SLA due: a group's, an agent's, everyone's; open records only
+        # where the database can say so (closed ones hold SLA_NONE and are never asked).
+        Index("ix_record_group_sla", "group_id", "sla_due_at", "id", **OPEN_ONLY),
+        Index("ix_record_assignee_sla", "assignee_id", "sla_due_at", "id", **OPEN_ONLY),
+        Index("ix_record_sla_due", "sla_due_at", "id", **OPEN_ONLY),
     )
 
 
@@ -507,3 +526,23 @@ class IdempotencyKey(Base):
     __table_args__ = (UniqueConstraint("user_id", "client_key",
                                        name="uq_idempotency_key_user_id"),
                       Index("ix_idempotency_key_expires", "expires_at"))
+
+
+class SavedView(Base):
+    """A queue a person named and keeps: a record type's list with its filters and sort.
+
+    ``query`` holds the list's query-string arguments as the queue page and the API take
+    them (``{"state": "new,in_progress", "sort": "sla_due"}``), validated when saved and
+    again when shown, so a view outlives a renamed group with a message, not an error.
+    """
+
+    __tablename__ = "saved_view"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    record_type: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("user_id", "record_type", "name",
+                                       name="uq_saved_view_user_id"),)

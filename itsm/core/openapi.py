@@ -17,7 +17,8 @@ from werkzeug.routing.converters import AnyConverter, IntegerConverter
 from itsm import __version__
 from itsm.core import schemas as s
 from itsm.core.numbering import NUMBER_PATTERN
-from itsm.core.query import FILTER_ARGS
+from itsm.core.query import FILTER_ARGS, MAX_WITHIN, SORTS
+from itsm.core.sortkeys import sort_types
 
 ERRORS = {"400": "bad request", "401": "authentication required", "403": "forbidden",
           "404": "not found", "409": "conflict (refused transition, duplicate)",
@@ -82,12 +83,36 @@ LIST_PARAMS = [
     {"name": "q", "in": "query", "schema": {"type": "string"},
      "description": "text in title or description, or a record number"},
     {"name": "sort", "in": "query", "schema": {"type": "string", "enum": [
-        p + k for k in ("created_at", "updated_at", "priority", "number") for p in ("", "-")]}},
+        p + k for k in SORTS for p in ("", "-")]},
+     "description": "a column to sort by, `-` first for descending; ties go by id"},
     {"name": "cursor", "in": "query", "schema": {"type": "string"},
      "description": "`next` of the previous page"},
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+    {"name": "category", "in": "query", "schema": {"type": "string"},
+     "description": "the record type's category (422 for a type without one)"},
+    {"name": "service", "in": "query", "schema": {"type": "string"},
+     "description": "the record type's service (422 for a type without one)"},
+    {"name": "breaching_within", "in": "query",
+     "schema": {"type": "integer", "minimum": 0, "maximum": MAX_WITHIN},
+     "description": "minutes: records whose next SLA target falls due within them, "
+                    "breached ones included (0: breached only)"},
+    {"name": "created_since", "in": "query", "schema": {"type": "string",
+                                                         "format": "date-time"}},
+    {"name": "created_before", "in": "query", "schema": {"type": "string",
+                                                          "format": "date-time"}},
+    {"name": "updated_before", "in": "query", "schema": {"type": "string",
+                                                          "format": "date-time"}},
+    {"name": "updated_by_customer", "in": "query", "schema": {"type": "boolean"},
+     "description": "true: records the requester replied to since the assignee looked"},
 ]
 assert {p["name"] for p in LIST_PARAMS} == set(FILTER_ARGS)
+
+
+def list_params(rt) -> list[dict]:
+    """:data:`LIST_PARAMS` with the record type's own sort keys in ``sort``'s enum."""
+    keys = sort_types(rt)
+    return [{**p, "schema": {**p["schema"], "enum": [d + k for k in keys for d in ("", "-")]}}
+            if p["name"] == "sort" else p for p in LIST_PARAMS]
 
 
 def _record_paths(spec: APISpec, rt, schemas: dict) -> None:
@@ -105,7 +130,7 @@ def _record_paths(spec: APISpec, rt, schemas: dict) -> None:
         create_params.append(SUGGEST)
     spec.path(path=base, operations={
         "get": {"tags": [tag], "summary": f"list {rt.title.lower()} records",
-                "operationId": f"list_{rt.name}", "parameters": LIST_PARAMS,
+                "operationId": f"list_{rt.name}", "parameters": list_params(rt),
                 "responses": {"200": _ok(f"{stem}Page"), **_errors("401", "403", "422")}},
         "post": {"tags": [tag], "summary": f"open a {rt.title.lower()}",
                  "operationId": f"create_{rt.name}", "parameters": create_params,

@@ -10,8 +10,8 @@ import base64
 import binascii
 import json
 import math
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -21,7 +21,6 @@ from sqlalchemy import (
     false,
     func,
     literal,
-    literal_column,
     select,
     true,
     tuple_,
@@ -36,11 +35,12 @@ from itsm.core import inputs, search
 from itsm.core.auth import Actor
 from itsm.core.database import plan_each_run
 from itsm.core.errors import ValidationError
-from itsm.core.models import Agency, Group, Record, User
+from itsm.core.models import SLA_NONE, Agency, Group, GroupMember, Record, User, utcnow
+from itsm.core.sortkeys import CORE_SORTS, NO_PRIORITY, sort_expression, sort_types
 
-SORTS = ("created_at", "updated_at", "priority", "number")
-NO_PRIORITY = 99  # records without a priority sort after every real one
+SORTS = tuple(CORE_SORTS)
 MAX_PRIORITY = 99
+MAX_WITHIN = 60 * 24 * 366  # "breaching within": up to a year ahead, in minutes
 MAX_ID = 2**63 - 1
 
 
@@ -59,18 +59,52 @@ class ListQuery:
     sort: str = "-created_at"
     cursor: str | None = None
     limit: int = 50
+    category: str | None = None
+    service: str | None = None
+    breaching_within: int | None = None  # minutes; 0: already breached
+    created_since: datetime | None = None
+    created_before: datetime | None = None
+    updated_before: datetime | None = None
+    updated_by_customer: bool | None = None
+    # The record type listed (its own sort keys, filter fields and states); set by the
+    # record service when the caller left it out.
+    record_type: Any = field(default=None, repr=False, compare=False)
 
 
 FILTER_ARGS = ("state", "assignee", "requester", "group", "agency", "priority",
-               "updated_since", "q", "sort", "cursor", "limit")
+               "updated_since", "q", "sort", "cursor", "limit", "category", "service",
+               "breaching_within", "created_since", "created_before", "updated_before",
+               "updated_by_customer")
+DATE_ARGS = ("updated_since", "updated_before", "created_since", "created_before")
 
 
 def _bad(name: str, message: str) -> ValidationError:
     return ValidationError(f"{name}: {message}", fields={name: [message]})
 
 
-def parse_args(args: dict[str, str], *, default_limit: int, max_limit: int) -> ListQuery:
-    """Validate query-string arguments; unknown ones are refused, not ignored."""
+def _date_arg(args: dict[str, str], name: str) -> datetime:
+    text = args[name].strip()
+    if len(text) == 10:  # a day (a page's date input): its start, in UTC
+        text += "T00:00:00+00:00"
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(name, "an ISO 8601 date-time") from None
+    if value.tzinfo is None:
+        raise _bad(name, "needs a time zone, e.g. 2026-01-31T12:00:00Z")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise _bad(name, "a date-time between the years 1 and 9999") from None
+
+
+def parse_args(args: dict[str, str], *, default_limit: int, max_limit: int,
+               rt: Any = None) -> ListQuery:
+    """Validate query-string arguments; unknown ones are refused, not ignored.
+
+    :param rt: the record type listed: its own columns sort too, and ``state=open``
+        names its states that are not final.
+    """
     unknown = sorted(set(args) - set(FILTER_ARGS))
     with_nul = sorted(name for name, value in args.items() if "\x00" in value)
     if with_nul:  # no database stores it in text; PostgreSQL refuses the query outright
@@ -79,12 +113,18 @@ def parse_args(args: dict[str, str], *, default_limit: int, max_limit: int) -> L
     if unknown:
         raise ValidationError("unknown query parameters: " + ", ".join(unknown),
                               fields={name: ["unknown parameter"] for name in unknown})
-    query = ListQuery(limit=default_limit)
-    for name in ("assignee", "requester", "group", "agency", "q", "cursor"):
+    query = ListQuery(limit=default_limit, record_type=rt)
+    for name in ("assignee", "requester", "group", "agency", "q", "cursor", "category",
+                 "service"):
         if args.get(name):
             setattr(query, name, args[name][:300])
+    if query.assignee == "unassigned":
+        query.assignee = "none"
     if args.get("state"):
         query.state = [s for s in args["state"].split(",") if s][:50]
+        if rt is not None and "open" in query.state and "open" not in rt.workflow.states:
+            query.state = [s for s in query.state if s != "open"] + [
+                name for name, state in rt.workflow.states.items() if not state.final]
     if args.get("priority"):
         try:
             query.priority = [inputs.parse_int(p, "priority")
@@ -93,20 +133,26 @@ def parse_args(args: dict[str, str], *, default_limit: int, max_limit: int) -> L
             raise _bad("priority", "a number or comma-separated numbers") from None
         if not all(0 <= p <= MAX_PRIORITY for p in query.priority):
             raise _bad("priority", f"between 0 and {MAX_PRIORITY}")
-    if "updated_since" in args:  # present but empty is no date-time either
+    for name in DATE_ARGS:
+        if name in args:  # present but empty is no date-time either
+            setattr(query, name, _date_arg(args, name))
+    if "breaching_within" in args:
         try:
-            since = datetime.fromisoformat(args["updated_since"].replace("Z", "+00:00"))
-        except ValueError:
-            raise _bad("updated_since", "an ISO 8601 date-time") from None
-        if since.tzinfo is None:
-            raise _bad("updated_since", "needs a time zone, e.g. 2026-01-31T12:00:00Z")
-        try:
-            query.updated_since = since.astimezone(UTC)
-        except OverflowError:
-            raise _bad("updated_since", "a date-time between the years 1 and 9999") from None
+            query.breaching_within = inputs.parse_int(args["breaching_within"],
+                                                      "breaching_within")
+        except inputs.InputError:
+            raise _bad("breaching_within", "minutes, a whole number") from None
+        if not 0 <= query.breaching_within <= MAX_WITHIN:
+            raise _bad("breaching_within", f"minutes from 0 to {MAX_WITHIN}")
+    if "updated_by_customer" in args:
+        flag = args["updated_by_customer"].lower()
+        if flag not in ("true", "false", "1", "0"):
+            raise _bad("updated_by_customer", "true or false")
+        query.updated_by_customer = flag in ("true", "1")
     if "sort" in args:
-        if args["sort"].removeprefix("-") not in SORTS:
-            raise _bad("sort", "one of " + ", ".join(SORTS) + " (prefix - for descending)")
+        keys = sort_types(rt)
+        if args["sort"].removeprefix("-") not in keys:
+            raise _bad("sort", "one of " + ", ".join(keys) + " (prefix - for descending)")
         query.sort = args["sort"]
     if "limit" in args:
         try:
@@ -118,12 +164,8 @@ def parse_args(args: dict[str, str], *, default_limit: int, max_limit: int) -> L
     return query
 
 
-def _sort_column(name: str) -> ColumnElement:
-    if name == "priority":
-        # A literal, not a bound parameter: the queue index (core_0005) is on this very
-        # expression, and a planner matches it only against a constant.
-        return func.coalesce(Record.priority, literal_column(str(NO_PRIORITY)))
-    return getattr(Record, name)
+def _sort_column(query: ListQuery) -> ColumnElement:
+    return sort_expression(query.record_type, query.sort.removeprefix("-"))
 
 
 def encode_cursor(value: Any, id_: int) -> str:
@@ -133,7 +175,7 @@ def encode_cursor(value: Any, id_: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
+def decode_cursor(cursor: str, sort: str, rt: Any = None) -> tuple[Any, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value, id_ = inputs.load_json(raw, "cursor")  # an InputError is a ValueError
@@ -144,13 +186,12 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
             if value.tzinfo is None:
                 raise ValueError
             value = value.astimezone(UTC)
-        expected = {"created_at": datetime, "updated_at": datetime, "priority": int,
-                    "number": str}[sort.removeprefix("-")]
+        expected = sort_types(rt)[sort.removeprefix("-")]
         if not isinstance(value, expected) or isinstance(value, bool):
             raise ValueError
-        if not 0 < id_ <= MAX_ID or (expected is int and not 0 <= value <= NO_PRIORITY):
+        if not 0 < id_ <= MAX_ID or (expected is int and not -MAX_ID <= value <= MAX_ID):
             raise ValueError
-        if expected is str and (len(value) > 32 or "\x00" in value):
+        if expected is str and (len(value) > 500 or "\x00" in value):
             raise ValueError
     except (ValueError, TypeError, KeyError, OverflowError, binascii.Error,
             UnicodeDecodeError):
@@ -162,7 +203,12 @@ NO_MATCH = 0  # an id no row has: the filter then matches nothing
 
 
 def _lookup(session: Session, model, column, value: str, name: str, actor: Actor) -> int:
-    found = session.scalar(select(model.id).where(column == value))
+    # A page asks twice (its rows and its total): one query per unit of work.
+    known = session.info.setdefault("itsm_list_lookups", {})
+    key = (model.__name__, value)
+    if key not in known:
+        known[key] = session.scalar(select(model.id).where(column == value))
+    found = known[key]
     if found is None:
         if actor.role == "requester":
             # Requesters get an empty list, not "unknown": they must not learn which
@@ -204,13 +250,27 @@ def _filters(session: Session, query: ListQuery, actor: Actor,
     """The page's conditions on ``record``, the text search and the model's type apart."""
     conditions = [] if scope is None else [scope]
     if query.state:
-        conditions.append(Record.state.in_(query.state))
+        rt = query.record_type
+        open_states = {name for name, state in rt.workflow.states.items()
+                       if not state.final} if rt is not None else None
+        if open_states and set(query.state) == open_states:
+            # Every open state: the same as "not closed" (closed_at is set exactly in
+            # final states), which the open-records indexes hold without a look at
+            # each row's state.
+            conditions.append(Record.closed_at.is_(None))
+        else:
+            conditions.append(Record.state.in_(query.state))
     for name, column in (("assignee", Record.assignee_id), ("requester", Record.requester_id)):
         value = getattr(query, name)
         if value:
             user_id = _user_filter(session, actor, value, name)
             conditions.append(column.is_(None) if user_id is None else column == user_id)
-    if query.group:
+    if query.group == "mine":  # the groups the actor is a member of
+        conditions.append(Record.group_id.in_(
+            select(GroupMember.group_id).where(GroupMember.user_id == actor.id)))
+    elif query.group == "none":
+        conditions.append(Record.group_id.is_(None))
+    elif query.group:
         conditions.append(Record.group_id == _lookup(session, Group, Group.name, query.group,
                                                      "group", actor))
     if query.agency:
@@ -218,11 +278,10 @@ def _filters(session: Session, query: ListQuery, actor: Actor,
                                                       query.agency, "agency", actor))
     if query.priority:
         conditions.append(Record.priority.in_(query.priority))
-    if query.updated_since:
-        conditions.append(Record.updated_at >= query.updated_since)
+    conditions.extend(_queue_filters(session, query, actor))
     if query.cursor:
-        value, last_id = decode_cursor(query.cursor, query.sort)
-        column = _sort_column(query.sort.removeprefix("-"))
+        value, last_id = decode_cursor(query.cursor, query.sort, query.record_type)
+        column = _sort_column(query)
         key = tuple_(column, Record.id)
         # Bound with the column's own type: a timestamp must go to the database as the
         # naive UTC value it stores, whatever the session's time zone.
@@ -231,8 +290,44 @@ def _filters(session: Session, query: ListQuery, actor: Actor,
     return conditions
 
 
+def _type_field(query: ListQuery, name: str) -> Any:
+    """The model column behind filter ``name`` (``category``, ``service``) of the type."""
+    rt = query.record_type
+    field_name = (getattr(rt, "filter_fields", None) or {}).get(name, name) if rt else name
+    column = getattr(rt.model, field_name, None) if rt is not None else None
+    if column is None or not hasattr(column, "expression"):
+        title = rt.title if rt is not None else "These"
+        raise _bad(name, f"{title} records have no {name}")
+    return column
+
+
+def _queue_filters(session: Session, query: ListQuery, actor: Actor) -> list[ColumnElement]:
+    """The queue's filters beyond the original list's: dates, SLA, type fields."""
+    out: list[ColumnElement] = []
+    for name, column, before in (("updated_since", Record.updated_at, False),
+                                 ("updated_before", Record.updated_at, True),
+                                 ("created_since", Record.created_at, False),
+                                 ("created_before", Record.created_at, True)):
+        value = getattr(query, name)
+        if value is not None:
+            out.append(column < value if before else column >= value)
+    if query.breaching_within is not None:
+        # Already breached records are "breaching within" any window: most urgent of all.
+        horizon = min(utcnow() + timedelta(minutes=query.breaching_within), SLA_NONE)
+        out.append(Record.sla_due_at <= horizon)
+        out.append(Record.sla_due_at < SLA_NONE)
+    if query.updated_by_customer is not None:
+        out.append(Record.customer_reply_at.is_not(None) if query.updated_by_customer
+                   else Record.customer_reply_at.is_(None))
+    for name in ("category", "service"):
+        value = getattr(query, name)
+        if value:
+            out.append(_type_field(query, name) == value)
+    return out
+
+
 def _order(query: ListQuery) -> tuple[ColumnElement, ColumnElement]:
-    column = _sort_column(query.sort.removeprefix("-"))
+    column = _sort_column(query)
     if query.sort.startswith("-"):
         return column.desc(), Record.id.desc()
     return column.asc(), Record.id.asc()
@@ -296,7 +391,7 @@ def search_page(session: Session, model: type[Record], query: ListQuery, actor: 
     if mapper.inherits is not None:  # the model's own table is joined for the page only
         conditions.append(Record.type.in_([m.polymorphic_identity
                                            for m in mapper.self_and_descendants]))
-    column = _sort_column(query.sort.removeprefix("-"))
+    column = _sort_column(query)
     descending = query.sort.startswith("-")
     page = query.limit + 1
 
@@ -388,9 +483,10 @@ def gather_cap(session: Session) -> int:
     return max(SEARCH_GATHER, round(SEARCH_GATHER_PER_ROOT * math.sqrt(max(estimate or 0, 0))))
 
 
-def cursor_after(record: Record, sort: str) -> str:
-    name = sort.removeprefix("-")
-    value = record.priority if name == "priority" else getattr(record, name)
-    if name == "priority" and value is None:
-        value = NO_PRIORITY
+def cursor_after(session: Session, record: Record, query: ListQuery) -> str:
+    """The cursor of the page after ``record``: its sort key as the database computes
+    it (a person's display name, a state's place in the workflow) and its id."""
+    value = session.scalar(select(_sort_column(query)).where(Record.id == record.id))
+    if value is None:  # the record went meanwhile; a key no row has still pages on
+        value = NO_PRIORITY if query.sort.removeprefix("-") == "priority" else ""
     return encode_cursor(value, record.id)

@@ -60,6 +60,11 @@ REFERENCE_FIELDS = ("agency", "requester", "assignee", "group")
 STAFF_ONLY_FIELDS = ("assignee", "group", "agency", "requester")
 
 
+# A queue's columns unless the record type says otherwise (RecordType.columns).
+DEFAULT_COLUMNS = ("number", "title", "requester", "agency", "group", "assignee", "priority",
+                   "state", "sla_due", "updated_at")
+
+
 @dataclass(frozen=True)
 class RecordType:
     """A kind of record a plugin provides (returned by ``itsm_record_types``).
@@ -87,6 +92,13 @@ class RecordType:
         or a list of ids: what a user types is resolved to the stable id before it is
         stored, and the API adds ``<field>_ref`` (``<field>_refs`` for a list). With no
         provider of the kind the field is validated free text.
+    :param columns: the queue's columns, in order: the core's (``number``, ``title``,
+        ``requester``, ``agency``, ``group``, ``assignee``, ``priority``, ``state``,
+        ``sla_due``, ``updated_at``, ``created_at``) and the type's own fields; each sorts.
+    :param major: the name of a true/false field that marks a record "major": the queue
+        makes such records stand out, as it does those of priority 1.
+    :param filter_fields: the type's own fields behind the queue's ``category`` and
+        ``service`` filters, when named otherwise (``{"service": "affected_service"}``).
     """
 
     name: str
@@ -101,6 +113,9 @@ class RecordType:
     derive: Callable[[Record], dict[str, Any] | None] | None = field(default=None,
                                                                       compare=False)
     references: Mapping[str, str] = field(default_factory=dict, compare=False)
+    columns: tuple[str, ...] = DEFAULT_COLUMNS
+    major: str = ""
+    filter_fields: Mapping[str, str] = field(default_factory=dict, compare=False)
     plugin: str = field(default="", compare=False)
 
     @property
@@ -161,10 +176,11 @@ class UnjournaledChange(RuntimeError):
     was journaled: the journal would no longer tell what the record holds."""
 
 
-# Bookkeeping the unit of work changes by itself: the version goes up at each flush. The
-# customer-reply mark is a workspace marker, not a field of the record: it is not
+# Bookkeeping the unit of work changes by itself: the version goes up at each flush, and
+# the SLA engine keeps the next due time from the clocks (a figure of them, not a field).
+# The customer-reply mark is a workspace marker, not a field of the record: it is not
 # journaled, so neither :func:`replay_values` nor the unjournaled-change check compares it.
-_UNWATCHED = frozenset({"version", "customer_reply_at"})
+_UNWATCHED = frozenset({"version", "sla_due_at", "customer_reply_at"})
 
 
 @functools.cache
@@ -343,17 +359,18 @@ class RecordService:
             raise NotFound(f"no {rt.title.lower()} {number}")
         return record
 
-    def list(self, type_name: str, query: ListQuery) -> tuple[list[Record], str | None]:
-        """One page of records the actor may see, and the cursor of the next page."""
+    def list(self, type_name: str, query: ListQuery, *, prefetch: bool = True) \
+            -> tuple[list[Record], str | None]:
+        """One page of records the actor may see, and the cursor of the next page.
+
+        :param prefetch: look up the page's references for :meth:`to_dict` at once (a
+            page that shows names of its own, as the queue does, skips it).
+        """
         rt = self.itsm.types.get(type_name)
         self.require(f"{rt.name}.read")
-        scope = visibility_scope(self.actor)
-        states = rt.workflow.states
-        if query.state and all(s in states and not states[s].final for s in query.state):
-            # Implied by those states (closed_at is set exactly in final ones); said so
-            # that the database can use the open-records queue index (core_0005).
-            scope = and_(scope, Record.closed_at.is_(None)) if scope is not None \
-                else Record.closed_at.is_(None)
+        if query.record_type is None:
+            query.record_type = rt
+        scope = self.list_scope(rt, query)
         from itsm.core.query import search_page
 
         rows = search_page(self.session, rt.model, query, self.actor, scope) \
@@ -363,10 +380,28 @@ class RecordService:
                                                    self.actor, scope)))
         more = len(rows) > query.limit
         rows = rows[:query.limit]
-        cursor = cursor_after(rows[-1], query.sort) if more and rows else None
-        self.prefetch_refs(rows)
+        cursor = cursor_after(self.session, rows[-1], query) if more and rows else None
+        if prefetch:
+            self.prefetch_refs(rows)
         # The scope above is the fast path; the permission hook has the last word per row.
         return [r for r in rows if self.can(f"{rt.name}.read", r)], cursor
+
+    def list_scope(self, rt: RecordType, query: ListQuery) -> Any:
+        """The SQL condition on ``record`` every list, count and total of ``rt`` for this
+        actor starts from: what the actor may read (an agency's records for its
+        requesters), and ``closed_at IS NULL`` when only open states are asked for."""
+        scope = visibility_scope(self.actor)
+        states = rt.workflow.states
+        every_open = {name for name, state in states.items() if not state.final}
+        # (every open state is asked as "not closed" by the list itself: said twice, the
+        # planner would count its share twice and estimate a fifth of the rows)
+        if query.state and all(s in states and not states[s].final for s in query.state) \
+                and set(query.state) != every_open:
+            # Implied by those states (closed_at is set exactly in final ones); said so
+            # that the database can use the open-records queue indexes (core_0005, 0014).
+            scope = and_(scope, Record.closed_at.is_(None)) if scope is not None \
+                else Record.closed_at.is_(None)
+        return scope
 
     def ref(self, kind: str, id_: int | None) -> str | None:
         """Agency code, user e-mail or group name for an id (cached per service)."""

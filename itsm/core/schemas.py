@@ -235,6 +235,19 @@ class ErrorOut(Schema):
     error = fields.Nested(ErrorBody, required=True)
 
 
+class TotalOut(Schema):
+    """How many records a list matches."""
+
+    count = fields.Integer(required=True, metadata={
+        "description": "the number; when not exact, an estimate (or the bound, as "
+                       "\"more than\")"})
+    exact = fields.Boolean(required=True, metadata={
+        "description": "true when counted; false beyond the bound (see `more_than`)"})
+    more_than = fields.Boolean(required=True, metadata={
+        "description": "true when the database gives no estimate: there are more than "
+                       "`count`"})
+
+
 _TYPE_SCHEMAS: dict[tuple[str, type[Schema] | None], dict[str, type[Schema]]] = {}
 
 
@@ -287,7 +300,10 @@ def _build_type_schemas(name: str, own: type[Schema] | None,
     def page_fields() -> dict:
         return {"items": fields.List(fields.Nested(record_out), required=True),
                 "next": fields.String(allow_none=True, metadata={
-                    "description": "cursor of the next page; null on the last page"})}
+                    "description": "cursor of the next page; null on the last page"}),
+                "total": fields.Nested(TotalOut, metadata={
+                    "description": "how many records match, counted exactly up to a bound "
+                                   "and estimated beyond it"})}
 
     page = type(f"{stem}Page", (Schema,), page_fields())
     # The create response of a type with ``suggest=True``: the record and the answers

@@ -26,6 +26,8 @@ class State:
     :param final: a record in a final state is closed (``closed_at`` is set); only
         transitions that name it explicitly as a source leave it (a reopen).
     :param waiting: SLA clocks pause while a record is in this state (on hold).
+    :param customer: the record waits for its requester here (the queue's "Waiting for
+        customer" view lists records in such states).
     :param stops: SLA metrics met when a record enters this state (``("resolution",)``
         on a "resolved" state). When no state of a workflow names a metric, the defaults
         apply: ``response`` is met on leaving the initial state, ``resolution`` on
@@ -37,6 +39,7 @@ class State:
     final: bool = False
     waiting: bool = False
     stops: tuple[str, ...] = ()
+    customer: bool = False
 
     @property
     def title(self) -> str:

@@ -46,6 +46,8 @@ from itsm.core.sla.replay import (
     ClockFigures,
     RecomputeStats,
     count_records,
+    due_of,
+    keep_due,
     recompute,
     replay,
     replay_record,
@@ -58,4 +60,4 @@ __all__ = ["SlaClock", "SlaTarget", "ClockFigures", "default_target", "policy_fo
            "replay", "on_record_changed", "sweep", "count_due", "recompute", "clocks_for",
            "CLOCK_KINDS", "METRICS", "TICK", "ZERO", "met_once_of", "metrics_of",
            "targets_for", "RecomputeStats", "count_records", "replay_record", "SweepStats",
-           "elapsed_at"]
+           "elapsed_at", "due_of", "keep_due"]

@@ -10,8 +10,10 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from itsm.core.calendars import (
     DEFAULT,
@@ -19,7 +21,7 @@ from itsm.core.calendars import (
     builtin_calendars,
     calendar_named,
 )
-from itsm.core.models import JournalEntry, Record, utcnow, write_now
+from itsm.core.models import SLA_NONE, JournalEntry, Record, utcnow, write_now
 from itsm.core.sla.policy import (
     CLOCK_KINDS,
     METRICS,
@@ -293,6 +295,34 @@ def _store(session: Session, record_id: int, figures: list[ClockFigures],
     return rows, changed
 
 
+def keep_due(session: Session, record: Record, clocks: Iterable[Any]) -> None:
+    """Store on the record when its next SLA target falls due (``Record.sla_due_at``,
+    which queues sort by): the earliest breach time of its running clocks.
+
+    Written with an UPDATE of its own, not through the record's attributes: the record's
+    version counts changes a client may have seen, and this is a figure of the clocks,
+    not a change to the record.
+    """
+    due = min((c.breach_due_at for c in clocks
+               if c.state == "running" and c.breach_due_at is not None), default=SLA_NONE)
+    state = sa_inspect(record)
+    if state.persistent and state.dict.get("sla_due_at") == due:
+        return
+    if not state.persistent:  # its INSERT is still to come and writes the value
+        record.sla_due_at = due
+        return
+    session.execute(update(Record.__table__).where(Record.__table__.c.id == record.id)
+                    .values(sla_due_at=due))
+    set_committed_value(record, "sla_due_at", due)
+
+
+def due_of(clocks: Iterable[Mapping[str, Any]]) -> datetime:
+    """``Record.sla_due_at`` for clock rows given as dicts (the bulk import's)."""
+    return min((c["breach_due_at"] for c in clocks
+                if c.get("state") == "running" and c.get("breach_due_at") is not None),
+               default=SLA_NONE)
+
+
 # -- recompute ---------------------------------------------------------------------------------
 
 
@@ -346,6 +376,7 @@ def recompute(itsm: Itsm, type_name: str | None = None, *, now: datetime | None 
                     figures = replay_record(itsm, session, record, rt.workflow, now,
                                             journals[record.id])
                     rows, changed = _store(session, record.id, figures, clocks[record.id])
+                    keep_due(session, record, rows)
                     stats.clocks += len(rows)
                     stats.changed += changed
                 session.commit()

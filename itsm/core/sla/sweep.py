@@ -21,7 +21,7 @@ from itsm.core.bulkwrite import Copier, new_ids
 from itsm.core.calendars import Calendar
 from itsm.core.models import Event, JournalEntry, Record, utcnow
 from itsm.core.sla.policy import CLOCK_KINDS
-from itsm.core.sla.replay import _store, replay_record
+from itsm.core.sla.replay import _store, keep_due, replay_record
 from itsm.core.sla.stored import calendars_for
 from itsm.core.sla_models import SlaClock
 
@@ -72,6 +72,7 @@ def on_record_changed(itsm: Itsm, session: Session, record: Record, change: Reco
     clocked.add(record.id)
     figures = replay_record(itsm, session, record, rt.workflow, now, history)
     rows, _ = _store(session, record.id, figures, existing)
+    keep_due(session, record, rows)
     due = [(clock, kind) for clock in rows for kind in ("warning", "breach")
            if getattr(clock, _FLAG[kind]) and not getattr(clock, _SENT[kind])]
     if not due:  # the usual case: nothing to announce, the commit writes the clocks

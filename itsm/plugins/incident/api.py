@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, jsonify, request
 from marshmallow import RAISE, Schema, fields, validate
-from sqlalchemy import select
 
 from itsm.plugin import (
     Conflict,
@@ -15,15 +13,14 @@ from itsm.plugin import (
     InputError,
     Record,
     RecordService,
-    SlaClock,
     ValidationError,
     current_actor,
     current_itsm,
     document,
     json_body,
     parse_int,
-    utcnow,
 )
+from itsm.plugin import breaching_soon as queue_breaching_soon
 from itsm.plugins.incident.hooks import CHILD_OF, OPEN_STATES, REVIEWS, linked
 from itsm.plugins.incident.models import Incident
 
@@ -78,7 +75,9 @@ class BreachingOut(Schema):
     group = fields.String(allow_none=True)
     metric = fields.String()
     breach_due_at = fields.String()
-    minutes_left = fields.Float()
+    minutes_left = fields.Float(metadata={"description": "negative once breached"})
+    left = fields.String(metadata={"description": "\"in 25 min\", or \"breached 2 h ago\""})
+    breached = fields.Boolean()
 
 
 class BreachingPage(Schema):
@@ -257,35 +256,20 @@ def breaching():
 
 
 def breaching_soon(actor, args) -> list[dict[str, Any]]:
-    """Open incidents the actor may read whose running clock falls due within a window."""
+    """Open incidents the actor may read whose next SLA target falls due within a window,
+    breached ones first: the rows of the console's "Breaching soon" view."""
     try:
         within = parse_int(args.get("within", "120"), "within", minimum=1, maximum=10080)
     except InputError:
         raise ValidationError("within: minutes from 1 to 10080",
                               fields={"within": ["minutes from 1 to 10080"]}) from None
-    now = utcnow()
-    horizon = now + timedelta(minutes=within)
-    with current_itsm().unit_of_work(actor) as service:
-        stmt = (select(Incident, SlaClock)
-                .join(SlaClock, SlaClock.record_id == Incident.id)
-                .where(Incident.state.in_(("new", "in_progress")),
-                       SlaClock.state == "running", SlaClock.breach_due_at.is_not(None),
-                       SlaClock.breach_due_at <= horizon)
-                .order_by(SlaClock.breach_due_at, Incident.id).limit(200))
-        if args.get("group"):
-            from itsm.plugin import Group
-
-            stmt = stmt.join(Group, Group.id == Incident.group_id).where(
-                Group.name == args["group"][:100])
-        items = []
-        for incident, clock in service.session.execute(stmt):
-            if not service.can("incident.read", incident):
-                continue
-            items.append({"number": incident.number, "title": incident.title,
-                          "priority": incident.priority,
-                          "group": service.ref("group", incident.group_id),
-                          "metric": clock.metric,
-                          "breach_due_at": clock.breach_due_at.isoformat(),
-                          "minutes_left": round((clock.breach_due_at - now)
-                                                .total_seconds() / 60, 1)})
-    return items
+    itsm = current_itsm()
+    rt = itsm.types.get("incident")
+    with itsm.unit_of_work(actor) as service:
+        rows = queue_breaching_soon(service, rt, within, args.get("group", "")[:100] or None)
+        return [{"number": row["number"], "title": row["title"], "priority": row["priority"],
+                 "group": row["group"], "metric": row["sla"]["metric"],
+                 "breach_due_at": row["sla"]["due_at"].isoformat(),
+                 "minutes_left": row["sla"]["minutes_left"], "left": row["sla"]["left"],
+                 "breached": row["sla"]["status"] == "breached"}
+                for row in rows if row["sla"]]

@@ -32,7 +32,8 @@ def housekeeping(itsm) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_itsm
 def breaching(itsm, within: int, group: str | None, as_json: bool) -> None:
-    """Open incidents whose next SLA target falls due soon, soonest first."""
+    """Open incidents whose next SLA target falls due soon (breached ones first): the
+    console's "Breaching soon" view."""
     from itsm.plugins.incident.api import breaching_soon
 
     args = {"within": str(within), **({"group": group} if group else {})}
@@ -42,9 +43,9 @@ def breaching(itsm, within: int, group: str | None, as_json: bool) -> None:
         return
     if not items:
         click.echo(f"nothing falls due within {within} minutes")
-    for item in items:
+    for item in items:  # "breached 13 d 19 h ago" rather than "-19892.6 min"
         click.echo(f"{item['number']:<12} P{item['priority'] or '-'} "
-                   f"{item['metric']:<11} {item['minutes_left']:>8.1f} min  "
+                   f"{item['metric']:<11} {item['left']:<24} "
                    f"{item['group'] or '-':<20} {item['title']}")
 
 

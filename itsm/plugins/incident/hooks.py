@@ -166,7 +166,7 @@ WORKFLOW = Workflow(
     states=[
         State("new", stops=()),
         State("in_progress", "In progress", stops=("response",)),
-        State("on_hold", "On hold", waiting=True, stops=("response",)),
+        State("on_hold", "On hold", waiting=True, stops=("response",), customer=True),
         State("resolved", stops=("response", "resolution")),
         State("closed", final=True, stops=("response", "resolution")),
         State("cancelled", final=True, stops=("response", "resolution")),
@@ -222,7 +222,8 @@ def derive_priority(record: Record) -> dict[str, Any]:
 
 INCIDENT = RecordType(name="incident", model=Incident, prefix="INC", collection="incidents",
                       workflow=WORKFLOW, schema=IncidentSchema, label="Incident",
-                      suggest=True, derive=derive_priority, references=spine.REFERENCES)
+                      suggest=True, derive=derive_priority, references=spine.REFERENCES,
+                      major="major", filter_fields={"service": "affected_service"})
 REVIEW = RecordType(name="incident_review", model=IncidentReview, prefix="PIR",
                     collection="incident-reviews", workflow=REVIEW_WORKFLOW,
                     schema=ReviewSchema, label="Post-incident review", requester_roles=())

@@ -38,6 +38,7 @@ from itsm.plugin import (
     page_blueprint,
     parse_int,
     render_page,
+    view_total,
 )
 from itsm.plugins.incident import reports, rules
 from itsm.plugins.incident.models import Incident
@@ -110,14 +111,16 @@ def dashboard_page():
             errors.append(error_text(exc))
             group = None
             report = reports.summary(session, actor, since=since, until=until)
-    from itsm.plugins.incident.api import breaching_soon
-
-    soon = breaching_soon(actor, {"within": str(BREACHING_WITHIN),
-                                  **({"group": group} if group else {})})
+    # The tile counts the queue's "Breaching soon" view and links to it: one number.
+    extra = {"breaching_within": str(BREACHING_WITHIN), **({"group": group} if group else {})}
+    with itsm.unit_of_work(actor) as service:
+        soon = view_total(service, itsm.types.get("incident"), "breaching_soon", extra)
     return render_page(
         "incident/dashboard.html", 400 if errors else 200, report=report, days=days,
-        group=group, groups=groups, errors=errors, breaching=len(soon),
-        breaching_within=BREACHING_WITHIN, volume=volume_chart(report["weeks"]),
+        group=group, groups=groups, errors=errors, breaching=soon.count,
+        breaching_exact=soon.exact, breaching_within=BREACHING_WITHIN,
+        breaching_url=url_for("console.record_list", collection="incidents",
+                              view="breaching_soon", **extra), volume=volume_chart(report["weeks"]),
         compliance=compliance_chart(report["weeks"]),
         backlog=backlog_chart(report["backlog_by_group"]))
 
