@@ -226,7 +226,7 @@ def _gated(values: MultiDict) -> ImmutableMultiDict:
 def _web(app: Flask, itsm: Itsm) -> None:
     """The routes, request hooks and error handlers: the API's, the console's, then every
     plugin's. Registered when the application is first used (see :class:`ItsmApp`)."""
-    from itsm.core import api, console, ops
+    from itsm.core import api, console, inbox_web, ops  # noqa: F401 (routes)
 
     ops.init_app(app)  # first: its timer starts before any other request hook runs
     api.init_app(app)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from itsm.core import inbox
 from itsm.core.attachments import AttachmentStore, LocalFolderStore
 from itsm.core.auth import Actor, Permission, default_permission_check
 from itsm.core.config import Settings
@@ -15,6 +16,7 @@ from itsm.core.context import current_itsm
 from itsm.core.demo import DemoContext, install_defaults
 from itsm.core.errors import ConfigError
 from itsm.core.hookspecs import hookimpl
+from itsm.core.notify import EventMessage, Recipient
 from itsm.core.records import CORE_LINK_KINDS, LinkKind
 from itsm.core.sla import SlaTarget, default_target
 
@@ -61,3 +63,15 @@ def itsm_sla_policy(record, metric: str) -> SlaTarget | None:
 @hookimpl(trylast=True)
 def itsm_install_defaults(ctx: DemoContext) -> None:
     install_defaults(ctx)
+
+
+@hookimpl
+def itsm_notification_channels() -> list:
+    """The in-app inbox (see :mod:`itsm.core.inbox`): always there, like the journal."""
+    return [inbox.InboxChannel()]
+
+
+@hookimpl
+def itsm_notification_recipients(event: EventMessage, session) -> list[Recipient]:
+    """Who finds ``event`` in their inbox, from what every record and event carries."""
+    return inbox.recipients(_itsm(), event, session)

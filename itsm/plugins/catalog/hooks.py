@@ -394,12 +394,13 @@ def itsm_blueprints():
 
 @hookimpl
 def itsm_navigation(actor: Actor) -> list[NavItem]:
-    items = [NavItem("Service catalog", "/portal/catalog", order=15),
-             NavItem("My requests", "/portal/requests", order=16),
-             NavItem("Approvals", "/portal/approvals", order=17)]
+    items = [NavItem("Service catalog", "/portal/catalog", order=15, group="portal"),
+             NavItem("My requests", "/portal/requests", order=16, group="portal"),
+             NavItem("Request approvals", "/portal/approvals", order=17, group="work")]
     if actor.role != "requester":
-        items += [NavItem("Catalog feedback", "/catalog/feedback", order=61),
-                  NavItem("Technical catalog", "/catalog/technical", order=62)]
+        items += [NavItem("Catalog feedback", "/catalog/feedback", order=61, group="work"),
+                  NavItem("Technical catalog", "/catalog/technical", order=62,
+                          group="process")]
     return items
 
 
