@@ -204,6 +204,8 @@ def recipients(itsm: Itsm, event: EventMessage, session: Session) -> list[Recipi
             continue  # nobody is told of their own action
         if not _may_read(itsm, session, user, record, summary.get("type")):
             continue
+        if event.payload.get("public", True) is False and user.role == "requester":
+            continue  # a work note, or a plugin's staff-only news: not for requesters
         out.append(Recipient(CHANNEL, f"{user.id}:{kind}"))
         if kind in by_email.get(user.id, ()):
             out.append(Recipient(EMAIL_CHANNEL, user.email))

@@ -180,7 +180,7 @@ class MarkReadIn(Schema):
     @validates_schema
     def one_of(self, data, **kwargs):
         if bool(data.get("ids")) == bool(data.get("all")):
-            raise ValidationError("give ids, or all: true", "_schema")
+            raise ValidationError("give ids, or all: true", "ids")
 
 
 class MarkReadOut(Schema):
