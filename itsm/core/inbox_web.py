@@ -124,7 +124,7 @@ def notification_preferences():
 # -- API ----------------------------------------------------------------------------------
 
 
-class RecordRefOut(Schema):
+class NotifiedRecordOut(Schema):
     class Meta:
         unknown = RAISE
 
@@ -144,7 +144,7 @@ class NotificationOut(Schema):
     summary = fields.String(required=True)
     excerpt = fields.String(required=True)
     actor = fields.String(required=True)
-    record = fields.Nested(RecordRefOut, required=True)
+    record = fields.Nested(NotifiedRecordOut, required=True)
     created_at = fields.String(required=True)
     read = fields.Boolean(required=True)
     read_at = fields.String(allow_none=True, required=True)

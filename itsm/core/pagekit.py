@@ -229,7 +229,9 @@ def menu_entries(actor: Actor) -> list[NavItem]:
                   for rt in readable if rt.plugin not in offering and rt.name not in replaced]
         items += [replace(item, group="portal") for _, item in plugin_items]
     groups = list(NAV_GROUPS)
-    items.sort(key=lambda i: (groups.index(i.placed), i.order, i.label.lower()))
+    # Processes by name (people look one up); the other groups in the plugins' order.
+    items.sort(key=lambda i: (groups.index(i.placed), 0 if i.placed == "process" else i.order,
+                              i.label.lower()))
     seen: set[str] = set()
     unique = []
     for item in items:  # no entry twice: the same page, or two entries read the same
