@@ -69,6 +69,9 @@ KINDS: dict[str, str] = {
     "reply": "A reply on a record I work",
     "sla": "An SLA warning on my record",
 }
+# What a notification's badge says of its kind.
+SHORT: dict[str, str] = {"approval": "Approval", "assigned": "Assigned", "mention": "Mention",
+                         "reply": "Reply", "sla": "Service level"}
 UNREAD_SHOWN_UP_TO = 99  # the bell says "99+" beyond
 EXCERPT = 280
 MENTION = re.compile(r"(?<![\w@])@([\w.+-]+(?:@[\w-]+(?:\.[\w-]+)+)?)")
@@ -372,7 +375,7 @@ def set_email_kinds(session: Session, user_id: int, kinds: set[str]) -> None:
 
 def as_dict(item: Notification, url: str | None = None) -> dict[str, Any]:
     """A notification as the API gives it."""
-    return {"id": item.id, "kind": item.kind, "kind_label": KINDS.get(item.kind, item.kind),
+    return {"id": item.id, "kind": item.kind, "kind_label": SHORT.get(item.kind, item.kind),
             "summary": item.summary, "excerpt": item.excerpt, "actor": item.actor,
             "record": {"number": item.record_number, "type": item.record_type,
                        "title": item.title, "url": url},
