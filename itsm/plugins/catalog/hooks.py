@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 from itsm.plugin import (
     Actor,
     ApprovalScope,
+    Event,
     Group,
+    GroupMember,
     LinkKind,
     NavItem,
     Permission,
@@ -22,6 +24,7 @@ from itsm.plugin import (
     SlaTarget,
     State,
     Transition,
+    User,
     ValidationError,
     Workflow,
     current_itsm,
@@ -309,10 +312,42 @@ def itsm_record_prepare(session: Session, record: Record, change: RecordChange) 
             record.fulfilled_at = utcnow()
 
 
+def _approvers(session: Session, record: ServiceRequest) -> list[str]:
+    """The addresses of those who may approve ``record`` (its requester left out)."""
+    if record.approval == "manager":
+        people = select(Approver.user_id).where(Approver.agency_id == record.agency_id)
+    elif record.approval == "service_owner":
+        people = select(Service.owner_id).where(Service.id == record.service_id)
+    else:
+        people = select(GroupMember.user_id).join(
+            Offering, Offering.approval_group_id == GroupMember.group_id).where(
+            Offering.id == record.offering_id)
+    return sorted(session.scalars(select(User.email).where(
+        User.id.in_(people), User.id != (record.requester_id or 0), User.active.is_(True))))
+
+
+def _ask_approval(session: Session, record: ServiceRequest, actor: Actor) -> None:
+    """Tell the approvers that a request waits for them (``request.approval_requested``,
+    with ``approvers``: the core's inbox shows it to each of them)."""
+    approvers = _approvers(session, record)
+    if not approvers:
+        return
+    event = Event(name="request.approval_requested", record_id=record.id,
+                  actor_id=actor.id, payload={
+                      "record": {"number": record.number, "type": record.type,
+                                 "title": record.title, "state": record.state,
+                                 "priority": record.priority},
+                      "actor": actor.email, "approvers": approvers})
+    session.add(event)
+    session.info.setdefault("itsm_events", []).append(event)
+
+
 def _on_request(session: Session, record: ServiceRequest, change: RecordChange) -> None:
     if change.kind == "created":
         if record.approval == "none":
             system_service(session).transition(record, "start")
+        elif record.state == "submitted":
+            _ask_approval(session, record, change.actor)
         return
     if change.kind != "transitioned":
         return
