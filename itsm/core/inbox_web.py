@@ -9,11 +9,13 @@ Pages: ``/notifications`` (``?unread=1`` for the unread only; ``after=<id>`` pag
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import flash, jsonify, redirect, request, url_for
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from itsm.core import inbox, inputs
 from itsm.core.api import LARGEST_INTEGER, current_actor, document, flag_arg, json_body
@@ -23,6 +25,7 @@ from itsm.core.errors import NotFound, Unauthorized
 from itsm.core.pagekit import _actor, _itsm, _render, bp, signed_in_actor
 from itsm.core.schemas import Boolean
 
+log = logging.getLogger("itsm.inbox")
 TAGS = ["Notifications"]
 PAGE = 50
 
@@ -48,8 +51,12 @@ def _bell() -> dict[str, Any]:
         actor = signed_in_actor()
         if actor is None or actor.id is None:
             return 0
-        with _itsm().Session() as session:
-            return inbox.unread_count(session, actor.id)
+        try:
+            with _itsm().Session() as session:
+                return inbox.unread_count(session, actor.id)
+        except SQLAlchemyError:  # an error page about the database (or a missed upgrade)
+            log.warning("the bell's count could not be read", exc_info=True)
+            return 0
 
     return {"inbox_unread": unread, "inbox_shown_up_to": inbox.UNREAD_SHOWN_UP_TO}
 
