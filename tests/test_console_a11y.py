@@ -136,3 +136,21 @@ def test_console_js_runs_under_the_policy_bell_mark_read_and_shortcuts(
     expect(page.get_by_role("heading", level=1)).not_to_have_text("Notifications")
     assert refused == []
     context.close()
+
+
+def test_with_script_the_phone_menu_is_a_button_that_says_it_is_open(app, live_server,
+                                                                     browser, demo):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    sign_in(page, live_server, AGENT)
+    menu = page.get_by_role("button", name="Menu")
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    expect(page.get_by_role("navigation", name="Main")).to_be_hidden()
+    menu.click()
+    expect(menu).to_have_attribute("aria-expanded", "true")
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="Notifications")).to_be_visible()
+    menu.click()
+    expect(nav).to_be_hidden()
+    context.close()

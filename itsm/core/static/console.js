@@ -1,6 +1,7 @@
 /* itsm console: a small enhancement. Every page works without it; this script only
    makes the common things quicker:
    - the bell's unread count refreshes every minute and when the tab comes back;
+   - the phone menu's toggle becomes a button that says whether the menu is open;
    - "Mark read" and "Mark all read" on the notification list act in place;
    - keyboard shortcuts: "g" then a letter goes to a page of the menu (g h home,
      g n notifications, g q the first queue), "?" shows them all, Escape closes.
@@ -35,6 +36,26 @@
   if (bell) {
     window.setInterval(refreshCount, 60000);
     document.addEventListener("visibilitychange", refreshCount);
+  }
+
+  /* -- the phone menu: a real button that says whether it is open -------------------- */
+
+  var toggle = document.getElementById("nav-toggle");
+  var label = document.querySelector('label[for="nav-toggle"]');
+  if (toggle && label) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "nav-button";
+    button.textContent = label.textContent;
+    button.setAttribute("aria-controls", "main-nav");
+    button.setAttribute("aria-expanded", String(toggle.checked));
+    button.addEventListener("click", function () {
+      toggle.checked = !toggle.checked;
+      button.setAttribute("aria-expanded", String(toggle.checked));
+    });
+    toggle.tabIndex = -1;
+    toggle.setAttribute("aria-hidden", "true");
+    label.replaceWith(button);
   }
 
   /* -- marking notifications read in place ----------------------------------------- */
