@@ -272,3 +272,17 @@ def test_preferences_say_which_kinds_also_go_by_email(mail_app, smtp):
         stored = session.scalars(select(inbox.Notification.kind)
                                  .order_by(inbox.Notification.id)).all()
     assert stored == ["assigned", "mention"]
+
+
+def test_opening_a_record_reads_its_notifications(app, client, itsm, people):
+    first = new_ticket(client, people["agent"], assignee=BOB)
+    second = new_ticket(client, people["agent"], assignee=BOB)
+    itsm.outbox.drain()
+    web = signed_in(app, BOB)
+    page = web.get(f"/records/tickets/{first}").get_data(as_text=True)
+    assert "data-bell-count>1</span>" in page  # counted after it was read
+    unread = inbox_of(client, people["bob"], unread="true")["items"]
+    assert [n["record"]["number"] for n in unread] == [second]
+    # Someone else opening it changes nothing of bob's.
+    signed_in(app, CAROL).get(f"/records/tickets/{second}")
+    assert inbox_of(client, people["bob"])["unread"] == 1

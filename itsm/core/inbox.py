@@ -344,6 +344,15 @@ def mark_read(session: Session, user_id: int, notification_id: int | None = None
                            .execution_options(synchronize_session=False)).rowcount
 
 
+def mark_read_for_record(session: Session, user_id: int, number: str) -> int:
+    """Mark ``user_id``'s unread notifications about record ``number`` read."""
+    return session.execute(
+        update(Notification).where(Notification.user_id == user_id,
+                                   Notification.read_at.is_(None),
+                                   Notification.record_number == number)
+        .values(read_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+
+
 def email_kinds(session: Session, user_ids: list[int]) -> dict[int, set[str]]:
     """``{user id: kinds that also go by e-mail}``."""
     out: dict[int, set[str]] = {}

@@ -3,7 +3,8 @@ and the API (``/api/v1/notifications``) that the list's script and other clients
 
 Pages: ``/notifications`` (``?unread=1`` for the unread only; ``after=<id>`` pages on),
 ``POST /notifications/<id>/read``, ``POST /notifications/read`` (all), and
-``/account/notifications``, which kinds also come by e-mail. Each works without script;
+``/account/notifications``, which kinds also come by e-mail. Opening a record's page marks
+one's notifications about it read. Each works without script;
 ``console.js`` marks read in place and refreshes the bell's count.
 """
 
@@ -59,6 +60,24 @@ def _bell() -> dict[str, Any]:
             return 0
 
     return {"inbox_unread": unread, "inbox_shown_up_to": inbox.UNREAD_SHOWN_UP_TO}
+
+
+@bp.before_app_request
+def _opened_record_is_read():
+    """Opening a record's page reads its notifications (as a mail client marks a mail
+    read when it is opened): one indexed UPDATE, before the bell counts."""
+    if request.method != "GET" or request.endpoint != "console.record_detail":
+        return
+    actor = signed_in_actor()
+    number = str((request.view_args or {}).get("number", "")).upper()[:32]
+    if actor is None or actor.id is None or not number:
+        return
+    try:
+        with _itsm().Session() as session:
+            if inbox.mark_read_for_record(session, actor.id, number):
+                session.commit()
+    except SQLAlchemyError:  # the page itself says what is wrong with the database
+        log.warning("notifications of %s could not be marked read", number, exc_info=True)
 
 
 # -- pages ------------------------------------------------------------------------------
