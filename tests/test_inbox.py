@@ -9,11 +9,11 @@ import re
 import pytest
 import sample_plugin
 from sqlalchemy import select, update
+from test_email import SmtpServer
 
 from itsm.adapters import email as email_plugin
 from itsm.core import inbox
 from itsm.core.models import Event, Record
-from tests.test_email import SmtpServer
 
 PASSWORD = "correct horse battery"
 TICKETS = "/api/v1/tickets"
