@@ -498,3 +498,39 @@ def test_every_admin_page_refuses_who_lacks_its_permission(app, make_token):
             if got != (200 if allowed else 403):
                 wrong.append(f"{role:16} {url}: {got}")
     assert not wrong, "\n".join(wrong)
+# -- in-app notifications ----------------------------------------------------------------------
+
+
+def test_notifications_never_carry_another_agencys_records(app, client, people):
+    """Events of agency B's records that name agency A's requester (as an approver, in a
+    work note) never reach A's inbox; the same of A's own record does."""
+    from itsm.core.models import Event, Record
+
+    itsm = app.extensions["itsm"]
+    admin = people["admin"][2]
+    theirs = [open_target(client, app, admin, rt, f"{CANARY} secret of B", AGENCY_B)
+              for rt in itsm.types]
+    first = next(iter(itsm.types))
+    mine = open_target(client, app, admin, first, "Printer of A")
+    for rt, number in zip(itsm.types, theirs, strict=True):
+        client.post(f"/api/v1/{rt.collection}/{number}/comments", headers=admin,
+                    json={"body": f"@{REQUESTER_A} {CANARY}", "public": False})
+    with app.app_context(), itsm.Session() as session:
+        for number in [*theirs, mine]:
+            record = session.scalar(select(Record).where(Record.number == number))
+            session.add(Event(name="matrix.approval_requested", record_id=record.id,
+                              payload={"record": {"number": number, "type": record.type,
+                                                  "title": record.title},
+                                       "approvers": [REQUESTER_A]}))
+        session.commit()
+        itsm.outbox.fan_out(limit=10_000)
+        itsm.outbox.deliver_due(10_000, only=["inbox"])
+    requester = people["requester A"][2]
+    listed = client.get("/api/v1/notifications", headers=requester)
+    assert listed.status_code == 200
+    assert [n["record"]["number"] for n in listed.json["items"]] == [mine]
+    web = app.test_client()
+    people_login(web, REQUESTER_A)
+    page = web.get("/notifications").get_data(as_text=True)
+    assert mine in page
+    assert [s for s in [CANARY, *theirs] if s in page] == []

@@ -447,3 +447,17 @@ def test_migration_creates_exactly_what_the_models_describe(app):
               "catalog_offering", "catalog_approver", "catalog_feedback", "catalog_document",
               "catalog_document_version", "catalog_request", "catalog_task"]
     assert schema_drift(app.extensions["itsm"].engine, tables) == []
+
+
+def test_a_request_waiting_for_approval_reaches_its_approvers_inbox(app, client, loaded,
+                                                                    make_token):
+    t = tokens(make_token)
+    oid = offering_id(client, t["pat"], "laptop")
+    number = client.post(f"{API}/offerings/{oid}/requests", headers=t["pat"], json={
+        "answers": {"model": "Standard", "quantity": 1}}).json["number"]
+    with app.app_context():
+        app.extensions["itsm"].outbox.drain()
+    waiting = client.get("/api/v1/notifications", headers=t["boss"]).json["items"]
+    assert [(n["kind"], n["record"]["number"]) for n in waiting] == [("approval", number)]
+    for other in ("pat", "sam", "alex"):  # the requester, another agency, not an approver
+        assert client.get("/api/v1/notifications", headers=t[other]).json["items"] == []

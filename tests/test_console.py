@@ -188,7 +188,8 @@ def test_itsm_navigation_entries_appear_in_the_menu(with_plugin):
 
     def itsm_navigation(actor):
         seen.append(actor.email)
-        return [NavItem("Reports", "/reports", 50)]
+        return [NavItem("Ticket trends", "/trends", 50, group="reports"),
+                NavItem("Site visits", "/visits", 50)]
 
     application = with_plugin(make_plugin("navplug", itsm_navigation=itsm_navigation))
     _user(application, "agent@example.org")
@@ -196,9 +197,11 @@ def test_itsm_navigation_entries_appear_in_the_menu(with_plugin):
     sign_in(web, "agent@example.org")
     html = page(web.get("/home"))
     nav = html[html.index('<nav class="main-nav"'):html.index("</nav>")]
-    assert '<a href="/reports">Reports</a>' in nav
-    # Sorted by order: Home (0), the core's record types (10), then Reports (50).
-    assert nav.index("Home") < nav.index("Tickets") < nav.index("Reports")
+    assert '<a href="/trends">Ticket trends</a>' in nav
+    # In their groups: my work (Home, then an entry without a group), the processes (the
+    # core's record types), then reports.
+    assert nav.index(">Home<") < nav.index(">Site visits<") < nav.index(">Tickets<") \
+        < nav.index(">Reports<") < nav.index(">Ticket trends<")
     assert seen and set(seen) == {"agent@example.org"}
 
 
@@ -416,4 +419,5 @@ def test_user_content_is_escaped(client, people):
         assert "<script>" not in html
         assert "&lt;script&gt;" in html
     response = client.get(location)
-    assert "script-src 'none'" in response.headers["Content-Security-Policy"]
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in csp and "unsafe-inline" not in csp

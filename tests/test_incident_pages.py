@@ -226,7 +226,7 @@ def test_agent_sees_the_dashboard_with_charts(client, people):
     response = client.get("/incidents/dashboard?days=30")
     assert response.status_code == 200
     page = response.text
-    assert page.count("<svg") == 3 and page.count('role="img"') == 3
+    assert page.count('<svg class="chart"') == 3 and page.count('role="img"') == 3
     assert "<title id=\"volume-svg-title\">" in page and page.count("<details") == 3
     assert 'class="bar opened"' in page and "Network" in page
     assert " style=" not in page  # the Content-Security-Policy forbids inline styles

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from itsm.core import inbox
 from itsm.core.attachments import AttachmentStore, LocalFolderStore
 from itsm.core.auth import Actor, Permission, default_permission_check
 from itsm.core.config import Settings
@@ -15,6 +16,7 @@ from itsm.core.context import current_itsm
 from itsm.core.demo import DemoContext, install_defaults
 from itsm.core.errors import ConfigError
 from itsm.core.hookspecs import hookimpl
+from itsm.core.notify import EventMessage, Recipient
 from itsm.core.records import CORE_LINK_KINDS, LinkKind
 from itsm.core.references import ReferenceKind, core_kinds
 from itsm.core.sla import SlaTarget
@@ -38,16 +40,6 @@ def itsm_permissions() -> list[Permission]:
         Permission("groups.read", "read resolver groups and their members",
                    ("admin", "agent")),
     ]
-
-
-@hookimpl
-def itsm_notification_recipients(event):
-    """A password-reset link goes to the address it was asked for, by e-mail only."""
-    from itsm.core.notify import Recipient
-    from itsm.core.password_reset import EVENT
-
-    to = event.payload.get("to") if event.name == EVENT else None
-    return [Recipient("email", str(to))] if to else None
 
 
 @hookimpl(trylast=True)
@@ -97,3 +89,21 @@ def itsm_reference_kinds() -> list[ReferenceKind]:
 @hookimpl(trylast=True)
 def itsm_install_defaults(ctx: DemoContext) -> None:
     install_defaults(ctx)
+
+
+@hookimpl
+def itsm_notification_channels() -> list:
+    """The in-app inbox (see :mod:`itsm.core.inbox`): always there, like the journal."""
+    return [inbox.InboxChannel()]
+
+
+@hookimpl
+def itsm_notification_recipients(event: EventMessage, session) -> list[Recipient]:
+    """Who finds ``event`` in their inbox, from what every record and event carries; a
+    password-reset link goes to the address it was asked for, by e-mail only."""
+    from itsm.core.password_reset import EVENT
+
+    if event.name == EVENT:
+        to = event.payload.get("to")
+        return [Recipient("email", str(to))] if to else []
+    return inbox.recipients(_itsm(), event, session)

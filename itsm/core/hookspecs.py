@@ -115,9 +115,13 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     requester's menu differs from an agent's.
 
     :param actor: the :class:`itsm.core.auth.Actor` of the signed-in user.
-    :return: a list of :class:`itsm.core.web.NavItem` (``label``, ``url``, ``order``;
-        lower ``order`` comes first). All results are used; the core adds an entry for
-        each record type the actor may read.
+    :return: a list of :class:`itsm.core.web.NavItem` (``label``, ``url``, ``order``:
+        lower comes first within its group; ``group``: ``work``, ``process``,
+        ``reports``, ``admin`` or ``portal``, see NavItem; ``record_type``: the entry
+        stands for that record type and replaces the core's list of it). All results
+        are used; the core adds Home, Notifications, an entry for each record type the
+        actor may read and, for admins, Administration, and shows no URL or label twice.
+        A requester's menu is one list of every entry given to them.
     """
 
 

@@ -32,13 +32,34 @@ CSRF_HEADER = "X-CSRF-Token"
 _ACTOR_KEY = "itsm.web.actor"  # request.environ: per request, never shared through g
 
 
+NAV_GROUPS = {"work": "My work", "process": "Processes", "reports": "Reports",
+              "admin": "Administration", "portal": "Self-service"}
+
+
 @dataclass(frozen=True)
 class NavItem:
-    """One entry of the console's navigation (returned by ``itsm_navigation``)."""
+    """One entry of the console's navigation (returned by ``itsm_navigation``).
+
+    ``group`` places it in the staff menu: ``work`` (my work and views: approvals, a
+    calendar, a review queue), ``process`` (a process's own landing page), ``reports``,
+    ``admin`` or ``portal`` (a self-service page for requesters); empty: ``portal`` for
+    a URL under ``/portal``, else ``work``. A requester's menu is the portal's entries.
+    ``record_type`` names the record type whose entry this is: it then replaces the
+    core's list of that type in the menu (a knowledge search page for ``article``).
+    """
 
     label: str
     url: str
     order: int = 100
+    group: str = ""
+    record_type: str = ""
+
+    @property
+    def placed(self) -> str:
+        """The group the entry is shown in."""
+        if self.group in NAV_GROUPS:
+            return self.group
+        return "portal" if self.url.startswith("/portal") else "work"
 
 
 def _itsm():

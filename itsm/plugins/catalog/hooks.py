@@ -15,7 +15,9 @@ from itsm.plugin import (
     AgencySection,
     ApprovalScope,
     Charge,
+    Event,
     Group,
+    GroupMember,
     LinkKind,
     NavItem,
     Permission,
@@ -27,6 +29,7 @@ from itsm.plugin import (
     SlaTarget,
     State,
     Transition,
+    User,
     ValidationError,
     Workflow,
     current_itsm,
@@ -364,10 +367,42 @@ def itsm_record_prepare(session: Session, record: Record, change: RecordChange) 
             record.fulfilled_at = utcnow()
 
 
+def _approvers(session: Session, record: ServiceRequest) -> list[str]:
+    """The addresses of those who may approve ``record`` (its requester left out)."""
+    if record.approval == "manager":
+        people = select(Approver.user_id).where(Approver.agency_id == record.agency_id)
+    elif record.approval == "service_owner":
+        people = select(Service.owner_id).where(Service.id == record.service_id)
+    else:
+        people = select(GroupMember.user_id).join(
+            Offering, Offering.approval_group_id == GroupMember.group_id).where(
+            Offering.id == record.offering_id)
+    return sorted(session.scalars(select(User.email).where(
+        User.id.in_(people), User.id != (record.requester_id or 0), User.active.is_(True))))
+
+
+def _ask_approval(session: Session, record: ServiceRequest, actor: Actor) -> None:
+    """Tell the approvers that a request waits for them (``request.approval_requested``,
+    with ``approvers``: the core's inbox shows it to each of them)."""
+    approvers = _approvers(session, record)
+    if not approvers:
+        return
+    event = Event(name="request.approval_requested", record_id=record.id,
+                  actor_id=actor.id, payload={
+                      "record": {"number": record.number, "type": record.type,
+                                 "title": record.title, "state": record.state,
+                                 "priority": record.priority},
+                      "actor": actor.email, "approvers": approvers})
+    session.add(event)
+    session.info.setdefault("itsm_events", []).append(event)
+
+
 def _on_request(session: Session, record: ServiceRequest, change: RecordChange) -> None:
     if change.kind == "created":
         if record.approval == "none":
             system_service(session).transition(record, "start")
+        elif record.state == "submitted":
+            _ask_approval(session, record, change.actor)
         return
     if change.kind != "transitioned":
         return
@@ -437,12 +472,13 @@ def itsm_admin_pages() -> list:
 
 @hookimpl
 def itsm_navigation(actor: Actor) -> list[NavItem]:
-    items = [NavItem("Service catalog", "/portal/catalog", order=15),
-             NavItem("My requests", "/portal/requests", order=16),
-             NavItem("Approvals", "/portal/approvals", order=17)]
+    items = [NavItem("Service catalog", "/portal/catalog", order=15, group="portal"),
+             NavItem("My requests", "/portal/requests", order=16, group="portal"),
+             NavItem("Request approvals", "/portal/approvals", order=17, group="work")]
     if actor.role != "requester":
-        items += [NavItem("Catalog feedback", "/catalog/feedback", order=61),
-                  NavItem("Technical catalog", "/catalog/technical", order=62)]
+        items += [NavItem("Catalog feedback", "/catalog/feedback", order=61, group="work"),
+                  NavItem("Technical catalog", "/catalog/technical", order=62,
+                          group="process")]
     return items
 
 

@@ -138,9 +138,9 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
             return None
         pending = session.scalar(select(Approval.id).where(
             Approval.approver_id == actor.id, Approval.state == "pending").limit(1))
-    label = "My approvals" + (" (waiting)" if pending else "")
-    return [NavItem("Change calendar", "/changes/calendar", order=50),
-            NavItem(label, "/changes/approvals", order=51)]
+    label = "Change approvals" + (" (waiting)" if pending else "")
+    return [NavItem("Change calendar", "/changes/calendar", order=50, group="work"),
+            NavItem(label, "/changes/approvals", order=51, group="work")]
 
 
 @hookimpl

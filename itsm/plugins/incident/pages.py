@@ -2,7 +2,7 @@
 
 - ``GET /api/v1/incidents/reports/summary`` (JSON, staff): :func:`reports.summary`.
 - ``/incidents/dashboard`` (console, staff): headline figures and server-drawn SVG charts
-  (the pages' Content-Security-Policy allows no script and no inline style), each with
+  (the pages' Content-Security-Policy allows no inline script or style), each with
   its numbers in a table for screen readers and for copying.
 - ``/portal/incidents``, ``/portal/incidents/new``, ``/portal/incidents/<number>``
   (any signed-in user, meant for requesters): report an incident, follow one's own,
@@ -473,8 +473,9 @@ def blueprints() -> list[Blueprint]:
 
 def navigation(actor: Actor) -> list[NavItem]:
     """Navigation entries for ``actor``: the portal for everyone, the dashboard for staff."""
-    items = [NavItem("Report an incident", "/portal/incidents/new", order=20),
-             NavItem("My incidents", "/portal/incidents", order=21)]
+    items = [NavItem("Report an incident", "/portal/incidents/new", order=20, group="portal"),
+             NavItem("My incidents", "/portal/incidents", order=21, group="portal")]
     if actor.role != "requester":
-        items.append(NavItem("Incident dashboard", "/incidents/dashboard", order=60))
+        items.append(NavItem("Incident dashboard", "/incidents/dashboard", order=60,
+                             group="reports"))
     return items

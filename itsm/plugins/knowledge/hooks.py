@@ -152,7 +152,8 @@ def itsm_record_actions(record: Record, actor: Actor) -> list[NavItem] | None:
 @hookimpl
 def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     if allowed(actor, "knowledge.search"):
-        return [NavItem("Knowledge", "/knowledge", order=40)]
+        return [NavItem("Knowledge", "/knowledge", order=40, group="process",
+                        record_type="article")]
     return None
 
 

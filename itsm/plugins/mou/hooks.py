@@ -185,12 +185,14 @@ def itsm_cli_commands() -> list[click.Command]:
 def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     """"Our agreement" for agency users; agreements and compliance for staff."""
     if actor.role == "requester":
-        return [NavItem("Our agreement", "/mou/my", order=18)] if actor.agency_id else None
-    items = [NavItem("Agreements", "/mou/", order=70)]
+        return [NavItem("Our agreement", "/mou/my", order=18, group="portal")] \
+            if actor.agency_id else None
+    items = [NavItem("Agreements", "/mou/", order=70, group="process", record_type="mou")]
     install = current_itsm()
     with install.Session() as session:
         if RecordService(install, session, actor).can(service.REPORT_PERMISSION):
-            items.append(NavItem("MOU compliance", "/mou/compliance", order=71))
+            items.append(NavItem("MOU compliance", "/mou/compliance", order=71,
+                                 group="reports"))
     return items
 
 

@@ -71,9 +71,11 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
         service = RecordService(install, session, actor)
         items = []
         if service.can(f"{PROBLEM.name}.read"):
-            items.append(NavItem("Known errors", "/problems/known-errors", order=40))
+            items.append(NavItem("Known errors", "/problems/known-errors", order=40,
+                                 group="work"))
         if service.can(problems.TRENDS_PERMISSION):
-            items.append(NavItem("Incident trends", "/problems/trends", order=45))
+            items.append(NavItem("Incident trends", "/problems/trends", order=45,
+                                 group="reports"))
     return items or None
 
 

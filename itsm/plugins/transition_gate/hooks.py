@@ -181,7 +181,8 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     with install.Session() as session:
         if not RecordService(install, session, actor).can(f"{TRANSITION.name}.read"):
             return None
-    return [NavItem("Transitions", "/transitions", order=55)]
+    return [NavItem("Transitions", "/transitions", order=55, group="process",
+                    record_type=TRANSITION.name)]
 
 
 @hookimpl

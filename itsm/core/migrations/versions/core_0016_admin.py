@@ -6,7 +6,7 @@ before and after. ``password_reset`` holds each "forgot password" request: the r
 unknown addresses too (they count towards the rate limit), a link's SHA-256 for known ones.
 
 Revision ID: core_0016
-Revises: core_0014
+Revises: core_0015
 """
 
 import sqlalchemy as sa
@@ -15,7 +15,7 @@ from alembic import op
 from itsm.core.models import UTCDateTime
 
 revision = "core_0016"
-down_revision = "core_0014"
+down_revision = "core_0015"
 branch_labels = None
 depends_on = None
 

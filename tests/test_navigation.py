@@ -1,0 +1,137 @@
+"""Navigation by role, every built-in plugin and the demo data: a requester's home is the
+portal and offers no staff or API-shaped form; staff get a grouped menu with one entry per
+process; admins also get administration; no menu holds an entry twice."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+import every_plugin
+import pytest
+
+from itsm.core.demo import DEMO_PASSWORD
+from itsm.core.web import NavItem
+from itsm.testing import make_plugin
+
+AGENT, REQUESTER = "agent@demo.invalid", "pat@dot.demo.invalid"
+ADMIN = "nav-admin@it.example"
+LINK = re.compile(r'<a href="([^"]+)"[^>]*>([^<]+)</a>')
+GROUP = re.compile(r'<span class="nav-title" id="nav-(\w+)">([^<]+)</span>')
+
+
+@pytest.fixture
+def itsm_plugins():
+    return every_plugin.builtin_plugins()
+
+
+@pytest.fixture
+def demo(app, runner, make_token):
+    every_plugin.load_demo(runner)
+    make_token(ADMIN, role="admin", password=DEMO_PASSWORD)
+    return app
+
+
+def signed_in(app, email: str):
+    web = app.test_client()
+    token = every_plugin.csrf_of(web.get("/login").get_data(as_text=True))
+    answer = web.post("/login", data={"email": email, "password": DEMO_PASSWORD,
+                                      "csrf_token": token})
+    assert answer.status_code == 302
+    return web
+
+
+def menu(html: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """The menu's links ``(url, label)`` and its group titles."""
+    nav = html[html.index('<nav class="main-nav"'):html.index("</nav>")]
+    return ([(unescape(u), unescape(t).strip()) for u, t in LINK.findall(nav)],
+            [title for _, title in GROUP.findall(nav)])
+
+
+def no_twice(links: list[tuple[str, str]]) -> None:
+    urls = [u.rstrip("/") for u, _ in links]
+    labels = [t.casefold() for _, t in links]
+    assert len(set(urls)) == len(urls), urls
+    assert len(set(labels)) == len(labels), labels
+
+
+def test_a_requesters_home_is_the_portal_without_staff_or_api_shaped_forms(demo):
+    web = signed_in(demo, REQUESTER)
+    home = web.get("/home").get_data(as_text=True)
+    links, groups = menu(home)
+    labels = [t for _, t in links]
+    assert groups == []  # one plain list
+    assert {"Home", "Service catalog", "My requests", "Report an incident", "My incidents",
+            "Our agreement", "Knowledge"} <= set(labels)
+    assert not [u for u, _ in links if u.startswith("/records/")]
+    no_twice(links)
+    main = home[home.index("<main"):]
+    assert "/records/" not in main and "/new" not in main.replace("/portal/incidents/new", "")
+    # Nothing one click away asks for an id the way the API does.
+    for url, _ in LINK.findall(main) + links:
+        page = web.get(unescape(url)).get_data(as_text=True)
+        assert "GET /api/v1" not in page and "Offering id" not in page, url
+
+
+def test_staff_get_a_grouped_menu_with_one_entry_per_process(demo):
+    web = signed_in(demo, AGENT)
+    links, groups = menu(web.get("/home").get_data(as_text=True))
+    assert groups == ["My work", "Processes", "Reports", "Self-service"]
+    no_twice(links)
+    labels = dict((t, u) for u, t in links)
+    assert labels["Home"] == "/home" and labels["Notifications"] == "/notifications"
+    # A plugin's own page stands for its process: the knowledge search for articles, the
+    # readiness dashboard for transitions, the agreements page for MOUs.
+    assert labels["Knowledge"] == "/knowledge" and "Articles" not in labels
+    assert labels["Transitions"] == "/transitions" and labels["Agreements"] == "/mou/"
+    assert "Mous" not in labels
+    for process in ("Incidents", "Changes", "Problems", "Requests"):
+        assert labels[process].startswith("/records/"), process
+    assert "Administration" not in labels
+
+
+def test_admins_also_get_administration(demo):
+    web = signed_in(demo, ADMIN)
+    links, groups = menu(web.get("/home").get_data(as_text=True))
+    assert groups[-2:] == ["Administration", "Self-service"]
+    assert ("/admin", "Administration") in links
+    no_twice(links)
+
+
+def test_the_current_page_is_marked_and_shortcuts_are_named(demo):
+    web = signed_in(demo, AGENT)
+    html = web.get("/notifications").get_data(as_text=True)
+    assert '<a href="/notifications" data-go="n" aria-current="page">' in html
+    assert 'data-go="h"' in html and 'data-go="q"' in html
+
+
+# -- plugins' entries ------------------------------------------------------------------------
+
+
+def test_a_plugins_entries_are_grouped_a_failing_plugin_left_out(with_plugin):
+    failing = []
+
+    def itsm_navigation(actor):
+        if failing:
+            raise RuntimeError("plugin bug")
+        return [NavItem("Tickets twice", "/records/tickets", 5, group="process"),
+                NavItem("Board", "/board", 5, group="reports"),
+                NavItem("Board", "/board-again", 6, group="reports")]
+
+    application = with_plugin(make_plugin("navboard", itsm_navigation=itsm_navigation))
+    from itsm.core import auth
+
+    itsm = application.extensions["itsm"]
+    with application.app_context(), itsm.Session() as session:
+        auth.create_user(session, "agent@example.org", role="agent", password=DEMO_PASSWORD)
+        session.commit()
+    web = signed_in(application, "agent@example.org")
+    links, groups = menu(web.get("/home").get_data(as_text=True))
+    assert groups == ["My work", "Processes", "Reports"]
+    assert [u for u, _ in links].count("/records/tickets") == 1
+    assert [t for _, t in links].count("Board") == 1
+    failing.append(True)
+    page = web.get("/home")
+    links, groups = menu(page.get_data(as_text=True))
+    assert page.status_code == 200 and "Board" not in [t for _, t in links]
+    assert ("/records/tickets", "Tickets") in links
