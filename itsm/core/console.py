@@ -78,7 +78,13 @@ from itsm.core.pagekit import page_blueprint as page_blueprint  # import these f
 from itsm.core.pagekit import render_page as render_page
 from itsm.core.query import FILTER_ARGS, parse_args
 from itsm.core.records import RecordService, RecordType
-from itsm.core.web import NavItem, end_web_session, sign_in_methods, start_web_session
+from itsm.core.web import (
+    NavItem,
+    end_web_session,
+    sign_in_methods,
+    sign_out_destination,
+    start_web_session,
+)
 from itsm.core.web import sign_in as check_sign_in
 
 log = logging.getLogger("itsm.console")
@@ -144,9 +150,10 @@ def login():
 def logout():
     if request.method == "GET":  # a link or a prefetch must never sign anyone out
         return _render("console/logout.html")
+    destination = sign_out_destination()  # read before the session's values are gone
     end_web_session()
     flash("You have signed out.", "success")
-    return redirect(url_for("console.login"))
+    return redirect(destination or url_for("console.login"))
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
