@@ -371,8 +371,8 @@ def test_with_local_passwords_off_a_directory_user_cannot_use_a_local_one(
                         "local admin words").status_code == 302
 
 
-def test_itsm_ldap_test_explains_each_step(install, runner):
-    checked = runner.invoke(["ldap", "test", "ann@dmv.example.org", "--password", ANN_PW])
+def test_itsm_auth_test_ldap_explains_each_step(install, runner):
+    checked = runner.invoke(["auth", "test-ldap", "ann@dmv.example.org", "--password", ANN_PW])
     assert checked.exit_code == 0, checked.output
     lines = checked.output.splitlines()
     assert lines[0].startswith("connect: ok (ldap://127.0.0.1")
@@ -383,12 +383,31 @@ def test_itsm_ldap_test_explains_each_step(install, runner):
         f"cn=dmv-desk,{GROUPS}", f"cn=dmv-staff,{GROUPS}", f"cn=itsm-users,{GROUPS}"}
     assert lines[5:] == ["mapping: role agent, groups DMV desk, agency DMV", "allowed: yes",
                          "password: ok"]
-    outsider = runner.invoke(["ldap", "test", "eve@example.org"])
-    assert outsider.exit_code == 1 and "allowed: no" in outsider.output
-    unknown = runner.invoke(["ldap", "test", "nobody@example.org"])
-    assert unknown.exit_code == 1 and "no single entry matches" in unknown.output
-    wrong = runner.invoke(["ldap", "test", "ann@dmv.example.org", "--password", "nope"])
-    assert wrong.exit_code == 1 and "password: refused by the directory" in wrong.output
+    outsider = runner.invoke(["auth", "test-ldap", "eve@example.org"])
+    assert outsider.exit_code == 1 and "Error: allowed: no" in outsider.output
+    unknown = runner.invoke(["auth", "test-ldap", "nobody@example.org"])
+    assert unknown.exit_code == 1 and "Error: search: no single entry matches" in unknown.output
+    wrong = runner.invoke(["auth", "test-ldap", "ann@dmv.example.org", "--password", "nope"])
+    assert wrong.exit_code == 1 and "Error: password: refused by the directory" in wrong.output
+    # `itsm ldap test` stays, as another name for the same diagnosis.
+    alias = runner.invoke(["ldap", "test", "ann@dmv.example.org", "--password", ANN_PW])
+    assert alias.exit_code == 0 and alias.output == checked.output
+
+
+def test_itsm_auth_test_ldap_names_the_step_that_fails(install, runner):
+    itsm = install.extensions["itsm"]
+    itsm.settings["plugins.ldap.bind_password"] = "not the reader's words"
+    itsm.settings._plugins.clear()  # settings are read once per plugin
+    refused = runner.invoke(["auth", "test-ldap", "ann@dmv.example.org"])
+    assert refused.exit_code == 1
+    assert refused.output.splitlines()[0].startswith("connect: ok (ldap://127.0.0.1")
+    assert refused.output.splitlines()[1].startswith(
+        f"Error: service bind: the directory refused the service account {READER_DN}")
+    itsm.settings["plugins.ldap.url"] = f"ldap://127.0.0.1:{_free_port()}/"
+    itsm.settings._plugins.clear()
+    down = runner.invoke(["auth", "test-ldap", "ann@dmv.example.org"])
+    assert down.exit_code == 1
+    assert down.output.startswith("Error: connect: cannot reach the directory ldap://127.0.0.1")
 
 
 def test_the_sign_in_page_works_with_the_ldap_plugin_enabled(install):
@@ -407,6 +426,7 @@ def test_a_bad_configuration_is_named_by_its_setting(install, runner):
     itsm = install.extensions["itsm"]
     itsm.settings["plugins.ldap.user_filter"] = "(mail=*)"
     itsm.settings._plugins.clear()  # settings are read once per plugin
-    checked = runner.invoke(["ldap", "test", "ann@dmv.example.org"])
+    checked = runner.invoke(["auth", "test-ldap", "ann@dmv.example.org"])
     assert checked.exit_code == 1
-    assert checked.output.strip() == "Error: plugins.ldap.user_filter must contain {email}"
+    assert checked.output.strip() == \
+        "Error: settings: plugins.ldap.user_filter must contain {email}"

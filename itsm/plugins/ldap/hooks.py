@@ -63,8 +63,16 @@ def itsm_periodic(now: datetime) -> None:
 
 
 @hookimpl
+def itsm_auth_commands() -> list[click.Command]:
+    """``itsm auth test-ldap EMAIL``."""
+    from itsm.plugins.ldap.cli import test_ldap_command
+
+    return [test_ldap_command]
+
+
+@hookimpl
 def itsm_cli_commands() -> list[click.Command]:
-    """``itsm ldap sync`` and ``itsm ldap test EMAIL``."""
+    """``itsm ldap sync`` and ``itsm ldap test EMAIL`` (as ``itsm auth test-ldap``)."""
     from itsm.plugins.ldap.cli import ldap_group
 
     return [ldap_group]

@@ -51,6 +51,10 @@ class DirectoryError(ItsmError):
     code = "directory_unavailable"
 
 
+class BindRefused(DirectoryError):
+    """The directory answers but refuses the service account's bind."""
+
+
 @dataclass(frozen=True)
 class Person:
     """A person as the directory describes them."""
@@ -121,7 +125,7 @@ def service_connection(conf: dict[str, Any]) -> Iterator[ldap3.Connection]:
     connection = _open(conf, conf["bind_dn"], conf["bind_password"])
     try:
         if not connection.bound:
-            raise DirectoryError(f"the directory refused the service account "
+            raise BindRefused(f"the directory refused the service account "
                                  f"{conf['bind_dn'] or '(anonymous)'}: "
                                  f"{connection.result.get('description')}")
         yield connection

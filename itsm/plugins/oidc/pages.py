@@ -1,4 +1,5 @@
-"""The flow's two pages: start (to the provider) and callback (back, signed in)."""
+"""The flow's pages: start (to the provider, chosen by name or by the e-mail's domain)
+and callback (back, signed in); the ID token is kept in the session for sign-out."""
 
 from __future__ import annotations
 
@@ -16,10 +17,17 @@ from itsm.plugins.oidc import service
 
 pages = Blueprint("oidc", __name__)
 FLOW_KEY = "oidc_flow"
+# What the single sign-out needs, kept in the signed session cookie with the sign-in:
+# the provider's name and the ID token (sent back as id_token_hint).
+SIGNED_IN_KEY = "oidc_signed_in"
+
+
+def _settings() -> dict:
+    return current_itsm().plugin_settings("oidc")
 
 
 def _provider(name: str) -> service.Provider:
-    found = service.providers(current_itsm().plugin_settings("oidc")).get(name)
+    found = service.providers(_settings()).get(name)
     if found is None:
         raise service.SignInRefused(f"no identity provider {name!r} is configured")
     return found
@@ -30,25 +38,43 @@ def _refused(message: str):
     return redirect(url_for("console.login"))
 
 
-@pages.get("/sso/oidc/<provider>/start")
-def start(provider: str):
-    timeout = float(current_itsm().plugin_settings("oidc")["timeout_seconds"])
+def _to_provider(chosen: service.Provider, login_hint: str = ""):
     try:
-        chosen = _provider(provider)
-        document = service.discover(chosen, timeout)
+        document = service.discover(chosen, float(_settings()["timeout_seconds"]))
     except ItsmError as exc:
         return _refused(exc.message)
     url, flow = service.authorization_request(
-        chosen, document, url_for("oidc.callback", provider=provider, _external=True))
+        chosen, document, url_for("oidc.callback", provider=chosen.name, _external=True),
+        login_hint=login_hint)
     session[FLOW_KEY] = flow  # in the signed cookie until the callback
     return redirect(url)
+
+
+@pages.get("/sso/oidc/start")
+def choose():
+    """The sign-in page's "work e-mail address" form: the provider of its domain."""
+    email = request.args.get("email", "").strip()
+    try:
+        chosen = service.provider_for_email(service.providers(_settings()), email)
+    except ItsmError as exc:
+        return _refused(exc.message)
+    return _to_provider(chosen, login_hint=email)
+
+
+@pages.get("/sso/oidc/<provider>/start")
+def start(provider: str):
+    try:
+        chosen = _provider(provider)
+    except ItsmError as exc:
+        return _refused(exc.message)
+    return _to_provider(chosen)
 
 
 @pages.get("/sso/oidc/<provider>/callback")
 def callback(provider: str):
     flow = session.pop(FLOW_KEY, None)  # one use: a replayed callback finds none
     itsm = current_itsm()
-    timeout = float(itsm.plugin_settings("oidc")["timeout_seconds"])
+    timeout = float(_settings()["timeout_seconds"])
     if not flow or flow.get("provider") != provider \
             or request.args.get("state") != flow.get("state"):
         return _refused("the sign-in's state does not match; start again")
@@ -57,7 +83,7 @@ def callback(provider: str):
     try:
         chosen = _provider(provider)
         document = service.discover(chosen, timeout)
-        claims = service.exchange_code(
+        claims, id_token = service.exchange_code(
             chosen, document, request.args.get("code", ""),
             url_for("oidc.callback", provider=provider, _external=True), flow, timeout)
         identity = service.identity_for(chosen, claims,
@@ -70,4 +96,5 @@ def callback(provider: str):
             db.commit()
     except ItsmError as exc:
         return _refused(exc.message)
+    session[SIGNED_IN_KEY] = {"provider": provider, "id_token": id_token}
     return redirect(url_for("console.home"))
