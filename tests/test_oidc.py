@@ -29,6 +29,7 @@ BASE = "http://localhost"
 REDIRECT = f"{BASE}/sso/oidc/agency/callback"
 SECRET = "itsm-client-secret-words-long-enough"
 FORM = re.compile(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', re.S)
+REFRESH = re.compile(r'<meta http-equiv="refresh" content="0; url=([^"]+)">')
 HIDDEN = re.compile(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"')
 
 
@@ -249,15 +250,16 @@ def test_signing_out_of_itsm_ends_the_providers_session_too(install):
     assert idp.forms == [] and again.get("/api/v1/me").status_code == 200
     token = csrf_of(web)
     out = web.post("/logout", data={"csrf_token": token})
-    assert out.status_code == 302
-    end = urlsplit(out.headers["Location"])
+    assert out.status_code == 200
+    onwards = html.unescape(REFRESH.search(out.get_data(as_text=True)).group(1))
+    end = urlsplit(onwards)
     assert f"{end.scheme}://{end.netloc}" == install.extensions["itsm"].plugin_settings(
         "oidc")["providers"]["agency"]["issuer"]
     query = parse_qs(end.query)
     assert query["post_logout_redirect_uri"] == [f"{BASE}/login"]
     assert query["client_id"] == ["itsm"] and query["id_token_hint"][0].count(".") == 2
     assert web.get("/api/v1/me").status_code == 401  # the local session ended first
-    back = through_provider(out.headers["Location"], "ann", idp)
+    back = through_provider(onwards, "ann", idp)
     assert idp.forms == ["sign-out"] and back == f"{BASE}/login"
     assert "You have signed out." in web.get("/login").get_data(as_text=True)
     # The provider's session is gone: the next sign-in asks for the login again.
@@ -364,3 +366,21 @@ def test_itsm_auth_test_oidc_explains_each_step(install, runner):
     down = runner.invoke(["auth", "test-oidc"])
     assert down.exit_code == 1
     assert "Error: discovery: the identity provider cannot be reached" in down.output
+
+
+def test_the_provider_is_chosen_by_the_email_address_typed_on_the_sign_in_page(install):
+    web = install.test_client()
+    chosen = web.get("/sso/oidc/start?email=Ann%40DMV.example.org")
+    # A page that continues to the provider: the browser came from a form.
+    assert chosen.status_code == 200
+    onwards = html.unescape(REFRESH.search(chosen.get_data(as_text=True)).group(1))
+    query = parse_qs(urlsplit(onwards).query)
+    assert query["client_id"] == ["itsm"] and query["login_hint"] == ["Ann@DMV.example.org"]
+    back = web.get(callback_path(through_provider(onwards, "ann")))
+    assert back.status_code == 302 and web.get("/api/v1/me").json["role"] == "agent"
+    for typed, message in (("bob@tax.example.org", "no identity provider signs in "
+                                                    "addresses of tax.example.org"),
+                           ("", "enter your work e-mail address")):
+        refused = install.test_client().get(f"/sso/oidc/start?email={typed}",
+                                            follow_redirects=True)
+        assert refused.status_code == 200 and message in refused.get_data(as_text=True)

@@ -63,6 +63,7 @@ from itsm.core.pagekit import (
     _render,
     bp,
     changed_values,
+    continue_to,
     error_text,
     field_messages,
     fill,
@@ -152,8 +153,13 @@ def logout():
         return _render("console/logout.html")
     destination = sign_out_destination()  # read before the session's values are gone
     end_web_session()
-    flash("You have signed out.", "success")
-    return redirect(destination or url_for("console.login"))
+    if destination is None:
+        flash("You have signed out.", "success")
+        return redirect(url_for("console.login"))
+    page = continue_to(destination, "You have signed out of itsm. Your organization's "
+                       "sign-in service signs you out too, then brings you back here.")
+    flash("You have signed out.", "success")  # after the page: shown back on the sign-in page
+    return page
 
 
 @bp.route("/account/password", methods=["GET", "POST"])

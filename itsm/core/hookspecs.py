@@ -477,8 +477,9 @@ def itsm_sign_out(actor: Actor | None, values: Mapping[str, Any]) -> str | None:
 
     Called by the console's sign-out (``POST /logout``) before the local session ends, so
     that what the method kept in the browser's session at sign-in is still readable; the
-    local session then ends whatever this hook answers, and the browser is sent to the
-    URL returned.
+    local session then ends whatever this hook answers, and the browser is sent on to the
+    URL returned by a page that continues there at once (a meta refresh with a link:
+    browsers refuse a form's redirect to another site under ``form-action 'self'``).
 
     :param actor: who signs out, or None when the local session had already ended or
         expired (a method may still end its own session at the provider).

@@ -8,6 +8,7 @@ from flask import Blueprint, flash, redirect, request, session, url_for
 from itsm.plugin import (
     ItsmError,
     User,
+    continue_to,
     current_itsm,
     known_roles,
     provision_user,
@@ -38,7 +39,7 @@ def _refused(message: str):
     return redirect(url_for("console.login"))
 
 
-def _to_provider(chosen: service.Provider, login_hint: str = ""):
+def _to_provider(chosen: service.Provider, login_hint: str = "", from_form: bool = False):
     try:
         document = service.discover(chosen, float(_settings()["timeout_seconds"]))
     except ItsmError as exc:
@@ -47,6 +48,9 @@ def _to_provider(chosen: service.Provider, login_hint: str = ""):
         chosen, document, url_for("oidc.callback", provider=chosen.name, _external=True),
         login_hint=login_hint)
     session[FLOW_KEY] = flow  # in the signed cookie until the callback
+    if from_form:  # browsers refuse a form's redirect to another site (form-action 'self')
+        return continue_to(url, f"{chosen.label} signs you in, then brings you back here.",
+                           link=f"Continue to {chosen.label}")
     return redirect(url)
 
 
@@ -58,7 +62,7 @@ def choose():
         chosen = service.provider_for_email(service.providers(_settings()), email)
     except ItsmError as exc:
         return _refused(exc.message)
-    return _to_provider(chosen, login_hint=email)
+    return _to_provider(chosen, login_hint=email, from_form=True)
 
 
 @pages.get("/sso/oidc/<provider>/start")
