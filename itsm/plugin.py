@@ -110,6 +110,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "continue_to": ("itsm.core.pagekit", "continue_to"),
     "error_text": ("itsm.core.pagekit", "error_text"),
     "field_messages": ("itsm.core.pagekit", "field_messages"),
+    # -- administration pages --------------------------------------------------------------
+    "AdminPage": ("itsm.core.admin.kit", "AdminPage"),
+    "admin_view": ("itsm.core.admin.kit", "admin_view"),
+    "record_admin_audit": ("itsm.core.admin.kit", "record_admin_audit"),
     # -- command line --------------------------------------------------------------------
     "pass_itsm": ("itsm.core.cli_kit", "pass_itsm"),
     "emit_json": ("itsm.core.cli_kit", "emit_json"),
@@ -148,6 +152,7 @@ def __dir__() -> list[str]:
 
 if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerly
     from itsm import __version__ as ITSM_VERSION  # noqa: F401
+    from itsm.core.admin.kit import AdminPage, admin_view, record_admin_audit  # noqa: F401
     from itsm.core.api import PREFIX as API_PREFIX  # noqa: F401
     from itsm.core.api import current_actor, document, json_body, with_etag  # noqa: F401
     from itsm.core.app import create_app  # noqa: F401

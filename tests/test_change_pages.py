@@ -28,7 +28,7 @@ def people(make_token, runner):
     made = {name: make_token(f"{name}@example.org", role="agent", password=PASSWORD)
             for name in ("olivia", "carl", "cara")}
     for name in ("carl", "cara"):
-        runner.invoke(["changes", "members", "add", "Change advisory board",
+        runner.invoke(["groups", "add-member", "Change advisory board",
                        f"{name}@example.org"])
     return made
 

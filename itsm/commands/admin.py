@@ -5,17 +5,19 @@ from __future__ import annotations
 import time
 
 import click
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from itsm.core import auth
+from itsm.core import auth, people
+from itsm.core.auth import Actor
 from itsm.core.cli_kit import emit_json, pass_itsm
-from itsm.core.errors import ItsmError, NotFound
-from itsm.core.models import Agency, ApiToken, Group, GroupMember, User
+from itsm.core.errors import ItsmError
+from itsm.core.models import ApiToken
 
 
-def _roles(itsm) -> list[str]:
-    return auth.known_roles(list(itsm.permissions.values()))
+def _system(itsm):
+    """The CLI's unit of work: run by whoever may run the installation's commands."""
+    return itsm.unit_of_work(Actor.system())
 
 
 # -- users -----------------------------------------------------------------------------------
@@ -36,28 +38,28 @@ def users() -> None:
 @pass_itsm
 def users_add(itsm, email, role, name, agency, password, groups) -> None:
     """Add a user."""
-    with itsm.Session() as session:
-        user = auth.create_user(session, email, password=password, role=role, name=name,
-                                agency=agency, roles=_roles(itsm))
-        for group_name in groups:
-            group = session.scalar(select(Group).where(Group.name == group_name))
-            if group is None:
-                raise NotFound(f"no group {group_name!r}: itsm groups add {group_name!r}")
-            session.add(GroupMember(group_id=group.id, user_id=user.id))
-        session.commit()
-        click.echo(f"added {user.email} ({user.role})")
+    with _system(itsm) as service:
+        user = people.add_user(service, email, name=name, role=role, agency=agency,
+                               groups=list(groups), password=password)
+        added = f"added {user.email} ({user.role})"
+    click.echo(added)
 
 
 @users.command("list")
+@click.option("--search", default="", help="part of the e-mail address or name")
+@click.option("--role", default="")
+@click.option("--agency", default="", help="agency code")
+@click.option("--group", default="", help="resolver group")
+@click.option("--active/--inactive", default=None, help="only active or inactive users")
 @click.option("--json", "as_json", is_flag=True)
 @pass_itsm
-def users_list(itsm, as_json: bool) -> None:
+def users_list(itsm, search: str, role: str, agency: str, group: str, active: bool | None,
+               as_json: bool) -> None:
     """List users with role and agency."""
-    with itsm.Session() as session:
-        rows = session.execute(select(User.email, User.name, User.role, Agency.code,
-                                      User.active).outerjoin(Agency, User.agency_id == Agency.id)
-                               .order_by(User.email)).all()
-    data = [{"email": r[0], "name": r[1], "role": r[2], "agency": r[3], "active": r[4]}
+    with _system(itsm) as service:
+        rows = people.list_users(service, text=search, role=role, agency=agency, group=group,
+                                 active=active, limit=100_000)
+    data = [{k: r[k] for k in ("email", "name", "role", "agency", "active")}
             for r in rows]
     if as_json:
         emit_json(data)
@@ -73,14 +75,30 @@ def users_list(itsm, as_json: bool) -> None:
 @pass_itsm
 def users_set_role(itsm, email: str, role: str) -> None:
     """Change a user's role."""
-    roles = _roles(itsm)
-    if role not in roles:
-        raise ItsmError(f"unknown role {role!r} (roles: {', '.join(roles)})")
-    with itsm.Session() as session:
-        user = auth.user_by_email(session, email)
-        old, user.role = user.role, role
-        session.commit()
+    with _system(itsm) as service:
+        old = people.user(service, email).role
+        people.set_role(service, email, role)
     click.echo(f"{email}: {old} -> {role}")
+
+
+@users.command("deactivate")
+@click.argument("email")
+@pass_itsm
+def users_deactivate(itsm, email: str) -> None:
+    """Take a user's access away (tokens revoked, sessions ended); never deleted."""
+    with _system(itsm) as service:
+        people.set_active(service, email, False)
+    click.echo(f"{email} deactivated")
+
+
+@users.command("reactivate")
+@click.argument("email")
+@pass_itsm
+def users_reactivate(itsm, email: str) -> None:
+    """Give a deactivated user their access back (new tokens needed)."""
+    with _system(itsm) as service:
+        people.set_active(service, email, True)
+    click.echo(f"{email} reactivated")
 
 
 @users.command("password")
@@ -89,10 +107,8 @@ def users_set_role(itsm, email: str, role: str) -> None:
 @pass_itsm
 def users_password(itsm, email: str, password: str) -> None:
     """Set a user's password."""
-    with itsm.Session() as session:
-        user = auth.user_by_email(session, email)
-        auth.set_password(session, user, password)  # and ends the user's web sessions
-        session.commit()
+    with _system(itsm) as service:
+        people.set_password(service, email, password)  # and ends the user's web sessions
     click.echo(f"password of {email} changed; the user's web sessions have ended")
 
 
@@ -141,10 +157,19 @@ def users_tokens(itsm, email: str, as_json: bool) -> None:
 @pass_itsm
 def users_revoke(itsm, token_id: int) -> None:
     """Revoke an API token by its id (see `itsm users tokens`)."""
-    with itsm.Session() as session:
-        auth.revoke_token(session, token_id)
-        session.commit()
+    with _system(itsm) as service:
+        people.revoke_token(service, token_id)
     click.echo(f"token {token_id} revoked")
+
+
+@users.command("revoke-all")
+@click.argument("email")
+@pass_itsm
+def users_revoke_all(itsm, email: str) -> None:
+    """Revoke every API token of a user."""
+    with _system(itsm) as service:
+        count = people.revoke_tokens(service, email)
+    click.echo(f"{count} token(s) of {email} revoked")
 
 
 # -- agencies and groups ------------------------------------------------------------------------
@@ -158,18 +183,14 @@ def agencies() -> None:
 @agencies.command("add")
 @click.argument("code")
 @click.argument("name")
+@click.option("--contacts", default="", help="who to call there")
 @pass_itsm
-def agencies_add(itsm, code: str, name: str) -> None:
+def agencies_add(itsm, code: str, name: str, contacts: str) -> None:
     """Add an agency with a short CODE and a NAME."""
-    code = code.strip().upper()
-    if not code.replace("-", "").replace("_", "").isalnum() or len(code) > 32:
-        raise ItsmError(f"agency code {code!r}: use up to 32 letters, digits, - or _")
-    with itsm.Session() as session:
-        if session.scalar(select(Agency.id).where(Agency.code == code)):
-            raise ItsmError(f"agency {code} exists already")
-        session.add(Agency(code=code, name=name))
-        session.commit()
-    click.echo(f"added agency {code}")
+    with _system(itsm) as service:
+        agency = people.add_agency(service, code, name, contacts)
+        added = f"added agency {agency.code}"
+    click.echo(added)
 
 
 @agencies.command("list")
@@ -177,13 +198,13 @@ def agencies_add(itsm, code: str, name: str) -> None:
 @pass_itsm
 def agencies_list(itsm, as_json: bool) -> None:
     """List agencies."""
-    with itsm.Session() as session:
-        rows = session.execute(select(Agency.code, Agency.name).order_by(Agency.code)).all()
+    with _system(itsm) as service:
+        rows = people.list_agencies(service)
     if as_json:
-        emit_json([{"code": c, "name": n} for c, n in rows])
+        emit_json([{k: r[k] for k in ("code", "name", "contacts", "active")} for r in rows])
         return
-    for code, name in rows:
-        click.echo(f"{code:<12} {name}")
+    for row in rows:
+        click.echo(f"{row['code']:<12} {row['name']}{'' if row['active'] else ' (inactive)'}")
 
 
 @click.group()
@@ -194,14 +215,13 @@ def groups() -> None:
 @groups.command("add")
 @click.argument("name")
 @click.option("--description", default="")
+@click.option("--email", default="", help="the group's shared mailbox")
+@click.option("--manager", default=None, help="the manager's e-mail address")
 @pass_itsm
-def groups_add(itsm, name: str, description: str) -> None:
+def groups_add(itsm, name: str, description: str, email: str, manager: str | None) -> None:
     """Add a resolver group."""
-    with itsm.Session() as session:
-        if session.scalar(select(Group.id).where(Group.name == name)):
-            raise ItsmError(f"group {name!r} exists already")
-        session.add(Group(name=name, description=description))
-        session.commit()
+    with _system(itsm) as service:
+        people.add_group(service, name, description=description, email=email, manager=manager)
     click.echo(f"added group {name}")
 
 
@@ -209,19 +229,10 @@ def groups_add(itsm, name: str, description: str) -> None:
 @pass_itsm
 def groups_list(itsm) -> None:
     """List groups with their member count."""
-    with itsm.Session() as session:
-        rows = session.execute(select(Group.name, func.count(GroupMember.user_id))
-                               .outerjoin(GroupMember).group_by(Group.name)
-                               .order_by(Group.name)).all()
-    for name, members in rows:
-        click.echo(f"{name:<30} {members} member(s)")
-
-
-def _group_and_user(session, group: str, email: str) -> tuple[Group, User]:
-    found = session.scalar(select(Group).where(Group.name == group))
-    if found is None:
-        raise NotFound(f"no group {group!r} (see itsm groups list)")
-    return found, auth.user_by_email(session, email)
+    with _system(itsm) as service:
+        rows = people.list_groups(service)
+    for row in rows:
+        click.echo(f"{row['name']:<30} {row['member_count']} member(s)")
 
 
 @groups.command("add-member")
@@ -230,12 +241,10 @@ def _group_and_user(session, group: str, email: str) -> tuple[Group, User]:
 @pass_itsm
 def groups_add_member(itsm, group: str, email: str) -> None:
     """Put a user in a group (agents work the records of their groups)."""
-    with itsm.Session() as session:
-        found, user = _group_and_user(session, group, email)
-        if session.get(GroupMember, (found.id, user.id)) is None:
-            session.add(GroupMember(group_id=found.id, user_id=user.id))
-            session.commit()
-    click.echo(f"{user.email} is in {found.name}")
+    with _system(itsm) as service:
+        people.add_member(service, group, email)
+        done = f"{people.user(service, email).email} is in {people.group(service, group).name}"
+    click.echo(done)
 
 
 @groups.command("remove-member")
@@ -244,14 +253,10 @@ def groups_add_member(itsm, group: str, email: str) -> None:
 @pass_itsm
 def groups_remove_member(itsm, group: str, email: str) -> None:
     """Take a user out of a group."""
-    with itsm.Session() as session:
-        found, user = _group_and_user(session, group, email)
-        member = session.get(GroupMember, (found.id, user.id))
-        if member is None:
-            raise ItsmError(f"{user.email} is not in {found.name}")
-        session.delete(member)
-        session.commit()
-    click.echo(f"{user.email} left {found.name}")
+    with _system(itsm) as service:
+        people.remove_member(service, group, email)
+        done = f"{people.user(service, email).email} left {people.group(service, group).name}"
+    click.echo(done)
 
 
 @groups.command("members")
@@ -259,16 +264,10 @@ def groups_remove_member(itsm, group: str, email: str) -> None:
 @pass_itsm
 def groups_members(itsm, group: str) -> None:
     """List a group's members."""
-    with itsm.Session() as session:
-        found = session.scalar(select(Group).where(Group.name == group))
-        if found is None:
-            raise NotFound(f"no group {group!r} (see itsm groups list)")
-        emails = session.scalars(select(User.email).join(GroupMember, GroupMember.user_id
-                                                          == User.id)
-                                 .where(GroupMember.group_id == found.id)
-                                 .order_by(User.email)).all()
-    for email in emails:
-        click.echo(email)
+    with _system(itsm) as service:
+        rows = people.members(service, group)
+    for row in rows:
+        click.echo(row["email"])
 
 
 # -- doctor and worker -----------------------------------------------------------------------

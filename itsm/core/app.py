@@ -226,10 +226,12 @@ def _gated(values: MultiDict) -> ImmutableMultiDict:
 def _web(app: Flask, itsm: Itsm) -> None:
     """The routes, request hooks and error handlers: the API's, the console's, then every
     plugin's. Registered when the application is first used (see :class:`ItsmApp`)."""
-    from itsm.core import api, console, ops
+    from itsm.core import api, console, groups_api, ops
+    from itsm.core.admin import views as admin_views
 
     ops.init_app(app)  # first: its timer starts before any other request hook runs
     api.init_app(app)
+    app.register_blueprint(groups_api.bp)
     app.teardown_request(_close_request_session)
 
     @app.before_request
@@ -249,4 +251,5 @@ def _web(app: Flask, itsm: Itsm) -> None:
     # Before the plugins' blueprints: the generic templates come first, a plugin adds
     # records/<type>/*.html beside them (see itsm.core.console).
     app.register_blueprint(console.bp)
+    app.register_blueprint(admin_views.bp)
     _plugin_blueprints(app, itsm)

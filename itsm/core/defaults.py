@@ -33,6 +33,9 @@ def itsm_permissions() -> list[Permission]:
     return [
         Permission("admin.users", "manage users, roles and tokens", ("admin",)),
         Permission("admin.plugins", "enable and disable plugins", ("admin",)),
+        Permission("admin.groups", "manage agencies, groups and their members", ("admin",)),
+        Permission("groups.read", "read resolver groups and their members",
+                   ("admin", "agent")),
     ]
 
 

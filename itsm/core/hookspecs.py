@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from flask import Blueprint, Flask
     from sqlalchemy.orm import Session
 
+    from itsm.core.admin.kit import AdminPage
     from itsm.core.attachments import AttachmentStore
     from itsm.core.auth import Actor, Identity, Permission, SignInMethod
     from itsm.core.config import Settings
@@ -115,6 +116,29 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     :return: a list of :class:`itsm.core.web.NavItem` (``label``, ``url``, ``order``;
         lower ``order`` comes first). All results are used; the core adds an entry for
         each record type the actor may read.
+    """
+
+
+@hookspec
+def itsm_admin_pages() -> list[AdminPage] | None:
+    """List this plugin's pages in the administration area (``/admin``).
+
+    Called whenever an admin page is rendered (for its sidebar) and on the admin home
+    page, for every enabled plugin; a disabled plugin's pages leave the sidebar with it.
+
+    The views are the plugin's own, on a blueprint it returns from
+    :func:`itsm_blueprints`; each is protected with
+    :func:`itsm.core.admin.kit.admin_view` (403 for whoever lacks the page's permission)
+    and renders a template extending ``admin/base.html`` (block ``admin_content``), which
+    draws the sidebar. A change made there is written with
+    :func:`itsm.core.admin.kit.record_admin_audit`.
+
+    :return: a list of :class:`itsm.core.admin.kit.AdminPage` (``title``, ``endpoint``,
+        ``section``, ``permission``, ``description``). The sidebar lists a page under its
+        section to the users holding its ``permission`` ("admin" by default); an endpoint
+        that does not exist is logged and left out. All results are used, the core's own
+        pages first, then the plugins' in registration order. An exception is logged and
+        that plugin's pages are left out, never the whole admin area.
     """
 
 

@@ -218,6 +218,8 @@ class Agency(Base):
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    contacts: Mapped[str] = mapped_column(Text, default="")  # who to call there, free text
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # never deleted: records keep it
 
 
 class Group(Base):
@@ -227,6 +229,9 @@ class Group(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    email: Mapped[str] = mapped_column(String(254), default="")  # the team's shared mailbox
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id",
+                                                              ondelete="SET NULL"))
 
 
 class User(Base):

@@ -249,45 +249,6 @@ def report():
     return jsonify(reports.report_for(current_actor(), days))
 
 
-class MemberIn(Schema):
-    class Meta:
-        unknown = RAISE
-
-    email = fields.String(required=True, validate=validate.Length(min=3, max=254))
-
-
-class MemberPage(Schema):
-    items = fields.List(fields.String(), required=True, metadata={
-        "description": "the members' e-mail addresses"})
-
-
-@bp.get("/groups/<group>/members")
-@document(summary="members of an approver group (staff)", response=MemberPage, tags=TAGS)
-def group_members(group: str):
-    with current_itsm().unit_of_work(current_actor()) as service:
-        emails = catalogs.members(service, group[:100])
-    return jsonify({"items": emails})
-
-
-@bp.post("/groups/<group>/members")
-@document(summary="add a user to an approver group (admins)", body=MemberIn,
-          response=MemberPage, status=201, tags=TAGS)
-def add_group_member(group: str):
-    data = _load(MemberIn)
-    with current_itsm().unit_of_work(current_actor()) as service:
-        catalogs.add_member(service, group[:100], data["email"])
-        emails = catalogs.members(service, group[:100])
-    return jsonify({"items": emails}), 201
-
-
-@bp.delete("/groups/<group>/members/<email>")
-@document(summary="take a user out of an approver group (admins)", status=204, tags=TAGS)
-def remove_group_member(group: str, email: str):
-    with current_itsm().unit_of_work(current_actor()) as service:
-        catalogs.remove_member(service, group[:100], email[:254])
-    return "", 204
-
-
 def _catalog_routes(cat: catalogs.Catalog) -> None:
     """``/api/v1/changes/<catalog>`` and ``/<catalog>/<id or name>``: one route per catalog,
     each documented with its own schema and its own path (a templated ``{name}`` beside

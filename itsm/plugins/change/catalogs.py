@@ -22,11 +22,9 @@ from itsm.plugin import (
     Boolean,
     Conflict,
     Group,
-    GroupMember,
     InputError,
     NotFound,
     RecordService,
-    User,
     ValidationError,
     load_input,
     parse_int,
@@ -247,50 +245,4 @@ def remove(service: RecordService, name: str, ident: str) -> None:
     changes.require_admin(service)
     cat = catalog(name)
     service.session.delete(_row(service.session, cat, ident))
-    service.session.flush()
-
-
-# -- approver groups' members ----------------------------------------------------------------
-# The core has groups but no command to add an existing user to one; approvers are group
-# members, so change admins manage the members of the groups the CAB rules name.
-
-
-def _group(session: Session, name: str) -> Group:
-    group = session.scalar(select(Group).where(Group.name == name))
-    if group is None:
-        raise NotFound(f"no group {name!r}", fields={"group": ["unknown group"]})
-    return group
-
-
-def members(service: RecordService, group_name: str) -> list[str]:
-    """E-mail addresses of a group's members."""
-    service.require("change.read")
-    group = _group(service.session, group_name)
-    return list(service.session.scalars(
-        select(User.email).join(GroupMember, GroupMember.user_id == User.id)
-        .where(GroupMember.group_id == group.id).order_by(User.email)))
-
-
-def add_member(service: RecordService, group_name: str, email: str) -> None:
-    """Make a user a member (an approver, when a CAB rule names the group)."""
-    changes.require_admin(service)
-    group = _group(service.session, group_name)
-    user = service.session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None:
-        raise NotFound(f"no user {email!r}", fields={"email": ["unknown user"]})
-    if service.session.get(GroupMember, (group.id, user.id)) is None:
-        service.session.add(GroupMember(group_id=group.id, user_id=user.id))
-        service.session.flush()
-
-
-def remove_member(service: RecordService, group_name: str, email: str) -> None:
-    """Take a user out of a group; their pending approvals stay until decided or
-    superseded."""
-    changes.require_admin(service)
-    group = _group(service.session, group_name)
-    user = service.session.scalar(select(User).where(User.email == email.strip().lower()))
-    row = service.session.get(GroupMember, (group.id, user.id)) if user else None
-    if row is None:
-        raise NotFound(f"{email} is not a member of {group_name!r}")
-    service.session.delete(row)
     service.session.flush()
