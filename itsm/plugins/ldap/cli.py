@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from itsm.plugin import ItsmError, pass_itsm
-from itsm.plugins.ldap import service
+from itsm.plugins.ldap import rules, service
 from itsm.plugins.ldap.diagnose import diagnose
 
 
@@ -46,7 +46,7 @@ def sync_command(itsm) -> None:
 def _test(itsm, email: str, password: str | None) -> None:
     """Print the diagnosis of EMAIL one line per step; the failed step ends the command
     with exit status 1."""
-    conf = itsm.plugin_settings("ldap")
+    conf = rules.effective_settings(itsm)
     if password == "":
         password = click.prompt("password", hide_input=True)
     for step in diagnose(conf, service.role_names(itsm), email, password):
