@@ -384,3 +384,72 @@ def test_the_provider_is_chosen_by_the_email_address_typed_on_the_sign_in_page(i
         refused = install.test_client().get(f"/sso/oidc/start?email={typed}",
                                             follow_redirects=True)
         assert refused.status_code == 200 and message in refused.get_data(as_text=True)
+
+
+def test_the_admin_page_shows_the_providers_and_manages_stored_rules(install, runner):
+    from sqlalchemy import select
+
+    from itsm.core import auth
+    from itsm.core.admin.models import AdminAudit
+    from itsm.plugins.oidc.models import OidcRule
+    from itsm.testing import schema_drift
+
+    itsm = install.extensions["itsm"]
+    assert schema_drift(itsm.engine, ["oidc_rule"]) == []
+    with install.app_context(), itsm.Session() as session:
+        auth.create_user(session, "root@example.org", role="admin",
+                         password="local admin words")
+        ensure_group(session, "Licences")
+        session.commit()
+    web = install.test_client()
+    token = re.search(r'name="csrf_token" value="([^"]+)"',
+                      web.get("/login").get_data(as_text=True)).group(1)
+    web.post("/login", data={"email": "root@example.org", "password": "local admin words",
+                             "csrf_token": token})
+    page = web.get("/admin/sign-in/oidc/").get_data(as_text=True)
+    assert "Identity providers (OIDC)" in page and "set (hidden)" in page and SECRET not in page
+    assert "dmv-desk" in page and "DMV desk" in page
+
+    def post(url: str, data: dict):
+        return web.post(url, data={**data, "csrf_token": csrf_of(web)})
+
+    refused = post("/admin/sign-in/oidc/rules", {"provider": "agency", "kind": "agency",
+                                                  "match": "dmv-staff", "value": "NOPE"})
+    assert refused.status_code == 422
+    assert "There is no agency with the code" in refused.get_data(as_text=True)
+    for kind, match, value in (("group", "dmv-staff", "Licences"),
+                               ("role", "dmv-staff", "admin")):
+        assert post("/admin/sign-in/oidc/rules", {"provider": "agency", "kind": kind,
+                                                   "match": match, "value": value}
+                    ).status_code == 302
+    # Ann is dmv-desk (agent by the file, which comes first) and dmv-staff.
+    ann = install.test_client()
+    start = ann.get("/sso/oidc/agency/start").headers["Location"]
+    ann.get(callback_path(through_provider(start, "ann")))
+    assert ann.get("/api/v1/me").json["role"] == "agent"
+    assert ann.get("/api/v1/me").json["groups"] == ["DMV desk", "Licences"]
+    # The test: the command line's steps, and the mapping of typed claims.
+    tested = post("/admin/sign-in/oidc/test", {"provider": "agency", "base": BASE,
+                                               "email": "dan@dmv.example.org",
+                                               "groups": "dmv-staff"})
+    text = html.unescape(tested.get_data(as_text=True))
+    assert f"<strong>Redirect:</strong> ok — ok, the provider accepts {REDIRECT}" in text
+    assert "<strong>Mapping:</strong> ok — role admin, groups Licences, agency DMV" in text
+    cli = runner.invoke(["auth", "test-oidc", "--email", "dan@dmv.example.org", "--groups",
+                         "dmv-staff"])
+    assert cli.exit_code == 0, cli.output
+    assert cli.output.splitlines()[-1] == "mapping: role admin, groups Licences, agency DMV"
+    with install.app_context(), itsm.Session() as session:
+        rule = session.scalars(select(OidcRule).where(OidcRule.kind == "role")).one()
+    assert post(f"/admin/sign-in/oidc/rules/{rule.id}", {
+        "provider": "agency", "kind": "role", "match": "dmv-staff", "value": "agent"}
+        ).status_code == 302
+    assert post(f"/admin/sign-in/oidc/rules/{rule.id}/remove", {}).status_code == 422
+    assert post(f"/admin/sign-in/oidc/rules/{rule.id}/remove",
+                {"confirm": "y"}).status_code == 302
+    with install.app_context(), itsm.Session() as session:
+        actions = session.scalars(select(AdminAudit.action).order_by(AdminAudit.id)).all()
+    assert actions == ["oidc.rule.add", "oidc.rule.add", "oidc.rule.change",
+                       "oidc.rule.remove"]
+    # Not for anyone else: Ann (an agent) is refused.
+    assert ann.get("/admin/sign-in/oidc/").status_code == 403

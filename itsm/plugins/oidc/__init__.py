@@ -8,13 +8,16 @@ page by the domain of the work e-mail address typed there, or is a button of its
 (``itsm_sign_in_methods``); its groups claim maps to role, resolver groups and agency
 like the ldap plugin's rules. Signing out of itsm ends the provider's session too
 (``itsm_sign_out``: its end-session endpoint); ``itsm auth test-oidc`` diagnoses the
-configuration. It imports no other plugin.
+configuration. Its admin page shows each provider's configuration and adds mapping
+rules to those of itsm.toml (table ``oidc_rule``, applied after the file's). It imports
+no other plugin.
 """
 
 from __future__ import annotations
 
 from itsm.plugin import Plugin
 from itsm.plugins.oidc.hooks import (
+    itsm_admin_pages,
     itsm_auth_commands,
     itsm_blueprints,
     itsm_sign_in_methods,
@@ -36,5 +39,5 @@ plugin = Plugin(
     },
 )
 
-__all__ = ["itsm_auth_commands", "itsm_blueprints", "itsm_sign_in_methods", "itsm_sign_out",
-           "plugin"]
+__all__ = ["itsm_admin_pages", "itsm_auth_commands", "itsm_blueprints", "itsm_sign_in_methods",
+           "itsm_sign_out", "plugin"]

@@ -116,3 +116,17 @@ def diagnose(provider: service.Provider, timeout: float,
                                  "endpoint" if document.get("end_session_endpoint") else
                                  "the provider has no end-session endpoint: signing out "
                                  "of itsm leaves the provider's session")
+
+
+def mapping_step(provider: service.Provider, email: str, groups: list[str],
+                 roles: list[str]) -> Step:
+    """What the provider's rules make of a person with ``email`` whose groups claim holds
+    ``groups``, as at their sign-in."""
+    claims = {"email": email, "email_verified": True, provider.groups_claim: groups}
+    try:
+        identity = service.identity_for(provider, claims, roles)
+    except ItsmError as exc:
+        return Step("mapping", False, exc.message)
+    agency = identity.agency or "none"
+    return Step("mapping", True, f"role {identity.role}, groups "
+                                 f"{', '.join(identity.groups) or 'none'}, agency {agency}")

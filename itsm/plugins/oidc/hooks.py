@@ -56,10 +56,19 @@ def itsm_sign_out(values: Mapping[str, Any]) -> str | None:
 @hookimpl
 def itsm_blueprints() -> list[Blueprint]:
     """``/sso/oidc/start`` (by e-mail domain), ``/sso/oidc/<provider>/start`` and
-    ``/sso/oidc/<provider>/callback``."""
+    ``/sso/oidc/<provider>/callback``; the admin page under ``/admin/sign-in/oidc``."""
+    from itsm.plugins.oidc.admin import admin
     from itsm.plugins.oidc.pages import pages
 
-    return [pages]
+    return [pages, admin]
+
+
+@hookimpl
+def itsm_admin_pages() -> list:
+    """The admin page "Identity providers (OIDC)" under "Sign-in"."""
+    from itsm.plugins.oidc.admin import PAGE
+
+    return [PAGE]
 
 
 @hookimpl

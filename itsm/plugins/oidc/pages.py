@@ -14,7 +14,7 @@ from itsm.plugin import (
     provision_user,
     start_web_session,
 )
-from itsm.plugins.oidc import service
+from itsm.plugins.oidc import rules, service
 
 pages = Blueprint("oidc", __name__)
 FLOW_KEY = "oidc_flow"
@@ -28,7 +28,7 @@ def _settings() -> dict:
 
 
 def _provider(name: str) -> service.Provider:
-    found = service.providers(_settings()).get(name)
+    found = rules.effective_providers(current_itsm()).get(name)  # with the admin's rules
     if found is None:
         raise service.SignInRefused(f"no identity provider {name!r} is configured")
     return found
