@@ -107,3 +107,37 @@ def test_two_agencies_sign_in_by_domain_and_out_of_the_provider_too(site, browse
         "no identity provider signs in addresses of elsewhere.example")
     page.screenshot(path=str(tmp_path / "refused-390.png"), full_page=True)
     print(f"screenshots in {tmp_path}")
+
+
+def test_the_admin_page_of_the_providers_fits_a_phone(app, site, browser, tmp_path):
+    from itsm.core import auth
+
+    with app.app_context(), app.extensions["itsm"].Session() as session:
+        auth.create_user(session, "root@example.org", role="admin",
+                         password="local admin words")
+        session.commit()
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.set_default_timeout(15_000)
+    page.goto(site + "/login")
+    page.get_by_label("E-mail address", exact=True).fill("root@example.org")
+    page.get_by_label("Password").fill("local admin words")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.goto(site + "/admin/sign-in/oidc/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Identity providers (OIDC)")
+    page.get_by_label("Provider (required)").first.select_option("tax")
+    page.get_by_label("Maps to a (required)").select_option("agency")
+    page.get_by_label("Value of the groups claim (required)").fill("tax-staff")
+    page.get_by_label("Value (required)", exact=True).fill("NOPE")
+    page.get_by_role("button", name="Add the rule").click()
+    expect(page.locator(".field-errors").first).to_contain_text("There is no agency")
+    expect(page.locator("#f-match")).to_have_value("tax-staff")
+    assert no_sideways_scroll(page)
+    page.locator("#t-provider").select_option("dmv")
+    page.get_by_label("A person's e-mail address").fill("dan@dmv.example.org")
+    page.get_by_label("Their groups claim").fill("dmv-staff")
+    page.get_by_role("button", name="Test", exact=True).click()
+    expect(page.get_by_role("list", name="Test result")).to_contain_text(
+        "Mapping: role requester, groups none, agency DMV")
+    assert no_sideways_scroll(page)
+    page.screenshot(path=str(tmp_path / "admin-oidc-390.png"), full_page=True)
+    print(f"screenshots in {tmp_path}")
