@@ -409,3 +409,40 @@ def test_sign_in_routes_answer_hostile_input_without_a_5xx_or_a_reflected_script
                     problems.append(f"{url} {query}: {header_problems(response)}")
     print(f"sign-in routes: {len(rules)} routes, {calls} hostile calls")
     assert problems == [], "\n".join(problems[:40])
+
+
+def test_sign_in_admin_forms_refuse_hostile_input_at_their_fields(app, demo):
+    """The sign-in plugins' admin forms (mapping rules, "test a person"), sent hostile
+    values by an admin: a 4xx page with the field's message, never a 5xx or the value
+    as markup; nothing stored."""
+    from sqlalchemy import func, select
+
+    from itsm.plugins.ldap.models import LdapRule
+    from itsm.plugins.oidc.models import OidcRule
+
+    client = app.test_client()
+    sign_in(client, ADMIN, ADMIN_PASSWORD)
+    forms = {"/admin/sign-in/ldap/rules": ("kind", "match", "value"),
+             "/admin/sign-in/oidc/rules": ("provider", "kind", "match", "value"),
+             "/admin/sign-in/ldap/test": ("email",),
+             "/admin/sign-in/oidc/test": ("provider", "base", "email", "groups")}
+    problems, calls = [], 0
+    for url, names in forms.items():
+        for value in HOSTILE:
+            with client.session_transaction() as cookie:
+                token = cookie["csrf"]
+            response = client.post(url, data={**{n: value for n in names},
+                                              "csrf_token": token})
+            calls += 1
+            text = response.get_data(as_text=True)
+            if response.status_code >= 500:
+                problems.append(f"{url} {value[:30]!r}: {response.status_code}")
+            elif url.endswith("/rules") and response.status_code != 422:
+                problems.append(f"{url} {value[:30]!r}: {response.status_code}, not 422")
+            elif "<script>alert(1)" in text or "<svg onload" in text:
+                problems.append(f"{url} {value[:30]!r}: the value came back as markup")
+    with app.app_context(), app.extensions["itsm"].Session() as session:
+        stored = session.scalar(select(func.count()).select_from(LdapRule)) + \
+            session.scalar(select(func.count()).select_from(OidcRule))
+    print(f"sign-in admin forms: {calls} hostile posts")
+    assert problems == [] and stored == 0, "\n".join(problems)
