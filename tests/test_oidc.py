@@ -453,3 +453,20 @@ def test_the_admin_page_shows_the_providers_and_manages_stored_rules(install, ru
                        "oidc.rule.remove"]
     # Not for anyone else: Ann (an agent) is refused.
     assert ann.get("/admin/sign-in/oidc/").status_code == 403
+
+
+def test_a_long_id_token_is_not_kept_and_the_sign_out_still_works(install, monkeypatch):
+    from itsm.plugins.oidc import pages
+
+    monkeypatch.setattr(pages, "ID_TOKEN_KEPT", 10)  # as if the token held 500 groups
+    web, idp = install.test_client(), requests.Session()
+    start = web.get("/sso/oidc/agency/start").headers["Location"]
+    web.get(callback_path(through_provider(start, "ann", idp)))
+    with web.session_transaction() as cookie:
+        assert cookie["oidc_signed_in"] == {"provider": "agency", "id_token": ""}
+    out = web.post("/logout", data={"csrf_token": csrf_of(web)})
+    onwards = html.unescape(REFRESH.search(out.get_data(as_text=True)).group(1))
+    query = parse_qs(urlsplit(onwards).query)
+    assert "id_token_hint" not in query and query["client_id"] == ["itsm"]
+    assert through_provider(onwards, "ann", idp) == f"{BASE}/login"
+    assert idp.forms == ["sign-out"]

@@ -21,6 +21,7 @@ FLOW_KEY = "oidc_flow"
 # What the single sign-out needs, kept in the signed session cookie with the sign-in:
 # the provider's name and the ID token (sent back as id_token_hint).
 SIGNED_IN_KEY = "oidc_signed_in"
+ID_TOKEN_KEPT = 2048  # characters: longer ID tokens are not kept in the cookie
 
 
 def _settings() -> dict:
@@ -100,5 +101,9 @@ def callback(provider: str):
             db.commit()
     except ItsmError as exc:
         return _refused(exc.message)
-    session[SIGNED_IN_KEY] = {"provider": provider, "id_token": id_token}
+    # A browser drops a cookie over 4 kB, and so the sign-in with it: an ID token with
+    # hundreds of groups is not kept (the sign-out then names the client only, which
+    # RP-Initiated Logout allows; the provider asks the person to confirm).
+    session[SIGNED_IN_KEY] = {"provider": provider,
+                              "id_token": id_token if len(id_token) <= ID_TOKEN_KEPT else ""}
     return redirect(url_for("console.home"))

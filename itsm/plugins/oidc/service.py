@@ -162,8 +162,9 @@ def end_session_url(provider: Provider, document: dict[str, Any], id_token: str,
     endpoint = document.get("end_session_endpoint")
     if not endpoint:
         return None
-    query = {"id_token_hint": id_token, "post_logout_redirect_uri": back_to,
-             "client_id": provider.client_id}
+    query = {"post_logout_redirect_uri": back_to, "client_id": provider.client_id}
+    if id_token:
+        query["id_token_hint"] = id_token
     return str(requests.Request("GET", endpoint, params=query).prepare().url)
 
 
