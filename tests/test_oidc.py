@@ -451,6 +451,9 @@ def test_the_admin_page_shows_the_providers_and_manages_stored_rules(install, ru
         actions = session.scalars(select(AdminAudit.action).order_by(AdminAudit.id)).all()
     assert actions == ["oidc.rule.add", "oidc.rule.add", "oidc.rule.change",
                        "oidc.rule.remove"]
+    assert web.get(f"/admin/sign-in/oidc/rules/{rule.id}").status_code == 404
+    assert post(f"/admin/sign-in/oidc/rules/{rule.id}/remove",
+                {"confirm": "y"}).status_code == 404
     # Not for anyone else: Ann (an agent) is refused.
     assert ann.get("/admin/sign-in/oidc/").status_code == 403
 
