@@ -62,6 +62,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "SignInMethod": ("itsm.core.auth", "SignInMethod"),
     "provision_user": ("itsm.core.auth", "provision_user"),
     "deactivate_user": ("itsm.core.auth", "deactivate_user"),
+    "password_reset_link": ("itsm.core.password_reset", "reset_link"),
     # -- notifications -------------------------------------------------------------------
     "EventMessage": ("itsm.core.notify", "EventMessage"),
     "Recipient": ("itsm.core.notify", "Recipient"),
@@ -217,6 +218,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         page_blueprint,
         render_page,
     )
+    from itsm.core.password_reset import reset_link as password_reset_link  # noqa: F401
     from itsm.core.plugins import Plugin  # noqa: F401
     from itsm.core.query import ListQuery  # noqa: F401
     from itsm.core.records import (  # noqa: F401

@@ -403,3 +403,74 @@ def test_anonymous_gets_401_from_every_protected_operation(app, client):
                              f"{response.status_code}")
     assert protected > 100
     assert wrong == [], "\n".join(wrong)
+
+
+ADMIN_PASSWORD = "matrix admin passphrase"
+
+
+def _admin_url(rule) -> str:
+    """A URL of an admin page's rule, with a value of each argument's shape."""
+    values = {}
+    for name in rule.arguments:
+        converter = rule._converters.get(name)
+        options = getattr(converter, "items", None) or getattr(converter, "options", None)
+        if options:
+            values[name] = sorted(options)[0]
+        elif type(converter).__name__.endswith("IntegerConverter"):
+            values[name] = 1
+        else:
+            values[name] = "tickets" if name == "name" else "x"
+    return rule.build(values, append_unknown=False)[1]
+
+
+def test_non_admins_get_403_on_every_admin_page_and_admin_api(app, make_token):
+    """Every view protected by ``admin_view`` (the core's admin area and every plugin's
+    admin pages), by GET and POST, refuses each role that does not hold its permission;
+    the groups API refuses writes to all but admins and reads to requesters."""
+    import re as _re
+
+    itsm = app.extensions["itsm"]
+    make_token("matrix-root@it.example", role="admin", password=ADMIN_PASSWORD)
+    cast = {"requester": make_token("m-req@it.example", role="requester", agency=AGENCY_A,
+                                    password=ADMIN_PASSWORD),
+            "agent": make_token("m-agent@it.example", role="agent", password=ADMIN_PASSWORD)}
+    declared = {role for p in itsm.permissions.values() for role in p.roles}
+    for role in sorted(declared - set(CORE_ROLES)):
+        cast[role] = make_token(f"m-{role}@it.example", role=role, password=ADMIN_PASSWORD)
+    rules = [(rule, app.view_functions[rule.endpoint].admin_permission)
+             for rule in app.url_map.iter_rules()
+             if hasattr(app.view_functions.get(rule.endpoint), "admin_permission")]
+    assert len(rules) >= 15
+    wrong, checked = [], 0
+    for role, headers in cast.items():
+        email = f"m-{role.replace('requester', 'req')}@it.example"
+        client = app.test_client()
+        token = _re.search(r'name="csrf_token" value="([^"]+)"',
+                           client.get("/login").text).group(1)
+        assert client.post("/login", data={"email": email, "password": ADMIN_PASSWORD,
+                                           "csrf_token": token}).status_code == 302
+        with client.session_transaction() as state:
+            csrf = state["csrf"]
+        for rule, permission in rules:
+            held = permission in itsm.permissions and role in itsm.permissions[permission].roles
+            if held:
+                continue
+            url = _admin_url(rule)
+            for method in sorted((rule.methods or set()) & {"GET", "POST"}):
+                checked += 1
+                response = client.open(url, method=method, data={"csrf_token": csrf})
+                if response.status_code != 403:
+                    wrong.append(f"{role} {method} {url}: {response.status_code}")
+        api = "/api/v1/groups"
+        writes = [("POST", api, {"name": "Matrix group"}),
+                  ("PATCH", f"{api}/1", {"name": "Renamed"}),
+                  ("POST", f"{api}/1/members", {"email": "m-agent@it.example"}),
+                  ("DELETE", f"{api}/1/members/m-agent@it.example", None)]
+        reads = [("GET", api, None), ("GET", f"{api}/1", None), ("GET", f"{api}/1/members", None)]
+        for method, url, body in writes + (reads if role == "requester" else []):
+            checked += 1
+            response = app.test_client().open(url, method=method, json=body, headers=headers)
+            if response.status_code != 403:
+                wrong.append(f"{role} {method} {url}: {response.status_code}")
+    assert checked > 60
+    assert wrong == [], "\n".join(wrong)

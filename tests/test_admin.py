@@ -231,3 +231,52 @@ def test_an_admin_manages_agencies_and_groups(client, people, itsm):
     assert [a for a, _ in _audit(itsm)] == [
         "agency.create", "agency.update", "group.create", "group.add_member",
         "group.remove_member", "group.update"]
+
+
+def test_the_home_page_shows_the_doctors_checks_and_retries_dead_deliveries(client, people,
+                                                                            itsm):
+    from itsm.core.models import Delivery, Event
+
+    with itsm.Session() as session:
+        event = Event(name="record.created", payload={})
+        session.add(event)
+        session.flush()
+        session.add(Delivery(event_id=event.id, channel="log", recipient="x", state="dead",
+                             attempts=8))
+        session.commit()
+    sign_in(client, "admin@example.org")
+    home = client.get("/admin/").text
+    for said in ("Database", "Worker: last cycle finished never", "1 notification delivery",
+                 "Retry the 1 dead delivery", "1 problem"):
+        assert said in home, said
+    assert post(client, "/admin/outbox/retry").status_code == 302
+    with itsm.Session() as session:
+        assert session.scalar(select(Delivery.state)) == "pending"
+    assert "Deliveries: none dead" in client.get("/admin/").text
+    assert ("outbox.retry", "outbox") in _audit(itsm)
+
+
+def test_an_admin_disables_enables_and_uninstalls_a_plugin(client, people, itsm):
+    sign_in(client, "admin@example.org")
+    listing = client.get("/admin/plugins").text
+    assert 'id="plugin-vendor"' in listing and "Third-party" in listing
+    preflight = client.get("/admin/plugins/vendor/disable")
+    assert preflight.status_code == 200 and "Preflight" in preflight.text
+    assert itsm.host.is_enabled("vendor")  # a GET changes nothing
+    assert post(client, "/admin/plugins/vendor/disable").status_code == 302
+    assert not itsm.host.is_enabled("vendor")
+    assert "Widgets" not in client.get("/admin/").text  # its pages left the sidebar
+    assert client.get("/admin/vendor/widgets").status_code == 404
+    wrong = post(client, "/admin/plugins/vendor/uninstall", {"confirm_name": "vend"})
+    assert wrong.status_code == 422 and 'value="vend"' in wrong.text
+    assert post(client, "/admin/plugins/vendor/enable").status_code == 302
+    assert itsm.host.is_enabled("vendor")
+    refused = post(client, "/admin/plugins/vendor/uninstall", {"confirm_name": "vendor"})
+    assert refused.status_code == 409 and "disable vendor first" in refused.text.lower()
+    post(client, "/admin/plugins/vendor/disable")
+    done = post(client, "/admin/plugins/vendor/uninstall", {"confirm_name": "vendor"})
+    assert done.status_code == 302
+    assert client.get("/admin/plugins/nothing/enable").status_code == 404
+    assert client.get("/admin/plugins/vendor/explode").status_code == 404
+    assert [a for a, _ in _audit(itsm)] == ["plugin.disable", "plugin.enable",
+                                            "plugin.disable", "plugin.uninstall"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import click
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from itsm.core import auth, people
@@ -278,25 +278,12 @@ def groups_members(itsm, group: str) -> None:
 def doctor(itsm) -> None:
     """Check the database, migrations, plugins, the outbox backlog, dead deliveries and
     the SLA sweep; exit non-zero on any problem (thresholds: the health.* settings)."""
-    from itsm.core import health, plugin_admin
+    from itsm.core import health
 
     problems = 0
-    with itsm.engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
-    click.echo(f"ok: database {itsm.engine.url.render_as_string(hide_password=True)}")
-    from itsm.core.calendars import load_calendars
-
-    click.echo(f"ok: calendars {', '.join(sorted(load_calendars(itsm.settings)))}")
-    report = plugin_admin.check(itsm)
-    for note in report.notes:
-        click.echo(f"note: {note}")
-    for problem in report.problems:
-        click.echo(f"problem: {problem}")
-        problems += 1
-    enabled = sorted(itsm.host.enabled)
-    click.echo(f"ok: {len(enabled)} plugin(s) enabled: {', '.join(enabled) or 'none'}")
-    for check in health.checks(itsm):
-        click.echo(f"ok: {check.message}" if check.ok else f"problem: {check.message}")
+    for check in health.doctor(itsm):
+        kind = "note" if check.note else "ok" if check.ok else "problem"
+        click.echo(f"{kind}: {check.message}")
         problems += not check.ok
     if problems:
         raise ItsmError(f"{problems} problem(s) found")

@@ -10,10 +10,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import click
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, or_, select
 
 from itsm.core.cli_kit import emit_json, pass_itsm
-from itsm.core.errors import ItsmError, NotFound
 from itsm.core.models import Delivery, Event, utcnow
 
 STATES = ("pending", "failed", "dead", "delivered")
@@ -73,25 +72,14 @@ def outbox_retry(itsm, ids: tuple[int, ...], dead: bool) -> None:
     """Make deliveries due now with a fresh set of attempts (dead ones come back)."""
     if not ids and not dead:
         raise click.UsageError("say which: --id N (repeatable) or --dead")
-    condition = []
+    from itsm.core.admin.kit import record_admin_audit
+    from itsm.core.auth import Actor
+    from itsm.core.notify import retry_deliveries
+
     with itsm.Session() as session:
-        if ids:
-            found = dict(session.execute(select(Delivery.id, Delivery.state)
-                                         .where(Delivery.id.in_(ids))).all())
-            missing = sorted(set(ids) - set(found))
-            if missing:
-                raise NotFound(f"no delivery {', '.join(map(str, missing))} "
-                               "(itsm outbox list)")
-            done = sorted(i for i, s in found.items() if s == "delivered")
-            if done:
-                raise ItsmError(f"delivery {', '.join(map(str, done))} was delivered "
-                                "already; nothing to retry")
-            condition.append(Delivery.id.in_(ids))
-        if dead:
-            condition.append(Delivery.state == "dead")
-        count = session.execute(
-            update(Delivery).where(or_(*condition), Delivery.state != "delivered")
-            .values(state="pending", attempts=0, next_attempt_at=utcnow())).rowcount
+        count = retry_deliveries(session, ids, dead=dead)
+        record_admin_audit(session, Actor.system(), "outbox.retry", "outbox", None,
+                           {"ids": list(ids), "dead": dead, "count": count})
         session.commit()
     click.echo(f"{count} deliver{'y' if count == 1 else 'ies'} due now "
                "(the worker sends them on its next cycle)")

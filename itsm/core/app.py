@@ -226,8 +226,8 @@ def _gated(values: MultiDict) -> ImmutableMultiDict:
 def _web(app: Flask, itsm: Itsm) -> None:
     """The routes, request hooks and error handlers: the API's, the console's, then every
     plugin's. Registered when the application is first used (see :class:`ItsmApp`)."""
-    from itsm.core import api, console, groups_api, ops
-    from itsm.core.admin import views as admin_views
+    from itsm.core import api, console, groups_api, ops, password_reset
+    from itsm.core.admin import area as admin_area
 
     ops.init_app(app)  # first: its timer starts before any other request hook runs
     api.init_app(app)
@@ -251,5 +251,6 @@ def _web(app: Flask, itsm: Itsm) -> None:
     # Before the plugins' blueprints: the generic templates come first, a plugin adds
     # records/<type>/*.html beside them (see itsm.core.console).
     app.register_blueprint(console.bp)
-    app.register_blueprint(admin_views.bp)
+    admin_area.register(app)
+    app.register_blueprint(password_reset.bp)
     _plugin_blueprints(app, itsm)

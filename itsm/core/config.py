@@ -41,6 +41,11 @@ DEFAULTS: dict[str, Any] = {
     # Off: users made by a sign-in method (a directory) sign in only through it, never
     # with a local password; local users (the admins of the install) keep theirs.
     "auth.local_passwords": True,
+    # How long a "forgot password" link works; a newer one or a new password ends it sooner.
+    "auth.password_reset_minutes": 60,
+    # The console's address for links in mails (https://itsm.example.org); empty: the
+    # e-mail plugin's base_url, else the address the request came to.
+    "auth.base_url": "",
     "plugins.refresh_seconds": 5.0,
     "plugins.strict": False,
     # Built-in plugins enabled on a fresh install: "*" for all, or a list of names

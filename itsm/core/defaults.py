@@ -39,6 +39,16 @@ def itsm_permissions() -> list[Permission]:
     ]
 
 
+@hookimpl
+def itsm_notification_recipients(event):
+    """A password-reset link goes to the address it was asked for, by e-mail only."""
+    from itsm.core.notify import Recipient
+    from itsm.core.password_reset import EVENT
+
+    to = event.payload.get("to") if event.name == EVENT else None
+    return [Recipient("email", str(to))] if to else None
+
+
 @hookimpl(trylast=True)
 def itsm_permission_check(actor: Actor, permission: str, record) -> bool:
     return default_permission_check(actor, permission, record, _itsm().permissions)

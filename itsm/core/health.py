@@ -19,7 +19,7 @@ from itsm.core.sla_models import SlaClock
 if TYPE_CHECKING:
     from itsm.core.app import Itsm
 
-__all__ = ["Check", "Figures", "figures", "checks", "ready"]
+__all__ = ["Check", "Figures", "figures", "checks", "ready", "doctor"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Check:
     name: str
     ok: bool
     message: str
+    note: bool = False  # worth knowing, not a problem (an upgrade noted, a migration due)
 
 
 @dataclass(frozen=True)
@@ -139,3 +140,30 @@ def ready(itsm: Itsm) -> Check:
         names = ", ".join(f"{branch} ({len(revs)})" for branch, revs in sorted(todo.items()))
         return Check("migrations", False, f"migrations pending: {names}: run itsm db upgrade")
     return Check("database", True, "database reachable, migrations at head")
+
+
+def doctor(itsm: Itsm) -> list[Check]:
+    """Every check of ``itsm doctor`` (and the admin home page), in its order: the
+    database, the calendars, the plugins' preflight (``itsm plugins check``: load errors,
+    versions, dependencies, pending migrations), the enabled plugins, then :func:`checks`.
+    A database that does not answer is the only check then."""
+    from itsm.core import plugin_admin
+    from itsm.core.calendars import load_calendars
+
+    try:
+        with itsm.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure: the database is the problem
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[:1]
+        return [Check("database", False, f"database unavailable: {' '.join(first)}")]
+    out = [Check("database", True,
+                 f"database {itsm.engine.url.render_as_string(hide_password=True)}"),
+           Check("calendars", True,
+                 f"calendars {', '.join(sorted(load_calendars(itsm.settings)))}")]
+    report = plugin_admin.check(itsm)
+    out += [Check("plugins", True, note, note=True) for note in report.notes]
+    out += [Check("plugins", False, problem) for problem in report.problems]
+    enabled = sorted(itsm.host.enabled)
+    out.append(Check("plugins", True,
+                     f"{len(enabled)} plugin(s) enabled: {', '.join(enabled) or 'none'}"))
+    return out + checks(itsm)

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import event as orm_event
-from sqlalchemy import func, inspect, select, update
+from sqlalchemy import func, inspect, or_, select, update
 
 from itsm.core.models import Delivery, Event, utcnow
 
@@ -350,3 +350,31 @@ class Outbox:
             self._thread.join(timeout=5)
             self._thread = None
             self._stop.clear()
+
+
+def retry_deliveries(session: Session, ids: Iterable[int] = (), *, dead: bool = False) -> int:
+    """Make deliveries due now with a fresh set of attempts (dead ones come back): those
+    of ``ids`` and, with ``dead``, every dead one. Returns how many; raises NotFound for
+    an unknown id and ItsmError for one delivered already. Caller commits."""
+    from itsm.core.errors import ItsmError, NotFound
+
+    ids = list(ids)
+    condition = []
+    if ids:
+        found = dict(session.execute(select(Delivery.id, Delivery.state)
+                                     .where(Delivery.id.in_(ids))).all())
+        missing = sorted(set(ids) - set(found))
+        if missing:
+            raise NotFound(f"no delivery {', '.join(map(str, missing))} (itsm outbox list)")
+        done = sorted(i for i, state in found.items() if state == "delivered")
+        if done:
+            raise ItsmError(f"delivery {', '.join(map(str, done))} was delivered already; "
+                            "nothing to retry")
+        condition.append(Delivery.id.in_(ids))
+    if dead:
+        condition.append(Delivery.state == "dead")
+    if not condition:
+        return 0
+    return session.execute(
+        update(Delivery).where(or_(*condition), Delivery.state != "delivered")
+        .values(state="pending", attempts=0, next_attempt_at=utcnow())).rowcount

@@ -53,6 +53,7 @@ EVENT_LABELS = {
     "incident.escalated": "escalated",
     "mail.rejected": "your mail was not accepted",
     "mail.held": "your mail is held for review",
+    "account.password_reset": "choose a new password",
 }
 
 
@@ -232,11 +233,14 @@ class EmailChannel:
         settings = itsm.plugin_settings("email")
         address = recipient.address
         with itsm.Session() as session:
-            if not user_wants(session, address, CHANNEL, message.name):
+            # Account mails (a password reset) are asked for by the person: always sent.
+            if not message.name.startswith("account.") and \
+                    not user_wants(session, address, CHANNEL, message.name):
                 log.info("event %s not mailed to %s: turned off in their preferences",
                          message.id, address)
                 return
-        mail = build_message(message, address, settings, record_link(itsm, settings, message),
+        link = record_link(itsm, settings, message) or account_link(settings, message)
+        mail = build_message(message, address, settings, link,
                              secret_key=str(itsm.settings.get("secret_key") or ""))
         send(mail, settings)
         log.info("event %s mailed to %s as %s", message.id, address, mail["Message-ID"])
@@ -249,3 +253,14 @@ def record_link(itsm, settings: dict[str, Any], message: EventMessage) -> str | 
     if not base or rt is None or not record.get("number"):
         return None
     return f"{base}/records/{rt.collection}/{record['number']}"
+
+
+def account_link(settings: dict[str, Any], message: EventMessage) -> str | None:
+    """The link of an account mail (a password reset), made when the mail is sent: the
+    outbox never holds the secret it carries."""
+    from itsm.plugin import password_reset_link
+
+    if message.name != "account.password_reset" or "reset_id" not in message.payload:
+        return None
+    base = str(settings.get("base_url") or message.payload.get("base") or "")
+    return password_reset_link(int(message.payload["reset_id"]), base)

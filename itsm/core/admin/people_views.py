@@ -15,8 +15,8 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from itsm.core import people
+from itsm.core.admin.blueprint import bp
 from itsm.core.admin.kit import admin_view
-from itsm.core.admin.views import bp
 from itsm.core.context import current_itsm
 from itsm.core.errors import ItsmError, ValidationError
 from itsm.core.models import Agency, Group, User
@@ -112,7 +112,8 @@ def _user_page(user_id: int, forms: dict[str, Form] | None = None, status: int =
                         ("role", data["role"])] + [("groups", g) for g in data["groups"]])
     forms = {"edit": Form(stored), "role": Form(stored), "active": Form(),
              "tokens": Form(), "reset": Form(), **(forms or {})}
-    return render_page("admin/user.html", status, user=data, forms=forms, choices=_choices())
+    return render_page("admin/user.html", status, user=data, forms=forms, choices=_choices(),
+                       reset_available=data["active"])
 
 
 @bp.route("/users/<int:user_id>")
@@ -308,3 +309,29 @@ def group_add_member(group_id: int):
 def group_remove_member(group_id: int):
     return _group_action(group_id, "remove", lambda service: people.remove_member(
         service, group_id, request.form.get("email", "")), "Member removed.")
+
+
+@bp.post("/users/<int:user_id>/reset")
+@admin_view("admin.users")
+def user_reset(user_id: int):
+    """Mail the user a password-reset link (the admin never learns the password)."""
+    from itsm.core.admin.kit import record_admin_audit
+    from itsm.core.password_reset import request_reset
+
+    itsm = current_itsm()
+    try:
+        with _unit() as service:
+            found = people.user(service, user_id)
+            service.require(people.USERS)
+            event = request_reset(service.session, found.email, request.remote_addr or "",
+                                  base_url=request.url_root, limited=False)
+            if event is None:
+                raise ValidationError(f"{found.email} cannot get a reset link: deactivated, "
+                                      "or signs in through a directory only")
+            record_admin_audit(service.session, service.actor, "user.password_reset",
+                               f"user {found.email}", None, {"mailed": found.email})
+    except ValidationError as exc:
+        return _user_page(user_id, {"reset": refused(exc)}, 422)
+    itsm.outbox.committed([event])
+    flash(f"A password-reset link is on its way to {found.email}.", "success")
+    return redirect(url_for("admin.user_detail", user_id=user_id))

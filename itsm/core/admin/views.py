@@ -1,8 +1,4 @@
-"""The admin area's blueprint: the home page and the admin audit.
-
-The other core admin pages (users, agencies and groups, plugins) add their views to
-:data:`bp` from their own modules, imported at the end of this one.
-"""
+"""The admin area's home page (the install's health and every admin page) and the audit."""
 
 from __future__ import annotations
 
@@ -13,26 +9,22 @@ from sqlalchemy import select
 
 from itsm.core import inputs
 from itsm.core.admin import kit
+from itsm.core.admin.blueprint import bp
+from itsm.core.admin.install_views import health_context
 from itsm.core.admin.kit import admin_view
 from itsm.core.admin.models import AdminAudit
 from itsm.core.context import current_itsm
 from itsm.core.models import User
-from itsm.core.pagekit import page_actor, page_blueprint, render_page, signed_in_actor
+from itsm.core.pagekit import page_actor, render_page
 
-bp = page_blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 AUDIT_PAGE = 50
-
-
-@bp.app_context_processor
-def _admin_context() -> dict[str, Any]:
-    # For every template extending admin/base.html, the plugins' included.
-    return {"admin_sidebar": lambda: kit.sidebar(signed_in_actor())}
 
 
 @bp.route("/")
 @admin_view()
 def home():
-    return render_page("admin/home.html", sections=kit.sidebar(page_actor()))
+    return render_page("admin/home.html", sections=kit.sidebar(page_actor()),
+                       **health_context())
 
 
 @bp.route("/audit")
@@ -63,7 +55,3 @@ def _audit_args() -> dict[str, Any]:
     except inputs.InputError:
         before = None  # a mangled paging link: the first page
     return {"action": action, "before": before if before and before > 0 else None}
-
-
-# The other core admin pages add their views to bp (imported for that alone).
-from itsm.core.admin import people_views  # noqa: E402, F401
