@@ -227,6 +227,7 @@ def db_current(itsm) -> None:
 
 with collector_paused():  # the commands' modules bring the models and most of the core
     from itsm.commands.admin import agencies, audit, doctor, groups, users, worker
+    from itsm.commands.auth import auth_group
     from itsm.commands.exchange import export_command, import_command
     from itsm.commands.outbox import outbox
     from itsm.commands.plugins import plugins
@@ -234,7 +235,7 @@ with collector_paused():  # the commands' modules bring the models and most of t
     from itsm.commands.sla import sla_group
 
 for command in (plugins, users, agencies, groups, doctor, worker, sla_group, audit, outbox,
-                export_command, import_command, records):
+                export_command, import_command, records, auth_group):
     cli.add_command(command)
 
 

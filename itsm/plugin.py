@@ -135,6 +135,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "page_blueprint": ("itsm.core.pagekit", "page_blueprint"),
     "page_actor": ("itsm.core.pagekit", "page_actor"),
     "render_page": ("itsm.core.pagekit", "render_page"),
+    "continue_to": ("itsm.core.pagekit", "continue_to"),
     "error_text": ("itsm.core.pagekit", "error_text"),
     "field_messages": ("itsm.core.pagekit", "field_messages"),
     # -- administration pages --------------------------------------------------------------
@@ -247,6 +248,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
     )
     from itsm.core.notify import Channel, EventMessage, Recipient, reply_token  # noqa: F401
     from itsm.core.pagekit import (  # noqa: F401
+        continue_to,
         error_text,
         field_messages,
         page_actor,

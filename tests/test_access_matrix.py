@@ -95,7 +95,56 @@ def people(app, runner, make_token):
     declared = {role for p in itsm.permissions.values() for role in p.roles}
     for role in sorted(declared - set(CORE_ROLES)):
         cast[role] = (role, None, make_token(f"matrix-{role}@it.example", role=role))
+    cast.update(directory_people(app, make_token))
     return cast
+
+
+def directory_people(app, make_token) -> dict:
+    """Users the sign-in plugins made, as they make them at sign-in: the directory's
+    groups mapped by the ldap and oidc plugins' own rules to role and agency, the user
+    created by the core from that identity (no local password), then given a token."""
+    from itsm.core.auth import known_roles, provision_user
+    from itsm.plugins.ldap import service as ldap
+    from itsm.plugins.oidc import service as oidc
+
+    itsm = app.extensions["itsm"]
+    roles = known_roles(list(itsm.permissions.values()))
+    groups = "ou=groups,dc=state,dc=example"
+    ldap_rules = {"roles": {f"cn=desk,{groups}": "agent"}, "groups": {},
+                  "agencies": {f"cn=dot-staff,{groups}": AGENCY_A,
+                               f"cn=doh-staff,{groups}": AGENCY_B},
+                  "default_role": "requester"}
+    provider = oidc.Provider(name="state", issuer="https://id.state.example",
+                             client_id="itsm", client_secret="", label="State ID",
+                             roles={"it-desk": "agent"},
+                             agencies={"dot-staff": AGENCY_A, "doh-staff": AGENCY_B})
+
+    def ldap_identity(email: str, *member_of: str):
+        person = ldap.Person(dn=f"uid={email.split('@')[0]},ou=people,dc=state,dc=example",
+                             email=email, name=email, phone="",
+                             groups=tuple(f"cn={g},{groups}" for g in member_of))
+        return ldap.identity_for(ldap_rules, person, roles)
+
+    def oidc_identity(email: str, *member_of: str):
+        return oidc.identity_for(provider, {"email": email, "email_verified": True,
+                                            "groups": list(member_of)}, roles)
+
+    made = {"ldap requester A": ldap_identity("lee@dot.demo.invalid", "dot-staff"),
+            "ldap requester B": ldap_identity("lou@doh.demo.invalid", "doh-staff"),
+            "ldap agent": ldap_identity("lin@it.example", "desk"),
+            "oidc requester A": oidc_identity("oda@dot.demo.invalid", "dot-staff"),
+            "oidc requester B": oidc_identity("obi@doh.demo.invalid", "doh-staff"),
+            "oidc agent": oidc_identity("oz@it.example", "it-desk", "doh-staff")}
+    cast = {}
+    with app.app_context(), itsm.Session() as session:
+        for who, identity in made.items():
+            user = provision_user(session, identity)
+            assert user.auth_source in ("ldap", "oidc") and not user.password_hash
+            session.commit()
+            agency = identity.agency if identity.role == "requester" else None
+            cast[who] = (identity.role, agency, None)
+    return {who: (role, agency, make_token(made[who].email))
+            for who, (role, agency, _) in cast.items()}
 
 
 def open_target(client, app, admin: dict, rt, title: str, agency: str = AGENCY_A) -> str:

@@ -45,7 +45,8 @@ def test_the_hook_list_is_what_the_docs_promise():
                 "itsm_periodic", "itsm_attachment_store",
                 "itsm_reference_kinds", "itsm_reference_changed",
                 "itsm_reference_status_guard",
-                "itsm_authenticate", "itsm_sign_in_methods", "itsm_admin_pages",
+                "itsm_authenticate", "itsm_sign_in_methods", "itsm_sign_out",
+                "itsm_auth_commands", "itsm_admin_pages",
                 "itsm_service_rates", "itsm_billable_charges", "itsm_escalation_path",
                 "itsm_agency_sections"}
     assert set(HOOKS) == expected

@@ -375,7 +375,8 @@ def test_itsm_cli_commands_appear_while_the_plugin_is_enabled(with_plugin):
 
 def test_itsm_record_types_and_itsm_migrations_give_a_working_collection(client, agent, itsm):
     assert itsm.types.get("ticket").plugin == "tickets"
-    assert client.get("/api/v1/tickets", headers=agent).json == {"items": [], "next": None}
+    assert client.get("/api/v1/tickets", headers=agent).json == {
+        "items": [], "next": None, "total": {"count": 0, "exact": True, "more_than": False}}
 
 
 def test_itsm_install_defaults_runs_on_enable_and_is_idempotent(with_plugin):
@@ -638,3 +639,84 @@ def test_itsm_sign_in_methods_that_fail_leave_the_password_form(with_plugin, cap
     page = application.test_client().get("/login")
     assert page.status_code == 200 and 'name="password"' in page.get_data(as_text=True)
     assert "a sign-in method failed to list itself" in caplog.text
+
+
+def test_itsm_sign_out_sends_the_browser_to_the_method_and_always_ends_the_session(
+        with_plugin, caplog):
+    seen = []
+
+    def itsm_sign_out(actor, values):
+        seen.append((actor.email if actor else None, values.get("vault_ticket")))
+        return "https://idp.example.org/logout?ticket=" + str(values.get("vault_ticket"))
+
+    application = with_plugin(_vault_plugin(itsm_sign_out=itsm_sign_out))
+    _prepare_directory_targets(application)
+    web = application.test_client()
+    assert _sign_in_page(web, "dana@example.org", "vault words").status_code == 302
+    with web.session_transaction() as cookie:  # what a method keeps at sign-in
+        cookie["vault_ticket"] = "t-1"
+        token = cookie["csrf"]
+    out = web.post("/logout", data={"csrf_token": token})
+    # A page that continues there (browsers refuse a form's redirect to another site).
+    page = out.get_data(as_text=True)
+    assert out.status_code == 200
+    assert '<meta http-equiv="refresh" content="0; url=https://idp.example.org/logout?' \
+           'ticket=t-1">' in page
+    assert 'href="https://idp.example.org/logout?ticket=t-1">Continue</a>' in page
+    assert seen == [("dana@example.org", "t-1")]
+    assert web.get("/api/v1/me").status_code == 401
+    assert "You have signed out." in web.get("/login").get_data(as_text=True)
+
+
+def test_itsm_sign_out_that_fails_still_signs_out(with_plugin, caplog):
+    def itsm_sign_out(values):
+        raise KeyError("end_session_endpoint")
+
+    application = with_plugin(_vault_plugin(itsm_sign_out=itsm_sign_out))
+    _prepare_directory_targets(application)
+    web = application.test_client()
+    assert _sign_in_page(web, "dana@example.org", "vault words").status_code == 302
+    with web.session_transaction() as cookie:
+        token = cookie["csrf"]
+    out = web.post("/logout", data={"csrf_token": token})
+    assert out.status_code == 302 and out.headers["Location"] == "/login"
+    assert web.get("/api/v1/me").status_code == 401
+    assert "a sign-in method failed at sign-out" in caplog.text
+
+
+def test_itsm_auth_commands_join_the_auth_group(with_plugin):
+    from itsm.testing import ItsmRunner
+
+    @click.command("test-vault")
+    @click.argument("email")
+    def test_vault(email):
+        from itsm.core.app import current_itsm
+
+        click.echo(f"search: {email} ({len(current_itsm().types.by_name)} record type(s))")
+        raise click.ClickException("bind: refused")
+
+    application = with_plugin(make_plugin("vault_diag",
+                                          itsm_auth_commands=lambda: [test_vault]))
+    runner = ItsmRunner(application)
+    listed = runner.invoke(["auth", "--help"])
+    assert listed.exit_code == 0 and "test-vault" in listed.output
+    result = runner.invoke(["auth", "test-vault", "dana@example.org"])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == ["search: dana@example.org (1 record type(s))",
+                                          "Error: bind: refused"]
+    with application.app_context():
+        plugin_admin.disable(application.extensions["itsm"], "vault_diag")
+    assert runner.invoke(["auth", "test-vault", "x"]).exit_code == 2  # no such command
+
+
+def test_itsm_sign_in_methods_may_ask_for_the_email_first(with_plugin):
+    def itsm_sign_in_methods():
+        return [SignInMethod(name="agency_idp", label="Continue with your agency",
+                             url="/sso/agency/choose", asks_email=True)]
+
+    application = with_plugin(make_plugin("agency_idp",
+                                          itsm_sign_in_methods=itsm_sign_in_methods))
+    page = application.test_client().get("/login").get_data(as_text=True)
+    form = re.search(r'<form method="get" action="/sso/agency/choose".*?</form>', page, re.S)
+    assert form and 'type="email"' in form.group(0) and 'name="email"' in form.group(0)
+    assert "Continue with your agency" in form.group(0)

@@ -371,8 +371,8 @@ def test_with_local_passwords_off_a_directory_user_cannot_use_a_local_one(
                         "local admin words").status_code == 302
 
 
-def test_itsm_ldap_test_explains_each_step(install, runner):
-    checked = runner.invoke(["ldap", "test", "ann@dmv.example.org", "--password", ANN_PW])
+def test_itsm_auth_test_ldap_explains_each_step(install, runner):
+    checked = runner.invoke(["auth", "test-ldap", "ann@dmv.example.org", "--password", ANN_PW])
     assert checked.exit_code == 0, checked.output
     lines = checked.output.splitlines()
     assert lines[0].startswith("connect: ok (ldap://127.0.0.1")
@@ -383,12 +383,31 @@ def test_itsm_ldap_test_explains_each_step(install, runner):
         f"cn=dmv-desk,{GROUPS}", f"cn=dmv-staff,{GROUPS}", f"cn=itsm-users,{GROUPS}"}
     assert lines[5:] == ["mapping: role agent, groups DMV desk, agency DMV", "allowed: yes",
                          "password: ok"]
-    outsider = runner.invoke(["ldap", "test", "eve@example.org"])
-    assert outsider.exit_code == 1 and "allowed: no" in outsider.output
-    unknown = runner.invoke(["ldap", "test", "nobody@example.org"])
-    assert unknown.exit_code == 1 and "no single entry matches" in unknown.output
-    wrong = runner.invoke(["ldap", "test", "ann@dmv.example.org", "--password", "nope"])
-    assert wrong.exit_code == 1 and "password: refused by the directory" in wrong.output
+    outsider = runner.invoke(["auth", "test-ldap", "eve@example.org"])
+    assert outsider.exit_code == 1 and "Error: allowed: no" in outsider.output
+    unknown = runner.invoke(["auth", "test-ldap", "nobody@example.org"])
+    assert unknown.exit_code == 1 and "Error: search: no single entry matches" in unknown.output
+    wrong = runner.invoke(["auth", "test-ldap", "ann@dmv.example.org", "--password", "nope"])
+    assert wrong.exit_code == 1 and "Error: password: refused by the directory" in wrong.output
+    # `itsm ldap test` stays, as another name for the same diagnosis.
+    alias = runner.invoke(["ldap", "test", "ann@dmv.example.org", "--password", ANN_PW])
+    assert alias.exit_code == 0 and alias.output == checked.output
+
+
+def test_itsm_auth_test_ldap_names_the_step_that_fails(install, runner):
+    itsm = install.extensions["itsm"]
+    itsm.settings["plugins.ldap.bind_password"] = "not the reader's words"
+    itsm.settings._plugins.clear()  # settings are read once per plugin
+    refused = runner.invoke(["auth", "test-ldap", "ann@dmv.example.org"])
+    assert refused.exit_code == 1
+    assert refused.output.splitlines()[0].startswith("connect: ok (ldap://127.0.0.1")
+    assert refused.output.splitlines()[1].startswith(
+        f"Error: service bind: the directory refused the service account {READER_DN}")
+    itsm.settings["plugins.ldap.url"] = f"ldap://127.0.0.1:{_free_port()}/"
+    itsm.settings._plugins.clear()
+    down = runner.invoke(["auth", "test-ldap", "ann@dmv.example.org"])
+    assert down.exit_code == 1
+    assert down.output.startswith("Error: connect: cannot reach the directory ldap://127.0.0.1")
 
 
 def test_the_sign_in_page_works_with_the_ldap_plugin_enabled(install):
@@ -407,6 +426,89 @@ def test_a_bad_configuration_is_named_by_its_setting(install, runner):
     itsm = install.extensions["itsm"]
     itsm.settings["plugins.ldap.user_filter"] = "(mail=*)"
     itsm.settings._plugins.clear()  # settings are read once per plugin
-    checked = runner.invoke(["ldap", "test", "ann@dmv.example.org"])
+    checked = runner.invoke(["auth", "test-ldap", "ann@dmv.example.org"])
     assert checked.exit_code == 1
-    assert checked.output.strip() == "Error: plugins.ldap.user_filter must contain {email}"
+    assert checked.output.strip() == \
+        "Error: settings: plugins.ldap.user_filter must contain {email}"
+
+
+def admin_browser(app):
+    web = app.test_client()
+    assert sign_in_page(web, "root@example.org", "local admin words").status_code == 302
+    return web
+
+
+def form_post(web, url: str, data: dict):
+    token = CSRF_INPUT.search(web.get("/admin/sign-in/ldap/").get_data(as_text=True)).group(1)
+    return web.post(url, data={**data, "csrf_token": token})
+
+
+def test_the_admin_page_shows_the_settings_and_manages_stored_rules(install):
+    from itsm.core.admin.models import AdminAudit
+    from itsm.plugins.ldap.models import LdapRule
+    from itsm.testing import schema_drift
+
+    itsm = install.extensions["itsm"]
+    assert schema_drift(itsm.engine, ["ldap_rule"]) == []
+    with install.app_context(), itsm.Session() as session:
+        ensure_group(session, "Tax desk")
+        session.commit()
+    web = admin_browser(install)
+    page = web.get("/admin/sign-in/ldap/").get_data(as_text=True)
+    assert "Directory (LDAP)" in page and "set (hidden)" in page and READER_PW not in page
+    assert f"cn=dmv-desk,{GROUPS}" in page and "Mapping rules added here" in page
+    # A wrong rule is refused at its field, with what was typed.
+    refused = form_post(web, "/admin/sign-in/ldap/rules", {
+        "kind": "role", "match": f"cn=tax-staff,{GROUPS}", "value": "wizard"})
+    assert refused.status_code == 422
+    text = refused.get_data(as_text=True)
+    assert "Unknown role" in text and f'value="cn=tax-staff,{GROUPS}"' in text
+    # Rules added here apply after itsm.toml's at the next sign-in.
+    for kind, match, value in (("role", "tax-staff", "agent"), ("group", "tax-staff", "Tax desk"),
+                               ("role", "dmv-desk", "admin"),  # the file maps it: not used
+                               ("group", "dmv-desk", "Tax desk")):  # groups add up
+        added = form_post(web, "/admin/sign-in/ldap/rules", {
+            "kind": kind, "match": f"cn={match},{GROUPS}", "value": value})
+        assert added.status_code == 302, added.get_data(as_text=True)
+    assert sign_in_page(install.test_client(), "bob@tax.example.org", BOB_PW).status_code == 302
+    bob = user_facts(install, "bob@tax.example.org")
+    assert (bob["role"], bob["agency"], bob["groups"]) == ("agent", "TAX", ["Tax desk"])
+    assert sign_in_page(install.test_client(), "ann@dmv.example.org", ANN_PW).status_code == 302
+    ann = user_facts(install, "ann@dmv.example.org")
+    assert (ann["role"], ann["groups"]) == ("agent", ["DMV desk", "Tax desk"])
+    with install.app_context(), itsm.Session() as session:
+        first = session.scalars(select(LdapRule).order_by(LdapRule.position)).first()
+    # Changed, then removed (only once confirmed); every change is in the admin audit.
+    edit = f"/admin/sign-in/ldap/rules/{first.id}"
+    assert 'value="agent"' in web.get(edit).get_data(as_text=True)
+    assert form_post(web, edit, {"kind": "role", "match": first.match,
+                                 "value": "requester"}).status_code == 302
+    unconfirmed = form_post(web, f"{edit}/remove", {})
+    assert unconfirmed.status_code == 422 and "Not confirmed" in unconfirmed.get_data(
+        as_text=True)
+    assert form_post(web, f"{edit}/remove", {"confirm": "y"}).status_code == 302
+    with install.app_context(), itsm.Session() as session:
+        actions = session.scalars(select(AdminAudit.action).order_by(AdminAudit.id)).all()
+        assert session.get(LdapRule, first.id) is None
+    assert actions == ["ldap.rule.add"] * 4 + ["ldap.rule.change", "ldap.rule.remove"]
+    # "Test a person": the same steps as the command line.
+    tested = form_post(web, "/admin/sign-in/ldap/test", {"email": "ann@dmv.example.org"})
+    text = tested.get_data(as_text=True)
+    assert tested.status_code == 200
+    assert f"<strong>Search:</strong> found uid=ann,{PEOPLE}" in text
+    assert "<strong>Mapping:</strong> role agent, groups DMV desk, Tax desk, agency DMV" \
+        in text
+    outsider = form_post(web, "/admin/sign-in/ldap/test", {"email": "eve@example.org"})
+    assert "<strong>Allowed:</strong> failed — no, in none of the allowed groups" in \
+        outsider.get_data(as_text=True)
+
+
+def test_the_admin_page_is_for_admins_only(install):
+    web = install.test_client()
+    assert sign_in_page(web, "bob@tax.example.org", BOB_PW).status_code == 302
+    assert web.get("/admin/sign-in/ldap/").status_code == 403
+    with web.session_transaction() as cookie:
+        token = cookie["csrf"]
+    assert web.post("/admin/sign-in/ldap/rules", data={
+        "kind": "role", "match": "cn=x", "value": "admin",
+        "csrf_token": token}).status_code == 403

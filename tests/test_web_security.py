@@ -363,3 +363,86 @@ def test_tokens_expire_and_revoked_tokens_stop_at_once(app, client, runner, make
     token_id = int(re.search(r"^\s*(\d+)", listed.output, re.M).group(1))
     assert runner.invoke(["users", "revoke", str(token_id)]).exit_code == 0
     assert client.get("/api/v1/me", headers=headers).status_code == 401
+
+
+# -- sign-in methods' routes -------------------------------------------------------------------
+
+HOSTILE = ["", "x" * 5000, "../../admin", "<script>alert(1)</script>", "'\"><svg onload=x>",
+           "%00", "\u0000nul", "https://evil.example/", "//evil.example", "état\u202e",
+           "a@b@c", "@", "ann@dmv.example.org\r\nSet-Cookie: x=1"]
+
+
+def test_sign_in_routes_answer_hostile_input_without_a_5xx_or_a_reflected_script(app):
+    """Every GET route of the sign-in plugins (``/sso/...``: the provider chosen by e-mail,
+    by name, and the callback with a forged state, code, error and description), called
+    anonymously with hostile values, answers with the sign-in page or a redirect to it:
+    never a 5xx, never the value as markup, never a redirect to another site."""
+    itsm = app.extensions["itsm"]
+    itsm.settings.update({"plugins.oidc.providers": {"state": {
+        "issuer": "http://127.0.0.1:9", "client_id": "itsm", "client_secret": "s",
+        "domains": ["dmv.example.org"]}}})
+    itsm.settings._plugins.clear()  # settings are read once per plugin
+    rules = [r for r in app.url_map.iter_rules()
+             if r.rule.startswith("/sso/") and "GET" in (r.methods or ())]
+    assert {r.endpoint for r in rules} >= {"oidc.choose", "oidc.start", "oidc.callback"}
+    problems, calls = [], 0
+    for rule in rules:
+        for value in HOSTILE + ["state"]:
+            url = rule.rule
+            for name in rule.arguments:
+                url = re.sub(rf"<(?:[^:<>]+:)?{name}>", value.replace("/", "%2F") or "x", url)
+            queries = [{"email": value}, {"state": value, "code": value},
+                       {"state": value, "error": value, "error_description": value}]
+            for query in queries:
+                client = app.test_client()
+                response = client.get(url, query_string=query, follow_redirects=True)
+                calls += 1
+                location = response.request.path
+                text = response.get_data(as_text=True)
+                if response.status_code >= 500:
+                    problems.append(f"{url} {query}: {response.status_code}")
+                elif not location.startswith(("/login", "/sso/")):
+                    problems.append(f"{url} {query}: ended at {location}")
+                elif "<script>alert(1)" in text or "<svg onload" in text:
+                    problems.append(f"{url} {query}: the value came back as markup")
+                elif response.status_code == 200 and header_problems(response):
+                    problems.append(f"{url} {query}: {header_problems(response)}")
+    print(f"sign-in routes: {len(rules)} routes, {calls} hostile calls")
+    assert problems == [], "\n".join(problems[:40])
+
+
+def test_sign_in_admin_forms_refuse_hostile_input_at_their_fields(app, demo):
+    """The sign-in plugins' admin forms (mapping rules, "test a person"), sent hostile
+    values by an admin: a 4xx page with the field's message, never a 5xx or the value
+    as markup; nothing stored."""
+    from sqlalchemy import func, select
+
+    from itsm.plugins.ldap.models import LdapRule
+    from itsm.plugins.oidc.models import OidcRule
+
+    client = app.test_client()
+    sign_in(client, ADMIN, ADMIN_PASSWORD)
+    forms = {"/admin/sign-in/ldap/rules": ("kind", "match", "value"),
+             "/admin/sign-in/oidc/rules": ("provider", "kind", "match", "value"),
+             "/admin/sign-in/ldap/test": ("email",),
+             "/admin/sign-in/oidc/test": ("provider", "base", "email", "groups")}
+    problems, calls = [], 0
+    for url, names in forms.items():
+        for value in HOSTILE:
+            with client.session_transaction() as cookie:
+                token = cookie["csrf"]
+            response = client.post(url, data={**{n: value for n in names},
+                                              "csrf_token": token})
+            calls += 1
+            text = response.get_data(as_text=True)
+            if response.status_code >= 500:
+                problems.append(f"{url} {value[:30]!r}: {response.status_code}")
+            elif url.endswith("/rules") and response.status_code != 422:
+                problems.append(f"{url} {value[:30]!r}: {response.status_code}, not 422")
+            elif "<script>alert(1)" in text or "<svg onload" in text:
+                problems.append(f"{url} {value[:30]!r}: the value came back as markup")
+    with app.app_context(), app.extensions["itsm"].Session() as session:
+        stored = session.scalar(select(func.count()).select_from(LdapRule)) + \
+            session.scalar(select(func.count()).select_from(OidcRule))
+    print(f"sign-in admin forms: {calls} hostile posts")
+    assert problems == [] and stored == 0, "\n".join(problems)

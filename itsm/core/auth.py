@@ -353,11 +353,14 @@ class Identity:
 @dataclass(frozen=True)
 class SignInMethod:
     """A sign-in method the sign-in page offers besides the password form (a redirect to
-    an identity provider): ``label`` on the button, ``url`` it leads to."""
+    an identity provider): ``label`` on the button, ``url`` it leads to. With
+    ``asks_email`` the page asks for the work e-mail address first and sends it to ``url``
+    as ``?email=`` (a method with one provider per agency picks it by the domain)."""
 
     name: str
     label: str
     url: str
+    asks_email: bool = False
 
 
 def provision_user(session: Session, identity: Identity) -> User:

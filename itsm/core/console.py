@@ -70,6 +70,7 @@ from itsm.core.pagekit import (
     _render,
     bp,
     changed_values,
+    continue_to,
     error_text,
     field_messages,
     fill,
@@ -86,7 +87,13 @@ from itsm.core.pagekit import render_page as render_page
 from itsm.core.queue_pages import home_tiles, queue_page
 from itsm.core.record_page import transitions as transitions  # plugins' pages use it
 from itsm.core.records import RecordService, RecordType
-from itsm.core.web import NavItem, end_web_session, sign_in_methods, start_web_session
+from itsm.core.web import (
+    NavItem,
+    end_web_session,
+    sign_in_methods,
+    sign_out_destination,
+    start_web_session,
+)
 from itsm.core.web import sign_in as check_sign_in
 
 log = logging.getLogger("itsm.console")
@@ -152,9 +159,15 @@ def login():
 def logout():
     if request.method == "GET":  # a link or a prefetch must never sign anyone out
         return _render("console/logout.html")
+    destination = sign_out_destination()  # read before the session's values are gone
     end_web_session()
-    flash("You have signed out.", "success")
-    return redirect(url_for("console.login"))
+    if destination is None:
+        flash("You have signed out.", "success")
+        return redirect(url_for("console.login"))
+    page = continue_to(destination, "You have signed out of itsm. Your organization's "
+                       "sign-in service signs you out too, then brings you back here.")
+    flash("You have signed out.", "success")  # after the page: shown back on the sign-in page
+    return page
 
 
 @bp.route("/account/password", methods=["GET", "POST"])

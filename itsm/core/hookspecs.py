@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from datetime import datetime
 
     import click
@@ -583,6 +584,48 @@ def itsm_sign_in_methods() -> list[SignInMethod] | None:
     :return: a list of :class:`itsm.core.auth.SignInMethod` (name, button label, URL of
         the method's own start page). All results are used, in plugin order; a
         password-based method (``itsm_authenticate``) needs none.
+    """
+
+
+@hookspec(firstresult=True)
+def itsm_sign_out(actor: Actor | None, values: Mapping[str, Any]) -> str | None:
+    """Say where the browser goes after signing out of itsm: a redirect-based method's
+    single sign-out (an OpenID provider's end-session endpoint) ends the person's session
+    at the provider too.
+
+    Called by the console's sign-out (``POST /logout``) before the local session ends, so
+    that what the method kept in the browser's session at sign-in is still readable; the
+    local session then ends whatever this hook answers, and the browser is sent on to the
+    URL returned by a page that continues there at once (a meta refresh with a link:
+    browsers refuse a form's redirect to another site under ``form-action 'self'``).
+
+    :param actor: who signs out, or None when the local session had already ended or
+        expired (a method may still end its own session at the provider).
+    :param values: a read-only copy of the browser's session values, including those the
+        method stored there after :func:`itsm.plugin.start_web_session` at sign-in (e.g.
+        an ID token to send as ``id_token_hint``).
+
+    :return: an absolute URL to send the browser to (the provider brings it back to the
+        sign-in page, where "You have signed out" is shown), or None when this method did
+        not sign the person in: the next implementation decides, and after all of them
+        the browser goes to the sign-in page. First result wins. An exception is logged
+        and counts as None: signing out of itsm never fails.
+    """
+
+
+@hookspec
+def itsm_auth_commands() -> list[click.Command] | None:
+    """Add diagnostics of a sign-in method to the core's ``itsm auth`` command group
+    (the ldap plugin's ``itsm auth test-ldap EMAIL``, the oidc plugin's ``itsm auth
+    test-oidc [PROVIDER]``).
+
+    Called when ``itsm auth`` is run, for every enabled plugin. A command runs inside the
+    application context, like those of ``itsm_cli_commands``. Print one line per step
+    (``connect: ok ...``), and end with a non-zero exit status (``click.ClickException``)
+    at the first step that fails, naming the setting to fix.
+
+    :return: a list of click commands. All results are used; a name already taken is
+        refused with a warning naming both plugins.
     """
 
 

@@ -176,6 +176,17 @@ def render_page(template: str | list[str], status: int = 200, **context: Any):
     return _render(template, status, **context)
 
 
+def continue_to(url: str, message: str, link: str = "Continue") -> tuple[str, int]:
+    """A page that sends the browser on to ``url`` on another site (an identity provider)
+    at once, by a meta refresh, with ``message`` and a ``link`` to follow by hand.
+
+    Forms may only be sent to itsm itself (``form-action 'self'``), and browsers apply
+    that to a redirect answering a form too: a form whose answer leads to another site
+    (sign out at the provider, the provider chosen by e-mail address) answers with this
+    page instead of a redirect."""
+    return _render("console/continue.html", 200, url=url, message=message, link=link)
+
+
 # -- page context: navigation and filters ---------------------------------------------------
 
 

@@ -854,7 +854,11 @@ class RecordService:
         if before is None:
             return
         after = field_values(record)
-        moved = sorted(k for k, v in after.items() if k in before and before[k] != v)
+        # An attribute the snapshot did not hold (never loaded on a new record) counts when
+        # the hook set it: its history has a value added since the last flush.
+        attrs = sa_inspect(record).attrs
+        moved = sorted(k for k, v in after.items()
+                       if (before[k] != v if k in before else bool(attrs[k].history.added)))
         if not moved:
             return
         who = f"plugin {plugin!r}" if plugin else "a plugin"

@@ -90,6 +90,17 @@ def end_web_session() -> None:
     request.environ[_ACTOR_KEY] = None
 
 
+def sign_out_destination() -> str | None:
+    """Where a sign-in method sends the browser after signing out (``itsm_sign_out``:
+    a provider's single sign-out), asked before the local session ends; None for the
+    sign-in page. A method's failure is logged: signing out of itsm never fails."""
+    try:
+        return _itsm().hook.itsm_sign_out(actor=web_session_actor(), values=dict(session))
+    except Exception:
+        log.exception("a sign-in method failed at sign-out; the local session ends")
+        return None
+
+
 def web_session_actor() -> Actor | None:
     """The signed-in user of the browser's session (checked once per request), or None.
 

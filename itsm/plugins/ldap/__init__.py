@@ -7,14 +7,23 @@ e-mail, name, phone and their groups (direct, nested by search, or Active Direct
 matching rule in chain), and maps the groups to itsm's role, resolver groups and agency
 by the rules of ``[plugins.ldap]``. A periodic sync (``itsm_periodic``, ``itsm ldap
 sync``) deactivates users who left the directory or its allowed groups, revoking their
-tokens and ending their web sessions. ``itsm ldap test EMAIL`` checks the configuration
-step by step. It owns no tables and imports no other plugin.
+tokens and ending their web sessions. ``itsm auth test-ldap EMAIL`` checks the
+configuration step by step. Its admin page shows the configuration and adds mapping
+rules to those of itsm.toml (table ``ldap_rule``, applied after the file's). It imports
+no other plugin.
 """
 
 from __future__ import annotations
 
 from itsm.plugin import Plugin
-from itsm.plugins.ldap.hooks import itsm_authenticate, itsm_cli_commands, itsm_periodic
+from itsm.plugins.ldap.hooks import (
+    itsm_admin_pages,
+    itsm_auth_commands,
+    itsm_authenticate,
+    itsm_blueprints,
+    itsm_cli_commands,
+    itsm_periodic,
+)
 
 plugin = Plugin(
     name="ldap", version="0.1.0",
@@ -54,4 +63,5 @@ plugin = Plugin(
     # it does nothing, and `itsm ldap test` says what is missing.
 )
 
-__all__ = ["itsm_authenticate", "itsm_cli_commands", "itsm_periodic", "plugin"]
+__all__ = ["itsm_admin_pages", "itsm_auth_commands", "itsm_authenticate", "itsm_blueprints",
+           "itsm_cli_commands", "itsm_periodic", "plugin"]

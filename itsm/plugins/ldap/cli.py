@@ -1,11 +1,13 @@
-"""``itsm ldap …``: sync the directory's users now, and diagnose the configuration."""
+"""``itsm ldap sync`` and ``itsm auth test-ldap EMAIL`` (also ``itsm ldap test``): sync the
+directory's users now, and diagnose the configuration."""
 
 from __future__ import annotations
 
 import click
 
 from itsm.plugin import ItsmError, pass_itsm
-from itsm.plugins.ldap import service
+from itsm.plugins.ldap import rules, service
+from itsm.plugins.ldap.diagnose import diagnose
 
 
 @click.group("ldap")
@@ -41,41 +43,36 @@ def sync_command(itsm) -> None:
         click.echo(f"deactivated {email}")
 
 
-@ldap_group.command("test")
-@click.argument("email")
-@click.option("--password", default=None, help="also check this password by binding as "
-              "the person (prompted when given empty: --password '')")
-@pass_itsm
-def test_command(itsm, email: str, password: str | None) -> None:
-    """Check the configuration for EMAIL, one line per step: connect and service bind,
-    search, groups, the mapping's result, and (with --password) the person's bind."""
-    conf = itsm.plugin_settings("ldap")
+def _test(itsm, email: str, password: str | None) -> None:
+    """Print the diagnosis of EMAIL one line per step; the failed step ends the command
+    with exit status 1."""
+    conf = rules.effective_settings(itsm)
     if password == "":
         password = click.prompt("password", hide_input=True)
-    try:
-        with service.service_connection(conf) as connection:
-            tls = conf["start_tls"] and conf["url"].startswith("ldap://")
-            click.echo(f"connect: ok ({conf['url']}{', StartTLS' if tls else ''})")
-            click.echo(f"service bind: ok as {conf['bind_dn'] or '(anonymous)'}")
-            person = service.find_person(conf, connection, email)
-        if person is None:
-            raise click.ClickException(f"search: no single entry matches {email} under "
-                                       f"{conf['user_base']!r} with {conf['user_filter']}")
-        click.echo(f"search: found {person.dn}")
-        click.echo(f"attributes: e-mail {person.email}, name {person.name or '-'}, "
-                   f"phone {person.phone or '-'}")
-        click.echo(f"groups: {'; '.join(person.groups) or 'none'}")
-        identity = service.identity_for(conf, person, service.role_names(itsm))
-        click.echo(f"mapping: role {identity.role}, groups "
-                   f"{', '.join(identity.groups) or 'none'}, agency "
-                   f"{identity.agency or 'none'}")
-        if not service.allowed(conf, person):
-            raise click.ClickException("allowed: no, in none of the allowed groups "
-                                       f"({'; '.join(conf['allowed_groups'])})")
-        click.echo("allowed: yes")
-        if password is not None:
-            if service.authenticate(conf, email, password) is None:
-                raise click.ClickException("password: refused by the directory")
-            click.echo("password: ok")
-    except ItsmError as exc:
-        raise click.ClickException(exc.message) from None
+    for step in diagnose(conf, service.role_names(itsm), email, password):
+        if not step.ok:
+            raise click.ClickException(step.line)
+        click.echo(step.line)
+
+
+TEST_HELP = """Check the directory configuration for EMAIL, one line per step: connect,
+    service bind, search, attributes, groups, the mapping's result, allowed, and (with
+    --password) the person's own bind. Exit status 1 at the first step that fails."""
+PASSWORD_HELP = ("also check this password by binding as the person (prompted when "
+                 "given empty: --password '')")
+
+
+@click.command("test-ldap", help=TEST_HELP)
+@click.argument("email")
+@click.option("--password", default=None, help=PASSWORD_HELP)
+@pass_itsm
+def test_ldap_command(itsm, email: str, password: str | None) -> None:
+    _test(itsm, email, password)
+
+
+@ldap_group.command("test", help=TEST_HELP + "\n\n    The same as `itsm auth test-ldap`.")
+@click.argument("email")
+@click.option("--password", default=None, help=PASSWORD_HELP)
+@pass_itsm
+def test_command(itsm, email: str, password: str | None) -> None:
+    _test(itsm, email, password)

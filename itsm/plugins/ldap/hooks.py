@@ -10,7 +10,7 @@ from datetime import datetime
 import click
 
 from itsm.plugin import Identity, ItsmError, current_itsm, hookimpl
-from itsm.plugins.ldap import service
+from itsm.plugins.ldap import rules, service
 
 log = logging.getLogger("itsm.ldap")
 
@@ -28,6 +28,7 @@ def itsm_authenticate(email: str, password: str, client: str) -> Identity | None
     conf = itsm.plugin_settings("ldap")
     if not conf["url"]:  # enabled but not configured yet: the local password decides
         return None
+    conf = rules.effective_settings(itsm)  # the admin page's rules after the file's
     try:
         person = service.authenticate(conf, email, password)
     except service.DirectoryError as exc:
@@ -63,8 +64,32 @@ def itsm_periodic(now: datetime) -> None:
 
 
 @hookimpl
+def itsm_admin_pages() -> list:
+    """The admin page "Directory (LDAP)" under "Sign-in"."""
+    from itsm.plugins.ldap.admin import PAGE
+
+    return [PAGE]
+
+
+@hookimpl
+def itsm_blueprints() -> list:
+    """The admin page's views, under ``/admin/sign-in/ldap``."""
+    from itsm.plugins.ldap.admin import admin
+
+    return [admin]
+
+
+@hookimpl
+def itsm_auth_commands() -> list[click.Command]:
+    """``itsm auth test-ldap EMAIL``."""
+    from itsm.plugins.ldap.cli import test_ldap_command
+
+    return [test_ldap_command]
+
+
+@hookimpl
 def itsm_cli_commands() -> list[click.Command]:
-    """``itsm ldap sync`` and ``itsm ldap test EMAIL``."""
+    """``itsm ldap sync`` and ``itsm ldap test EMAIL`` (as ``itsm auth test-ldap``)."""
     from itsm.plugins.ldap.cli import ldap_group
 
     return [ldap_group]

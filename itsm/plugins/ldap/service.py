@@ -51,6 +51,10 @@ class DirectoryError(ItsmError):
     code = "directory_unavailable"
 
 
+class BindRefused(DirectoryError):
+    """The directory answers but refuses the service account's bind."""
+
+
 @dataclass(frozen=True)
 class Person:
     """A person as the directory describes them."""
@@ -121,7 +125,7 @@ def service_connection(conf: dict[str, Any]) -> Iterator[ldap3.Connection]:
     connection = _open(conf, conf["bind_dn"], conf["bind_password"])
     try:
         if not connection.bound:
-            raise DirectoryError(f"the directory refused the service account "
+            raise BindRefused(f"the directory refused the service account "
                                  f"{conf['bind_dn'] or '(anonymous)'}: "
                                  f"{connection.result.get('description')}")
         yield connection
@@ -260,10 +264,13 @@ def sync(itsm, conf: dict[str, Any], progress: Callable[[int], None] | None = No
     """
     from sqlalchemy import select
 
+    from itsm.plugins.ldap.rules import merged
+
     report = SyncReport()
     roles = role_names(itsm)
     with itsm.unit_of_work(Actor.system()) as service:
         session = service.session
+        conf = merged(conf, session)  # the admin page's rules after the file's
         users = session.scalars(select(User).where(User.auth_source == SOURCE,
                                                    User.active.is_(True))
                                 .order_by(User.id)).all()

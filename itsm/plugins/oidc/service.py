@@ -86,7 +86,7 @@ def providers(conf: dict[str, Any]) -> dict[str, Provider]:
     return found
 
 
-def _get_json(url: str, timeout: float) -> dict[str, Any]:
+def get_json(url: str, timeout: float) -> dict[str, Any]:
     try:
         response = requests.get(url, timeout=timeout)
         response.raise_for_status()
@@ -98,7 +98,7 @@ def _get_json(url: str, timeout: float) -> dict[str, Any]:
 
 def discover(provider: Provider, timeout: float) -> dict[str, Any]:
     """The provider's discovery document, its issuer checked (OpenID Discovery 4.3)."""
-    document = _get_json(f"{provider.issuer}/.well-known/openid-configuration", timeout)
+    document = get_json(f"{provider.issuer}/.well-known/openid-configuration", timeout)
     if str(document.get("issuer", "")).rstrip("/") != provider.issuer:
         raise SignInRefused(f"the discovery document names the issuer "
                             f"{document.get('issuer')!r}, not {provider.issuer!r}")
@@ -106,7 +106,8 @@ def discover(provider: Provider, timeout: float) -> dict[str, Any]:
 
 
 def authorization_request(provider: Provider, document: dict[str, Any],
-                          redirect_uri: str) -> tuple[str, dict[str, str]]:
+                          redirect_uri: str, login_hint: str = "") \
+        -> tuple[str, dict[str, str]]:
     """The URL to send the browser to, and the state to keep until the callback."""
     flow = {"provider": provider.name, "state": secrets.token_urlsafe(32),
             "nonce": secrets.token_urlsafe(32), "verifier": generate_token(64)}
@@ -114,15 +115,18 @@ def authorization_request(provider: Provider, document: dict[str, Any],
              "redirect_uri": redirect_uri, "scope": provider.scope, "state": flow["state"],
              "nonce": flow["nonce"], "code_challenge_method": "S256",
              "code_challenge": create_s256_code_challenge(flow["verifier"])}
+    if login_hint:  # the address typed on the sign-in page, so it need not be typed again
+        query["login_hint"] = login_hint
     prepared = requests.Request("GET", document["authorization_endpoint"],
                                 params=query).prepare()
     return str(prepared.url), flow
 
 
 def exchange_code(provider: Provider, document: dict[str, Any], code: str,
-                  redirect_uri: str, flow: dict[str, str], timeout: float) -> dict[str, Any]:
+                  redirect_uri: str, flow: dict[str, str],
+                  timeout: float) -> tuple[dict[str, Any], str]:
     """Trade the code for tokens (with the PKCE verifier) and return the ID token's
-    verified claims."""
+    verified claims, and the token itself (the hint of the single sign-out)."""
     try:
         response = requests.post(document["token_endpoint"], timeout=timeout, data={
             "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
@@ -135,7 +139,33 @@ def exchange_code(provider: Provider, document: dict[str, Any], code: str,
     id_token = response.json().get("id_token")
     if not id_token:
         raise SignInRefused("the identity provider sent no ID token")
-    return verify_id_token(provider, document, id_token, flow["nonce"], timeout)
+    return verify_id_token(provider, document, id_token, flow["nonce"], timeout), id_token
+
+
+def provider_for_email(found: dict[str, Provider], email: str) -> Provider:
+    """The provider that signs in addresses of ``email``'s domain (one per agency)."""
+    domain = (email or "").strip().lower().rpartition("@")[2]
+    if not domain:
+        raise SignInRefused("enter your work e-mail address")
+    for provider in found.values():
+        if domain in provider.domains:
+            return provider
+    raise SignInRefused(f"no identity provider signs in addresses of {domain}; "
+                        f"sign in with your password")
+
+
+def end_session_url(provider: Provider, document: dict[str, Any], id_token: str,
+                    back_to: str) -> str | None:
+    """The provider's end-session URL (OpenID Connect RP-Initiated Logout) that ends the
+    person's session there and sends the browser back to ``back_to``; None when the
+    provider publishes no end-session endpoint."""
+    endpoint = document.get("end_session_endpoint")
+    if not endpoint:
+        return None
+    query = {"post_logout_redirect_uri": back_to, "client_id": provider.client_id}
+    if id_token:
+        query["id_token_hint"] = id_token
+    return str(requests.Request("GET", endpoint, params=query).prepare().url)
 
 
 def verify_id_token(provider: Provider, document: dict[str, Any], id_token: str, nonce: str,
@@ -144,7 +174,7 @@ def verify_id_token(provider: Provider, document: dict[str, Any], id_token: str,
     only) and claims are checked: issuer, audience (this client), expiry and issue time
     within ``leeway_seconds`` of clock skew, and the flow's nonce. ``now`` (epoch
     seconds) stands in for the clock in tests."""
-    keys = _get_json(document["jwks_uri"], timeout)
+    keys = get_json(document["jwks_uri"], timeout)
     registry = jwt.JWTClaimsRegistry(
         now=now, leeway=provider.leeway_seconds,
         iss={"essential": True, "value": provider.issuer},
