@@ -42,6 +42,7 @@ def test_the_hook_list_is_what_the_docs_promise():
                 "itsm_navigation", "itsm_record_actions", "itsm_suggestions",
                 "itsm_periodic", "itsm_service_status_guard", "itsm_service_lookup",
                 "itsm_service_status_requested", "itsm_attachment_store",
+                "itsm_reference_kinds", "itsm_reference_changed",
                 "itsm_authenticate", "itsm_sign_in_methods"}
     assert set(HOOKS) == expected
 

@@ -16,6 +16,7 @@ from itsm.core.demo import DemoContext, install_defaults
 from itsm.core.errors import ConfigError
 from itsm.core.hookspecs import hookimpl
 from itsm.core.records import CORE_LINK_KINDS, LinkKind
+from itsm.core.references import ReferenceKind, core_kinds
 from itsm.core.sla import SlaTarget, default_target
 
 
@@ -51,6 +52,12 @@ def itsm_attachment_store(settings: Settings) -> AttachmentStore:
         return getattr(importlib.import_module(module), name)(settings)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"attachments.store {dotted!r} cannot be loaded: {exc}") from None
+
+
+@hookimpl(trylast=True)
+def itsm_reference_kinds() -> list[ReferenceKind]:
+    # People, groups and agencies, at a low priority: a directory plugin may take over.
+    return core_kinds()
 
 
 @hookimpl(trylast=True)

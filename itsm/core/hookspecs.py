@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from itsm.core.models import Record
     from itsm.core.notify import Channel, EventMessage, Recipient
     from itsm.core.records import LinkKind, RecordChange, RecordService, RecordType
+    from itsm.core.references import Ref, ReferenceKind
     from itsm.core.search import Suggestion
     from itsm.core.services import ServiceRef
     from itsm.core.sla import SlaTarget
@@ -263,6 +264,53 @@ def itsm_record_changed(session: Session, record: Record, change: RecordChange) 
 
     Raise :class:`itsm.core.errors.ItsmError` to refuse the whole change (nothing is
     written). The return value is ignored.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# References: services, configuration items and other things records refer to
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def itsm_reference_kinds() -> list[ReferenceKind] | None:
+    """Return the kinds of things this plugin provides for records to refer to.
+
+    Called when the application is created and whenever the enabled plugins change. A
+    :class:`itsm.core.references.ReferenceKind` names the kind (``service``,
+    ``configuration_item`` ...) and gives the functions that get a thing by its stable
+    id, resolve what a user typed (the id, ``#<id>``, a name or an alias), list choices
+    for a picker (scoped to what the actor may see), and optionally walk the dependency
+    graph (``impact``: what depends on these things; ``depends``: what they depend on).
+    A record type's fields declared in ``RecordType.references`` then store the stable
+    id; with no enabled provider of a kind, those fields are validated free text.
+
+    All results are used. When several plugins provide one kind, the highest
+    ``priority`` wins (the first declared on a tie); the core provides ``user``,
+    ``group`` and ``agency`` at priority -100, so any plugin may provide them instead.
+    """
+
+
+@hookspec
+def itsm_reference_changed(session: Session, ref: Ref, change: str,
+                           into: Ref | None) -> None:
+    """React to a provider's thing being renamed, retired or merged.
+
+    Called by :func:`itsm.core.references.reference_changed`, which a provider calls
+    inside its own transaction after it changed the thing (so a look-up of ``ref.id``
+    already answers with the new label or status).
+
+    :param session: the provider's open session; rows written here commit with its
+        change.
+    :param ref: the :class:`itsm.core.references.Ref` after the change (for a merge:
+        the thing merged away, with ``merged_into`` set).
+    :param change: ``renamed``, ``retired`` or ``merged``.
+    :param into: for ``merged``, the :class:`~itsm.core.references.Ref` that stays;
+        otherwise None.
+
+    A plugin storing ids re-points them on ``merged`` (stored ids already keep working
+    on ``renamed``). Raise :class:`itsm.core.errors.ItsmError` to refuse the provider's
+    change. All implementations are called; the return value is ignored.
     """
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -46,6 +46,7 @@ from itsm.core.models import (
 )
 from itsm.core.numbering import next_number
 from itsm.core.query import ListQuery, build, cursor_after
+from itsm.core.references import field_refs, resolve_fields
 from itsm.core.schemas import type_schemas
 from itsm.core.workflow import Transition, Workflow, flatten_reasons
 
@@ -80,6 +81,12 @@ class RecordType:
         incident's priority from impact x urgency), applied on create, update and
         transition before the change is journaled, so the journal and the SLA clocks
         see them. Raise ``ValueError`` with a message to refuse the values.
+    :param references: ``{field: kind}``, the type's own fields that refer to things a
+        plugin provides (``{"service": "service", "config_items":
+        "configuration_item"}``, see :mod:`itsm.core.references`). A field holds one id
+        or a list of ids: what a user types is resolved to the stable id before it is
+        stored, and the API adds ``<field>_ref`` (``<field>_refs`` for a list). With no
+        provider of the kind the field is validated free text.
     """
 
     name: str
@@ -93,6 +100,7 @@ class RecordType:
     suggest: bool = False
     derive: Callable[[Record], dict[str, Any] | None] | None = field(default=None,
                                                                       compare=False)
+    references: Mapping[str, str] = field(default_factory=dict, compare=False)
     plugin: str = field(default="", compare=False)
 
     @property
@@ -412,7 +420,10 @@ class RecordService:
             "transitions": [t.name for t in rt.workflow.from_state(record.state)],
         }
         if rt.schema is not None:
-            out.update(dumper(rt.schema)(record))
+            own = dumper(rt.schema)(record)
+            out.update(own)
+            if rt.references:
+                out.update(field_refs(self.session, dict(rt.references), own, self.itsm))
         return out
 
     # -- writing ---------------------------------------------------------------------
@@ -454,6 +465,12 @@ class RecordService:
                                   fields=errors)
         return out
 
+    def _resolve_own(self, rt: RecordType, values: dict[str, Any]) -> dict[str, Any]:
+        """The type's reference fields (``RecordType.references``) as stable ids."""
+        if not rt.references:
+            return values
+        return resolve_fields(self.session, dict(rt.references), values, self.itsm)
+
     def _check_staff_fields(self, values: dict[str, Any]) -> None:
         if self.is_staff:
             return
@@ -474,7 +491,7 @@ class RecordService:
         self.require(f"{rt.name}.create")
         values = self._load(rt, data, partial=False)
         self._check_staff_fields(values)
-        values = self._resolve(values)
+        values = self._resolve(self._resolve_own(rt, values))
         if not self.is_staff:
             values["requester_id"] = self.actor.id
             values["agency_id"] = self.actor.agency_id
@@ -574,7 +591,7 @@ class RecordService:
             raise ValidationError("state changes go through a transition: POST "
                                   f"/api/v1/{rt.collection}/{record.number}/transitions",
                                   fields={"state": ["use a transition"]})
-        values = self._resolve(self._load(rt, data, partial=True))
+        values = self._resolve(self._resolve_own(rt, self._load(rt, data, partial=True)))
         change = RecordChange("updated", self.actor)
         changes = self._apply(rt, record, values, change)
         if changes:
@@ -633,7 +650,7 @@ class RecordService:
         if extra:
             raise ValidationError(f"{transition.name} does not set " + ", ".join(extra),
                                   fields={f: [f"not set by {transition.name}"] for f in extra})
-        loaded = self._load(rt, data, partial=True) if data else {}
+        loaded = self._resolve_own(rt, self._load(rt, data, partial=True)) if data else {}
         reasons = self._refusals(rt, record, transition, loaded)
         if reasons:
             raise Conflict(f"cannot {transition.title.lower()} {record.number}: "

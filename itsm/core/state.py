@@ -23,6 +23,7 @@ with collector_paused():  # the bulk of the start-up's imports
     from itsm.core.models import AccessDenial
     from itsm.core.notify import CommittedEvents, Outbox
     from itsm.core.records import LinkKind, RecordService, RecordTypes
+    from itsm.core.references import collect_kinds
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -65,6 +66,7 @@ class Itsm:
         self.link_kinds: dict[str, LinkKind] = {}
         self.permissions: dict[str, Permission] = {}
         self.channels: dict[str, Any] = {}
+        self.reference_kinds: dict[str, Any] = {}  # name -> the winning ReferenceKind
         self._errors: list[str] = []
         self.host.on_change.append(self.rebuild)
         self.load_plugin_state()
@@ -154,6 +156,7 @@ class Itsm:
                 declared.setdefault(permission.name, permission)
         self.permissions = declared
         self.channels = {c.name: c for _, c in self.results("itsm_notification_channels")}
+        self.reference_kinds = collect_kinds(self.results("itsm_reference_kinds"))
         self.attachments = self.hook.itsm_attachment_store(settings=self.settings)
         self._errors = [*self.types.errors, *self.load_errors]
         for error in self._errors:
