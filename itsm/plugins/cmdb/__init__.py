@@ -28,6 +28,7 @@ from itsm.plugins.cmdb.hooks import (
     itsm_demo_data,
     itsm_navigation,
     itsm_permissions,
+    itsm_reference_kinds,
 )
 
 plugin = Plugin(
@@ -37,4 +38,4 @@ plugin = Plugin(
     requires_itsm=">=0.1,<1")
 
 __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_navigation",
-           "itsm_permissions", "plugin"]
+           "itsm_permissions", "itsm_reference_kinds", "plugin"]

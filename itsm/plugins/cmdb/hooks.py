@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask import Blueprint
 
-from itsm.plugin import Actor, DemoContext, NavItem, Permission, hookimpl
+from itsm.plugin import Actor, DemoContext, NavItem, Permission, ReferenceKind, hookimpl
 from itsm.plugins.cmdb import service as cmdb
 
 
@@ -18,6 +18,14 @@ def itsm_permissions() -> list[Permission]:
             Permission(cmdb.WRITE, "add, change, relate and retire configuration items",
                        ("agent",)),
             Permission(cmdb.ADMIN, "define CI types and import configuration items")]
+
+
+@hookimpl
+def itsm_reference_kinds() -> list[ReferenceKind]:
+    """"configuration_item", and "service" below a catalog's (see kinds.py)."""
+    from itsm.plugins.cmdb import kinds
+
+    return kinds.reference_kinds()
 
 
 @hookimpl

@@ -14,7 +14,15 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from itsm.plugin import Actor, ValidationError
+from itsm.plugin import (
+    Actor,
+    ImpactHit,
+    Ref,
+    ReferenceKind,
+    ValidationError,
+    reference_changed,
+    reference_kind,
+)
 from itsm.plugins.cmdb import graph
 from itsm.plugins.cmdb.models import CiAgency, CiType, ConfigItem
 
@@ -22,38 +30,28 @@ CI_KIND, SERVICE_KIND = "configuration_item", "service"
 SERVICE_PRIORITY = 50
 
 
-def _contract() -> Any:
-    """The core's reference contract (``itsm.plugin``), or None on an itsm without it."""
-    import itsm.plugin as face
-
-    return face if "Ref" in face.__all__ else None
+def _status(lifecycle: str) -> str:
+    return "retired" if lifecycle == "retired" else "active"
 
 
-def ci_ref(ci: Any) -> Any:
-    face = _contract()
-    return face.Ref(kind=CI_KIND, id=str(ci.id), label=ci.name, url=f"/cmdb/cis/{ci.id}",
-                    status="retired" if ci.lifecycle == "retired" else "active",
-                    merged_into=str(ci.merged_into_id) if ci.merged_into_id else None)
+def ci_ref(ci: Any) -> Ref:
+    return Ref(kind=CI_KIND, id=str(ci.id), label=ci.name, url=f"/cmdb/cis/{ci.id}",
+               status=_status(ci.lifecycle),
+               merged_into=str(ci.merged_into_id) if ci.merged_into_id else None)
 
 
-def service_ref(ci: Any) -> Any:
-    face = _contract()
-    merged = None
-    if ci.merged_into_id:
-        merged = getattr(ci, "merged_service_id", None)
-    return face.Ref(kind=SERVICE_KIND, id=ci.service_id, label=ci.name,
-                    url=f"/cmdb/cis/{ci.id}",
-                    status="retired" if ci.lifecycle == "retired" else "active",
-                    merged_into=merged)
+def service_ref(ci: Any, merged_into: str | None = None) -> Ref:
+    return Ref(kind=SERVICE_KIND, id=ci.service_id or f"ci-{ci.id}", label=ci.name,
+               url=f"/cmdb/cis/{ci.id}", status=_status(ci.lifecycle), merged_into=merged_into)
 
 
-def _other_service_kind() -> Any:
+def _other_service_kind() -> ReferenceKind | None:
     """The winning "service" kind when it is not the cmdb's own (a catalog), else None."""
-    face = _contract()
-    if face is None:
+    try:
+        kind = reference_kind(SERVICE_KIND)
+    except RuntimeError:  # outside an application (a bare script): no catalog to ask
         return None
-    kind = face.reference_kind(SERVICE_KIND)
-    if kind is None or kind.priority == SERVICE_PRIORITY and kind.get is service_get:
+    if kind is None or kind.get is service_get:
         return None
     return kind
 
@@ -83,15 +81,16 @@ def service_id_for(session: Session, ci: ConfigItem, given: str | None) -> str:
 
 
 def announce(session: Session, ci: ConfigItem, change: str, into: Any = None) -> None:
-    """Tell every plugin a CI (and the service it is) was renamed, retired or merged."""
-    face = _contract()
-    if face is None:
-        return
-    face.reference_changed(session, ci_ref(ci), change, ci_ref(into) if into else None)
-    if ci.service_id and _other_service_kind() is None:
-        face.reference_changed(session, service_ref(ci), change,
-                               service_ref(into) if into is not None and into.service_id
-                               else None)
+    """Tell every plugin a CI (and the service it is, when the cmdb provides services)
+    was renamed, retired or merged."""
+    reference_changed(session, ci_ref(ci), change, ci_ref(into) if into else None)
+    if not ci.service_id or _other_service_kind() is not None:
+        return  # the catalog announces its own services
+    if change != "merged":
+        reference_changed(session, service_ref(ci), change, None)
+    elif into is not None and into.service_id:
+        reference_changed(session, service_ref(ci, into.service_id), change,
+                          service_ref(into))
 
 
 # -- configuration_item --------------------------------------------------------------------
@@ -150,41 +149,46 @@ def _service_types(session: Session) -> list[str]:
     return list(session.scalars(select(CiType.key).where(CiType.is_service.is_(True))))
 
 
-def _hits(session: Session, start: list[int], direction: str, *, everything: bool) -> list:
-    """Impact hits of a walk: services and agencies reached (or every CI reached)."""
-    face = _contract()
+def _hits(session: Session, start: list[int], direction: str, *, everything: bool,
+          from_service: bool = False) -> list[ImpactHit]:
+    """Impact hits of a walk: the services and agencies reached (or every CI reached),
+    each with its path from the start. A service's own CI stands in a path as the
+    service (one thing, one id), so the core can join paths across providers."""
     if not start:
         return []
     result = graph.analyse(session, start, direction, _service_types(session))
-    refs = {c: _node_ref(face, n) for c, n in result.nodes.items()}
+    service_types = set(_service_types(session))
 
-    def path(ids: list[int]) -> tuple:
-        return tuple(refs[i] for i in ids if i in refs)
+    def as_ref(ci_id: int, as_service: bool) -> Ref:
+        node = result.nodes[ci_id]
+        if as_service and node["type"] in service_types:
+            return Ref(kind=SERVICE_KIND, id=node["service_id"] or f"ci-{ci_id}",
+                       label=node["name"], url=f"/cmdb/cis/{ci_id}",
+                       status=_status(node["lifecycle"]))
+        return Ref(kind=CI_KIND, id=str(ci_id), label=node["name"], url=f"/cmdb/cis/{ci_id}",
+                   status=_status(node["lifecycle"]))
 
-    hits = []
+    def path(ids: list[int], last_as_service: bool = False) -> tuple[Ref, ...]:
+        ids = [i for i in ids if i in result.nodes]
+        return tuple(as_ref(i, (n == 0 and from_service)
+                            or (n == len(ids) - 1 and last_as_service))
+                     for n, i in enumerate(ids))
+
+    hits: list[ImpactHit] = []
     if everything:
         for ci_id in sorted(result.walk.parent, key=lambda c: (result.walk.depth[c], c)):
-            if ci_id not in start and ci_id in refs:
-                hits.append(face.ImpactHit(ref=refs[ci_id], path=path(result.walk.path(ci_id))))
+            if ci_id not in start and ci_id in result.nodes:
+                hits.append(ImpactHit(ref=as_ref(ci_id, False),
+                                      path=path(result.walk.path(ci_id))))
     for found in result.services:
-        node = found["ci"]
-        hits.append(face.ImpactHit(ref=face.Ref(
-            kind=SERVICE_KIND, id=node["service_id"] or f"ci-{node['id']}", label=node["name"],
-            url=f"/cmdb/cis/{node['id']}",
-            status="retired" if node["lifecycle"] == "retired" else "active"),
-            path=path(found["path"])))
+        ci_id = found["ci"]["id"]
+        hits.append(ImpactHit(ref=as_ref(ci_id, True), path=path(found["path"], True)))
+    agency = reference_kind("agency")
     for found in result.agencies:
-        agency = face.reference_kind("agency")
         ref = agency.get(session, str(found["agency_id"])) if agency else None
         if ref is not None:
-            hits.append(face.ImpactHit(ref=ref, path=path(found["path"]) + (ref,)))
+            hits.append(ImpactHit(ref=ref, path=path(found["path"]) + (ref,)))
     return hits
-
-
-def _node_ref(face: Any, node: dict[str, Any]) -> Any:
-    return face.Ref(kind=CI_KIND, id=str(node["id"]), label=node["name"],
-                    url=f"/cmdb/cis/{node['id']}",
-                    status="retired" if node["lifecycle"] == "retired" else "active")
 
 
 def ci_impact(session: Session, ids: list[str]) -> list[Any]:
@@ -204,14 +208,15 @@ def _service_ci(session: Session, id_: str) -> ConfigItem | None:
     return session.scalar(select(ConfigItem).where(ConfigItem.service_id == str(id_)))
 
 
-def service_get(session: Session, id_: str) -> Any:
+def service_get(session: Session, id_: str) -> Ref | None:
     ci = _service_ci(session, id_)
     if ci is None:
         return None
+    merged = None
     if ci.merged_into_id:
         into = session.get(ConfigItem, ci.merged_into_id)
-        ci.merged_service_id = into.service_id if into is not None else None
-    return service_ref(ci)
+        merged = into.service_id if into is not None else None
+    return service_ref(ci, merged)
 
 
 def service_resolve(session: Session, value: str) -> Any:
@@ -243,22 +248,21 @@ def _service_cis(session: Session, ids: list[str]) -> list[int]:
 
 
 def service_impact(session: Session, ids: list[str]) -> list[Any]:
-    return _hits(session, _service_cis(session, ids), "impact", everything=False)
+    return _hits(session, _service_cis(session, ids), "impact", everything=False,
+                 from_service=True)
 
 
 def service_depends(session: Session, ids: list[str]) -> list[Any]:
-    return _hits(session, _service_cis(session, ids), "depends", everything=True)
+    return _hits(session, _service_cis(session, ids), "depends", everything=True,
+                 from_service=True)
 
 
-def reference_kinds() -> list[Any]:
+def reference_kinds() -> list[ReferenceKind]:
     """The two kinds, as the core's ``ReferenceKind`` declarations."""
-    face = _contract()
-    if face is None:
-        return []
-    return [face.ReferenceKind(name=CI_KIND, label="Configuration item", get=ci_get,
+    return [ReferenceKind(name=CI_KIND, label="Configuration item", get=ci_get,
                                resolve=ci_resolve, choices=ci_choices, impact=ci_impact,
                                depends=ci_depends),
-            face.ReferenceKind(name=SERVICE_KIND, label="Service", get=service_get,
+            ReferenceKind(name=SERVICE_KIND, label="Service", get=service_get,
                                resolve=service_resolve, choices=service_choices,
                                impact=service_impact, depends=service_depends,
                                priority=SERVICE_PRIORITY)]
