@@ -244,10 +244,9 @@ def reconcile(service: RecordService, rows: list[dict[str, Any]], source: str, *
         _reconcile_batch(service, resolver, schema, batch, source, report, seen)
         if progress:
             progress(len(batch))
-    if retire_missing:
-        _retire_missing(service, source, seen, report)
+    retired = _retire_missing(service, source, seen, report) if retire_missing else []
     if relations is not None:
-        _reconcile_relations(service, list(relations), seen, report)
+        _reconcile_relations(service, list(relations), seen, report, retired)
     session.flush()
     if dry_run:
         nested.rollback()
@@ -341,7 +340,7 @@ def _create(service: RecordService, new: list[tuple[str, dict[str, Any], list[in
 
 
 def _retire_missing(service: RecordService, source: str, seen: dict[str, int],
-                    report: Report) -> None:
+                    report: Report) -> list[int]:
     session = service.session
     stale = [ci_id for ci_id, key in session.execute(select(
         ConfigItem.id, ConfigItem.external_key).where(
@@ -354,12 +353,14 @@ def _retire_missing(service: RecordService, source: str, seen: dict[str, int],
                               cmdb.used_by(session, [ci.id]).get(ci.id, []),
                               note=f"not in import {source}")
             report.retired += 1
+    return stale
 
 
 def _reconcile_relations(service: RecordService, relations: list[dict[str, Any]],
-                         seen: dict[str, int], report: Report) -> None:
+                         seen: dict[str, int], report: Report,
+                         retired: list[int]) -> None:
     """Add the relations named (by external key) that are missing, and end those that
-    start at an imported CI and are no longer named."""
+    start at a CI of the import (or one it retired) and are no longer named."""
     session = service.session
     wanted: set[tuple[int, str, int]] = set()
     missing_keys = {str(r.get(end)) for r in relations if isinstance(r, dict)
@@ -376,7 +377,7 @@ def _reconcile_relations(service: RecordService, relations: list[dict[str, Any]]
                   {"relations": ["unknown kind or CI, or a CI related to itself"]})
             continue
         wanted.add((ids[0], r["kind"], ids[1]))
-    sources = sorted(set(seen.values()))
+    sources = sorted(set(seen.values()) | set(retired))
     current: dict[tuple[int, str, int], Relation] = {}
     for start in range(0, len(sources), 5000):
         for relation in session.scalars(select(Relation).where(
