@@ -135,11 +135,13 @@ def neighbourhood(session: Session, ci_id: int, limit: int = 240) -> dict[str, A
     on (positive layers), at most ``limit`` CIs, with the relations among them."""
     up = walk(session, [ci_id], "impact", max_nodes=limit)
     down = walk(session, [ci_id], "depends", max_nodes=limit)
+    # Room for what it relies on first (at most half), the rest for what relies on it.
+    down_budget = min(len(down.depth) - 1, limit // 2)
     layer: dict[int, int] = {}
-    for c, d in sorted(up.depth.items(), key=lambda x: x[1]):
-        if len(layer) < limit // 2 or d == 0:
+    for c, d in sorted(up.depth.items(), key=lambda x: (x[1], x[0])):
+        if len(layer) < limit - down_budget:
             layer[c] = -d
-    for c, d in sorted(down.depth.items(), key=lambda x: x[1]):
+    for c, d in sorted(down.depth.items(), key=lambda x: (x[1], x[0])):
         if c not in layer and len(layer) < limit:
             layer[c] = d
     ids = sorted(layer)
