@@ -156,6 +156,12 @@ class ImpactOut(Schema):
     items = mf.List(mf.Nested(ServiceHit), metadata={"description": "every CI reached"})
 
 
+class RetireIn(Schema):
+    """Why a CI is retired (optional; kept in its history)."""
+
+    note = mf.String(load_default="", validate=validate.Length(max=500))
+
+
 class MergeIn(Schema):
     into = mf.Integer(required=True, strict=False, validate=validate.Range(1, 2**31 - 1))
 
@@ -298,11 +304,12 @@ def update_ci(ci_id: int):
 
 
 @api.post(CI + "/retire")
-@document(summary="retire a configuration item (kept, with its history)", response=CiOut,
-          tags=TAGS)
+@document(summary="retire a configuration item (kept, with its history)", body=RetireIn,
+          response=CiOut, tags=TAGS)
 def retire_ci(ci_id: int):
     with _uow() as service:
-        ci = cmdb.retire_ci(service, cmdb.get_ci(service, ci_id))
+        body = cmdb.load(RetireIn(), json_body() if request.content_length else {})
+        ci = cmdb.retire_ci(service, cmdb.get_ci(service, ci_id), note=body["note"])
         out = cmdb.current_dict(service, ci)
     return jsonify(out)
 
