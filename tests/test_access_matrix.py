@@ -385,7 +385,7 @@ def test_configuration_items_answer_by_role_and_stay_inside_their_agency(app, cl
     assert {mine.status_code, theirs.status_code, shared.status_code} == {201}
     ci = mine.get_json()["id"]
     wrong = []
-    for who, (role, agency, headers) in people.items():
+    for who, (role, _agency, headers) in people.items():
         for method, path, body, allowed in CMDB_CELLS:
             url = "/api/v1/cmdb" + path.format(ci=ci)
             response = client.open(url, method=method, json=body, headers=headers)

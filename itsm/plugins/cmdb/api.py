@@ -19,6 +19,7 @@ from itsm.plugin import (
     parse_int,
 )
 from itsm.plugins.cmdb import graph, importer
+from itsm.plugins.cmdb import relations as rel
 from itsm.plugins.cmdb import service as cmdb
 from itsm.plugins.cmdb.models import RELATION_KINDS
 
@@ -285,10 +286,10 @@ def get_ci(ci_id: int):
     with _uow() as service:
         ci = cmdb.get_ci(service, ci_id)
         if request.args.get("as_of"):
-            out = cmdb.as_of(service, ci, cmdb.parse_when(request.args["as_of"]))
+            out = rel.as_of(service, ci, rel.parse_when(request.args["as_of"]))
         else:
             out = cmdb.current_dict(service, ci)
-            out["relations"] = cmdb.relations(service, ci)
+            out["relations"] = rel.relations(service, ci)
     return jsonify(out)
 
 
@@ -321,7 +322,7 @@ def merge_ci(ci_id: int):
     with _uow() as service:
         body = cmdb.load(MergeIn(), json_body())
         ci = cmdb.get_ci(service, ci_id)
-        ci = cmdb.merge_ci(service, ci, cmdb.get_ci(service, body["into"]))
+        ci = rel.merge_ci(service, ci, cmdb.get_ci(service, body["into"]))
         out = cmdb.current_dict(service, ci)
     return jsonify(out)
 
@@ -331,7 +332,7 @@ def merge_ci(ci_id: int):
           response=HistoryPage, tags=TAGS)
 def ci_history(ci_id: int):
     with _uow() as service:
-        items = cmdb.history(service, cmdb.get_ci(service, ci_id))
+        items = rel.history(service, cmdb.get_ci(service, ci_id))
     return jsonify({"items": items})
 
 
@@ -339,7 +340,7 @@ def ci_history(ci_id: int):
 @document(summary="the relations of a configuration item", response=RelationPage, tags=TAGS)
 def list_relations(ci_id: int):
     with _uow() as service:
-        items = cmdb.relations(service, cmdb.get_ci(service, ci_id))
+        items = rel.relations(service, cmdb.get_ci(service, ci_id))
     return jsonify({"items": items})
 
 
@@ -350,8 +351,8 @@ def add_relation(ci_id: int):
     body = json_body()
     with _uow() as service:
         ci = cmdb.get_ci(service, ci_id)
-        cmdb.relate(service, ci, body)
-        items = cmdb.relations(service, ci)
+        rel.relate(service, ci, body)
+        items = rel.relations(service, ci)
     return jsonify({"items": items}), 201
 
 
@@ -359,7 +360,7 @@ def add_relation(ci_id: int):
 @document(summary="end a relation (kept in the history)", status=204, tags=TAGS)
 def remove_relation(ci_id: int, relation_id: int):
     with _uow() as service:
-        cmdb.unrelate(service, cmdb.get_ci(service, ci_id), relation_id)
+        rel.unrelate(service, cmdb.get_ci(service, ci_id), relation_id)
     return "", 204
 
 

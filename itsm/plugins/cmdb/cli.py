@@ -10,6 +10,7 @@ import click
 
 from itsm.plugin import Actor, ItsmError, ValidationError, emit_json, pass_itsm
 from itsm.plugins.cmdb import importer
+from itsm.plugins.cmdb import relations as rel
 from itsm.plugins.cmdb import service as cmdb
 
 
@@ -83,10 +84,10 @@ def show_command(itsm, ci: str, as_of: str | None, as_json: bool) -> None:
         with itsm.unit_of_work(Actor.system()) as service:
             item = cmdb.find_ci(service, ci)
             if as_of:
-                data = cmdb.as_of(service, item, cmdb.parse_when(as_of))
+                data = rel.as_of(service, item, rel.parse_when(as_of))
             else:
                 data = cmdb.current_dict(service, item)
-                data["relations"] = cmdb.relations(service, item)
+                data["relations"] = rel.relations(service, item)
     except ItsmError as exc:
         raise _fail(exc) from None
     if as_json:

@@ -22,6 +22,7 @@ from itsm.plugin import (
     render_page,
 )
 from itsm.plugins.cmdb import graph, svg
+from itsm.plugins.cmdb import relations as rel
 from itsm.plugins.cmdb import service as cmdb
 from itsm.plugins.cmdb.api import impact_data
 from itsm.plugins.cmdb.models import LIFECYCLE, RELATION_KINDS
@@ -68,13 +69,13 @@ def ci_detail(ci_id: int):
         data = None
         if raw_as_of:
             try:
-                data = cmdb.as_of(service, ci, cmdb.parse_when(raw_as_of))
+                data = rel.as_of(service, ci, rel.parse_when(raw_as_of))
             except ItsmError as exc:
                 error = error_text(exc)
         if data is None:
-            data = dict(current, relations=cmdb.relations(service, ci))
+            data = dict(current, relations=rel.relations(service, ci))
         impact = impact_data(service, ci, "impact")
-        history = cmdb.history(service, ci, limit=100)
+        history = rel.history(service, ci, limit=100)
         can_write = service.can(cmdb.WRITE)
         attribute_labels = {a["name"]: a.get("label") or a["name"] for a in (
             cmdb.all_types(service.session).get(ci.type_key).attributes
@@ -91,7 +92,7 @@ def add_relation(ci_id: int):
     try:
         with current_itsm().unit_of_work(page_actor()) as service:
             ci = cmdb.get_ci(service, ci_id)
-            cmdb.relate(service, ci, {"kind": request.form.get("kind", ""),
+            rel.relate(service, ci, {"kind": request.form.get("kind", ""),
                                       "target": request.form.get("target", "").strip()
                                       .lstrip("#")[:12]})
         flash("Relation added.", "success")
@@ -106,7 +107,7 @@ def end_relation(ci_id: int, relation_id: int):
     """End a relation (kept in the history)."""
     try:
         with current_itsm().unit_of_work(page_actor()) as service:
-            cmdb.unrelate(service, cmdb.get_ci(service, ci_id), relation_id)
+            rel.unrelate(service, cmdb.get_ci(service, ci_id), relation_id)
         flash("Relation ended.", "success")
     except ItsmError as exc:
         flash(error_text(exc), "error")
