@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from itsm.plugins.cmdb.models import RELATION_KINDS, CiAgency, ConfigItem, Relation
@@ -19,6 +20,19 @@ from itsm.plugins.cmdb.models import RELATION_KINDS, CiAgency, ConfigItem, Relat
 CHUNK = 5000
 MAX_DEPTH = 40
 MAX_NODES = 50000
+
+
+def among(session: Session, column, ids: list[int]):
+    """``column IN ids``; on PostgreSQL ``column = ANY(:array)``, one parameter however
+    many ids (the driver parses a statement of thousands of placeholders slowly)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, [int(i) for i in ids], type_=ARRAY(Integer)))
+    return column.in_(ids)
+
+
+def _rows(session: Session, query) -> Any:
+    """Core rows of ``query`` on the session's connection (no ORM row processing)."""
+    return session.connection().execute(query).all()
 
 
 @dataclass
@@ -57,8 +71,9 @@ def walk(session: Session, start: list[int], direction: str = "impact",
         level += 1
         found: list[int] = []
         for i in range(0, len(frontier), CHUNK):
-            rows = session.execute(select(here, there, Relation.kind).where(
-                here.in_(frontier[i:i + CHUNK]), Relation.removed_at.is_(None)))
+            rows = _rows(session, select(here, there, Relation.kind).where(
+                among(session, here, frontier[i:i + CHUNK]),
+                Relation.removed_at.is_(None)))
             for origin, reached, kind in rows:
                 if reached in result.parent:
                     continue
@@ -74,20 +89,28 @@ def walk(session: Session, start: list[int], direction: str = "impact",
     return result
 
 
-def load_nodes(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
-    """id -> name, type, lifecycle, agency of the CIs ``ids`` (few queries)."""
+def load_nodes(session: Session, ids: list[int], named: list[int] | None = None) \
+        -> dict[int, dict[str, Any]]:
+    """id -> type, lifecycle, agency, users and service id of the CIs ``ids``, with the
+    name of those in ``named`` (default: all): a walk may reach thousands of CIs, of
+    which a page names the few on the paths it shows."""
     nodes: dict[int, dict[str, Any]] = {}
     for i in range(0, len(ids), CHUNK):
         chunk = ids[i:i + CHUNK]
-        for row in session.execute(select(
-                ConfigItem.id, ConfigItem.name, ConfigItem.type_key, ConfigItem.lifecycle,
-                ConfigItem.agency_id, ConfigItem.service_id).where(ConfigItem.id.in_(chunk))):
-            nodes[row.id] = {"id": row.id, "name": row.name, "type": row.type_key,
-                             "lifecycle": row.lifecycle, "agency_id": row.agency_id,
-                             "service_id": row.service_id, "used_by": []}
-        for ci_id, agency_id in session.execute(select(CiAgency.ci_id, CiAgency.agency_id)
-                                                .where(CiAgency.ci_id.in_(chunk))):
+        rows = _rows(session, select(
+            ConfigItem.id, ConfigItem.type_key, ConfigItem.lifecycle, ConfigItem.agency_id,
+            ConfigItem.service_id).where(among(session, ConfigItem.id, chunk)))
+        for ci_id, type_key, lifecycle, agency_id, service_id in rows:
+            nodes[ci_id] = {"id": ci_id, "name": "", "type": type_key, "lifecycle": lifecycle,
+                            "agency_id": agency_id, "service_id": service_id, "used_by": []}
+        for ci_id, agency_id in _rows(session, select(CiAgency.ci_id, CiAgency.agency_id)
+                                                .where(among(session, CiAgency.ci_id, chunk))):
             nodes[ci_id]["used_by"].append(agency_id)
+    wanted = list(nodes) if named is None else [i for i in dict.fromkeys(named) if i in nodes]
+    for i in range(0, len(wanted), CHUNK):
+        for ci_id, name in _rows(session, select(ConfigItem.id, ConfigItem.name).where(
+                among(session, ConfigItem.id, wanted[i:i + CHUNK]))):
+            nodes[ci_id]["name"] = name
     return nodes
 
 
@@ -103,13 +126,17 @@ class Impact:
 
 
 def analyse(session: Session, start: list[int], direction: str,
-            service_types: list[str], visible: set[int] | None = None) -> Impact:
+            service_types: list[str], visible: set[int] | None = None,
+            named: int | None = 1000) -> Impact:
     """Walk from ``start`` and pick out the services and agencies reached; ``visible``
-    (a requester's own CIs) hides the others from the answer, not from the walk."""
+    (a requester's own CIs) hides the others from the answer, not from the walk. Names
+    are loaded for the CIs on those paths and the first ``named`` CIs reached (None:
+    all)."""
     result = walk(session, start, direction)
-    nodes = load_nodes(session, list(result.parent))
+    order = sorted(result.parent, key=lambda c: (result.depth[c], c))
+    nodes = load_nodes(session, order, named=[])
     services, agencies = [], {}
-    for ci_id in sorted(result.parent, key=lambda c: (result.depth[c], c)):
+    for ci_id in order:
         node = nodes.get(ci_id)
         if node is None or (visible is not None and ci_id not in visible):
             continue
@@ -120,6 +147,14 @@ def analyse(session: Session, start: list[int], direction: str,
         for agency_id in [node["agency_id"], *node["used_by"]]:
             if agency_id is not None and agency_id not in agencies:
                 agencies[agency_id] = {"agency_id": agency_id, "path": result.path(ci_id)}
+    needed = [*(order if named is None else order[:named + len(start)]),
+              *(c for s in services for c in s["path"]),
+              *(c for a in agencies.values() for c in a["path"])]
+    for i in range(0, len(needed), CHUNK):
+        chunk = [c for c in dict.fromkeys(needed[i:i + CHUNK]) if not nodes[c]["name"]]
+        for ci_id, name in _rows(session, select(ConfigItem.id, ConfigItem.name).where(
+                among(session, ConfigItem.id, chunk))):
+            nodes[ci_id]["name"] = name
     return Impact(result, nodes, services, list(agencies.values()))
 
 
@@ -147,9 +182,9 @@ def neighbourhood(session: Session, ci_id: int, limit: int = 240) -> dict[str, A
     ids = sorted(layer)
     edges = []
     for i in range(0, len(ids), CHUNK):
-        for row in session.execute(select(Relation.source_id, Relation.target_id, Relation.kind,
+        for row in _rows(session, select(Relation.source_id, Relation.target_id, Relation.kind,
                                           Relation.dependent_id, Relation.provider_id)
-                                   .where(Relation.source_id.in_(ids[i:i + CHUNK]),
+                                   .where(among(session, Relation.source_id, ids[i:i + CHUNK]),
                                           Relation.removed_at.is_(None))):
             if row.target_id in layer:
                 edges.append({"source": row.source_id, "target": row.target_id,

@@ -156,7 +156,8 @@ def _hits(session: Session, start: list[int], direction: str, *, everything: boo
     service (one thing, one id), so the core can join paths across providers."""
     if not start:
         return []
-    result = graph.analyse(session, start, direction, _service_types(session))
+    result = graph.analyse(session, start, direction, _service_types(session),
+                           named=None if everything else 0)
     service_types = set(_service_types(session))
 
     def as_ref(ci_id: int, as_service: bool) -> Ref:
