@@ -220,6 +220,12 @@ def test_csv_import_reconciles_by_key_with_a_dry_run(tmp_path, runner, client, a
     bad.write_text("key,type,name,cpu_count\nx1,server,bad,many\n,server,nokey,1\n")
     failed = runner.invoke(["cmdb", "import", str(bad), "--keep-missing"])
     assert failed.exit_code == 1 and "2 failed" in failed.output
+    nul = tmp_path / "nul.csv"
+    nul.write_text("key,type,name\nk\x001,server,a\x00b\n")
+    refused = runner.invoke(["cmdb", "import", str(nul), "--keep-missing"])
+    assert refused.exit_code == 1 and refused.exception is None or \
+        isinstance(refused.exception, SystemExit), refused.output
+    assert "Traceback" not in refused.output
     assert [i["name"] for i in client.get("/api/v1/cmdb/cis", headers=pat).json["items"]] \
         == ["Portal"]
 

@@ -100,10 +100,14 @@ def _row(raw: dict[str, Any]) -> dict[str, Any]:
 
 def read_csv(text: str) -> tuple[list[dict[str, Any]], None]:
     reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or "name" not in reader.fieldnames:
-        raise ValidationError("not a CMDB CSV", fields={"file": [
-            "the first line names the columns: key,type,name,... (see docs)"]})
-    return [_row(r) for r in reader], None
+    try:
+        if not reader.fieldnames or "name" not in reader.fieldnames:
+            raise ValidationError("not a CMDB CSV", fields={"file": [
+                "the first line names the columns: key,type,name,... (see docs)"]})
+        return [_row(r) for r in reader], None
+    except csv.Error as exc:
+        raise ValidationError(f"not a readable CSV (line {reader.line_num}): {exc}",
+                              fields={"file": [str(exc)]}) from None
 
 
 def read_json(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:

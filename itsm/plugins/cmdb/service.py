@@ -351,7 +351,9 @@ class Resolver:
                                "name": check_text(data["name"].strip(), "name"),
                                "lifecycle": data["lifecycle"],
                                "location": check_text(data["location"].strip(), "location"),
-                               "external_key": data.get("external_key"),
+                               "external_key": check_text(data["external_key"].strip(),
+                                                          "external_key")
+                               if data.get("external_key") else None,
                                "owner_id": None, "support_group_id": None, "agency_id": None}
         if not out["name"]:
             problems["name"] = ["give a name"]
