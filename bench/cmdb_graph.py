@@ -181,6 +181,16 @@ def main(argv: list[str] | None = None) -> int:
             figures["relations_loaded"] = len(rows)
             print(f"relations: {len(rows)} loaded in {time.perf_counter() - started:.1f} s")
 
+            # The floor: one round trip to the database, on this machine, now.
+            floor = []
+            for _ in range(200):
+                started = time.perf_counter()
+                session.connection().exec_driver_sql("SELECT 1").all()
+                floor.append((time.perf_counter() - started) * 1000)
+            figures["select_1_ms"] = {"p50": round(statistics.median(floor), 2),
+                                      "p99": round(percentile(floor, 99), 2)}
+            print(f"floor, SELECT 1 round trip: p50 {figures['select_1_ms']['p50']} ms, "
+                  f"p99 {figures['select_1_ms']['p99']} ms")
             services = cmdb.service_type_keys(session)
             timings: dict[str, list[float]] = {}
             reached: dict[str, list[int]] = {}
