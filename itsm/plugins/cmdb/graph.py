@@ -53,15 +53,39 @@ class Walk:
         return out[::-1]
 
 
+def reachable(session: Session, start: list[int], here, there, limit: int) -> list[int]:
+    """Every CI reachable from ``start`` in one recursive query. UNION (not UNION ALL)
+    drops a CI already found, so each is produced once and a cycle ends the recursion;
+    the LIMIT stops it early on a hub that reaches too much."""
+    reach = (select(ConfigItem.id.label("id")).where(among(session, ConfigItem.id, start))
+             .cte("reach", recursive=True))
+    reach = reach.union(select(there.label("id")).select_from(Relation)
+                        .join(reach, here == reach.c.id)
+                        .where(Relation.removed_at.is_(None)))
+    return [row[0] for row in _rows(session, select(reach.c.id).limit(limit))]
+
+
 def walk(session: Session, start: list[int], direction: str = "impact",
          max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> Walk:
     """Everything that relies on ``start`` (``impact``) or that ``start`` relies on
-    (``depends``), level by level; each CI is visited once, so cycles end the walk."""
+    (``depends``), with the shortest path to each: the reachable CIs in one recursive
+    query, their relations in one more (per 5,000 CIs), then a breadth-first walk in
+    memory that visits each CI once, so cycles end it."""
     if direction == "impact":
         here, there = Relation.provider_id, Relation.dependent_id
     else:
         here, there = Relation.dependent_id, Relation.provider_id
     result = Walk(start=list(start))
+    ids = reachable(session, start, here, there, max_nodes + 1)
+    if len(ids) > max_nodes:
+        result.truncated = True
+    allowed = set(ids) | set(start)
+    edges: dict[int, list[tuple[int, str]]] = {}
+    for i in range(0, len(ids), CHUNK):
+        for origin, reached, kind in _rows(session, select(here, there, Relation.kind).where(
+                among(session, here, ids[i:i + CHUNK]), Relation.removed_at.is_(None))):
+            if reached in allowed:
+                edges.setdefault(origin, []).append((reached, kind))
     for ci_id in start:
         result.parent[ci_id] = None
         result.depth[ci_id] = 0
@@ -70,21 +94,14 @@ def walk(session: Session, start: list[int], direction: str = "impact",
     while frontier and level < max_depth:
         level += 1
         found: list[int] = []
-        for i in range(0, len(frontier), CHUNK):
-            rows = _rows(session, select(here, there, Relation.kind).where(
-                among(session, here, frontier[i:i + CHUNK]),
-                Relation.removed_at.is_(None)))
-            for origin, reached, kind in rows:
-                if reached in result.parent:
-                    continue
-                result.parent[reached] = (origin, kind)
-                result.depth[reached] = level
-                found.append(reached)
-        if len(result.parent) > max_nodes:
-            result.truncated = True
-            break
+        for origin in frontier:
+            for reached, kind in sorted(edges.get(origin, ())):
+                if reached not in result.parent:
+                    result.parent[reached] = (origin, kind)
+                    result.depth[reached] = level
+                    found.append(reached)
         frontier = found
-    if frontier and level >= max_depth:
+    if frontier:
         result.truncated = True
     return result
 
