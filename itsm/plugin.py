@@ -71,8 +71,6 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "SlaTarget": ("itsm.core.sla", "SlaTarget"),
     "SlaClock": ("itsm.core.sla_models", "SlaClock"),
     "sweep_sla_clocks": ("itsm.core.sla", "sweep"),
-    "ServiceRef": ("itsm.core.services", "ServiceRef"),
-    "check_status_change": ("itsm.core.services", "check_status_change"),
     # -- references: services, configuration items, agencies ... by stable id ------------
     "Ref": ("itsm.core.references", "Ref"),
     "ImpactHit": ("itsm.core.references", "ImpactHit"),
@@ -86,6 +84,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "reference_impact": ("itsm.core.references", "reference_impact"),
     "reference_depends": ("itsm.core.references", "reference_depends"),
     "reference_changed": ("itsm.core.references", "reference_changed"),
+    "check_reference_status": ("itsm.core.references", "check_reference_status"),
+    "convert_stored_references": ("itsm.core.references", "convert_stored_references"),
+    "request_reference_status": ("itsm.core.references", "request_reference_status"),
     "Suggestion": ("itsm.core.search", "Suggestion"),
     "search_terms": ("itsm.core.search", "terms"),
     "search_matching": ("itsm.core.search", "matching"),
@@ -236,6 +237,8 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         ImpactHit,
         Ref,
         ReferenceKind,
+        check_reference_status,
+        convert_stored_references,
         reference_changed,
         reference_choices,
         reference_depends,
@@ -244,6 +247,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         reference_kind,
         reference_label,
         reference_ref,
+        request_reference_status,
         resolve_reference,
     )
     from itsm.core.schemas import (  # noqa: F401
@@ -256,7 +260,6 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
     from itsm.core.search import matching as search_matching  # noqa: F401
     from itsm.core.search import ranked as search_ranked  # noqa: F401
     from itsm.core.search import terms as search_terms  # noqa: F401
-    from itsm.core.services import ServiceRef, check_status_change  # noqa: F401
     from itsm.core.sla import SlaTarget  # noqa: F401
     from itsm.core.sla import sweep as sweep_sla_clocks  # noqa: F401
     from itsm.core.sla_models import SlaClock  # noqa: F401

@@ -40,9 +40,9 @@ def test_the_hook_list_is_what_the_docs_promise():
                 "itsm_notification_recipients", "itsm_permissions", "itsm_permission_check",
                 "itsm_sla_policy", "itsm_install_defaults", "itsm_demo_data",
                 "itsm_navigation", "itsm_record_actions", "itsm_suggestions",
-                "itsm_periodic", "itsm_service_status_guard", "itsm_service_lookup",
-                "itsm_service_status_requested", "itsm_attachment_store",
+                "itsm_periodic", "itsm_attachment_store",
                 "itsm_reference_kinds", "itsm_reference_changed",
+                "itsm_reference_status_guard",
                 "itsm_authenticate", "itsm_sign_in_methods"}
     assert set(HOOKS) == expected
 

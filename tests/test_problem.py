@@ -433,7 +433,7 @@ def test_disabling_problem_alone_leaves_tickets_working(client, agent, runner):
 
 def test_migration_creates_exactly_what_the_model_describes(app, runner):
     assert schema_drift(app.extensions["itsm"].engine, ["problem"]) == []
-    assert "problem: problem_0001" in runner.invoke(["db", "current"]).output.splitlines()
+    assert "problem: problem_0002" in runner.invoke(["db", "current"]).output.splitlines()
     check = runner.invoke(["plugins", "check"])
     assert check.exit_code == 0, check.output
 

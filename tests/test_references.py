@@ -220,3 +220,38 @@ def test_the_highest_priority_provider_wins_and_changes_are_announced(app):
         assert CHANGES == [("10", "merged", "11"), ("10", "renamed", None)]
         with pytest.raises(ValueError):
             reference_changed(session, e_mail, "painted")
+
+
+def test_the_old_catalog_only_hooks_refuse_a_plugin_naming_them():
+    """The service hooks were folded into the reference contract: a plugin still
+    implementing one is refused at start-up, naming the hook."""
+    from itsm.core.plugins import inspect_module
+
+    for old in ("itsm_service_lookup", "itsm_service_status_guard",
+                "itsm_service_status_requested"):
+        info = inspect_module(make_plugin("old_catalog", **{old: lambda: None}))
+        assert info.error is not None and old in info.error
+
+
+def test_a_data_migration_turns_stored_names_into_ids_where_a_provider_knows_them(
+        app, client, agent):
+    from itsm.plugin import convert_stored_references
+
+    state = app.extensions["itsm"]
+    with app.app_context():
+        plugin_admin.disable(state, "things")
+    made = client.post(API, headers=agent, json={
+        "title": "Old", "service": "Payroll", "things": ["mail server", "toaster"]}).json
+    other = client.post(API, headers=agent, json={"title": "Odd", "service": "Fax"}).json
+    with app.app_context():
+        plugin_admin.enable(state, "things")
+        with state.engine.begin() as connection:
+            assert convert_stored_references(connection, "test_work_order", "service",
+                                             "service") == 1
+            assert convert_stored_references(connection, "test_work_order", "things",
+                                             "thing", many=True) == 1
+            assert convert_stored_references(connection, "test_work_order", "service",
+                                             "service") == 0  # idempotent
+    first = client.get(f"{API}/{made['number']}", headers=agent).json
+    assert first["service"] == "11" and first["things"] == ["1", "toaster"]
+    assert client.get(f"{API}/{other['number']}", headers=agent).json["service"] == "Fax"

@@ -17,9 +17,16 @@ import itsm.plugins.catalog as catalog_plugin
 import itsm.plugins.transition_gate as gate_plugin
 from itsm.core.auth import Actor
 from itsm.core.demo import ensure_group
+from itsm.core.errors import Conflict
+from itsm.core.inputs import InputError
 from itsm.core.models import Event, GroupMember, JournalEntry, User, utcnow
 from itsm.core.notify import EventMessage
-from itsm.core.services import ServiceRef
+from itsm.core.references import (
+    check_reference_status,
+    reference_get,
+    request_reference_status,
+    resolve_reference,
+)
 from itsm.testing import schema_drift
 
 API = "/api/v1/transitions"
@@ -133,7 +140,7 @@ def test_go_live_is_refused_with_exactly_what_is_missing_until_the_service_manag
         .json["status"] == "live"
     journal = client.get(f"/api/v1/transitions/{number}/journal", headers=people[PM]).json
     notes = " ".join(e.get("body") or "" for e in journal["items"])
-    assert "accepts responsibility" in notes and "catalog service db-hosting is live" in notes
+    assert "accepts responsibility" in notes and "catalog service Database hosting is live" in notes
 
 
 def test_only_the_owner_submits_and_only_the_approver_decides_with_field_messages(
@@ -283,31 +290,44 @@ def test_renaming_the_service_keeps_the_gates_veto_on_go_live(app, client, peopl
     # The transition follows the service under its new key.
     data = client.get(f"{API}/{number}", headers=people[PM]).json
     assert data["catalog_id"] is not None
-    assert overview(client, people[PM], number)["catalog"]["key"] == "expense-claims"
+    catalog = overview(client, people[PM], number)["catalog"]
+    assert catalog["url"].endswith("/expense-claims") and catalog["id"] == str(
+        data["catalog_id"])
+    # A rename of the name too, then a merge into another service: the veto holds.
+    assert client.patch("/api/v1/catalog/services/expense-claims", headers=admin,
+                        json={"name": "Claims for expenses"}).status_code == 200
+    vetoed = client.patch("/api/v1/catalog/services/expense-claims", headers=admin,
+                          json={"status": "live"})
+    assert vetoed.status_code == 409 and number in vetoed.json["error"]["reasons"][0]
+    state = app.extensions["itsm"]
+    with app.app_context(), state.unit_of_work(Actor.system()) as svc:
+        ref = reference_get(svc.session, "service", str(data["catalog_id"]))
+        assert ref.label == "Claims for expenses" and ref.lifecycle == "planned"
 
 
-def test_catalog_hooks_lookup_guard_and_status_change(app, client, people):
+def test_catalog_service_kind_guard_and_status_change(app, client, people):
     state = app.extensions["itsm"]
     client.post("/api/v1/catalog/services", headers=people["admin"], json={
         "slug": "vpn", "name": "Remote access", "status": "planned"})
     number = open_transition(client, people[PM], service="Remote access")["number"]
     with app.app_context(), state.Session() as session:
-        ref = state.hook.itsm_service_lookup(session=session, key="vpn")
-        assert ref == ServiceRef("vpn", "Remote access", "planned", ref.id)
-        assert ref.id is not None and ref.stable_key == f"#{ref.id}"
-        assert state.hook.itsm_service_lookup(session=session, key=ref.stable_key) == ref
-        assert state.hook.itsm_service_lookup(session=session, key="nothing") is None
-        reasons = state.hook.itsm_service_status_guard(session=session, service=ref,
-                                                      status="live", actor=None)
+        ref = resolve_reference(session, "service", "vpn")
+        assert (ref.kind, ref.label, ref.lifecycle) == ("service", "Remote access", "planned")
+        assert ref.id.isdigit() and resolve_reference(session, "service", f"#{ref.id}") == ref
+        assert resolve_reference(session, "service", "remote ACCESS") == ref
+        with pytest.raises(InputError):
+            resolve_reference(session, "service", "nothing")
+        reasons = state.hook.itsm_reference_status_guard(session=session, ref=ref,
+                                                        status="live", actor=None)
         assert number in reasons[0][0]
-        assert state.hook.itsm_service_status_guard(session=session, service=ref,
-                                                   status="retired", actor=None) == []
+        assert state.hook.itsm_reference_status_guard(session=session, ref=ref,
+                                                     status="retired", actor=None) == []
+        with pytest.raises(Conflict):
+            check_reference_status(session, ref, "live", Actor.system())
     with app.app_context(), state.unit_of_work(Actor.system()) as svc:
-        moved = state.hook.itsm_service_status_requested(svc=svc, key="vpn",
-                                                         status="in_transition")
-        assert moved.status == "in_transition"
-        assert state.hook.itsm_service_status_requested(svc=svc, key="none",
-                                                        status="live") is None
+        moved = request_reference_status(svc, "service", "vpn", "in_transition")
+        assert moved.lifecycle == "in_transition" and moved.id == ref.id
+        assert request_reference_status(svc, "service", "none", "live") is None
 
 
 def test_reminders_go_once_before_due_dates_and_approvers_hear_of_submissions(app, client,
@@ -490,7 +510,8 @@ class TestDemo:
             assert result.exit_code == 0, result.output
         listed = runner.invoke(["transitions", "list", "--json"])
         gates = {t["service"]: t["gate"] for t in json.loads(listed.output)["items"]}
-        assert gates == {"Database hosting": "blocked", "Video conferencing": "passed",
+        # The video transition takes the catalog's "Video meetings" live (one service).
+        assert gates == {"Database hosting": "blocked", "Video meetings": "passed",
                          "Digital signatures": "blocked"}
         held = runner.invoke(["catalog", "set-status", "database-hosting", "live"])
         assert held.exit_code != 0 and "operations gate" in held.output

@@ -39,10 +39,9 @@ if TYPE_CHECKING:
     from itsm.core.migrate import Migrations
     from itsm.core.models import Record
     from itsm.core.notify import Channel, EventMessage, Recipient
-    from itsm.core.records import LinkKind, RecordChange, RecordService, RecordType
+    from itsm.core.records import LinkKind, RecordChange, RecordType
     from itsm.core.references import Ref, ReferenceKind
     from itsm.core.search import Suggestion
-    from itsm.core.services import ServiceRef
     from itsm.core.sla import SlaTarget
     from itsm.core.web import NavItem
     from itsm.core.workflow import Transition
@@ -281,8 +280,10 @@ def itsm_reference_kinds() -> list[ReferenceKind] | None:
     ``configuration_item`` ...) and gives the functions that get a thing by its stable
     id, resolve what a user typed (the id, ``#<id>``, a name or an alias), list choices
     for a picker (scoped to what the actor may see), and optionally walk the dependency
-    graph (``impact``: what depends on these things; ``depends``: what they depend on).
-    A record type's fields declared in ``RecordType.references`` then store the stable
+    graph (``impact``: what depends on these things; ``depends``: what they depend on),
+    and, with ``set_status``, lets other plugins move a thing through its lifecycle
+    (:func:`itsm.core.references.request_reference_status`). A record type's fields
+    declared in ``RecordType.references`` then store the stable
     id; with no enabled provider of a kind, those fields are validated free text.
 
     All results are used. When several plugins provide one kind, the highest
@@ -314,71 +315,28 @@ def itsm_reference_changed(session: Session, ref: Ref, change: str,
     """
 
 
-# ---------------------------------------------------------------------------------------
-# Services of a service catalog (between plugins that keep or use one)
-# ---------------------------------------------------------------------------------------
-
-
 @hookspec
-def itsm_service_status_guard(
-    session: Session, service: ServiceRef, status: str, actor: Actor
-) -> str | list[str] | None:
-    """Veto a change of status of a service in a service catalog.
+def itsm_reference_status_guard(session: Session, ref: Ref, status: str,
+                                actor: Actor) -> str | list[str] | None:
+    """Veto a change of lifecycle status of a provider's thing (a catalog service going
+    ``live``).
 
-    Called by any plugin that keeps a service catalog, inside its transaction, before a
-    service changes status (also when a new service is created with a status), e.g. via
-    :func:`itsm.core.services.check_status_change`.
+    Called by the provider, inside its transaction, before the thing changes status
+    (also when a new thing is created with a status), through
+    :func:`itsm.core.references.check_reference_status`; also when another plugin asked
+    for the change with :func:`itsm.core.references.request_reference_status`.
 
     :param session: the open SQLAlchemy session of the change.
-    :param service: a :class:`itsm.core.services.ServiceRef` (``key``, ``name`` and the
-        current ``status``, empty for a service being created).
-    :param status: the status asked for (``live`` publishes the service).
+    :param ref: the :class:`itsm.core.references.Ref` of the thing (``kind``, stable
+        ``id``, ``label``, its current ``lifecycle``, empty for a thing being created).
+        Match on ``ref.kind`` and ``ref.id``: a rename keeps both.
+    :param status: the provider's status asked for (``live`` publishes a service).
     :param actor: who asks for it.
     :return: None to allow; a reason (or a list of reasons) to refuse. Every reason of
         every plugin is collected and shown to the user (HTTP 409 with ``reasons``, the
         same shape as :func:`itsm_transition_guard` refusals).
 
     All results are used.
-    """
-
-
-@hookspec(firstresult=True)
-def itsm_service_lookup(session: Session, key: str) -> ServiceRef | None:
-    """Find a service of the service catalog by its key (or name).
-
-    Called by plugins that refer to catalog services without importing the catalog
-    plugin (a transition gate recording which service goes live).
-
-    :param session: a session to read the catalog with.
-    :param key: the service's key (a slug) as a user typed it, or ``#<id>``, the
-        stable id of a :class:`itsm.core.services.ServiceRef` (``stable_key``) that a
-        rename of the service does not change.
-    :return: a :class:`itsm.core.services.ServiceRef`, or None when the catalog does not
-        know the service. First result wins; with no catalog plugin enabled the hook
-        returns None.
-    """
-
-
-@hookspec(firstresult=True)
-def itsm_service_status_requested(svc: RecordService, key: str,
-                                  status: str) -> ServiceRef | None:
-    """A plugin asks the service catalog to move its service ``key`` to ``status``
-    (``live`` publishes it); the plugin that keeps the catalog answers by doing so.
-
-    Called by a plugin that decides a service's status without keeping the catalog (a
-    transition gate whose gate passed), inside its own transaction: ``svc`` is a record
-    service on that session (its actor is who the catalog checks). The catalog applies
-    its own rules, including :func:`itsm_service_status_guard`, so a caller whose own
-    guard would refuse must record its decision (flush) first. The hook was named
-    ``itsm_change_service_status`` before, which read as the change plugin's; a plugin
-    still implementing the old name is refused at start-up, naming the hook.
-
-    :param svc: a :class:`itsm.core.records.RecordService` (session and actor).
-    :param key: the service's key.
-    :param status: the new status.
-    :return: the :class:`itsm.core.services.ServiceRef` after the change, or None when no
-        catalog is enabled or it does not know ``key``. First result wins. A refusal
-        raises :class:`itsm.core.errors.ItsmError` (409 with ``reasons``).
     """
 
 

@@ -246,7 +246,7 @@ class RecordTypes:
             self.by_name[rt.name] = rt
             self.by_collection[rt.collection] = rt
             self.by_prefix[rt.prefix] = rt
-            self.schemas[rt.name] = type_schemas(rt.name, rt.schema)
+            self.schemas[rt.name] = type_schemas(rt.name, rt.schema, rt.references)
 
     def __iter__(self):
         return iter(self.by_name.values())

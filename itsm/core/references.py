@@ -18,14 +18,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, or_, select
 
 from itsm.core.context import current_itsm
-from itsm.core.errors import ValidationError
+from itsm.core.errors import Conflict, ValidationError
 from itsm.core.inputs import InputError, check_text
 from itsm.core.models import Agency, Group, User
+from itsm.core.workflow import flatten_reasons
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from itsm.core.auth import Actor
+    from itsm.core.records import RecordService
     from itsm.core.state import Itsm
 
 CHANGES = ("renamed", "retired", "merged")
@@ -43,6 +45,11 @@ class Ref:
     :param url: the console page of the thing, if any.
     :param status: ``active`` or ``retired``.
     :param merged_into: the stable id it was merged into, if it was.
+    :param lifecycle: the provider's own word for where the thing is in its life (a
+        catalog service: ``planned``, ``in_transition``, ``live``, ``retired``); empty
+        when the provider keeps none, or for a thing being created.
+    :param support_group: the stable id (kind ``group``) of the group that resolves
+        incidents of the thing, if the provider names one (routing by service).
     """
 
     kind: str
@@ -51,6 +58,8 @@ class Ref:
     url: str | None = None
     status: str = "active"
     merged_into: str | None = None
+    lifecycle: str = ""
+    support_group: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """What the API shows as ``<field>_ref``."""
@@ -81,6 +90,10 @@ class ReferenceKind:
     :param impact: ``(session, ids) -> [ImpactHit]``, the things that depend on these.
     :param depends: ``(session, ids) -> [ImpactHit]``, the things these depend on.
     :param priority: with several providers of one kind the highest wins.
+    :param set_status: ``(svc, id, status) -> Ref | None``: move the thing to the
+        provider's lifecycle ``status`` for another plugin, in ``svc``'s transaction,
+        through the provider's own rules (including ``itsm_reference_status_guard``);
+        None when the provider lets nobody else change its things' status.
     """
 
     name: str
@@ -91,6 +104,7 @@ class ReferenceKind:
     impact: Callable[[Session, list[str]], list[ImpactHit]] | None = None
     depends: Callable[[Session, list[str]], list[ImpactHit]] | None = None
     priority: int = 0
+    set_status: Callable[[RecordService, str, str], Ref | None] | None = None
 
 
 def collect_kinds(declared: Iterable[tuple[str, ReferenceKind]]) -> dict[str, ReferenceKind]:
@@ -237,6 +251,34 @@ def reference_changed(session: Session, ref: Ref, change: str, into: Ref | None 
         raise ValueError("a merge names the thing merged into")
     _install(itsm).hook.itsm_reference_changed(session=session, ref=ref, change=change,
                                                into=into)
+
+
+def check_reference_status(session: Session, ref: Ref, status: str, actor: Actor,
+                           itsm: Itsm | None = None) -> None:
+    """Ask every plugin whether ``ref`` may move to the provider's lifecycle ``status``
+    (``itsm_reference_status_guard``); a provider calls it before the change.
+
+    :raises Conflict: 409 with every plugin's ``reasons``.
+    """
+    reasons = flatten_reasons(_install(itsm).hook.itsm_reference_status_guard(
+        session=session, ref=ref, status=status, actor=actor))
+    if reasons:
+        raise Conflict(f"{ref.label} cannot become {status}: " + "; ".join(reasons),
+                       reasons=reasons)
+
+
+def request_reference_status(svc: RecordService, kind: str, value: str,
+                             status: str) -> Ref | None:
+    """Ask the provider of ``kind`` to move the thing ``value`` (an id or what a user
+    typed) to ``status`` in ``svc``'s transaction. None when no provider is enabled, it
+    changes no status for others, or does not know the thing; a refusal raises."""
+    provider = reference_kind(kind, svc.itsm)
+    if provider is None or provider.set_status is None or not value:
+        return None
+    found = _follow(svc.session, provider, provider.resolve(svc.session, str(value)[:MAX_VALUE]))
+    if found is None:
+        return None
+    return provider.set_status(svc, found.id, status)
 
 
 def resolve_fields(session: Session, references: dict[str, str], values: dict[str, Any],
@@ -387,3 +429,54 @@ def core_kinds() -> list[ReferenceKind]:
         ReferenceKind("agency", "Agency", lambda s, i: _agency_ref(_get(Agency)(s, i)),
                       _resolve_agency, _agency_choices, priority=-100),
     ]
+
+
+def convert_stored_references(connection: Any, table: str, column: str, kind: str, *,
+                              many: bool = False, key: str = "id",
+                              only: Iterable[Any] | None = None) -> int:
+    """Turn free text stored in ``table.column`` into stable ids where the enabled
+    provider of ``kind`` resolves it (the text stays where it does not): the data step of
+    a plugin's Alembic revision that makes a field a reference. ``many``: the column
+    holds a JSON list; ``only``: the ``key`` values of the rows to convert (say, records
+    whose approval covers the names as they are should keep them). Returns how many rows
+    changed; 0 outside an application (no provider to ask) or with no provider of
+    ``kind``.
+    """
+    import sqlalchemy as sa
+    from flask import has_app_context
+    from sqlalchemy.orm import Session as OrmSession
+
+    if not has_app_context():
+        return 0
+    provider = reference_kind(kind)
+    if provider is None:
+        return 0
+    rows = sa.table(table, sa.column(key), sa.column(column, sa.JSON() if many else sa.Text()))
+    session = OrmSession(bind=connection)  # reads the provider's rows on this connection
+    memo: dict[str, str] = {}
+
+    def stable(value: str) -> str:
+        if value not in memo:
+            known = provider.get(session, value)
+            found = known or provider.resolve(session, value)
+            memo[value] = found.id if found is not None else value
+        return memo[value]
+
+    changed = 0
+    query = sa.select(rows.c[key], rows.c[column])
+    if only is not None:
+        query = query.where(rows.c[key].in_(list(only)))
+    for row_id, value in connection.execute(query).all():
+        if many:
+            items = [i for i in (value or []) if isinstance(i, str)]
+            new: Any = list(dict.fromkeys(stable(i) for i in items if i))
+            same = new == items
+        else:
+            new = stable(value) if value else value
+            same = new == value
+        if not same:
+            connection.execute(sa.update(rows).where(rows.c[key] == row_id)
+                               .values({column: new}))
+            changed += 1
+    session.close()
+    return changed

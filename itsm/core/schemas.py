@@ -6,6 +6,8 @@ the type's own schema, so validation and the OpenAPI document come from one sour
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import marshmallow
 from marshmallow import RAISE, Schema, fields, pre_load, validate
 
@@ -236,24 +238,51 @@ class ErrorOut(Schema):
 _TYPE_SCHEMAS: dict[tuple[str, type[Schema] | None], dict[str, type[Schema]]] = {}
 
 
-def type_schemas(name: str, own: type[Schema] | None) -> dict[str, type[Schema]]:
-    """The ``In``, ``Out`` and ``Page`` schemas of one record type.
+class ReferenceOut(Schema):
+    """A stored reference as the API shows it beside the stored id (``<field>_ref``)."""
+
+    kind = fields.String(metadata={"description": "service, configuration_item ..."})
+    id = fields.String(metadata={"description": "the stable id stored in the field"})
+    label = fields.String(metadata={"description": "what people read"})
+    url = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": "active or retired"})
+
+
+def type_schemas(name: str, own: type[Schema] | None,
+                 references: Mapping[str, str] | None = None) -> dict[str, type[Schema]]:
+    """The ``In``, ``Out`` and ``Page`` schemas of one record type; ``references`` (the
+    type's reference fields) add ``<field>_ref`` or ``<field>_refs`` to ``Out``.
 
     Built once per type and schema: the OpenAPI document names components by class, and
     a fresh class after each enable/disable would appear twice (``Out`` and ``Out1``).
     """
-    key = (name, own)
+    key = (name, own, tuple(sorted((references or {}).items())))
     if key not in _TYPE_SCHEMAS:
-        _TYPE_SCHEMAS[key] = _build_type_schemas(name, own)
+        _TYPE_SCHEMAS[key] = _build_type_schemas(name, own, dict(references or {}))
     return _TYPE_SCHEMAS[key]
 
 
-def _build_type_schemas(name: str, own: type[Schema] | None) -> dict[str, type[Schema]]:
+def _reference_fields(own: type[Schema] | None, references: dict[str, str]) -> dict:
+    declared = own._declared_fields if own is not None else {}
+    out: dict[str, fields.Field] = {}
+    for name, kind in references.items():
+        if isinstance(declared.get(name), fields.List):
+            out[f"{name}_refs"] = fields.List(fields.Nested(ReferenceOut), metadata={
+                "description": f"the {kind} references of {name}, with their labels"})
+        else:
+            out[f"{name}_ref"] = fields.Nested(ReferenceOut, allow_none=True, metadata={
+                "description": f"the {kind} {name} refers to, with its label"})
+    return out
+
+
+def _build_type_schemas(name: str, own: type[Schema] | None,
+                        references: dict[str, str] | None = None) -> dict[str, type[Schema]]:
     stem = "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
     own_bases = (own,) if own else ()
     record_in = type(f"{stem}In", (CoreRecordIn, *own_bases),
                      {"Meta": type("Meta", (), {"unknown": RAISE})})
-    record_out = type(f"{stem}Out", (CoreRecordOut, *own_bases), {})
+    record_out = type(f"{stem}Out", (CoreRecordOut, *own_bases),
+                      _reference_fields(own, references or {}))
 
     def page_fields() -> dict:
         return {"items": fields.List(fields.Nested(record_out), required=True),

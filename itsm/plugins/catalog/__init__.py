@@ -11,10 +11,12 @@
 - Feedback on catalog entries with a review queue; a technical catalog of versioned
   documents for resolver teams (IT staff only); import/export, reports, demo data.
 
-Another plugin (a transition gate) finds a service and publishes it through the hooks
-``itsm_service_lookup`` and ``itsm_service_status_requested``, and may hold it back with
-``itsm_service_status_guard``, which every status change asks (the API's
+The catalog provides the reference kind ``service`` (priority 100): other plugins store a
+service's stable id, find it by id, slug or name, reach the agencies that use it, and
+ask for a status change (``request_reference_status``); any plugin may hold a change
+back with ``itsm_reference_status_guard``, which every status change asks (the API's
 ``PATCH /api/v1/catalog/services/<id>`` ``{"status": "live"}`` too: 409 with reasons).
+A rename or retirement is announced with ``itsm_reference_changed``.
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ from itsm.plugins.catalog.hooks import (
     itsm_record_changed,
     itsm_record_prepare,
     itsm_record_types,
-    itsm_service_lookup,
-    itsm_service_status_requested,
+    itsm_reference_kinds,
     itsm_sla_policy,
 )
 
@@ -44,5 +45,4 @@ plugin = Plugin(name="catalog", version="0.1.0",
 __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults",
            "itsm_link_kinds", "itsm_navigation", "itsm_permissions", "itsm_record_changed",
            "itsm_record_prepare",
-           "itsm_record_types", "itsm_sla_policy", "itsm_service_lookup",
-           "itsm_service_status_requested", "plugin"]
+           "itsm_record_types", "itsm_reference_kinds", "itsm_sla_policy", "plugin"]

@@ -61,6 +61,7 @@ class ServiceOut(Schema):
     cost_notes = fields.String()
     faq_url = fields.String()
     help_url = fields.String()
+    resolver_group = fields.String(allow_none=True)
     offerings = fields.List(fields.Nested(OfferingOut))
 
 

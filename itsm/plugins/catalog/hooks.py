@@ -18,7 +18,6 @@ from itsm.plugin import (
     RecordChange,
     RecordService,
     RecordType,
-    ServiceRef,
     SlaTarget,
     State,
     Transition,
@@ -355,31 +354,11 @@ def itsm_sla_policy(record: Record, metric: str) -> SlaTarget | None:
 
 
 @hookimpl
-def itsm_service_lookup(session: Session, key: str) -> ServiceRef | None:
-    """A catalog service by its stable id (``#12``, which a rename keeps), slug or exact
-    name, for plugins that refer to services."""
-    from itsm.plugins.catalog.service import service_ref
+def itsm_reference_kinds():
+    """The catalog provides the kind ``service`` (priority 100)."""
+    from itsm.plugins.catalog.references import kinds
 
-    key = (key or "").strip()[:200]
-    if key.startswith("#") and key[1:].isdigit() and len(key) < 12:
-        found = session.get(Service, int(key[1:]))
-        return service_ref(found) if found is not None else None
-    found = session.scalar(select(Service).where(Service.slug == key.lower()[:100])) \
-        or session.scalar(select(Service).where(Service.name == key).limit(1))
-    return service_ref(found) if found is not None else None
-
-
-@hookimpl
-def itsm_service_status_requested(svc: RecordService, key: str, status: str) \
-        -> ServiceRef | None:
-    """Move a catalog service to ``status`` for another plugin (a transition gate's
-    go-live), through the catalog's own rules (``set_service_status``)."""
-    from itsm.plugins.catalog.service import service_ref, set_service_status
-
-    found = itsm_service_lookup(svc.session, key)
-    if found is None:
-        return None
-    return service_ref(set_service_status(svc, found.key, status))
+    return kinds()
 
 
 # -- web, CLI, data --------------------------------------------------------------------------
@@ -417,7 +396,7 @@ def itsm_install_defaults(ctx) -> None:
     demo.install_defaults(ctx)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # services first: other plugins' demo records refer to them
 def itsm_demo_data(ctx) -> None:
     from itsm.plugins.catalog import demo
 

@@ -62,6 +62,9 @@ class Service(Base):
     faq_url: Mapped[str] = mapped_column(String(500), default="")
     help_url: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[str] = mapped_column(String(20), default="planned", index=True)
+    # The group that resolves the service's incidents (routing by service, before category).
+    resolver_group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("support_group.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -5,8 +5,8 @@ session and permission check of one unit of work).
 
 For a transition-gate plugin: :func:`set_service_status` moves a service to ``live``
 (``PATCH /api/v1/catalog/services/<id>`` does the same over HTTP); other plugins reach it
-through the hooks ``itsm_service_lookup`` and ``itsm_service_status_requested``, and may
-veto a status change with ``itsm_service_status_guard`` (checked in :func:`save_service`).
+as the reference kind ``service`` (``request_reference_status``), and may veto a status
+change with ``itsm_reference_status_guard`` (checked in :func:`save_service`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from itsm.plugin import (
     InputError,
     NotFound,
     RecordService,
-    ServiceRef,
     User,
     ValidationError,
-    check_status_change,
+    check_reference_status,
     parse_int,
+    reference_changed,
     utcnow,
 )
 from itsm.plugin import load_input as load
@@ -61,6 +61,7 @@ from itsm.plugins.catalog.models import (
     ServiceRequest,
     TechnicalDocument,
 )
+from itsm.plugins.catalog.references import service_ref
 
 SLUG = validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,99}$",
                        error="use lower-case letters, digits and - (at most 100)")
@@ -91,6 +92,9 @@ class ServiceIn(Schema):
     faq_url = fields.String(validate=[validate.Length(max=500), URL])
     help_url = fields.String(validate=[validate.Length(max=500), URL])
     status = fields.String(validate=validate.OneOf(SERVICE_STATUSES))
+    resolver_group = fields.String(allow_none=True, validate=validate.Length(max=100),
+                                   metadata={"description": "the group (name) that resolves "
+                                             "the service's incidents; null: none"})
 
 
 class TaskDefinition(Schema):
@@ -317,10 +321,16 @@ def save_service(svc: RecordService, data: Any, service: Service | None = None) 
             select(Service.id).where(Service.slug == values["slug"])):
         raise Conflict(f"a service {values['slug']} exists already", fields={"slug": ["taken"]})
     if "status" in values and values["status"] != (previous := service.status or ""):
-        # Other plugins may hold a service back (a transition gate vetoes "live").
-        check_status_change(svc.itsm, session, ServiceRef(service.slug, service.name,
-                                                          previous, service.id),
-                            values["status"], svc.actor)
+        # Other plugins may hold a service back (a transition gate vetoes "live"); they
+        # know it by its stable id, which a rename in the same change does not move.
+        session.flush()
+        check_reference_status(session, service_ref(service, previous), values["status"],
+                               svc.actor)
+    renamed = service.id is not None and any(
+        key in values and values[key] != getattr(service, key) for key in ("slug", "name"))
+    retired = values.get("status") == "retired" and service.status != "retired"
+    if "resolver_group" in values:
+        values["resolver_group_id"] = _group_id(session, values.pop("resolver_group"))
     if "category" in values:
         category = values.pop("category")  # empty or null: no category
         values["category_id"] = ensure_category(session, category).id if category else None
@@ -333,7 +343,20 @@ def save_service(svc: RecordService, data: Any, service: Service | None = None) 
     session.flush()
     if agencies is not None:
         _set_agencies(session, service, agencies)
+    if renamed:
+        reference_changed(session, service_ref(service), "renamed")
+    if retired:
+        reference_changed(session, service_ref(service), "retired")
     return service
+
+
+def _group_id(session: Session, name: str | None) -> int | None:
+    if not name:
+        return None
+    found = session.scalar(select(Group.id).where(Group.name == name))
+    if found is None:
+        raise ValidationError(f"no group {name}", fields={"resolver_group": ["unknown group"]})
+    return found
 
 
 def _set_agencies(session: Session, service: Service, codes: list[str]) -> None:
@@ -362,12 +385,6 @@ def set_service_status(svc: RecordService, key: str | int, status: str) -> Servi
     """
     service = get_service(svc, key)
     return save_service(svc, {"status": status}, service)
-
-
-def service_ref(service: Service) -> ServiceRef:
-    """The service as other plugins see it (hooks ``itsm_service_lookup`` and
-    ``itsm_service_status_requested``)."""
-    return ServiceRef(service.slug, service.name, service.status, service.id)
 
 
 def save_offering(svc: RecordService, service: Service, data: Any,
@@ -631,6 +648,7 @@ def service_dict(svc: RecordService, s: Service, *, full: bool = False) -> dict[
                     "price": str(s.price) if s.price is not None else None,
                     "currency": s.currency, "billing_period": s.billing_period,
                     "cost_notes": s.cost_notes, "faq_url": s.faq_url, "help_url": s.help_url,
+                    "resolver_group": svc.ref("group", s.resolver_group_id),
                     "offerings": [offering_dict(svc, o) for o in offerings_of(svc, s)]})
     return out
 

@@ -9,10 +9,18 @@
 - Workflow: draft -> assessment -> CAB review -> scheduled -> implementing -> review ->
   closed; rejected; cancelled; failed -> backout -> review. Guards refuse scheduling and
   implementing until approved, and a window in a freeze without an emergency approval.
+- Services and configuration items are references (kinds ``service`` and
+  ``configuration_item``, by stable id when provided): the change's impact (services and
+  agencies reached through ``reference_impact``, with paths) is on its page and in
+  ``GET .../overview``; CAB rules, freeze windows and conflicts consider the impacted
+  services; the agencies reached by an approved change are named on its
+  ``change.decided`` event (``affected_agencies``, with the window) for their
+  relationship managers. ``impact.py`` holds this.
 - Calendar with conflicts and freeze windows; post-implementation review with the
   incidents a change caused (links to records of the ``incident_type`` setting's type,
   when that type's plugin is enabled; this plugin imports no other).
-- Deployment gate for pipelines: ``GET /api/v1/changes/gate`` and ``itsm changes gate``.
+- Deployment gate for pipelines: ``GET /api/v1/changes/gate`` and ``itsm changes gate``
+  (the service by its stable id or any of its names).
 - Reports: success rate, emergency share, changes causing incidents.
 
 Files: ``models.py`` (tables), ``workflow.py`` (schema, workflow, guards),

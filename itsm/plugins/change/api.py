@@ -119,6 +119,8 @@ class OverviewOut(Schema):
     gate_calls = fields.List(fields.Dict())
     incidents_caused = fields.List(fields.Dict())
     incident_management = fields.Boolean()
+    impact = fields.Dict(metadata={"description": "services, agencies and configuration "
+                                   "items the change reaches, each with its path"})
 
 
 def _load(schema: type[Schema]) -> dict:

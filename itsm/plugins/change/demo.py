@@ -8,7 +8,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from itsm.plugin import DemoContext, GroupMember, ItsmError, ensure_group, utcnow
+from itsm.plugin import (
+    DemoContext,
+    GroupMember,
+    InputError,
+    ItsmError,
+    ensure_group,
+    reference_kind,
+    resolve_reference,
+    utcnow,
+)
 from itsm.plugins.change import service as changes
 from itsm.plugins.change.models import (
     Approval,
@@ -135,16 +144,18 @@ def load(ctx: DemoContext) -> None:
     alex.transition(standard, "schedule")
     waiting = alex.create("change", {
         "title": "Upgrade the e-mail gateway to 10.2", "change_type": "normal",
-        "reason": "The vendor ends support for 10.1.", "services": ["E-mail"],
-        "config_items": ["mailgw01", "mailgw02"],
+        "reason": "The vendor ends support for 10.1.",
+        "services": known(ctx, "service", "E-mail", "email"),
+        "config_items": known(ctx, "configuration_item", "mailgw01", "mailgw02"),
         "implementation_plan": "Upgrade mailgw02, fail over, upgrade mailgw01.",
         "backout_plan": "Fail back to the node still on 10.1.", "test_plan": "Send test mail.",
         "planned_start": _at(6, 20).isoformat(), "planned_end": _at(6, 23).isoformat()})
     alex.transition(waiting, "submit")
     alex.transition(waiting, "assess", {"risk_answers": medium})
     done = alex.create("change", {
-        "title": "Add a second DNS resolver", "services": ["Network"],
-        "config_items": ["dns02"], "implementation_plan": "Deploy dns02; add it to DHCP.",
+        "title": "Add a second DNS resolver", "services": known(ctx, "service", "Network"),
+        "config_items": known(ctx, "configuration_item", "dns02"),
+        "implementation_plan": "Deploy dns02; add it to DHCP.",
         "backout_plan": "Remove dns02 from DHCP.", "planned_start": _at(-20, 19).isoformat(),
         "planned_end": _at(-20, 21).isoformat()})
     alex.transition(done, "submit")
@@ -156,7 +167,8 @@ def load(ctx: DemoContext) -> None:
                                     "lessons": "Went as planned."})
     failed = alex.create("change", {
         "title": "Emergency fix of the VPN concentrator", "change_type": "emergency",
-        "services": ["Remote access"], "config_items": ["vpn01"],
+        "services": known(ctx, "service", "Remote access", "vpn"),
+        "config_items": known(ctx, "configuration_item", "vpn01"),
         "reason": "Tunnels drop every hour.", "implementation_plan": "Apply hotfix 7.4.2.",
         "backout_plan": "Reinstall 7.4.1 from the image.",
         "planned_start": _at(-5, 21).isoformat(), "planned_end": _at(-5, 23).isoformat()})
@@ -179,6 +191,19 @@ def load(ctx: DemoContext) -> None:
             pass  # that type needs fields of its own: the demo goes on without the link
     alex.transition(failed, "close", {"review_outcome": "failed", "lessons": (
         "The hotfix needs the new firmware first; test on the spare unit next time.")})
+
+
+def known(ctx: DemoContext, kind: str, first: str, *others: str) -> list[str]:
+    """``[first]`` with no provider of ``kind``; else the first of the names the provider
+    knows (its id), or none: the demo never names a thing the provider lacks."""
+    if reference_kind(kind) is None:
+        return [first]
+    for name in (first, *others):
+        try:
+            return [resolve_reference(ctx.session, kind, name).id]
+        except InputError:
+            continue
+    return []
 
 
 def _approve_all(ctx: DemoContext, change: Change) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from itsm.plugin import RecordService, ValidationError, utcnow
+from itsm.plugins.change import impact as spine
 from itsm.plugins.change.models import Change, GateCall
 from itsm.plugins.change.service import (
     ACTIVE_STATES,
@@ -44,10 +45,14 @@ def gate(service: RecordService, service_name: str, environment: str,
         raise ValidationError("the gate needs service and environment", fields=errors)
     session = service.session
     now = now or utcnow()
+    # The pipeline may name the service by its stable id or any of its names: a change
+    # holding the id (or, for free text, the same name) is the one.
+    wanted = spine.service_keys(session, [service_name])
     candidates = [c for c in session.scalars(select(Change).where(
         Change.state.in_(("draft", *ACTIVE_STATES)), Change.environment == environment)
-        .order_by(Change.planned_start, Change.id)) if service_name in (c.services or [])]
-    freezes = freeze_hits(session, [service_name], now, now + timedelta(microseconds=1))
+        .order_by(Change.planned_start, Change.id))
+        if wanted & spine.service_keys(session, c.services or [])]
+    freezes = freeze_hits(session, wanted, now, now + timedelta(microseconds=1))
     chosen, reasons = None, []
     for change in candidates:
         in_window = (change.planned_start is not None and change.planned_end is not None

@@ -16,7 +16,15 @@ from typing import Any
 
 from flask import flash, redirect, request, url_for
 
-from itsm.plugin import ItsmError, current_itsm, error_text, page_actor, page_blueprint, render_page
+from itsm.plugin import (
+    ItsmError,
+    current_itsm,
+    error_text,
+    page_actor,
+    page_blueprint,
+    reference_label,
+    render_page,
+)
 from itsm.plugins.change import schedule
 from itsm.plugins.change import service as changes
 
@@ -112,7 +120,10 @@ def change_page(number: str):
         data = schedule.overview(service, change)
         can_update = service.can("change.update", change)
         head = {"number": change.number, "title": change.title, "state": change.state,
-                "services": change.services, "config_items": change.config_items,
+                "services": [reference_label(service.session, "service", s)
+                             for s in change.services or []],
+                "config_items": [reference_label(service.session, "configuration_item", i)
+                                 for i in change.config_items or []],
                 "environment": change.environment,
                 "planned_start": change.planned_start, "planned_end": change.planned_end}
     return render_page("change/change.html", change=head, data=data, can_update=can_update)

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from itsm.plugin import RecordService
+from itsm.plugin import RecordService, reference_label
+from itsm.plugins.change import impact as spine
 from itsm.plugins.change.gate import gate_calls
 from itsm.plugins.change.models import Approval, Change, FreezeWindow
 from itsm.plugins.change.service import (
@@ -32,15 +33,20 @@ def calendar(service: RecordService, start: datetime, end: datetime,
                                  Change.state.not_in(("cancelled", "rejected")))
             .order_by(Change.planned_start, Change.id))
     items = []
+    # A service named by its id or any of its names; a change's ids shown by label.
+    wanted = spine.service_keys(session, [service_name]) if service_name else set()
     for change in session.scalars(stmt):
-        if service_name and service_name not in (change.services or []):
+        if wanted and not wanted & spine.service_keys(session, change.services or []):
             continue
         if not service.can("change.read", change):
             continue
         clash = conflicts(session, change) if change.state in ACTIVE_STATES else []
         items.append({"number": change.number, "title": change.title, "state": change.state,
                       "change_type": change.change_type, "risk_level": change.risk_level,
-                      "services": change.services, "config_items": change.config_items,
+                      "services": [reference_label(session, spine.SERVICE, s)
+                                   for s in change.services or []],
+                      "config_items": [reference_label(session, spine.CI, i)
+                                       for i in change.config_items or []],
                       "environment": change.environment,
                       "planned_start": change.planned_start.isoformat(),
                       "planned_end": change.planned_end.isoformat(),
@@ -53,8 +59,8 @@ def calendar(service: RecordService, start: datetime, end: datetime,
             "freeze_windows": [{"name": w.name, "starts_at": w.starts_at.isoformat(),
                                 "ends_at": w.ends_at.isoformat(), "services": w.services,
                                 "reason": w.reason} for w in freezes
-                               if not service_name or not w.services
-                               or service_name in w.services]}
+                               if not wanted or not w.services
+                               or spine.shares(session, w.services, wanted)]}
 
 
 def overview(service: RecordService, change: Change) -> dict[str, Any]:
@@ -73,6 +79,7 @@ def overview(service: RecordService, change: Change) -> dict[str, Any]:
             "freeze_windows": [w.name for w in freeze_of(session, change)],
             "gate_calls": gate_calls(session, change),
             "incidents_caused": caused_incidents(service, change),
-            "incident_management": incident_type() is not None}
+            "incident_management": incident_type() is not None,
+            "impact": spine.impact(session, change)}
 
 

@@ -32,8 +32,10 @@ from itsm.plugin import (
     User,
     ValidationError,
     current_itsm,
+    reference_label,
     utcnow,
 )
+from itsm.plugins.change import impact as spine
 from itsm.plugins.change.models import (
     Approval,
     CabRule,
@@ -164,14 +166,17 @@ def matching_rules(session: Session, change: Change, level: str, purpose: str = 
                    data: dict[str, Any] | None = None) -> list[CabRule]:
     """The active rules of ``purpose`` that apply to ``change`` at risk ``level``."""
     data = data or {}
-    services = data.get("services", change.services) or []
-    rules = session.scalars(select(CabRule).where(CabRule.active.is_(True),
-                                                  CabRule.purpose == purpose)
-                            .order_by(CabRule.id))
-    return [r for r in rules
-            if _matches(r.change_types, change.change_type)
-            and _matches(r.risk_levels, level) and _matches(r.services, services)
-            and _matches(r.categories, change.category or "")]
+    rules = [r for r in session.scalars(select(CabRule).where(
+        CabRule.active.is_(True), CabRule.purpose == purpose).order_by(CabRule.id))
+        if _matches(r.change_types, change.change_type) and _matches(r.risk_levels, level)
+        and _matches(r.categories, change.category or "")]
+    if not any(r.services for r in rules):
+        return rules
+    # A rule naming services matches the services the change impacts: its own, and
+    # those its configuration items and services reach (by stable id when provided).
+    impacted = spine.impacted_services(session, data.get("services", change.services) or [],
+                                       data.get("config_items", change.config_items) or [])
+    return [r for r in rules if not r.services or spine.shares(session, r.services, impacted)]
 
 
 def eligible_approvers(session: Session, change: Change, group_id: int) -> list[int]:
@@ -271,11 +276,17 @@ def _template(session: Session, name: str) -> ChangeTemplate | None:
                                                        ChangeTemplate.active.is_(True)))
 
 
-def template_problems(template: ChangeTemplate, values: dict[str, Any]) -> dict[str, str]:
+def template_problems(template: ChangeTemplate, values: dict[str, Any],
+                      session: Session | None = None) -> dict[str, str]:
     """Where ``values`` (a change's services, environment and window) go beyond what the
-    standard change ``template`` allows: field -> why (empty when inside it)."""
+    standard change ``template`` allows: field -> why (empty when inside it). With a
+    ``session``, a template's service names match the services' stable ids too."""
     problems = {}
-    outside = sorted(set(values.get("services") or []) - set(template.services or []))
+    allowed = set(template.services or [])
+    if session is not None:
+        allowed = spine.service_keys(session, allowed)
+    outside = sorted(reference_label(session, spine.SERVICE, s) if session is not None else s
+                     for s in set(values.get("services") or []) - allowed)
     if template.services and outside:
         problems["services"] = (f"template {template.name!r} allows the services "
                                 f"{', '.join(template.services)}, not {', '.join(outside)}")
@@ -322,7 +333,7 @@ def approval_refusal(session: Session, change: Change,
             return (f"standard change template {change.template!r} is no longer in the "
                     "catalog: this change needs the CAB as a normal change")
         problems = template_problems(template, {**CAB_SCOPE.values(change, data),
-                                                **_window(change, data)})
+                                                **_window(change, data)}, session)
         if problems:
             return (f"{change.number} is outside standard change template "
                     f"{template.name!r}: " + "; ".join(problems.values()))
@@ -360,15 +371,21 @@ def freeze_hits(session: Session, services: Iterable[str], start: datetime | Non
     windows = session.scalars(select(FreezeWindow).where(
         FreezeWindow.starts_at < end, FreezeWindow.ends_at > start)
         .order_by(FreezeWindow.starts_at))
-    return [w for w in windows if not w.services or set(w.services) & wanted]
+    return [w for w in windows if not w.services or spine.shares(session, w.services, wanted)]
 
 
 def freeze_of(session: Session, change: Change, data: dict[str, Any] | None = None) \
         -> list[FreezeWindow]:
+    """The freeze windows the planned window falls in that cover a service the change
+    impacts (its own, and those its items reach)."""
     data = data or {}
-    return freeze_hits(session, data.get("services", change.services) or [],
-                       data.get("planned_start", change.planned_start),
-                       data.get("planned_end", change.planned_end))
+    start = data.get("planned_start", change.planned_start)
+    end = data.get("planned_end", change.planned_end)
+    if start is None or end is None:
+        return []
+    return freeze_hits(session, spine.impacted_services(
+        session, data.get("services", change.services) or [],
+        data.get("config_items", change.config_items) or []), start, end)
 
 
 def freeze_excepted(session: Session, change: Change) -> bool:
@@ -427,14 +444,20 @@ def conflicts(session: Session, change: Change) -> list[dict[str, Any]]:
         Change.planned_start < change.planned_end, Change.planned_end > change.planned_start)
         .order_by(Change.planned_start))
     out = []
+    mine = spine.impacted_services(session, change.services or [], change.config_items or [])
     for other in others:
-        shared = sorted(set(other.services or []) & set(change.services or []))
+        # Impacted services meet: two changes on items under one service conflict too.
+        theirs = spine.impacted_services(session, other.services or [],
+                                         other.config_items or [])
+        shared = {reference_label(session, spine.SERVICE, s) for s in mine & theirs}
         items = sorted(set(other.config_items or []) & set(change.config_items or []))
         if shared or items:
             out.append({"number": other.number, "title": other.title, "state": other.state,
                         "planned_start": other.planned_start.isoformat(),
                         "planned_end": other.planned_end.isoformat(),
-                        "services": shared, "config_items": items})
+                        "services": sorted(shared),
+                        "config_items": [reference_label(session, spine.CI, i)
+                                         for i in items]})
     return out
 
 
@@ -505,8 +528,17 @@ def decide(service: RecordService, approval_id: int, decision: str, comment: str
                 Approval.record_id == change.id, Approval.purpose == approval.purpose,
                 Approval.state == "pending")):
             row.state = "not_needed"
+        extra: dict[str, Any] = {}
+        if status["state"] == "approved" and approval.purpose == "cab":
+            # The agencies the change reaches hear of it (their relationship managers,
+            # where an agreements plugin knows them), with its window.
+            extra = {"affected_agencies": spine.affected_agencies(session, change),
+                     "window_start": change.planned_start.isoformat()
+                     if change.planned_start else None,
+                     "window_end": change.planned_end.isoformat()
+                     if change.planned_end else None}
         emit(session, "change.decided", change, service.actor, purpose=approval.purpose,
-             decision=status["state"])
+             decision=status["state"], **extra)
     if status["state"] == "rejected" and approval.purpose == "cab" \
             and change.state == "cab_review":
         system_service(session).transition(change, "reject", comment=(
@@ -595,6 +627,12 @@ def replan(session: Session, change: Change, actor: Actor, touched: list[str]) -
         request_approvals(session, change, "freeze", actor)
 
 
+def _service_id(session: Session, name: str) -> str:
+    # A template names services as typed: the stable id when a provider knows the name.
+    keys = spine.service_keys(session, [name]) - {name}
+    return next(iter(keys), name)
+
+
 def _check_type(session: Session, change: Change, kind: str, changed: dict[str, Any]) -> None:
     if kind == "updated" and ({"change_type", "template"} & set(changed)) \
             and change.state != "draft":
@@ -621,12 +659,13 @@ def _check_type(session: Session, change: Change, kind: str, changed: dict[str, 
             if not getattr(change, name):
                 setattr(change, name, getattr(template, name))
         if not change.services:
-            change.services = list(template.services)
+            change.services = [resolved for name in template.services or []
+                               if (resolved := _service_id(session, name))]
         change.risk_level = template.risk_level
         change.risk_score = None
     # Pre-approved means approved for what the template allows, nothing beyond it.
     problems = template_problems(template, {**CAB_SCOPE.values(change),
-                                            **_window(change, None)})
+                                            **_window(change, None)}, session)
     if problems:
         raise ValidationError(
             f"not a standard change of {template.name!r}: " + "; ".join(problems.values())

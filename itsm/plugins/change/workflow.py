@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from itsm.plugin import Actor, LinkKind, RecordType, State, Transition, Workflow
 from itsm.plugins.change import service as changes
+from itsm.plugins.change.impact import REFERENCES
 from itsm.plugins.change.models import CHANGE_TYPES, OUTCOMES, Change
 
 TEXT = validate.Length(max=20000)
@@ -34,7 +35,8 @@ class ChangeSchema(Schema):
     reason = fields.String(validate=TEXT)
     services = fields.List(fields.String(validate=validate.Length(min=1, max=200)),
                            validate=validate.Length(max=50),
-                           metadata={"description": "affected services"})
+                           metadata={"description": "affected services (ids, keys or "
+                                                     "names; stored as stable ids)"})
     config_items = fields.List(fields.String(validate=validate.Length(min=1, max=200)),
                                validate=validate.Length(max=50),
                                metadata={"description": "affected configuration items"})
@@ -154,6 +156,6 @@ WORKFLOW = Workflow(
 
 CHANGE = RecordType(name="change", model=Change, prefix="CHG", collection="changes",
                     workflow=WORKFLOW, schema=ChangeSchema, label="Change",
-                    requester_roles=())
+                    requester_roles=(), references=REFERENCES)
 
 CAUSED = LinkKind("change_caused", "caused", "caused by change")

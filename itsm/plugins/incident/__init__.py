@@ -5,7 +5,12 @@ vendor's plugin would be. It knows no other process plugin; problems, knowledge 
 and changes reach incidents through links, events and the suggestions hook.
 
 - Record ``incident`` (INC…): category tree, impact x urgency -> priority (a configurable
-  matrix), routing by category, channel, major-incident flag, workaround, resolution.
+  matrix), channel, major-incident flag, workaround, resolution. The affected service and
+  configuration item are references (kinds ``service``, ``configuration_item``: stored
+  by stable id when a plugin provides them, free text otherwise); an item names its
+  service when none is given. Routing: the service's resolver group, else the item's,
+  else by category. ``GET /api/v1/incidents/<n>/impact`` lists the services and agencies
+  reached (``reference_impact``), a major incident's affected agencies.
 - Workflow: new -> in progress -> on hold (waiting on customer/supplier: SLA paused) ->
   resolved -> closed (confirmed by the requester, or automatically after a quiet
   period); cancelled; reopen within a window.
@@ -31,9 +36,11 @@ from itsm.plugins.incident.hooks import (
     itsm_notification_recipients,
     itsm_periodic,
     itsm_permissions,
+    itsm_record_actions,
     itsm_record_changed,
     itsm_record_prepare,
     itsm_record_types,
+    itsm_reference_changed,
     itsm_transition_guard,
 )
 from itsm.plugins.incident.rules import DEFAULT_SETTINGS
@@ -45,4 +52,5 @@ plugin = Plugin(name="incident", version="0.1.0",
 __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_link_kinds",
            "itsm_navigation", "itsm_notification_channels", "itsm_notification_recipients",
            "itsm_periodic", "itsm_permissions", "itsm_record_changed", "itsm_record_prepare",
-           "itsm_record_types", "itsm_transition_guard", "plugin"]
+           "itsm_record_actions", "itsm_record_types", "itsm_reference_changed",
+           "itsm_transition_guard", "plugin"]

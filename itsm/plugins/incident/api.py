@@ -121,6 +121,38 @@ def rate(number: str):
     return jsonify(out)
 
 
+class ReachedOut(Schema):
+    kind = fields.String()
+    id = fields.String()
+    label = fields.String()
+    url = fields.String(allow_none=True)
+    path = fields.List(fields.String(), metadata={"description": "labels from the "
+                                                  "incident's item or service to this"})
+
+
+class ImpactOut(Schema):
+    number = fields.String()
+    major = fields.Boolean()
+    services = fields.List(fields.Nested(ReachedOut))
+    agencies = fields.List(fields.Nested(ReachedOut))
+
+
+@bp.get("/<number>/impact")
+@document(summary="the services and agencies the incident's service and configuration "
+                  "item reach (a major incident's affected agencies)", response=ImpactOut,
+          tags=TAGS)
+def impact(number: str):
+    from itsm.plugins.incident.spine import impact as reached
+
+    with current_itsm().unit_of_work(current_actor()) as service:
+        incident = _incident(service, number)
+        if not service.is_staff:  # the graph behind a service is for IT staff
+            raise Forbidden("the impact of an incident is for IT staff")
+        out = {"number": incident.number, "major": bool(incident.major),
+               **reached(service.session, incident)}
+    return jsonify(out)
+
+
 @bp.get("/<number>/children")
 @document(summary="child incidents of a major incident", response=RefPage, tags=TAGS)
 def children(number: str):

@@ -37,7 +37,7 @@ from itsm.plugin import (
     hookimpl,
     utcnow,
 )
-from itsm.plugins.incident import rules
+from itsm.plugins.incident import rules, spine
 from itsm.plugins.incident.models import (
     CHANNELS,
     HOLD_KINDS,
@@ -57,7 +57,10 @@ OPEN_STATES = ("new", "in_progress", "on_hold")
 class IncidentSchema(Schema):
     category = fields.String(validate=validate.Length(max=64))
     subcategory = fields.String(validate=validate.Length(max=64))
-    affected_service = fields.String(validate=validate.Length(max=200))
+    affected_service = fields.String(validate=validate.Length(max=200), metadata={
+        "description": "the service (its id, key or name; stored as its stable id)"})
+    config_item = fields.String(validate=validate.Length(max=200), metadata={
+        "description": "the configuration item (its id or name; stored as its stable id)"})
     impact = fields.Integer(validate=validate.Range(1, 4), metadata={
         "description": "1 = widespread ... 3 or 4 = one person (the matrix decides)"})
     urgency = fields.Integer(validate=validate.Range(1, 4), metadata={
@@ -153,7 +156,7 @@ def derive_priority(record: Record) -> dict[str, Any]:
 
 INCIDENT = RecordType(name="incident", model=Incident, prefix="INC", collection="incidents",
                       workflow=WORKFLOW, schema=IncidentSchema, label="Incident",
-                      suggest=True, derive=derive_priority)
+                      suggest=True, derive=derive_priority, references=spine.REFERENCES)
 REVIEW = RecordType(name="incident_review", model=IncidentReview, prefix="PIR",
                     collection="incident-reviews", workflow=REVIEW_WORKFLOW,
                     schema=ReviewSchema, label="Post-incident review", requester_roles=())
@@ -198,7 +201,16 @@ def linked(session: Session, record: Record, kind: str, *, incoming: bool) -> li
 
 
 def _route(session: Session, record: Incident) -> None:
-    if record.group_id is not None or not record.category:
+    if record.group_id is not None:
+        return
+    # By service (its resolver group) before category; a configuration item names its
+    # service when the incident names none.
+    spine.fill_service(session, record)
+    group_id = spine.route_group(session, record)
+    if group_id is not None:
+        record.group_id = group_id
+        return
+    if not record.category:
         return
     if isinstance(record, Record):  # one incident of a command: ask now
         group_name = rules.settings()["routing"].get(record.category)
@@ -268,6 +280,29 @@ def itsm_record_changed(session: Session, record: Record, change: RecordChange) 
         return
     if record.major and (change.kind == "commented" or change.transition == "resolve"):
         _follow_major(session, record, change)
+
+
+@hookimpl
+def itsm_record_actions(record: Record, actor: Actor) -> list[NavItem] | None:
+    """On a major incident, for IT staff: the agencies it affects."""
+    if record.type != INCIDENT.name or not getattr(record, "major", False) \
+            or actor.role == "requester":
+        return None
+    return [NavItem("Affected agencies", f"/incidents/{record.number}/impact", order=20)]
+
+
+@hookimpl
+def itsm_reference_changed(session: Session, ref: Any, change: str, into: Any) -> None:
+    """A service or item merged into another: open incidents follow the one that stays
+    (journaled as an update; a rename needs nothing, they hold the stable id)."""
+    fields_of = {v: k for k, v in spine.REFERENCES.items()}
+    if change != "merged" or into is None or ref.kind not in fields_of:
+        return
+    name = fields_of[ref.kind]
+    system = system_service(session)
+    for incident in session.scalars(select(Incident).where(
+            getattr(Incident, name) == ref.id, Incident.state.in_(OPEN_STATES))):
+        system.set_fields(incident, {name: into.id})
 
 
 @hookimpl

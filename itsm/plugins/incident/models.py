@@ -24,7 +24,10 @@ class Incident(Record):
                                     primary_key=True)
     category: Mapped[str] = mapped_column(String(64), default="", index=True)
     subcategory: Mapped[str] = mapped_column(String(64), default="")
+    # References (kinds "service", "configuration_item"): a provider's stable id, or the
+    # text typed when no provider is enabled.
     affected_service: Mapped[str] = mapped_column(String(200), default="")
+    config_item: Mapped[str] = mapped_column(String(200), default="")
     impact: Mapped[int] = mapped_column(Integer, default=3)
     urgency: Mapped[int] = mapped_column(Integer, default=3)
     channel: Mapped[str] = mapped_column(String(20), default="api")

@@ -74,6 +74,21 @@ dashboard = page_blueprint("incident_dashboard", __name__, url_prefix="/incident
 BREACHING_WITHIN = 120  # minutes ahead that count as "breaching soon" on the dashboard
 
 
+@dashboard.get("/<number>/impact")
+def impact_page(number: str):
+    """The services and agencies an incident's service and item reach: a major
+    incident's affected agencies, each with the path it is reached by."""
+    from itsm.plugins.incident.spine import impact
+
+    with current_itsm().unit_of_work(page_actor()) as service:
+        if not service.is_staff:
+            raise NotFound(f"no incident {number}")
+        record = service.get(number.upper()[:32], "incident")
+        head = {"number": record.number, "title": record.title, "major": record.major}
+        reached = impact(service.session, record)
+    return render_page("incident/impact.html", incident=head, impact=reached)
+
+
 @dashboard.get("/dashboard")
 def dashboard_page():
     """Headline figures and charts of the period, for the service manager."""

@@ -44,6 +44,7 @@ from itsm.plugins.mou.hooks import (
     itsm_record_changed,
     itsm_record_prepare,
     itsm_record_types,
+    itsm_reference_changed,
     itsm_sla_policy,
 )
 
@@ -57,4 +58,4 @@ __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_insta
            "itsm_navigation", "itsm_notification_recipients", "itsm_periodic",
            "itsm_permission_check", "itsm_permissions", "itsm_record_actions",
            "itsm_record_changed", "itsm_record_prepare", "itsm_record_types",
-           "itsm_sla_policy", "plugin"]
+           "itsm_reference_changed", "itsm_sla_policy", "plugin"]

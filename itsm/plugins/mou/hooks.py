@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 from flask import Blueprint
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from itsm.plugin import (
@@ -28,7 +28,7 @@ from itsm.plugin import (
     hookimpl,
 )
 from itsm.plugins.mou import policy, service, template
-from itsm.plugins.mou.models import MOU, Mou, MouContact
+from itsm.plugins.mou.models import MOU, Mou, MouContact, MouTarget
 
 
 @hookimpl
@@ -206,17 +206,36 @@ def itsm_periodic(now: datetime) -> None:
 @hookimpl
 def itsm_notification_recipients(event: EventMessage, session: Session) \
         -> list[Recipient] | None:
-    """A compliance alert goes to the agency's relationship manager."""
+    """A compliance alert goes to the agency's relationship manager; so does any event
+    naming the agencies a piece of work affects (``affected_agencies``, stable ids of
+    kind ``agency``: an approved change whose impact reaches them)."""
     from itsm.plugins.mou.alerts import EVENT
 
-    address = event.payload.get("relationship_manager") if event.name == EVENT else None
-    if not address:
+    payload = event.payload or {}
+    addresses = set()
+    if event.name == EVENT and payload.get("relationship_manager"):
+        addresses.add(payload["relationship_manager"])
+    affected = payload.get("affected_agencies")
+    if isinstance(affected, list) and affected:
+        addresses |= service.relationship_managers(
+            session, [int(a) for a in affected if str(a).isdigit() and len(str(a)) < 12])
+    if not addresses:
         return None
     install = current_itsm()
     wanted = install.plugin_settings("mou")["notify_channels"]
     if isinstance(wanted, str):
         wanted = [c.strip() for c in wanted.split(",")]
-    return [Recipient(channel, address) for channel in wanted if channel in install.channels]
+    return [Recipient(channel, address) for address in sorted(addresses)
+            for channel in wanted if channel in install.channels]
+
+
+@hookimpl
+def itsm_reference_changed(session: Session, ref: Any, change: str, into: Any) -> None:
+    """A service merged into another: the targets that recorded it follow (their text
+    stays as it was signed)."""
+    if change == "merged" and into is not None and ref.kind == "service":
+        session.execute(update(MouTarget).where(MouTarget.service_ref == ref.id)
+                        .values(service_ref=into.id))
 
 
 @hookimpl

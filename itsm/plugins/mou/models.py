@@ -118,6 +118,9 @@ class MouTarget(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     mou_id: Mapped[int] = mapped_column(ForeignKey("mou.id", ondelete="CASCADE"))
     service: Mapped[str] = mapped_column(String(200), default="")
+    # The service's stable id (reference kind "service") when a provider knew the name
+    # as the target was set, else the name: a renamed service keeps its target.
+    service_ref: Mapped[str] = mapped_column(String(200), default="")
     priority: Mapped[int | None] = mapped_column(Integer)
     response_minutes: Mapped[int | None] = mapped_column(Integer)
     resolution_minutes: Mapped[int | None] = mapped_column(Integer)

@@ -11,7 +11,9 @@ Rules (for records of any type but agreements themselves):
   catalog's fulfilment task, say) is not covered by an OLA, but by its agency's MOU.
 - **MOU.** Any other record of an agency is measured against the targets of that
   agency's *active* MOU. A target matches the record's service (read generically from
-  ``affected_service``, ``service_name`` or ``service``; a target with no service covers
+  ``affected_service``, ``service_name`` or ``service``: by the stable id the target
+  recorded when a service provider knew its name, so a renamed service keeps its
+  target, else by name or the provider's label; a target with no service covers
   any service, and is the only kind a record without a service name, such as a catalog
   request, matches) and its priority (a target with no priority covers any). The most specific
   target wins: service and priority, then service, then priority, then the catch-all.
@@ -27,7 +29,7 @@ from typing import Any
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
-from itsm.plugin import Group, GroupMember, JournalEntry, Record, SlaTarget
+from itsm.plugin import Group, GroupMember, JournalEntry, Record, SlaTarget, reference_label
 from itsm.plugins.mou.models import LIVE_STATES, MOU, Mou, MouTarget
 from itsm.plugins.mou.service import active_for_agency
 
@@ -45,14 +47,20 @@ def service_of(record: Any) -> str:
 
 
 def best_target(goals: list[MouTarget], service: str, priority: int | None,
-                metric: str) -> MouTarget | None:
-    """The most specific target of ``goals`` for a service and priority with minutes."""
-    wanted = service.casefold()
+                metric: str, label: str = "") -> MouTarget | None:
+    """The most specific target of ``goals`` for a service and priority with minutes.
+
+    ``service`` is what the record stores (a provider's stable id, or free text) and
+    ``label`` the provider's name for it: a target matches by the id it recorded (a
+    renamed service keeps its target), else by name.
+    """
+    wanted = {service.casefold(), label.casefold()} - {""}
 
     def rank(t: MouTarget) -> int | None:
         if getattr(t, f"{metric}_minutes") is None:
             return None
-        if t.service and t.service.casefold() != wanted:
+        if t.service and not ((t.service_ref or "") == service and service) \
+                and t.service.casefold() not in wanted:
             return None
         if t.priority is not None and t.priority != priority:
             return None
@@ -181,8 +189,12 @@ def target_for(session: Session, record: Any, metric: str) -> SlaTarget | None:
         mou = agreement_for(session, record)
         if mou is None:
             return None
-        target = best_target(_targets(session, mou), service_of(record),
-                             getattr(record, "priority", None), metric)
+        service = service_of(record)
+        goals = _targets(session, mou)
+        label = _cached(session, ("label", service), lambda: reference_label(
+            session, "service", service)) if service and any(t.service for t in goals) else ""
+        target = best_target(goals, service, getattr(record, "priority", None), metric,
+                             label)
         if target is None:
             return None
         return SlaTarget(metric=metric, minutes=int(getattr(target, f"{metric}_minutes")),

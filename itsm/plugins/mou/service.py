@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session
 from itsm.plugin import (
     ApprovalScope,
     Conflict,
+    InputError,
     NotFound,
     Record,
     RecordService,
     ValidationError,
     load_input,
+    resolve_reference,
     utcnow,
 )
 from itsm.plugins.mou import template as templates
@@ -159,6 +161,21 @@ def signatories(session: Session, mou: Mou) -> list[MouSignatory]:
 def versions(session: Session, mou: Mou) -> list[MouVersion]:
     return list(session.scalars(select(MouVersion).where(MouVersion.mou_id == mou.id)
                                 .order_by(MouVersion.number)))
+
+
+def relationship_managers(session: Session, agency_ids: list[int]) -> set[str]:
+    """The e-mail addresses of the relationship managers (first contact) of the active
+    agreements of ``agency_ids``."""
+    out = set()
+    for agency_id in dict.fromkeys(agency_ids):
+        mou = active_for_agency(session, agency_id)
+        if mou is None:
+            continue
+        email = session.scalar(select(MouContact.email).where(
+            MouContact.mou_id == mou.id, MouContact.position == 0))
+        if email:
+            out.add(email)
+    return out
 
 
 def target_dict(t: MouTarget) -> dict[str, Any]:
@@ -359,8 +376,21 @@ def set_targets(service: RecordService, mou: Mou, data: Any) -> list[MouTarget]:
 def _replace_targets(session: Session, mou: Mou, items: list[dict[str, Any]]) -> None:
     session.execute(delete(MouTarget).where(MouTarget.mou_id == mou.id))
     for item in items:
-        session.add(MouTarget(mou_id=mou.id, **{k: v for k, v in item.items() if k != "id"}))
+        values = {k: v for k, v in item.items() if k not in ("id", "service_ref")}
+        session.add(MouTarget(mou_id=mou.id, service_ref=service_ref(
+            session, values.get("service") or ""), **values))
     session.flush()
+
+
+def service_ref(session: Session, name: str) -> str:
+    """The stable id of the service a target names, when a provider knows it; else the
+    name (an agreement may name a service no catalog lists)."""
+    if not name:
+        return ""
+    try:
+        return resolve_reference(session, "service", name).id
+    except InputError:
+        return name
 
 
 def set_contacts(service: RecordService, mou: Mou, data: Any) -> list[MouContact]:

@@ -46,7 +46,8 @@ plugin = Plugin(
     name="problem", version="0.1.0",
     description="Problems, root-cause analysis and the known error database.",
     requires_itsm=">=0.1,<1",
-    settings={"incident_type": "incident", "trend_fields": ["category", "affected_service"],
+    settings={"incident_type": "incident", "trend_fields": ["category", "affected_service",
+                                                           "config_item"],
               "trend_threshold": 3, "trend_days": 30, "public_workarounds": False})
 
 __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_link_kinds",

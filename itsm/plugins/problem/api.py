@@ -45,6 +45,8 @@ class TrendOut(Schema):
 
     field = fields.String(metadata={"description": "a field of the incident type"})
     value = fields.Raw(metadata={"description": "the value the incidents share"})
+    label = fields.String(metadata={"description": "what people read for the value (a "
+                                    "service's or configuration item's name)"})
     count = fields.Integer(metadata={"description": "incidents created in the period"})
     problems = fields.List(fields.String(), metadata={
         "description": "open problems already covering it"})

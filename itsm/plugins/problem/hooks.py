@@ -116,11 +116,12 @@ DEMO_PROBLEMS = (
      "search": "outlook calendar crash"},
     {"title": "VPN tunnel drops every hour for remote staff",
      "description": "Remote users lose the VPN connection about every hour.",
-     "category": "network", "affected_service": "Remote access", "investigate": True,
+     "category": "network", "affected_service": "Remote access (VPN)", "investigate": True,
      "search": "vpn tunnel"},
     {"title": "Printer queues stall after the driver roll-out",
      "description": "Print jobs wait in the queue on floor printers after the new driver.",
-     "category": "hardware", "affected_service": "Printing", "search": "printer"},
+     "category": "hardware", "affected_service": "Printing and scanning",
+     "search": "printer"},
 )
 
 
@@ -133,8 +134,10 @@ def itsm_demo_data(ctx: DemoContext) -> None:
         exists = ctx.session.scalar(select(Problem.id).where(Problem.title == demo["title"]))
         if exists is not None:
             continue
-        problem = agent.create(PROBLEM.name, {k: demo[k] for k in (
-            "title", "description", "category", "affected_service")})
+        values = {k: demo[k] for k in ("title", "description", "category")}
+        if problems.known(ctx.session, "service", demo["affected_service"]):
+            values["affected_service"] = demo["affected_service"]  # a service it knows
+        problem = agent.create(PROBLEM.name, values)
         if incident_type is not None:
             for incident, _score in search_ranked(ctx.session, demo["search"], limit=5,
                                                   types=[incident_type.name]):

@@ -85,4 +85,5 @@ WORKFLOW = Workflow(
 
 PROBLEM = RecordType(
     name=TYPE_NAME, model=Problem, prefix="PRB", collection="problems", workflow=WORKFLOW,
-    schema=ProblemSchema, label="Problem", requester_roles=())
+    schema=ProblemSchema, label="Problem", requester_roles=(),
+    references={"affected_service": "service"})

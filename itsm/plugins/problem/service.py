@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, and_, func, inspect, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from itsm.plugin import (
     Actor,
@@ -27,6 +27,8 @@ from itsm.plugin import (
     current_itsm,
     jsonable,
     parse_int,
+    reference_label,
+    resolve_reference,
     search_matching,
     search_ranked,
     search_terms,
@@ -175,7 +177,10 @@ def known_error_dict(problem: Problem) -> dict[str, Any]:
     """One entry of the known error database, as the API and the pages show it."""
     return {"number": problem.number, "title": problem.title, "state": problem.state,
             "state_label": PROBLEM.workflow.state(problem.state).title,
-            "category": problem.category, "affected_service": problem.affected_service,
+            "category": problem.category,
+            "affected_service": reference_label(object_session(problem), "service",
+                                                problem.affected_service)
+            if problem.affected_service else "",
             "root_cause": problem.root_cause, "workaround": problem.workaround,
             "known_error_at": jsonable(problem.known_error_at),
             "url": problem_url(problem.number)}
@@ -223,6 +228,7 @@ class Trend:
     value: Any
     count: int
     problems: list[str] = field(default_factory=list)
+    label: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The trend as JSON types."""
@@ -297,14 +303,29 @@ def trends(service: RecordService, days: int, minimum: int) -> TrendReport:
         if isinstance(column.type, String):
             stmt = stmt.where(column != "")
         stmt = stmt.group_by(column).having(count >= minimum)
+        kind = (rt.references or {}).get(name_)  # a service or item: grouped by its id
         for value, n in service.session.execute(stmt).all():
+            label = reference_label(service.session, kind, value) if kind else str(value)
             items.append(Trend(name_, jsonable(value), int(n), _open_problems_covering(
-                service.session, model, name_, value)))
+                service.session, model, name_, value), label))
     items.sort(key=lambda t: (-t.count, t.field, str(t.value)))
     return TrendReport(name, days, minimum, used, items)
 
 
 MAX_LINKED_FROM_TREND = 100
+
+
+def known(session: Session, kind: str | None, value: str) -> bool:
+    """Whether a reference field of ``kind`` takes ``value`` (always without a provider):
+    a name stored before a provider was enabled, and unknown to it, is left out rather
+    than refused."""
+    if not kind:
+        return True
+    try:
+        resolve_reference(session, kind, value)
+    except InputError:
+        return False
+    return True
 
 
 def _typed(column: Any, raw: Any) -> Any:
@@ -341,12 +362,14 @@ def open_problem_for_trend(service: RecordService, name: str, value: Any, days: 
         select(rt.model).where(column == value, rt.model.created_at >= since)
         .order_by(rt.model.id.desc()).limit(MAX_LINKED_FROM_TREND)))
     label = name.replace("_", " ")
+    kind = (rt.references or {}).get(name)
+    shown = reference_label(service.session, kind, str(value)) if kind else value
     data: dict[str, Any] = {
-        "title": f"Recurring {rt.title.lower()}s: {label} {value}"[:300],
-        "description": f"{len(incidents)} {rt.title.lower()} records with {label} = {value} "
+        "title": f"Recurring {rt.title.lower()}s: {label} {shown}"[:300],
+        "description": f"{len(incidents)} {rt.title.lower()} records with {label} = {shown} "
                        f"in the last {days} days (proactive problem identification)."}
     limits = {"category": 100, "affected_service": 200}
-    if name in limits:
+    if name in limits and known(service.session, PROBLEM.references.get(name), str(value)):
         data[name] = str(value)[:limits[name]]
     problem = service.create(PROBLEM.name, data)
     for incident in reversed(incidents):

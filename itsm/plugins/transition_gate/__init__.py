@@ -16,10 +16,12 @@
 - The gate: ``go_live`` is refused while a mandatory deliverable is not approved or the
   service manager has not accepted responsibility, listing exactly what is missing; a
   gatekeeper may grant a documented exception (who, why, until when).
-- Going live publishes the catalog service (``itsm_service_status_requested``) when a
-  catalog plugin is enabled, whose own go-live this plugin vetoes while the transition
-  is open (``itsm_service_status_guard``); then early-life support flags the service's
-  incidents, links them to the transition and tells the project manager.
+- Going live publishes the catalog service (``request_reference_status`` of the
+  reference kind ``service``) when a plugin provides services, whose own go-live this
+  plugin vetoes while the transition is open (``itsm_reference_status_guard``, by the
+  service's stable id: a rename or a merge keeps the veto); then early-life support
+  flags the service's incidents (by id), links them to the transition and tells the
+  project manager.
 - Readiness dashboard, reminders to owners before due dates (``itsm_periodic``, once
   each), notice to approvers on submission; API, console pages, CLI, demo data.
 
@@ -52,7 +54,8 @@ from itsm.plugins.transition_gate.hooks import (
     itsm_record_changed,
     itsm_record_prepare,
     itsm_record_types,
-    itsm_service_status_guard,
+    itsm_reference_changed,
+    itsm_reference_status_guard,
     itsm_transition_guard,
 )
 from itsm.plugins.transition_gate.service import DEFAULT_SETTINGS
@@ -67,4 +70,5 @@ __all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_insta
            "itsm_periodic", "itsm_permission_check", "itsm_permissions",
            "itsm_record_actions", "itsm_record_changed", "itsm_record_prepare",
            "itsm_record_types",
-           "itsm_service_status_guard", "itsm_transition_guard", "plugin"]
+           "itsm_reference_changed", "itsm_reference_status_guard", "itsm_transition_guard",
+           "plugin"]

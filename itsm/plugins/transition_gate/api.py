@@ -105,9 +105,10 @@ class NextMilestone(Schema):
 
 
 class CatalogEntryRef(Schema):
-    key = fields.String()
+    id = fields.String(metadata={"description": "the service's stable id"})
     name = fields.String()
     status = fields.String()
+    url = fields.String(allow_none=True)
 
 
 class TransitionRef(Schema):

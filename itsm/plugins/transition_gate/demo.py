@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from itsm.plugin import DemoContext, utcnow
+from itsm.plugins.transition_gate import gate as gating
 from itsm.plugins.transition_gate import plan
 from itsm.plugins.transition_gate import service as gate
 from itsm.plugins.transition_gate.models import TRANSITION, ServiceTransition
@@ -78,7 +79,10 @@ def load(ctx: DemoContext) -> None:
                                 "responsibility": "Second line: restores and tuning."})
     title = "Video conferencing for all agencies"
     if not _exists(ctx, title):
-        trn = _open(ctx, title, "Video conferencing", 0, project="Workplace 2027")
+        # The catalog's own entry when a catalog lists it, else the name as typed.
+        name = "video-meetings" if gating.lookup(ctx.session, "video-meetings") \
+            else "Video conferencing"
+        trn = _open(ctx, title, name, 0, project="Workplace 2027")
         ctx.service(PM).transition(trn, "start")
         _deliver(ctx, trn)
         gate.accept(ctx.service(SM), trn)
@@ -87,7 +91,8 @@ def load(ctx: DemoContext) -> None:
             ctx.service(PM).create("incident", {
                 "title": "Video calls drop after ten minutes",
                 "description": "Calls to DOH drop after about ten minutes.",
-                "impact": 2, "urgency": 2, "affected_service": "Video conferencing"})
+                "impact": 2, "urgency": 2, "affected_service": (
+                    f"#{trn.catalog_id}" if trn.catalog_id is not None else trn.service)})
     title = "Digital signatures"
     if not _exists(ctx, title):
         _open(ctx, title, "Digital signatures", 60, project="Paperless office")

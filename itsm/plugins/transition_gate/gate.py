@@ -1,6 +1,6 @@
 """The operations gate itself: what is missing before go-live, going live (the catalog
-service too, through hooks), holding the catalog's own go-live back, early-life support
-for the service's incidents, and reminders before due dates."""
+service too, as the reference kind ``service``), holding the service's own go-live back,
+early-life support for the service's incidents, and reminders before due dates."""
 
 from __future__ import annotations
 
@@ -11,13 +11,18 @@ from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    InputError,
     Link,
     Record,
     RecordChange,
     RecordService,
-    ServiceRef,
+    Ref,
     ValidationError,
     current_itsm,
+    reference_get,
+    reference_kind,
+    request_reference_status,
+    resolve_reference,
     utcnow,
 )
 from itsm.plugins.transition_gate import service as gate
@@ -69,23 +74,39 @@ def go_live_refusals(session: Session, trn: ServiceTransition, actor: Actor) -> 
     return reasons + missing(session, trn)
 
 
+SERVICE = "service"  # the reference kind of the services a transition takes live
+
+
 def catalog_enabled() -> bool:
-    """Whether an enabled plugin keeps a service catalog (implements the lookup hook)."""
-    return bool(current_itsm().hook.itsm_service_lookup.get_hookimpls())
+    """Whether an enabled plugin provides services (a service catalog)."""
+    return reference_kind(SERVICE) is not None
 
 
-def catalog_ref(trn: ServiceTransition) -> str:
-    """How the transition finds its catalog service: by the catalog's stable id once
-    known (a rename of the service keeps it), else by the key or name it was given."""
-    return f"#{trn.catalog_id}" if trn.catalog_id is not None else \
-        (trn.catalog_key or trn.service)
-
-
-def lookup(session: Session, key: str) -> ServiceRef | None:
-    """The catalog's view of a service, or None (no catalog enabled, or unknown)."""
-    if not key:
+def lookup(session: Session, value: str) -> Ref | None:
+    """The provider's service for what a user typed (its id, key or name), or None (no
+    provider enabled, or unknown)."""
+    if not value or not catalog_enabled():
         return None
-    return current_itsm().hook.itsm_service_lookup(session=session, key=key)
+    try:
+        return resolve_reference(session, SERVICE, value)
+    except InputError:
+        return None
+
+
+def service_of(session: Session, trn: ServiceTransition) -> Ref | None:
+    """The transition's service: by its stable id once known (a rename or a merge keeps
+    it), else by the key or name it was given."""
+    if trn.catalog_id is not None:
+        found = reference_get(session, SERVICE, str(trn.catalog_id))
+        if found is not None and found.merged_into:
+            found = reference_get(session, SERVICE, found.merged_into) or found
+        return found
+    return lookup(session, trn.catalog_key or trn.service)
+
+
+def _stable_id(ref: Ref | None) -> int | None:
+    # The column keeps a catalog's numeric ids; a provider with other ids is matched by name.
+    return int(ref.id) if ref is not None and ref.id.isdigit() and len(ref.id) < 12 else None
 
 
 # -- record rules --------------------------------------------------------------------------
@@ -109,10 +130,10 @@ def prepare(session: Session, trn: ServiceTransition, kind: str, transition: str
         now = utcnow()
         trn.gate_passed_at = now
         trn.support_until = now + timedelta(days=trn.support_days or 0)
-        found = lookup(session, catalog_ref(trn))
+        found = service_of(session, trn)
         if found is not None:
-            trn.catalog_key, trn.service_name = found.key, found.name
-            trn.catalog_id = found.id
+            trn.service_name = found.label
+            trn.catalog_id = _stable_id(found)
 
 
 def on_created(session: Session, trn: ServiceTransition) -> None:
@@ -133,9 +154,9 @@ def _link_catalog(session: Session, trn: ServiceTransition) -> None:
         raise ValidationError("name the service (its catalog key or its name)",
                               fields={"service": ["required"]})
     found = lookup(session, trn.service)
-    trn.catalog_key = found.key if found else ""
-    trn.catalog_id = found.id if found else None
-    trn.service_name = found.name if found else trn.service
+    trn.catalog_key = trn.service[:100] if found else ""
+    trn.catalog_id = _stable_id(found)
+    trn.service_name = found.label if found else trn.service
 
 
 def on_updated(session: Session, trn: ServiceTransition, changed: dict) -> None:
@@ -152,34 +173,33 @@ def on_updated(session: Session, trn: ServiceTransition, changed: dict) -> None:
 def on_transitioned(session: Session, trn: ServiceTransition, name: str,
                     actor: Actor) -> None:
     if name == "start":
-        found = lookup(session, catalog_ref(trn))
-        if found is not None and found.status in ("planned", ""):
-            _set_catalog_status(session, found.key, "in_transition")
+        found = service_of(session, trn)
+        if found is not None and found.lifecycle in ("planned", ""):
+            _set_catalog_status(session, found.id, "in_transition")
     elif name == "go_live":
         go_live(session, trn, actor)
 
 
-def _set_catalog_status(session: Session, key: str, status: str) -> ServiceRef | None:
+def _set_catalog_status(session: Session, id_: str, status: str) -> Ref | None:
     # The gate decided (its guard checked the actor); the system moves the catalog entry,
     # whose own permission (catalog.manage) the project manager need not hold.
     system = gate.system_service(session)
-    return current_itsm().hook.itsm_service_status_requested(svc=system, key=key,
-                                                             status=status)
+    return request_reference_status(system, SERVICE, id_, status)
 
 
 def go_live(session: Session, trn: ServiceTransition, actor: Actor) -> None:
     """The gate passed (early-life support started, see :func:`prepare`): publish the
     catalog service."""
     session.flush()  # the catalog's guard asks for open transitions: this one has passed
-    found = lookup(session, catalog_ref(trn))
+    found = service_of(session, trn)
     system = gate.system_service(session)
     if found is None:
         text = (f"The gate passed: {trn.service_name or trn.service} is live. No service "
                 "catalog knows it (the catalog is not enabled or has no such service).")
     else:
-        published = _set_catalog_status(session, found.key, "live")
-        text = (f"The gate passed: the catalog service {found.key} is "
-                f"{published.status if published else found.status}.")
+        published = _set_catalog_status(session, found.id, "live")
+        text = (f"The gate passed: the catalog service {found.label} is "
+                f"{(published or found).lifecycle or 'live'}.")
     until = trn.support_until.date().isoformat()
     system.comment(trn, f"{text} Early-life support runs until {until} ({actor.email}).",
                    public=False)
@@ -190,28 +210,40 @@ def go_live(session: Session, trn: ServiceTransition, actor: Actor) -> None:
 # -- the catalog's own go-live ---------------------------------------------------------------
 
 
-def service_status_refusals(session: Session, service: ServiceRef, status: str) -> list[str]:
-    """A catalog service may not go live while an open transition for it has not passed
-    the gate (``itsm_service_status_guard``)."""
-    if status != "live":
+def service_status_refusals(session: Session, ref: Ref, status: str) -> list[str]:
+    """A service may not go live while an open transition for it has not passed the gate
+    (``itsm_reference_status_guard``). Matched by the service's stable id, so a rename
+    or a merge keeps the veto; a transition not yet linked to it is matched by what the
+    provider resolves its service to now."""
+    if ref.kind != SERVICE or status != "live":
         return []
-    names = {service.key.lower(), service.name.lower()} - {""}
-    # By the stable id first: a transition keeps its veto when the service is renamed.
-    same = [ServiceTransition.catalog_key == service.key,
-            func.lower(ServiceTransition.service).in_(names)]
-    if service.id is not None:
-        same.append(ServiceTransition.catalog_id == service.id)
-    held = session.scalars(select(ServiceTransition).where(
-        ServiceTransition.state.in_(OPEN_STATES), ServiceTransition.gate_passed_at.is_(None),
-        or_(*same))
-        .order_by(ServiceTransition.id))
+    open_ = select(ServiceTransition).where(
+        ServiceTransition.state.in_(OPEN_STATES), ServiceTransition.gate_passed_at.is_(None))
+    number = _stable_id(ref)
+    held = list(session.scalars(open_.where(ServiceTransition.catalog_id == number)
+                                .order_by(ServiceTransition.id))) if number is not None else []
+    for trn in session.scalars(open_.where(ServiceTransition.catalog_id.is_(None))
+                               .order_by(ServiceTransition.id)):
+        found = lookup(session, trn.catalog_key or trn.service)
+        if (found is not None and found.id == ref.id) or \
+                (trn.service or "").strip().lower() == ref.label.lower():
+            held.append(trn)
     out = []
-    for trn in held:
+    for trn in sorted(held, key=lambda t: t.id):
         count = len(missing(session, trn))
-        out.append(f"{service.name} is held back by the operations gate of {trn.number} "
+        out.append(f"{ref.label} is held back by the operations gate of {trn.number} "
                    f"({trn.title}): {count} item{'s' if count != 1 else ''} missing; it goes "
                    "live when that transition passes the gate")
     return out
+
+
+def service_merged(session: Session, ref: Ref, into: Ref) -> None:
+    """A service merged into another: its transitions follow the one that stays."""
+    old, new = _stable_id(ref), _stable_id(into)
+    if ref.kind != SERVICE or old is None or new is None:
+        return
+    session.execute(update(ServiceTransition).where(ServiceTransition.catalog_id == old)
+                    .values(catalog_id=new, service_name=into.label))
 
 
 # -- early-life support ------------------------------------------------------------------------
@@ -227,15 +259,22 @@ def flag_incident(session: Session, record: Record, change: RecordChange) -> Non
     field = str(conf["service_field"])
     if change.kind == "updated" and field not in change.changes:
         return
-    value = str(getattr(record, field, "") or "").strip().lower()
-    if not value:
+    stored = str(getattr(record, field, "") or "").strip()
+    if not stored:
         return
+    # The incident stores the service's stable id when a provider knows it: follow it by
+    # id (a rename keeps the flag); a name still matches transitions without a catalog.
+    value = stored.lower()
+    known = reference_get(session, SERVICE, stored) if catalog_enabled() else None
+    same = [func.lower(ServiceTransition.service) == value,
+            func.lower(ServiceTransition.service_name) == value,
+            func.lower(ServiceTransition.catalog_key) == value]
+    if (number := _stable_id(known)) is not None:
+        same.append(ServiceTransition.catalog_id == number)
     now = utcnow()
     candidates = session.scalars(select(ServiceTransition).where(
         ServiceTransition.state == "early_life", ServiceTransition.support_until >= now,
-        or_(func.lower(ServiceTransition.service) == value,
-            func.lower(ServiceTransition.service_name) == value,
-            func.lower(ServiceTransition.catalog_key) == value)))
+        or_(*same)))
     system = gate.system_service(session)
     for trn in candidates:
         known = session.scalar(select(Link.id).where(

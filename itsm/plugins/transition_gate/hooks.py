@@ -24,7 +24,7 @@ from itsm.plugin import (
     RecordChange,
     RecordService,
     RecordType,
-    ServiceRef,
+    Ref,
     Transition,
     current_itsm,
     ensure_group,
@@ -105,10 +105,17 @@ def itsm_record_changed(session: Session, record: Record, change: RecordChange) 
 
 
 @hookimpl
-def itsm_service_status_guard(session: Session, service: ServiceRef, status: str) \
-        -> list[str] | None:
-    """A catalog service does not go live while its transition has not passed the gate."""
-    return gating.service_status_refusals(session, service, status) or None
+def itsm_reference_status_guard(session: Session, ref: Ref, status: str) -> list[str] | None:
+    """A service does not go live while its transition has not passed the gate."""
+    return gating.service_status_refusals(session, ref, status) or None
+
+
+@hookimpl
+def itsm_reference_changed(session: Session, ref: Ref, change: str, into: Ref | None) -> None:
+    """A merged service: its transitions follow the service that stays (a rename needs
+    nothing, they hold its stable id)."""
+    if change == "merged" and into is not None:
+        gating.service_merged(session, ref, into)
 
 
 @hookimpl

@@ -129,7 +129,7 @@ def overview(svc: RecordService, trn: ServiceTransition) -> dict[str, Any]:
     titles = {i.id: i.title for i in rows}
     meetings = [meeting_dict(m) for m in plan.meetings(session, trn)]
     milestones = [milestone_dict(m, today) for m in plan.milestones(session, trn)]
-    catalog = gating.lookup(session, gating.catalog_ref(trn))
+    catalog = gating.service_of(session, trn)
     return {**summary(svc, trn),
             "support_days": trn.support_days, "template": trn.template,
             "accepted_by": trn.accepted_by, "accepted_at": _iso(trn.accepted_at),
@@ -138,7 +138,8 @@ def overview(svc: RecordService, trn: ServiceTransition) -> dict[str, Any]:
             "in_early_life": (trn.state == "early_life" and trn.support_until is not None
                               and trn.support_until.date() >= today),
             "catalog_enabled": gating.catalog_enabled(),
-            "catalog": ({"key": catalog.key, "name": catalog.name, "status": catalog.status}
+            "catalog": ({"id": catalog.id, "name": catalog.label,
+                         "status": catalog.lifecycle, "url": catalog.url}
                         if catalog else None),
             "missing_items": (gating.missing(session, trn) if trn.gate_passed_at is None
                               else []),
