@@ -134,3 +134,27 @@ def test_with_a_catalog_a_business_service_carries_the_catalogs_id(app, client, 
     with Session(app.extensions["itsm"].engine) as session, app.app_context():
         hits = reference_impact(session, "configuration_item", [str(server["id"])])
         assert [(h.ref.kind, h.ref.id) for h in hits] == [("service", "501")]
+
+
+@pytest.mark.parametrize("itsm_plugins", [[sample_plugin, itsm.plugins.cmdb,
+                                           pytest.importorskip("itsm.plugins.catalog")]])
+def test_the_real_catalog_and_the_cmdb_share_one_service_id(app, client, admin):
+    made = client.post("/api/v1/catalog/services", headers=admin, json={
+        "slug": "expenses", "name": "Expense claims", "agencies": ["DOT", "DOH"]})
+    assert made.status_code == 201, made.json
+    catalog_id = str(made.json["id"])
+    server = add(client, admin, name="fin-01", type="server")
+    service = add(client, admin, name="Expense claims", type="business_service")
+    assert service["service_id"] == catalog_id  # one service, the catalog's id
+    assert client.post(f"/api/v1/cmdb/cis/{service['id']}/relations", headers=admin, json={
+        "kind": "depends_on", "target": server["id"]}).status_code == 201
+    with Session(app.extensions["itsm"].engine) as session, app.app_context():
+        hits = reference_impact(session, "configuration_item", [str(server["id"])])
+        kinds = {(h.ref.kind, h.ref.id) for h in hits}
+        assert ("service", catalog_id) in kinds
+        assert len([k for k, _ in kinds if k == "agency"]) == 2
+    renamed = client.patch(f"/api/v1/catalog/services/{catalog_id}", headers=admin,
+                           json={"name": "Expense claims online"})
+    assert renamed.status_code == 200, renamed.json
+    again = client.get(f"/api/v1/cmdb/cis/{service['id']}", headers=admin).json
+    assert again["service_id"] == catalog_id
