@@ -28,12 +28,12 @@ TAGS = ["CMDB"]
 CI = "/cis/<int(max=2147483647):ci_id>"
 
 
-class AgencyOut(Schema):
+class CmdbAgencyOut(Schema):
     code = mf.String()
     name = mf.String()
 
 
-class AttributeOut(Schema):
+class CmdbAttributeOut(Schema):
     name = mf.String()
     label = mf.String()
     type = mf.String()
@@ -41,28 +41,28 @@ class AttributeOut(Schema):
     choices = mf.List(mf.String())
 
 
-class TypeOut(Schema):
+class CmdbTypeOut(Schema):
     """A CI type and its attributes."""
 
     key = mf.String()
     label = mf.String()
     is_service = mf.Boolean()
     builtin = mf.Boolean()
-    attributes = mf.List(mf.Nested(AttributeOut))
+    attributes = mf.List(mf.Nested(CmdbAttributeOut))
 
 
-class TypePage(Schema):
-    items = mf.List(mf.Nested(TypeOut), required=True)
+class CmdbTypePage(Schema):
+    items = mf.List(mf.Nested(CmdbTypeOut), required=True)
 
 
-class OtherCi(Schema):
+class CmdbOtherCi(Schema):
     id = mf.Integer()
     name = mf.String()
     type = mf.String()
     lifecycle = mf.String()
 
 
-class RelationOut(Schema):
+class CmdbRelationOut(Schema):
     """A relation seen from the CI asked about."""
 
     id = mf.Integer()
@@ -70,13 +70,13 @@ class RelationOut(Schema):
     label = mf.String(metadata={"description": "as read from this CI: runs on, hosts ..."})
     direction = mf.String(metadata={"description": "outgoing (this CI is the source) or "
                                                    "incoming"})
-    other = mf.Nested(OtherCi)
+    other = mf.Nested(CmdbOtherCi)
     created_at = mf.String()
     removed_at = mf.String(allow_none=True)
 
 
-class RelationPage(Schema):
-    items = mf.List(mf.Nested(RelationOut), required=True)
+class CmdbRelationPage(Schema):
+    items = mf.List(mf.Nested(CmdbRelationOut), required=True)
 
 
 class CiOut(Schema):
@@ -93,8 +93,8 @@ class CiOut(Schema):
     owner_name = mf.String(allow_none=True)
     support_group = mf.String(allow_none=True)
     location = mf.String()
-    agency = mf.Nested(AgencyOut, allow_none=True)
-    used_by = mf.List(mf.Nested(AgencyOut))
+    agency = mf.Nested(CmdbAgencyOut, allow_none=True)
+    used_by = mf.List(mf.Nested(CmdbAgencyOut))
     attributes = mf.Dict()
     service_id = mf.String(allow_none=True, metadata={
         "description": "the stable service id, for a business service"})
@@ -104,7 +104,7 @@ class CiOut(Schema):
     created_at = mf.String()
     updated_at = mf.String()
     as_of = mf.String()
-    relations = mf.List(mf.Nested(RelationOut))
+    relations = mf.List(mf.Nested(CmdbRelationOut))
 
 
 class CiPage(Schema):
@@ -113,7 +113,7 @@ class CiPage(Schema):
     total = mf.Integer()
 
 
-class HistoryOut(Schema):
+class CmdbHistoryOut(Schema):
     at = mf.String()
     actor = mf.String()
     action = mf.String()
@@ -121,53 +121,53 @@ class HistoryOut(Schema):
     note = mf.String()
 
 
-class HistoryPage(Schema):
-    items = mf.List(mf.Nested(HistoryOut), required=True)
+class CmdbHistoryPage(Schema):
+    items = mf.List(mf.Nested(CmdbHistoryOut), required=True)
 
 
-class PathStep(Schema):
+class CmdbPathStep(Schema):
     id = mf.Integer()
     name = mf.String()
     type = mf.String()
 
 
-class ServiceHit(Schema):
+class CmdbServiceHit(Schema):
     id = mf.Integer()
     name = mf.String()
     service_id = mf.String(allow_none=True)
     depth = mf.Integer()
-    path = mf.List(mf.Nested(PathStep))
+    path = mf.List(mf.Nested(CmdbPathStep))
 
 
-class AgencyHit(Schema):
+class CmdbAgencyHit(Schema):
     code = mf.String()
     name = mf.String()
-    path = mf.List(mf.Nested(PathStep))
+    path = mf.List(mf.Nested(CmdbPathStep))
 
 
-class ImpactOut(Schema):
+class CmdbImpactOut(Schema):
     """What depends on a CI (``impact``), or what it depends on (``depends``)."""
 
-    ci = mf.Nested(PathStep)
+    ci = mf.Nested(CmdbPathStep)
     direction = mf.String()
     reached = mf.Integer(metadata={"description": "CIs reached, the CI itself left out"})
     truncated = mf.Boolean()
-    services = mf.List(mf.Nested(ServiceHit))
-    agencies = mf.List(mf.Nested(AgencyHit))
-    items = mf.List(mf.Nested(ServiceHit), metadata={"description": "every CI reached"})
+    services = mf.List(mf.Nested(CmdbServiceHit))
+    agencies = mf.List(mf.Nested(CmdbAgencyHit))
+    items = mf.List(mf.Nested(CmdbServiceHit), metadata={"description": "every CI reached"})
 
 
-class RetireIn(Schema):
+class CmdbRetireIn(Schema):
     """Why a CI is retired (optional; kept in its history)."""
 
     note = mf.String(load_default="", validate=validate.Length(max=500))
 
 
-class MergeIn(Schema):
+class CmdbMergeIn(Schema):
     into = mf.Integer(required=True, strict=False, validate=validate.Range(1, 2**31 - 1))
 
 
-class ImportIn(Schema):
+class CmdbImportIn(Schema):
     """An import: the file's text and how to read it."""
 
     format = mf.String(required=True, validate=validate.OneOf(importer.FORMATS))
@@ -179,13 +179,13 @@ class ImportIn(Schema):
     keep_missing = mf.Boolean(load_default=False)
 
 
-class ImportError_(Schema):
+class CmdbImportErrorRow(Schema):
     row = mf.Integer()
     key = mf.String()
     fields = mf.Dict()
 
 
-class ImportReport(Schema):
+class CmdbImportReport(Schema):
     source = mf.String()
     dry_run = mf.Boolean()
     created = mf.Integer()
@@ -195,10 +195,10 @@ class ImportReport(Schema):
     failed = mf.Integer()
     relations_added = mf.Integer()
     relations_removed = mf.Integer()
-    errors = mf.List(mf.Nested(ImportError_))
+    errors = mf.List(mf.Nested(CmdbImportErrorRow))
 
 
-class ExportOut(Schema):
+class CmdbExportOut(Schema):
     items = mf.List(mf.Dict(), required=True)
     relations = mf.List(mf.Dict())
 
@@ -224,7 +224,7 @@ def _uow():
 
 
 @api.get("/types")
-@document(summary="CI types and their attributes", response=TypePage, tags=TAGS)
+@document(summary="CI types and their attributes", response=CmdbTypePage, tags=TAGS)
 def list_types():
     with _uow() as service:
         service.require(cmdb.READ)
@@ -234,7 +234,7 @@ def list_types():
 
 @api.post("/types")
 @document(summary="add a CI type or change one (admins)", body=cmdb.CiTypeIn,
-          response=TypeOut, status=201, tags=TAGS)
+          response=CmdbTypeOut, status=201, tags=TAGS)
 def define_type():
     body = json_body()
     with _uow() as service:
@@ -305,22 +305,22 @@ def update_ci(ci_id: int):
 
 
 @api.post(CI + "/retire")
-@document(summary="retire a configuration item (kept, with its history)", body=RetireIn,
+@document(summary="retire a configuration item (kept, with its history)", body=CmdbRetireIn,
           response=CiOut, tags=TAGS)
 def retire_ci(ci_id: int):
     with _uow() as service:
-        body = cmdb.load(RetireIn(), json_body() if request.content_length else {})
+        body = cmdb.load(CmdbRetireIn(), json_body() if request.content_length else {})
         ci = cmdb.retire_ci(service, cmdb.get_ci(service, ci_id), note=body["note"])
         out = cmdb.current_dict(service, ci)
     return jsonify(out)
 
 
 @api.post(CI + "/merge")
-@document(summary="merge a duplicate into another CI", body=MergeIn, response=CiOut,
+@document(summary="merge a duplicate into another CI", body=CmdbMergeIn, response=CiOut,
           tags=TAGS)
 def merge_ci(ci_id: int):
     with _uow() as service:
-        body = cmdb.load(MergeIn(), json_body())
+        body = cmdb.load(CmdbMergeIn(), json_body())
         ci = cmdb.get_ci(service, ci_id)
         ci = rel.merge_ci(service, ci, cmdb.get_ci(service, body["into"]))
         out = cmdb.current_dict(service, ci)
@@ -329,7 +329,7 @@ def merge_ci(ci_id: int):
 
 @api.get(CI + "/history")
 @document(summary="every change of a configuration item, newest first",
-          response=HistoryPage, tags=TAGS)
+          response=CmdbHistoryPage, tags=TAGS)
 def ci_history(ci_id: int):
     with _uow() as service:
         items = rel.history(service, cmdb.get_ci(service, ci_id))
@@ -337,7 +337,7 @@ def ci_history(ci_id: int):
 
 
 @api.get(CI + "/relations")
-@document(summary="the relations of a configuration item", response=RelationPage, tags=TAGS)
+@document(summary="the relations of a configuration item", response=CmdbRelationPage, tags=TAGS)
 def list_relations(ci_id: int):
     with _uow() as service:
         items = rel.relations(service, cmdb.get_ci(service, ci_id))
@@ -346,7 +346,7 @@ def list_relations(ci_id: int):
 
 @api.post(CI + "/relations")
 @document(summary="relate a configuration item to another (it is the source)",
-          body=cmdb.RelationIn, response=RelationPage, status=201, tags=TAGS)
+          body=cmdb.CiRelationIn, response=CmdbRelationPage, status=201, tags=TAGS)
 def add_relation(ci_id: int):
     body = json_body()
     with _uow() as service:
@@ -398,7 +398,7 @@ def impact_data(service: Any, ci: Any, direction: str) -> dict[str, Any]:
 
 @api.get(CI + "/impact")
 @document(summary="the services and agencies that depend on a CI, with paths (or, with "
-          "direction=depends, everything it depends on)", response=ImpactOut, tags=TAGS,
+          "direction=depends, everything it depends on)", response=CmdbImpactOut, tags=TAGS,
           params=[_query("direction", "impact (default) or depends", enum=[
               "impact", "depends"])])
 def impact(ci_id: int):
@@ -416,10 +416,10 @@ def impact(ci_id: int):
 
 @api.post("/import")
 @document(summary="import and reconcile CIs from CSV, JSON or Ansible's inventory (admins)",
-          body=ImportIn, response=ImportReport, tags=TAGS)
+          body=CmdbImportIn, response=CmdbImportReport, tags=TAGS)
 def import_cis():
     with _uow() as service:  # the caller first: 401 before any word about the body
-        body = cmdb.load(ImportIn(), json_body())
+        body = cmdb.load(CmdbImportIn(), json_body())
         rows, relations = importer.parse(body["format"], body["content"])
         report = importer.reconcile(service, rows, body["source"] or body["format"],
                                     relations=relations, dry_run=body["dry_run"],
@@ -429,7 +429,7 @@ def import_cis():
 
 @api.get("/export")
 @document(summary="every CI the caller may see and their relations, as import reads them",
-          response=ExportOut, tags=TAGS)
+          response=CmdbExportOut, tags=TAGS)
 def export():
     import json
 

@@ -15,8 +15,8 @@ from itsm.plugins.cmdb.models import RELATION_KINDS, CiHistory, ConfigItem, Rela
 from itsm.plugins.cmdb.service import (
     RELATION_ACTIONS,
     WRITE,
+    CiRelationIn,
     Names,
-    RelationIn,
     _journal,
     apply_values,
     ci_dict,
@@ -73,7 +73,7 @@ def _add_relation(session: Session, source: int, kind: str, target: int,
 def relate(service: RecordService, ci: ConfigItem, data: Any) -> Relation:
     """Add ``ci <kind> target``; journaled on both CIs."""
     service.require(WRITE)
-    values = load(RelationIn(), data)
+    values = load(CiRelationIn(), data)
     target = get_ci(service, values["target"])
     if target.id == ci.id:
         raise ValidationError("a CI cannot relate to itself", fields={"target": ["another CI"]})

@@ -83,7 +83,7 @@ class CiTypeIn(Schema):
                          validate=validate.Length(max=100))
 
 
-class RelationIn(Schema):
+class CiRelationIn(Schema):
     """``source <kind> target``: the CI the call is made on is the source."""
 
     kind = mf.String(required=True, validate=validate.OneOf(list(RELATION_KINDS)))
