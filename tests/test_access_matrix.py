@@ -583,3 +583,60 @@ def test_notifications_never_carry_another_agencys_records(app, client, people):
     page = web.get("/notifications").get_data(as_text=True)
     assert mine in page
     assert [s for s in [CANARY, *theirs] if s in page] == []
+# -- configuration items: a table of their own, scoped by agency -------------------------------
+
+# (method, path after /api/v1/cmdb, body) -> the roles that may; others get 403 (or 404
+# for a CI they may not read). "{ci}" is a CI of agency A, used by nobody else.
+CMDB_CELLS = (
+    ("GET", "/cis", None, ("admin", "agent", "requester")),
+    ("GET", "/cis/{ci}", None, ("admin", "agent", "requester A")),
+    ("GET", "/cis/{ci}/impact", None, ("admin", "agent", "requester A")),
+    ("PATCH", "/cis/{ci}", {"location": "Matrix room"}, ("admin", "agent")),
+    ("POST", "/cis", {"name": "Matrix server", "type": "server"}, ("admin", "agent")),
+    ("POST", "/types", {"key": "matrix", "label": "Matrix"}, ("admin",)),
+    ("POST", "/import", {"format": "json", "content": "[]", "keep_missing": True},
+     ("admin",)),
+)
+
+
+def test_configuration_items_answer_by_role_and_stay_inside_their_agency(app, client,
+                                                                          people):
+    admin = people["admin"][2]
+    mine = client.post("/api/v1/cmdb/cis", headers=admin, json={
+        "name": "Matrix application of A", "type": "application", "agency": AGENCY_A})
+    theirs = client.post("/api/v1/cmdb/cis", headers=admin, json={
+        "name": f"{CANARY} database of B", "type": "database", "agency": AGENCY_B})
+    shared = client.post("/api/v1/cmdb/cis", headers=admin, json={
+        "name": f"{CANARY} service used by B", "type": "business_service",
+        "used_by": [AGENCY_B]})
+    assert {mine.status_code, theirs.status_code, shared.status_code} == {201}
+    ci = mine.get_json()["id"]
+    wrong = []
+    for who, (role, agency, headers) in people.items():
+        for method, path, body, allowed in CMDB_CELLS:
+            url = "/api/v1/cmdb" + path.format(ci=ci)
+            response = client.open(url, method=method, json=body, headers=headers)
+            # "requester A" stands for every requester of agency A, directory-made too.
+            may = role in allowed or who in allowed or (
+                role == "requester" and agency == AGENCY_A and "requester A" in allowed)
+            if role == "anonymous":
+                want = (401,)
+            elif may:
+                want = (200, 201)
+            elif "{ci}" in path and role == "requester":
+                want = (404, 403)
+            else:
+                want = (403,)
+            if response.status_code not in want:
+                wrong.append(f"{who:12} {method} {path}: {response.status_code} not {want}")
+    assert wrong == [], "\n".join(wrong)
+    requester = people["requester A"][2]
+    for path in ("/cis", f"/cis?q={CANARY}", "/export", f"/cis/{ci}/impact",
+                 f"/cis/{theirs.get_json()['id']}", f"/cis/{shared.get_json()['id']}/history"):
+        text = client.get("/api/v1/cmdb" + path, headers=requester).get_data(as_text=True)
+        assert CANARY not in text, path
+    people_login(client, REQUESTER_A)
+    for path in ("/cmdb/cis", f"/cmdb/cis?q={CANARY}", f"/cmdb/cis/{ci}/graph"):
+        page = client.get(path)
+        text = page.get_data(as_text=True)  # the search box repeats the words asked
+        assert page.status_code == 200 and "of B" not in text and "by B" not in text, path
