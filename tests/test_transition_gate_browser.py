@@ -69,3 +69,7 @@ def test_transition_page_with_a_long_evidence_link_fits_a_phone(client, live_ser
     page.goto(live_server + f"/transitions/{number}")
     expect(page.get_by_role("heading", level=1)).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 391
+    # each stacked cell says what it is: no empty label column beside the values
+    unlabelled = page.evaluate("""Array.from(document.querySelectorAll(
+        '#checklist td:not(.empty), #roles td')).filter(td => !td.dataset.label).length""")
+    assert unlabelled == 0
