@@ -33,6 +33,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "RecordChange": ("itsm.core.records", "RecordChange"),
     "RecordService": ("itsm.core.records", "RecordService"),
     "breaching_soon": ("itsm.core.queues", "breaching_soon"),
+    "expectations": ("itsm.core.expectations", "expectations"),
     "view_total": ("itsm.core.queues", "view_total"),
     "LinkKind": ("itsm.core.records", "LinkKind"),
     "jsonable": ("itsm.core.records", "jsonable"),
@@ -259,6 +260,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
     from itsm.core.pdf import render_pdf  # noqa: F401
     from itsm.core.plugins import Plugin  # noqa: F401
     from itsm.core.query import ListQuery  # noqa: F401
+    from itsm.core.expectations import expectations  # noqa: F401
     from itsm.core.queues import breaching_soon, view_total  # noqa: F401
     from itsm.core.records import (  # noqa: F401
         LinkKind,
