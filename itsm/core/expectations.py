@@ -58,7 +58,7 @@ def expectations(session: Session, record: Record, zone: ZoneInfo | None = None,
     """The record's expectations for a reader in ``zone`` (default: the requester's).
 
     Keys: ``priority_words``; ``summary`` ("High — we aim to respond within 1 hour and
-    resolve within 8 hours", "" without priority); ``response`` and ``resolution`` (each
+    resolve within 8 hours"; without a priority only the aim, "" without either); ``response`` and ``resolution`` (each
     None without a clock, else ``{"target", "due", "met", "paused"}`` with ``due`` the
     local time or "" when the clock is stopped or paused); ``waiting_for_you``.
     """
@@ -81,6 +81,6 @@ def expectations(session: Session, record: Record, zone: ZoneInfo | None = None,
         out[metric] = {"target": target, "due": local_time(due, zone) if due else "",
                        "met": clock.state == "met", "paused": clock.state == "paused"}
     words = out["priority_words"]
-    out["summary"] = (f"{words} — we aim to {' and '.join(aims)}" if aims else words) \
-        if words else ""
+    aim = f"we aim to {' and '.join(aims)}" if aims else ""
+    out["summary"] = f"{words} — {aim}" if words and aim else words or aim.capitalize()
     return out
