@@ -222,6 +222,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         messages_of,
     )
     from itsm.core.escalation import EscalationStep, escalation_path  # noqa: F401
+    from itsm.core.expectations import expectations  # noqa: F401
     from itsm.core.hookspecs import hookimpl  # noqa: F401
     from itsm.core.inputs import (  # noqa: F401
         MAX_DB_INTEGER,
@@ -260,7 +261,6 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
     from itsm.core.pdf import render_pdf  # noqa: F401
     from itsm.core.plugins import Plugin  # noqa: F401
     from itsm.core.query import ListQuery  # noqa: F401
-    from itsm.core.expectations import expectations  # noqa: F401
     from itsm.core.queues import breaching_soon, view_total  # noqa: F401
     from itsm.core.records import (  # noqa: F401
         LinkKind,

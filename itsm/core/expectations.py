@@ -58,9 +58,10 @@ def expectations(session: Session, record: Record, zone: ZoneInfo | None = None,
     """The record's expectations for a reader in ``zone`` (default: the requester's).
 
     Keys: ``priority_words``; ``summary`` ("High — we aim to respond within 1 hour and
-    resolve within 8 hours"; without a priority only the aim, "" without either); ``response`` and ``resolution`` (each
-    None without a clock, else ``{"target", "due", "met", "paused"}`` with ``due`` the
-    local time or "" when the clock is stopped or paused); ``waiting_for_you``.
+    resolve within 8 hours"; without a priority only the aim, "" without either);
+    ``response`` and ``resolution`` (each None without a clock, else ``{"target", "due",
+    "met", "paused"}`` with ``due`` the local time or "" when the clock is stopped or
+    paused); ``waiting_for_you``.
     """
     from itsm.core.display import local_time
     zone = zone or zone_for(session, record.requester_id, itsm)
