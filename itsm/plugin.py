@@ -33,6 +33,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "RecordChange": ("itsm.core.records", "RecordChange"),
     "RecordService": ("itsm.core.records", "RecordService"),
     "breaching_soon": ("itsm.core.queues", "breaching_soon"),
+    "expectations": ("itsm.core.expectations", "expectations"),
     "view_total": ("itsm.core.queues", "view_total"),
     "LinkKind": ("itsm.core.records", "LinkKind"),
     "jsonable": ("itsm.core.records", "jsonable"),
@@ -221,6 +222,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         messages_of,
     )
     from itsm.core.escalation import EscalationStep, escalation_path  # noqa: F401
+    from itsm.core.expectations import expectations  # noqa: F401
     from itsm.core.hookspecs import hookimpl  # noqa: F401
     from itsm.core.inputs import (  # noqa: F401
         MAX_DB_INTEGER,

@@ -32,6 +32,7 @@ from itsm.core import search, sla
 from itsm.core.auth import Actor, Permission, visibility_scope
 from itsm.core.dumping import dumper
 from itsm.core.errors import Conflict, Forbidden, NotFound, StaleRecord, ValidationError
+from itsm.core.expectations import expectations
 from itsm.core.models import (
     Agency,
     Attachment,
@@ -826,6 +827,9 @@ class RecordService:
                                "actor": self.actor.email, "public": public,
                                "body": body[:2000], **data},
                       created_at=now, dispatched_at=None)
+        if change.kind == "created":
+            # The acknowledgement mail sets expectations; the adapter reads them from here.
+            event.payload["expectations"] = expectations(self.session, record, itsm=self.itsm)
         write_now(self.session, [event])
         self.session.flush()  # what the command and its hooks changed besides
         self.events.append(event)

@@ -188,7 +188,8 @@ REQUEST_WORKFLOW = Workflow(
         State("submitted", "Waiting for approval", stops=()),
         State("in_fulfillment", "In fulfilment", stops=("response",)),
         # The fulfiller asked the requester something: the clocks wait with them.
-        State("waiting", "Waiting for the requester", waiting=True, stops=("response",)),
+        State("waiting", "Waiting for the requester", waiting=True, stops=("response",),
+              customer=True),
         State("fulfilled", "Done", final=True, stops=("response", "resolution")),
         State("rejected", final=True, stops=("response", "resolution")),
         State("cancelled", final=True, stops=("response", "resolution")),

@@ -28,6 +28,7 @@ from itsm.plugin import (
     RecordService,
     current_itsm,
     error_text,
+    expectations,
     field_messages,
     page_actor,
     page_blueprint,
@@ -213,6 +214,7 @@ def request_page(number: str):
         allowed = {t.name for t, reasons in svc.available_transitions(record) if not reasons}
         context = {
             "request": svc.to_dict(record), "state": record.state,
+            "expect": expectations(svc.session, record),
             "plain_state": PLAIN_STATES.get(record.state, record.state),
             "service": service.name if service else "", "service_slug": service.slug
             if service else "", "offering": offering.name if offering else "",

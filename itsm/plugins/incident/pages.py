@@ -33,6 +33,7 @@ from itsm.plugin import (
     current_itsm,
     document,
     error_text,
+    expectations,
     field_messages,
     page_actor,
     page_blueprint,
@@ -389,6 +390,7 @@ def incident_page(number: str):
         mine = record.requester_id is not None and record.requester_id == service.actor.id
         context = {
             "incident": service.to_dict(record), "plain_state": plain_state(record.state),
+            "expect": expectations(service.session, record),
             "conversation": _conversation(service, record),
             "can_comment": service.can("incident.comment", record),
             "mine": mine,
