@@ -101,6 +101,8 @@ class Notification(Base):
         # The list (newest first) and the bell's count (unread only) of one person.
         Index("ix_inbox_notification_user", "user_id", "id"),
         Index("ix_inbox_notification_unread", "user_id", "read_at"),
+        # Opening a record marks its notifications read; deleting it clears their link.
+        Index("ix_inbox_notification_record", "record_id"),
     )
 
 

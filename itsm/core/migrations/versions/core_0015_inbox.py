@@ -43,6 +43,7 @@ def upgrade() -> None:
     op.create_index("ix_inbox_notification_user", "inbox_notification", ["user_id", "id"])
     op.create_index("ix_inbox_notification_unread", "inbox_notification",
                     ["user_id", "read_at"])
+    op.create_index("ix_inbox_notification_record", "inbox_notification", ["record_id"])
     op.create_table(
         "inbox_preference",
         sa.Column("user_id", sa.Integer(), sa.ForeignKey(
@@ -56,6 +57,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("inbox_preference")
+    op.drop_index("ix_inbox_notification_record", table_name="inbox_notification")
     op.drop_index("ix_inbox_notification_unread", table_name="inbox_notification")
     op.drop_index("ix_inbox_notification_user", table_name="inbox_notification")
     op.drop_table("inbox_notification")
