@@ -84,6 +84,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "RATE_PERIODS": ("itsm.core.charges", "RATE_PERIODS"),
     "service_rates": ("itsm.core.charges", "service_rates"),
     "billable_charges": ("itsm.core.charges", "billable_charges"),
+    "Rating": ("itsm.core.satisfaction", "Rating"),
+    "satisfaction_follow_up": ("itsm.core.satisfaction", "follow_up"),
     # -- references: services, configuration items, agencies ... by stable id ------------
     "Ref": ("itsm.core.references", "Ref"),
     "ImpactHit": ("itsm.core.references", "ImpactHit"),
@@ -207,6 +209,8 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         service_rates,
     )
     from itsm.core.cli_kit import emit_json, pass_itsm  # noqa: F401
+    from itsm.core.satisfaction import Rating  # noqa: F401
+    from itsm.core.satisfaction import follow_up as satisfaction_follow_up  # noqa: F401
     from itsm.core.context import current_itsm  # noqa: F401
     from itsm.core.demo import DemoContext, ensure_group  # noqa: F401
     from itsm.core.errors import (  # noqa: F401

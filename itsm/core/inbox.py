@@ -161,6 +161,12 @@ def _workers(session: Session, record: Record) -> set[int]:
     return set()
 
 
+def _manager(session: Session, event: EventMessage) -> list[int]:
+    """The group manager a low-satisfaction event names (see :mod:`itsm.core.satisfaction`)."""
+    email = str(event.payload.get("manager") or "").strip().lower()
+    return list(session.scalars(select(User.id).where(User.email == email))) if email else []
+
+
 def kinds_for(event: EventMessage, session: Session, record: Record | None) \
         -> dict[int, str]:
     """``{user id: kind}`` of the people this event concerns (before access checks)."""
@@ -184,6 +190,8 @@ def kinds_for(event: EventMessage, session: Session, record: Record | None) \
     if event.name == "record.commented" and event.payload.get("public", True) \
             and record.assignee_id:
         add([record.assignee_id], "reply")
+    if event.name == "satisfaction.low":  # the follow-up of a low score: the manager's
+        add(_manager(session, event), "follow_up")
     if event.name in ("sla.warning", "sla.breached"):
         add(sorted(_workers(session, record)), "sla")
     return wanted
