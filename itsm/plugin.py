@@ -209,8 +209,6 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         service_rates,
     )
     from itsm.core.cli_kit import emit_json, pass_itsm  # noqa: F401
-    from itsm.core.satisfaction import Rating  # noqa: F401
-    from itsm.core.satisfaction import follow_up as satisfaction_follow_up  # noqa: F401
     from itsm.core.context import current_itsm  # noqa: F401
     from itsm.core.demo import DemoContext, ensure_group  # noqa: F401
     from itsm.core.errors import (  # noqa: F401
@@ -288,6 +286,8 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         request_reference_status,
         resolve_reference,
     )
+    from itsm.core.satisfaction import Rating  # noqa: F401
+    from itsm.core.satisfaction import follow_up as satisfaction_follow_up  # noqa: F401
     from itsm.core.schemas import (  # noqa: F401
         Boolean,
         CoreRecordOut,
