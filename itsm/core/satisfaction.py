@@ -127,3 +127,57 @@ def manager_of(session: Session, event_payload: dict[str, Any]) -> list[int]:
     if not email:
         return []
     return list(session.scalars(select(User.id).where(User.email == email)))
+
+
+def period(first: str, last: str) -> tuple[datetime, datetime]:
+    """The instants from the start of month ``first`` (``YYYY-MM``) to the end of month
+    ``last``; an empty value is the current month.
+
+    :raises InputError: naming ``from`` or ``to`` when a month is not ``YYYY-MM`` or the
+        period ends before it starts.
+    """
+    from itsm.core.inputs import InputError, parse_month
+
+    now = f"{utcnow():%Y-%m}"
+    start = parse_month(first.strip() or now, "from")[0]
+    end = parse_month(last.strip() or first.strip() or now, "to")[1]
+    if end <= start:
+        raise InputError("the period ends before it starts", field="to")
+    return start, end
+
+
+def read(itsm: Any, actor: Any, by: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """The report a person may read: staff holding :data:`READ`; someone of an agency
+    only their agency's ratings (never another's).
+
+    :raises Forbidden: without the permission.
+    """
+    from itsm.core.inputs import InputError
+
+    if by not in DIMENSIONS:
+        raise InputError(f"must be one of {', '.join(DIMENSIONS)}", field="by")
+    with itsm.unit_of_work(actor) as svc:
+        svc.require(READ)
+        rows = ratings(svc.session, start, end, agency_id=actor.agency_id) \
+            if actor.agency_id is not None else ratings(svc.session, start, end)
+    lines = report(rows, by)
+    total = [{"count": len(rows), "average": round(sum(r.score for r in rows) / len(rows), 2)
+              if rows else None}]
+    return {"by": by, "from": f"{start:%Y-%m-%d}", "to": f"{end:%Y-%m-%d}",
+            "threshold": threshold(), "total": total[0], "items": lines,
+            "low": [{"number": r.number, "type": r.type, "agency": r.agency,
+                     "group": r.group, "service": r.service, "score": r.score,
+                     "comment": r.comment, "rated_at": r.rated_at.isoformat()}
+                    for r in rows if r.score <= threshold()]}
+
+
+def chart(items: list[dict[str, Any]], width: int = 360) -> dict[str, Any]:
+    """Geometry of a horizontal bar chart of the averages (0-5), for the page's SVG."""
+    left, bar, gap = 120, 18, 8
+    scale = (width - left - 40) / 5
+    bars = [{"label": i["label"][:18], "average": i["average"], "count": i["count"],
+             "x": left, "y": 10 + n * (bar + gap), "w": round(i["average"] * scale, 1),
+             "h": bar} for n, i in enumerate(items)]
+    return {"width": width, "height": 20 + len(bars) * (bar + gap), "left": left,
+            "bars": bars, "ticks": [{"x": round(left + k * scale, 1), "text": str(k)}
+                                    for k in range(6)]}
