@@ -17,6 +17,7 @@ from itsm.plugin import (
     ApprovalScope,
     Charge,
     Event,
+    EventMessage,
     Group,
     GroupMember,
     LinkKind,
@@ -24,6 +25,7 @@ from itsm.plugin import (
     Permission,
     Rate,
     Rating,
+    Recipient,
     Record,
     RecordChange,
     RecordService,
@@ -582,3 +584,14 @@ def itsm_satisfaction_ratings(session: Session, start: datetime,
                    score=int(r.satisfaction), comment=r.satisfaction_comment or "",
                    rated_at=r.fulfilled_at)
             for r, group, agency, service in rows]
+
+
+@hookimpl
+def itsm_notification_recipients(event: EventMessage) -> list[Recipient] | None:
+    """Feedback on the catalog: its reviewers hear of it, its author of the answer, by
+    e-mail (the addresses are in the event, chosen when it was written)."""
+    if event.name not in ("catalog.feedback.submitted", "catalog.feedback.answered"):
+        return None
+    if "email" not in current_itsm().channels:
+        return []
+    return [Recipient("email", str(a)) for a in event.payload.get("recipients", [])]
