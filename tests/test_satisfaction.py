@@ -197,3 +197,22 @@ def test_feedback_tells_its_reviewers_and_its_author(client, itsm, world):
         event = session.scalars(select(Event).where(
             Event.name == "catalog.feedback.answered")).one()
         assert event.payload["recipients"] == ["ann@north.example"]
+
+
+def test_a_vendor_process_adds_its_ratings_through_the_hook(client, itsm, world):
+    from itsm.core.satisfaction import Rating
+    from itsm.testing import make_plugin
+
+    def itsm_satisfaction_ratings(session, start, end):
+        return [Rating(number="WO0000001", type="work_order", agency_id=world["north"],
+                       agency="Agency NORTH", group="Facilities", service="Moves",
+                       score=3, comment="", rated_at=utcnow())]
+
+    itsm.host.pm.register(make_plugin(
+        "moves", itsm_satisfaction_ratings=itsm_satisfaction_ratings), "moves")
+    try:
+        data = client.get(f"{API}?by=type", headers=world["agent"]).json
+    finally:
+        itsm.host.pm.unregister(name="moves")
+    assert [(i["label"], i["count"], i["average"]) for i in data["items"]] == [
+        ("work_order", 1, 3.0)]
