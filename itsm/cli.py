@@ -232,10 +232,11 @@ with collector_paused():  # the commands' modules bring the models and most of t
     from itsm.commands.outbox import outbox
     from itsm.commands.plugins import plugins
     from itsm.commands.records import records
+    from itsm.commands.satisfaction import satisfaction_group
     from itsm.commands.sla import sla_group
 
 for command in (plugins, users, agencies, groups, doctor, worker, sla_group, audit, outbox,
-                export_command, import_command, records, auth_group):
+                export_command, import_command, records, auth_group, satisfaction_group):
     cli.add_command(command)
 
 

@@ -85,6 +85,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "RATE_PERIODS": ("itsm.core.charges", "RATE_PERIODS"),
     "service_rates": ("itsm.core.charges", "service_rates"),
     "billable_charges": ("itsm.core.charges", "billable_charges"),
+    "Rating": ("itsm.core.satisfaction", "Rating"),
+    "satisfaction_follow_up": ("itsm.core.satisfaction", "follow_up"),
     # -- references: services, configuration items, agencies ... by stable id ------------
     "Ref": ("itsm.core.references", "Ref"),
     "ImpactHit": ("itsm.core.references", "ImpactHit"),
@@ -286,6 +288,8 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         request_reference_status,
         resolve_reference,
     )
+    from itsm.core.satisfaction import Rating  # noqa: F401
+    from itsm.core.satisfaction import follow_up as satisfaction_follow_up  # noqa: F401
     from itsm.core.schemas import (  # noqa: F401
         Boolean,
         CoreRecordOut,

@@ -640,3 +640,37 @@ def test_configuration_items_answer_by_role_and_stay_inside_their_agency(app, cl
         page = client.get(path)
         text = page.get_data(as_text=True)  # the search box repeats the words asked
         assert page.status_code == 200 and "of B" not in text and "by B" not in text, path
+
+
+# -- satisfaction: reports to staff; an agency's people never see another agency's ----------
+
+
+def test_satisfaction_reports_never_show_another_agencys_ratings(app, client, people,
+                                                                make_token):
+    from datetime import timedelta
+
+    from itsm.core.models import Agency, utcnow
+    from itsm.plugins.incident.models import Incident
+
+    itsm = app.extensions["itsm"]
+    with app.app_context(), itsm.Session() as session:
+        ids = {a.code: a.id for a in session.scalars(select(Agency))}
+        for number, code in (("INC9900001", AGENCY_A), ("INC9900002", AGENCY_B)):
+            session.add(Incident(number=number, type="incident", title="Rated",
+                                 state="resolved", agency_id=ids[code], satisfaction=1,
+                                 satisfaction_comment=f"{CANARY} of {code}"
+                                 if code == AGENCY_B else "slow",
+                                 resolved_at=utcnow() - timedelta(minutes=1)))
+        session.commit()
+    for name in ("requester A", "requester B"):
+        assert client.get("/api/v1/satisfaction",
+                          headers=people[name][2]).status_code == 403
+    everyone = client.get("/api/v1/satisfaction?by=agency", headers=people["admin"][2])
+    assert everyone.status_code == 200
+    assert {r["number"] for r in everyone.json["low"]} >= {"INC9900001", "INC9900002"}
+    a_staff = make_token("matrix-a-agent@dot.example", role="agent", agency=AGENCY_A)
+    theirs = client.get("/api/v1/satisfaction?by=agency", headers=a_staff)
+    assert theirs.status_code == 200
+    assert "INC9900002" not in theirs.text and CANARY not in theirs.text
+    assert "INC9900001" in theirs.text
+    assert len(theirs.json["items"]) == 1

@@ -48,6 +48,7 @@ def test_the_hook_list_is_what_the_docs_promise():
                 "itsm_authenticate", "itsm_sign_in_methods", "itsm_sign_out",
                 "itsm_auth_commands", "itsm_admin_pages",
                 "itsm_service_rates", "itsm_billable_charges", "itsm_escalation_path",
+                "itsm_satisfaction_ratings",
                 "itsm_agency_sections"}
     assert set(HOOKS) == expected
 

@@ -226,7 +226,15 @@ def _gated(values: MultiDict) -> ImmutableMultiDict:
 def _web(app: Flask, itsm: Itsm) -> None:
     """The routes, request hooks and error handlers: the API's, the console's, then every
     plugin's. Registered when the application is first used (see :class:`ItsmApp`)."""
-    from itsm.core import api, console, groups_api, inbox_web, ops, password_reset  # noqa: F401
+    from itsm.core import (  # noqa: F401
+        api,
+        console,
+        groups_api,
+        inbox_web,
+        ops,
+        password_reset,
+        satisfaction_web,
+    )
     from itsm.core.admin import area as admin_area
 
     ops.init_app(app)  # first: its timer starts before any other request hook runs

@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     # Built-in plugins enabled on a fresh install: "*" for all, or a list of names
     # (ITSM_PLUGINS_INITIAL=incident,knowledge). Later, enable/disable decides.
     "plugins.initial": "*",
+    # A satisfaction score at or below this opens a follow-up for the group's manager.
+    "satisfaction.follow_up_at": 2,
     "outbox.max_attempts": 8,
     "outbox.backoff_seconds": 30.0,
     "outbox.lease_seconds": 300.0,

@@ -39,6 +39,8 @@ def itsm_permissions() -> list[Permission]:
         Permission("admin.groups", "manage agencies, groups and their members", ("admin",)),
         Permission("groups.read", "read resolver groups and their members",
                    ("admin", "agent")),
+        Permission("satisfaction.read", "read satisfaction reports by group, service, "
+                   "agency and period", ("admin", "agent")),
     ]
 
 

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from itsm.core.notify import Channel, EventMessage, Recipient
     from itsm.core.records import LinkKind, RecordChange, RecordType
     from itsm.core.references import Ref, ReferenceKind
+    from itsm.core.satisfaction import Rating
     from itsm.core.search import Suggestion
     from itsm.core.sla import SlaTarget
     from itsm.core.web import NavItem
@@ -450,6 +451,30 @@ def itsm_billable_charges(session: Session, start: datetime, end: datetime,
     :param agency_id: only this agency's work, or every agency's when None.
     :return: :class:`itsm.core.charges.Charge` objects (each with a stable ``key`` so
         that it is billed once), or None. All results are used.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# How satisfied requesters are (between plugins whose work is rated and the core's report)
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def itsm_satisfaction_ratings(session: Session, start: datetime,
+                              end: datetime) -> list[Rating] | None:
+    """List the ratings requesters gave to a plugin's records finished in a period.
+
+    Called by the core's satisfaction report (:func:`itsm.core.satisfaction.ratings`)
+    for the page, the API and ``itsm satisfaction report``, inside a read transaction.
+    Agency separation is the caller's: return every agency's ratings.
+
+    :param session: a session to read with.
+    :param start: the period's first instant (UTC, included), compared with when the
+        work was finished (resolved, fulfilled).
+    :param end: the period's end (UTC, excluded).
+    :return: :class:`itsm.core.satisfaction.Rating` objects (record number, type,
+        agency, group, service, score 1-5, comment, rated_at), or None. All results
+        are used.
     """
 
 

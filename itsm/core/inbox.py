@@ -68,10 +68,12 @@ KINDS: dict[str, str] = {
     "mention": "An @mention of me in a work note",
     "reply": "A reply on a record I work",
     "sla": "An SLA warning on my record",
+    "follow_up": "A low satisfaction score in a group I manage",
 }
 # What a notification's badge says of its kind.
 SHORT: dict[str, str] = {"approval": "Approval", "assigned": "Assigned", "mention": "Mention",
-                         "reply": "Reply", "sla": "Service level"}
+                         "reply": "Reply", "sla": "Service level",
+                         "follow_up": "Follow-up"}
 UNREAD_SHOWN_UP_TO = 99  # the bell says "99+" beyond
 EXCERPT = 280
 MENTION = re.compile(r"(?<![\w@])@([\w.+-]+(?:@[\w-]+(?:\.[\w-]+)+)?)")
@@ -163,6 +165,12 @@ def _workers(session: Session, record: Record) -> set[int]:
     return set()
 
 
+def _manager(session: Session, event: EventMessage) -> list[int]:
+    """The group manager a low-satisfaction event names (see :mod:`itsm.core.satisfaction`)."""
+    email = str(event.payload.get("manager") or "").strip().lower()
+    return list(session.scalars(select(User.id).where(User.email == email))) if email else []
+
+
 def kinds_for(event: EventMessage, session: Session, record: Record | None) \
         -> dict[int, str]:
     """``{user id: kind}`` of the people this event concerns (before access checks)."""
@@ -186,6 +194,8 @@ def kinds_for(event: EventMessage, session: Session, record: Record | None) \
     if event.name == "record.commented" and event.payload.get("public", True) \
             and record.assignee_id:
         add([record.assignee_id], "reply")
+    if event.name == "satisfaction.low":  # the follow-up of a low score: the manager's
+        add(_manager(session, event), "follow_up")
     if event.name in ("sla.warning", "sla.breached"):
         add(sorted(_workers(session, record)), "sla")
     return wanted
@@ -243,6 +253,9 @@ def _summary(kind: str, actor: str, number: str, event: EventMessage) -> str:
         return f"{actor} mentioned you in a work note on {what}"
     if kind == "approval":
         return f"Your approval is asked on {what}"
+    if kind == "follow_up":
+        return (f"{what} was rated {event.payload.get('score')}/5: follow it up with the "
+                "requester")
     metric = str(event.payload.get("metric") or "service level").replace("_", " ")
     state = "breached" if event.name == "sla.breached" else "about to breach"
     return f"The {metric} target of {what} is {state}"

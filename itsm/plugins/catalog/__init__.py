@@ -32,11 +32,13 @@ from itsm.plugins.catalog.hooks import (
     itsm_install_defaults,
     itsm_link_kinds,
     itsm_navigation,
+    itsm_notification_recipients,
     itsm_permissions,
     itsm_record_changed,
     itsm_record_prepare,
     itsm_record_types,
     itsm_reference_kinds,
+    itsm_satisfaction_ratings,
     itsm_service_rates,
     itsm_sla_policy,
 )
@@ -49,5 +51,5 @@ plugin = Plugin(name="catalog", version="0.1.0",
 __all__ = ["itsm_admin_pages", "itsm_agency_sections", "itsm_billable_charges", "itsm_blueprints",
            "itsm_cli_commands", "itsm_demo_data", "itsm_install_defaults", "itsm_link_kinds",
            "itsm_navigation", "itsm_permissions", "itsm_record_changed", "itsm_record_prepare",
-           "itsm_record_types", "itsm_reference_kinds",
-           "itsm_service_rates", "itsm_sla_policy", "plugin"]
+           "itsm_record_types", "itsm_reference_kinds", "itsm_notification_recipients",
+           "itsm_satisfaction_ratings", "itsm_service_rates", "itsm_sla_policy", "plugin"]

@@ -11,18 +11,22 @@ from marshmallow import RAISE, Schema, fields, validate
 from itsm.plugin import (
     MAX_DB_INTEGER,
     Agency,
+    Conflict,
+    Forbidden,
     NotFound,
+    RecordService,
     ValidationError,
     current_actor,
     current_itsm,
     document,
     json_body,
     parse_int,
+    satisfaction_follow_up,
 )
 from itsm.plugins.catalog import reports
 from itsm.plugins.catalog import service as catalog
 from itsm.plugins.catalog.forms import FieldDefinition
-from itsm.plugins.catalog.models import SERVICE_STATUSES
+from itsm.plugins.catalog.models import SERVICE_STATUSES, ServiceRequest
 
 bp = Blueprint("catalog_api", __name__, url_prefix="/api/v1/catalog")
 TAGS = ["Catalog"]
@@ -402,3 +406,45 @@ def report():
     days = reports.parse_days(request.args.get("days"))
     with current_itsm().unit_of_work(current_actor()) as svc:
         return jsonify(reports.summary(svc, days))
+
+
+class SatisfactionIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    rating = fields.Integer(required=True, validate=validate.Range(1, 5))
+    comment = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class SatisfactionOut(Schema):
+    number = fields.String()
+    satisfaction = fields.Integer()
+    satisfaction_comment = fields.String()
+
+
+def rate_fulfilment(svc: RecordService, record: ServiceRequest, rating: int,
+                    comment: str = "") -> None:
+    """The requester rates a fulfilled request (1-5); the API and the portal both come
+    here. The rating is journaled as a public comment, and a low one is followed up."""
+    if record.requester_id is None or record.requester_id != svc.actor.id:
+        raise Forbidden("only the requester rates the fulfilment of a request")
+    if record.state != "fulfilled":
+        raise Conflict(f"{record.number} is not fulfilled yet: rate it once it is")
+    svc.set_fields(record, {"satisfaction": rating, "satisfaction_comment": comment})
+    text = f"Rated the fulfilment {rating}/5"
+    svc.comment(record, text + (f": {comment}" if comment else "."))
+    satisfaction_follow_up(svc.session, record, rating, comment, svc.actor.id)
+
+
+@bp.post("/requests/<number>/satisfaction")
+@document(summary="rate the fulfilment (the requester, once fulfilled)", body=SatisfactionIn,
+          response=SatisfactionOut, tags=TAGS)
+def rate(number: str):
+    data = SatisfactionIn().load(json_body())
+    with current_itsm().unit_of_work(current_actor()) as svc:
+        record = svc.get(number.upper()[:32], "request")
+        assert isinstance(record, ServiceRequest)
+        rate_fulfilment(svc, record, data["rating"], data["comment"])
+        out = {"number": record.number, "satisfaction": record.satisfaction,
+               "satisfaction_comment": record.satisfaction_comment}
+    return jsonify(out)

@@ -12,16 +12,20 @@ from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    Agency,
     AgencySection,
     ApprovalScope,
     Charge,
     Event,
+    EventMessage,
     Group,
     GroupMember,
     LinkKind,
     NavItem,
     Permission,
     Rate,
+    Rating,
+    Recipient,
     Record,
     RecordChange,
     RecordService,
@@ -87,6 +91,8 @@ class RequestSchema(Schema):
     response_minutes = fields.Integer(dump_only=True, allow_none=True)
     resolution_minutes = fields.Integer(dump_only=True, allow_none=True)
     fulfilled_at = fields.DateTime(dump_only=True, allow_none=True)
+    satisfaction = fields.Integer(dump_only=True, allow_none=True)
+    satisfaction_comment = fields.String(dump_only=True)
 
 
 def _request_number(session: Session, record: Record, value: int) -> str | None:
@@ -561,3 +567,32 @@ def itsm_agency_sections(session: Session, agency_id: int, start: datetime,
     return [AgencySection("Requests", facts=(
         ("Made", str(made)), ("Fulfilled", str(fulfilled)), ("In flight", str(in_flight)),
         ("Waiting for approval", str(waiting))), order=30)]
+
+
+@hookimpl
+def itsm_satisfaction_ratings(session: Session, start: datetime,
+                              end: datetime) -> list[Rating]:
+    """The requesters' ratings of requests fulfilled in the period."""
+    rows = session.execute(
+        select(ServiceRequest, Group.name, Agency.name, Service.name)
+        .outerjoin(Group, Group.id == ServiceRequest.group_id)
+        .outerjoin(Agency, Agency.id == ServiceRequest.agency_id)
+        .outerjoin(Service, Service.id == ServiceRequest.service_id)
+        .where(ServiceRequest.satisfaction.is_not(None),
+               ServiceRequest.fulfilled_at >= start, ServiceRequest.fulfilled_at < end))
+    return [Rating(number=r.number, type="request", agency_id=r.agency_id,
+                   agency=agency or "", group=group or "", service=service or "",
+                   score=int(r.satisfaction), comment=r.satisfaction_comment or "",
+                   rated_at=r.fulfilled_at)
+            for r, group, agency, service in rows]
+
+
+@hookimpl
+def itsm_notification_recipients(event: EventMessage) -> list[Recipient] | None:
+    """Feedback on the catalog: its reviewers hear of it, its author of the answer, by
+    e-mail (the addresses are in the event, chosen when it was written)."""
+    if event.name not in ("catalog.feedback.submitted", "catalog.feedback.answered"):
+        return None
+    if "email" not in current_itsm().channels:
+        return []
+    return [Recipient("email", str(a)) for a in event.payload.get("recipients", [])]

@@ -184,6 +184,9 @@ class ServiceRequest(Record):
     response_minutes: Mapped[int | None] = mapped_column(Integer)
     resolution_minutes: Mapped[int | None] = mapped_column(Integer)
     fulfilled_at: Mapped[datetime | None]
+    # The requester's rating of the fulfilment (1-5) and what they wrote with it.
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    satisfaction_comment: Mapped[str] = mapped_column(Text, default="")
     __mapper_args__ = {"polymorphic_identity": "request"}
 
 

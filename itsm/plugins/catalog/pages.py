@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import marshmallow
 from flask import Blueprint, flash, redirect, request, url_for
 from sqlalchemy import select
 
@@ -226,6 +227,11 @@ def request_page(number: str):
             "can_comment": svc.can("request.comment", record),
             "can_cancel": "cancel" in allowed,
             "can_decide": "approve" in allowed,
+            "can_rate": record.state == "fulfilled" and record.requester_id is not None
+            and record.requester_id == svc.actor.id,
+            "satisfaction": record.satisfaction,
+            "satisfaction_comment": record.satisfaction_comment or "",
+            "ratings": RATINGS,
         }
     return render_page("catalog/request.html", **context)
 
@@ -251,6 +257,25 @@ def add_comment(number: str):
     body = _text("body")
     return _act(number, lambda svc, r: svc.comment(r, body, public=True),
                 "Your message has been added.")
+
+
+RATINGS = [(5, "Very good"), (4, "Good"), (3, "All right"), (2, "Poor"), (1, "Very poor")]
+
+
+@portal.post("/requests/<number>/rate")
+def rate(number: str):
+    from itsm.plugins.catalog.api import SatisfactionIn, rate_fulfilment
+
+    try:
+        data = SatisfactionIn().load({"rating": request.form.get("rating", ""),
+                                      "comment": _text("comment", 2000)})
+    except marshmallow.ValidationError:
+        flash("Choose a rating from 1 to 5 (a comment may have up to 2000 characters).",
+              "error")
+        return redirect(url_for(".request_page", number=number.upper()[:32]) + "#rate")
+    return _act(number, lambda svc, r: rate_fulfilment(svc, r, data["rating"],
+                                                       data["comment"]),
+                "Thank you for your rating.")
 
 
 @portal.post("/requests/<number>/cancel")

@@ -24,6 +24,7 @@ from itsm.plugin import (
     Agency,
     Boolean,
     Conflict,
+    Event,
     Forbidden,
     Group,
     InputError,
@@ -514,7 +515,32 @@ def give_feedback(svc: RecordService, service: Service, data: Any) -> Feedback:
                         author_id=svc.actor.id, state="new")
     svc.session.add(feedback)
     svc.session.flush()
+    reviewers = set(svc.session.scalars(select(User.email).where(
+        User.active.is_(True), User.role == "service_manager")))
+    owner = svc.session.get(User, service.owner_id) if service.owner_id else None
+    if owner is not None and owner.active:
+        reviewers.add(owner.email)
+    _announce(svc, FEEDBACK_SUBMITTED, feedback, service, sorted(reviewers))
     return feedback
+
+
+#: Outbox events of feedback: to its reviewers when given, to its author when answered.
+FEEDBACK_SUBMITTED = "catalog.feedback.submitted"
+FEEDBACK_ANSWERED = "catalog.feedback.answered"
+
+
+def _announce(svc: RecordService, name: str, feedback: Feedback, service: Service,
+              recipients: list[str]) -> None:
+    """Queue the feedback's news in the outbox, in the same transaction; the catalog's
+    ``itsm_notification_recipients`` sends it to ``recipients``."""
+    if not recipients:
+        return
+    svc.session.add(Event(name=name, record_id=None, actor_id=svc.actor.id,
+                          created_at=utcnow(), payload={
+                              "feedback": feedback.id, "service": service.name,
+                              "kind": feedback.kind, "state": feedback.state,
+                              "body": feedback.body[:2000], "answer": feedback.answer[:2000],
+                              "actor": svc.actor.email, "recipients": recipients}))
 
 
 def review_queue(svc: RecordService, state: str | None = "new") -> list[Feedback]:
@@ -544,6 +570,11 @@ def review_feedback(svc: RecordService, feedback_id: int, data: Any) -> Feedback
         feedback.answered_by_id = svc.actor.id
     feedback.updated_at = utcnow()
     svc.session.flush()
+    author = svc.session.get(User, feedback.author_id) if feedback.author_id else None
+    if values["answer"] and author is not None and author.active \
+            and author.id != svc.actor.id:
+        _announce(svc, FEEDBACK_ANSWERED, feedback,
+                  svc.session.get(Service, feedback.service_id), [author.email])
     return feedback
 
 

@@ -43,6 +43,7 @@ from itsm.plugins.incident.hooks import (
     itsm_record_prepare,
     itsm_record_types,
     itsm_reference_changed,
+    itsm_satisfaction_ratings,
     itsm_transition_guard,
 )
 from itsm.plugins.incident.rules import DEFAULT_SETTINGS
@@ -55,4 +56,5 @@ __all__ = ["itsm_admin_pages", "itsm_agency_sections", "itsm_blueprints", "itsm_
            "itsm_demo_data", "itsm_link_kinds", "itsm_navigation", "itsm_notification_channels",
            "itsm_notification_recipients", "itsm_periodic", "itsm_permissions",
            "itsm_record_actions", "itsm_record_changed", "itsm_record_prepare",
-           "itsm_record_types", "itsm_reference_changed", "itsm_transition_guard", "plugin"]
+           "itsm_record_types", "itsm_reference_changed", "itsm_satisfaction_ratings",
+           "itsm_transition_guard", "plugin"]

@@ -19,6 +19,7 @@ from itsm.plugin import (
     document,
     json_body,
     parse_int,
+    satisfaction_follow_up,
 )
 from itsm.plugin import breaching_soon as queue_breaching_soon
 from itsm.plugins.incident.hooks import CHILD_OF, OPEN_STATES, REVIEWS, linked
@@ -95,6 +96,7 @@ def rate_resolution(service: RecordService, incident: Incident, rating: int,
     service.set_fields(incident, {"satisfaction": rating, "satisfaction_comment": comment})
     text = f"Rated the resolution {rating}/5"
     service.comment(incident, text + (f": {comment}" if comment else "."))
+    satisfaction_follow_up(service.session, incident, rating, comment, service.actor.id)
 
 
 def _incident(service: RecordService, number: str) -> Incident:

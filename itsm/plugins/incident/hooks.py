@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    Agency,
     AgencySection,
     Boolean,
     Conflict,
@@ -25,6 +26,7 @@ from itsm.plugin import (
     LinkKind,
     NavItem,
     Permission,
+    Rating,
     Recipient,
     Record,
     RecordChange,
@@ -38,6 +40,7 @@ from itsm.plugin import (
     current_itsm,
     escalation_path,
     hookimpl,
+    reference_label,
     utcnow,
 )
 from itsm.plugins.incident import rules, spine
@@ -659,3 +662,27 @@ def itsm_agency_sections(session: Session, agency_id: int, start: datetime,
         ("Open major incidents", str(len(majors))), ("Satisfaction", satisfaction)),
         items=tuple((f"Major incident {number}: {title}", f"/records/incidents/{number}")
                     for number, title in majors), order=20)]
+
+
+@hookimpl
+def itsm_satisfaction_ratings(session: Session, start: datetime,
+                              end: datetime) -> list[Rating]:
+    """The requesters' ratings of incidents resolved in the period."""
+    rows = session.execute(
+        select(Incident, Group.name, Agency.name)
+        .outerjoin(Group, Group.id == Incident.group_id)
+        .outerjoin(Agency, Agency.id == Incident.agency_id)
+        .where(Incident.satisfaction.is_not(None), Incident.resolved_at >= start,
+               Incident.resolved_at < end))
+    labels: dict[str, str] = {}
+    out = []
+    for incident, group, agency in rows:
+        service = incident.affected_service or ""
+        if service and service not in labels:
+            labels[service] = reference_label(session, "service", service)
+        out.append(Rating(
+            number=incident.number, type="incident", agency_id=incident.agency_id,
+            agency=agency or "", group=group or "", service=labels.get(service, ""),
+            score=int(incident.satisfaction), comment=incident.satisfaction_comment or "",
+            rated_at=incident.resolved_at))
+    return out

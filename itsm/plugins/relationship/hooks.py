@@ -77,12 +77,17 @@ def itsm_periodic(now: datetime) -> None:
 @hookimpl
 def itsm_notification_recipients(event: EventMessage, session: Session) \
         -> list[Recipient] | None:
-    """A review goes to the agency's relationship managers on the plugin's channels."""
-    if event.name != relationship.REVIEW_EVENT:
+    """A review, and a low satisfaction score (the core's ``satisfaction.low``), go to the
+    agency's relationship managers on the plugin's channels."""
+    if event.name == relationship.REVIEW_EVENT:
+        addresses = list(event.payload.get("recipients", []))
+    elif event.name == "satisfaction.low" and event.payload.get("agency_id"):
+        addresses = relationship.managers_of(session, int(event.payload["agency_id"]))
+    else:
         return None
     install = current_itsm()
     wanted = install.plugin_settings("relationship")["notify_channels"]
     if isinstance(wanted, str):
         wanted = [c.strip() for c in wanted.split(",")]
-    return [Recipient(channel, address) for address in event.payload.get("recipients", [])
+    return [Recipient(channel, address) for address in addresses
             for channel in wanted if channel in install.channels]
