@@ -370,7 +370,7 @@ def test_limit_outside_1_to_the_maximum_is_422(client, agent, limit):
     assert list(refused(response, 422, "invalid")["fields"]) == ["limit"]
 
 
-@pytest.mark.parametrize("sort", ["colour", "title", "--priority", ""])
+@pytest.mark.parametrize("sort", ["colour", "title desc", "--priority", ""])
 def test_unknown_sort_is_422(client, agent, sort):
     response = client.get(TICKETS, query_string={"sort": sort}, headers=agent)
 
