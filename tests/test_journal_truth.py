@@ -152,7 +152,7 @@ def test_problems_articles_changes_requests_and_agreements_replay_after_their_li
             "title": "Renew the portal certificate", "template": "tls-certificate-renewal",
             "planned_start": start.isoformat(),
             "planned_end": (start + timedelta(hours=1)).isoformat()})
-        agent.update(change, {"config_items": ["portal-web-01"]})
+        agent.update(change, {"config_items": ["srv-app-01"]})
         agent.transition(change, "schedule")
         agent.transition(change, "implement")
         agent.comment(change, "Certificate installed on both nodes.")

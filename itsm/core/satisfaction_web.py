@@ -16,7 +16,7 @@ from itsm.core.pagekit import _actor, _itsm, _render, bp
 TAGS = ["Satisfaction"]
 
 
-class LineOut(Schema):
+class SatisfactionLineOut(Schema):
     label = fields.String()
     count = fields.Integer()
     average = fields.Float()
@@ -36,18 +36,18 @@ class LowOut(Schema):
     rated_at = fields.String()
 
 
-class TotalOut(Schema):
+class SatisfactionTotalOut(Schema):
     count = fields.Integer()
     average = fields.Float(allow_none=True)
 
 
-class ReportOut(Schema):
+class SatisfactionReportOut(Schema):
     by = fields.String()
     period_from = fields.String(data_key="from")
     to = fields.String(metadata={"description": "the day after the period"})
     threshold = fields.Integer()
-    total = fields.Nested(TotalOut)
-    items = fields.List(fields.Nested(LineOut))
+    total = fields.Nested(SatisfactionTotalOut)
+    items = fields.List(fields.Nested(SatisfactionLineOut))
     low = fields.List(fields.Nested(LowOut))
 
 
@@ -58,7 +58,7 @@ def _args() -> tuple[str, str, str]:
 
 @api_bp.get("/satisfaction")
 @document(summary="Satisfaction by group, service, agency, month or type (staff; an "
-          "agency's people see their agency's only)", response=ReportOut, tags=TAGS,
+          "agency's people see their agency's only)", response=SatisfactionReportOut, tags=TAGS,
           params=[{"name": "by", "in": "query", "schema": {
                        "type": "string", "enum": list(satisfaction.DIMENSIONS)}},
                   {"name": "from", "in": "query", "schema": {"type": "string"},

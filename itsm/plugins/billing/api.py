@@ -27,7 +27,7 @@ api = Blueprint("billing_api", __name__, url_prefix="/api/v1/billing")
 TAGS = ["Billing"]
 
 
-class LineOut(Schema):
+class StatementLineOut(Schema):
     """One line of a statement."""
 
     position = fields.Integer()
@@ -56,7 +56,7 @@ class StatementOut(Schema):
     total = fields.String()
     computed_at = fields.String()
     issued_at = fields.String(allow_none=True)
-    lines = fields.List(fields.Nested(LineOut))
+    lines = fields.List(fields.Nested(StatementLineOut))
 
 
 class StatementPage(Schema):

@@ -408,7 +408,7 @@ def report():
         return jsonify(reports.summary(svc, days))
 
 
-class SatisfactionIn(Schema):
+class RequestRatingIn(Schema):
     class Meta:
         unknown = RAISE
 
@@ -416,7 +416,7 @@ class SatisfactionIn(Schema):
     comment = fields.String(load_default="", validate=validate.Length(max=2000))
 
 
-class SatisfactionOut(Schema):
+class RequestRatingOut(Schema):
     number = fields.String()
     satisfaction = fields.Integer()
     satisfaction_comment = fields.String()
@@ -437,10 +437,10 @@ def rate_fulfilment(svc: RecordService, record: ServiceRequest, rating: int,
 
 
 @bp.post("/requests/<number>/satisfaction")
-@document(summary="rate the fulfilment (the requester, once fulfilled)", body=SatisfactionIn,
-          response=SatisfactionOut, tags=TAGS)
+@document(summary="rate the fulfilment (the requester, once fulfilled)", body=RequestRatingIn,
+          response=RequestRatingOut, tags=TAGS)
 def rate(number: str):
-    data = SatisfactionIn().load(json_body())
+    data = RequestRatingIn().load(json_body())
     with current_itsm().unit_of_work(current_actor()) as svc:
         record = svc.get(number.upper()[:32], "request")
         assert isinstance(record, ServiceRequest)

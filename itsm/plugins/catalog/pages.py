@@ -264,10 +264,10 @@ RATINGS = [(5, "Very good"), (4, "Good"), (3, "All right"), (2, "Poor"), (1, "Ve
 
 @portal.post("/requests/<number>/rate")
 def rate(number: str):
-    from itsm.plugins.catalog.api import SatisfactionIn, rate_fulfilment
+    from itsm.plugins.catalog.api import RequestRatingIn, rate_fulfilment
 
     try:
-        data = SatisfactionIn().load({"rating": request.form.get("rating", ""),
+        data = RequestRatingIn().load({"rating": request.form.get("rating", ""),
                                       "comment": _text("comment", 2000)})
     except marshmallow.ValidationError:
         flash("Choose a rating from 1 to 5 (a comment may have up to 2000 characters).",

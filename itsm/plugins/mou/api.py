@@ -405,7 +405,7 @@ def list_proposals(number: str):
 
 @api.post("/mous/<number>/proposals")
 @document(summary="propose an amendment (an agency's delegate)",
-          body=participation.ProposalIn, response=ProposalOut, status=201, tags=TAGS)
+          body=participation.AgencyProposalIn, response=ProposalOut, status=201, tags=TAGS)
 def post_proposal(number: str):
     """New texts for some sections; IT staff adopt or decline it."""
     body = json_body()

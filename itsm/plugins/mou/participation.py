@@ -47,7 +47,7 @@ PROPOSED_EVENT = "mou.amendment_requested"
 MAX_PROPOSALS = 200
 
 
-class ProposalIn(Schema):
+class AgencyProposalIn(Schema):
     """An amendment an agency's delegate proposes."""
 
     summary = fields.String(required=True, validate=validate.Length(min=1, max=500))
@@ -131,7 +131,7 @@ def propose(svc: RecordService, mou: Mou, data: Any) -> MouProposal:
     _own(svc, mou)
     if mou.state not in (*EDITABLE_STATES, *service.AMENDABLE_STATES):
         raise Conflict(f"{mou.number} is {mou.state}: there is nothing left to amend")
-    values = service.load(ProposalIn(), data, "proposal")
+    values = service.load(AgencyProposalIn(), data, "proposal")
     current = {s.key: s.body for s in service.sections(svc.session, mou)}
     changed = {key: check_text(text, f"sections.{key}")
                for key, text in values["sections"].items() if text != current.get(key)}
