@@ -6,6 +6,7 @@ signs them out of the provider too. Screenshots at 1280 and 390 px go to tmp_pat
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import sample_plugin
@@ -56,7 +57,10 @@ def me(page, site: str) -> dict:
 
 def sign_out(page) -> None:
     """itsm's sign-out button, then the provider's "Yes, sign me out"."""
-    page.locator(".site-header").get_by_role("button", name="Sign out").click()
+    button = page.locator(".site-header").get_by_role("button", name="Sign out")
+    if not button.is_visible():  # at phone widths it is behind the menu
+        page.get_by_text("Menu", exact=True).first.click()
+    button.click()
     page.get_by_role("button", name="Yes, sign me out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     expect(page.get_by_role("status").first).to_contain_text("You have signed out.")
@@ -77,8 +81,9 @@ def test_two_agencies_sign_in_by_domain_and_out_of_the_provider_too(site, browse
     sign_in(page, site, "tom@tax.example.org", "tom")
     assert me(page, site) == {"email": "tom@tax.example.org", "name": "Tom Hart",
                               "role": "requester", "agency": "TAX", "groups": []}
-    expect(page.get_by_role("link", name="Reported by me")).to_be_visible()
-    expect(page.get_by_role("link", name="Open, assigned to me")).to_have_count(0)
+    # A requester's home is the portal: no staff queue is offered.
+    expect(page.get_by_role("heading", name="Welcome, Tom Hart")).to_be_visible()
+    expect(page.get_by_role("link", name=re.compile("My open"))).to_have_count(0)
     page.screenshot(path=str(tmp_path / "requester-home-1280.png"), full_page=True)
     sign_out(page)
     page.screenshot(path=str(tmp_path / "signed-out-1280.png"), full_page=True)
@@ -93,7 +98,7 @@ def test_two_agencies_sign_in_by_domain_and_out_of_the_provider_too(site, browse
     sign_in(page, site, "ann@dmv.example.org", "ann")
     assert me(page, site) == {"email": "ann@dmv.example.org", "name": "Ann Lee",
                               "role": "agent", "agency": "DMV", "groups": ["DMV desk"]}
-    expect(page.get_by_role("link", name="Open, assigned to me")).to_be_visible()
+    expect(page.get_by_role("link", name=re.compile("My open")).first).to_be_visible()
     assert no_sideways_scroll(page)
     page.screenshot(path=str(tmp_path / "agent-home-390.png"), full_page=True)
     sign_out(page)
