@@ -145,6 +145,14 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "AdminPage": ("itsm.core.admin.kit", "AdminPage"),
     "admin_view": ("itsm.core.admin.kit", "admin_view"),
     "record_admin_audit": ("itsm.core.admin.kit", "record_admin_audit"),
+    # -- sign-in plugins: mapping rules stored in the database, their admin page -------------
+    "DirectoryRules": ("itsm.core.directory_rules", "DirectoryRules"),
+    "DirectoryRuleColumns": ("itsm.core.directory_rules", "DirectoryRuleColumns"),
+    "DirectoryRulesPage": ("itsm.core.admin.directory_page", "DirectoryRulesPage"),
+    "DirectoryConfiguration": ("itsm.core.admin.directory_page", "DirectoryConfiguration"),
+    "DirectoryTest": ("itsm.core.admin.directory_page", "DirectoryTest"),
+    "DirectoryTestField": ("itsm.core.admin.directory_page", "DirectoryTestField"),
+    "SettingLabel": ("itsm.core.admin.directory_page", "SettingLabel"),
     # -- command line --------------------------------------------------------------------
     "pass_itsm": ("itsm.core.cli_kit", "pass_itsm"),
     "emit_json": ("itsm.core.cli_kit", "emit_json"),
@@ -183,6 +191,13 @@ def __dir__() -> list[str]:
 
 if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerly
     from itsm import __version__ as ITSM_VERSION  # noqa: F401
+    from itsm.core.admin.directory_page import (  # noqa: F401
+        DirectoryConfiguration,
+        DirectoryRulesPage,
+        DirectoryTest,
+        DirectoryTestField,
+        SettingLabel,
+    )
     from itsm.core.admin.kit import AdminPage, admin_view, record_admin_audit  # noqa: F401
     from itsm.core.agency_view import AgencySection, agency_sections  # noqa: F401
     from itsm.core.api import PREFIX as API_PREFIX  # noqa: F401
@@ -212,6 +227,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
     from itsm.core.cli_kit import emit_json, pass_itsm  # noqa: F401
     from itsm.core.context import current_itsm  # noqa: F401
     from itsm.core.demo import DemoContext, ensure_group  # noqa: F401
+    from itsm.core.directory_rules import DirectoryRuleColumns, DirectoryRules  # noqa: F401
     from itsm.core.errors import (  # noqa: F401
         ConfigError,
         Conflict,

@@ -456,6 +456,9 @@ def test_the_admin_page_shows_the_settings_and_manages_stored_rules(install):
     web = admin_browser(install)
     page = web.get("/admin/sign-in/ldap/").get_data(as_text=True)
     assert "Directory (LDAP)" in page and "set (hidden)" in page and READER_PW not in page
+    # Settings read by their labels, each with the key to change in itsm.toml.
+    assert "<td>Directory server</td>" in page and "<td>Groups within groups</td>" in page
+    assert "<td>set (hidden)</td><td><code>bind_password</code></td>" in page
     assert f"cn=dmv-desk,{GROUPS}" in page and "Mapping rules added here" in page
     # A wrong rule is refused at its field, with what was typed.
     refused = form_post(web, "/admin/sign-in/ldap/rules", {

@@ -408,6 +408,8 @@ def test_the_admin_page_shows_the_providers_and_manages_stored_rules(install, ru
                              "csrf_token": token})
     page = web.get("/admin/sign-in/oidc/").get_data(as_text=True)
     assert "Identity providers (OIDC)" in page and "set (hidden)" in page and SECRET not in page
+    assert "<td>Client secret</td><td>set (hidden)</td>" in page
+    assert "<td>Claim listing the person&#39;s groups</td>" in page
     assert "dmv-desk" in page and "DMV desk" in page
 
     def post(url: str, data: dict):

@@ -10,6 +10,7 @@ import re
 
 import pytest
 import sample_plugin
+from accessibility import assert_no_serious_violations, axe_context
 from browsing import expect
 from test_oidc import running_provider, two_providers
 
@@ -121,7 +122,7 @@ def test_the_admin_page_of_the_providers_fits_a_phone(app, site, browser, tmp_pa
         auth.create_user(session, "root@example.org", role="admin",
                          password="local admin words")
         session.commit()
-    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page = axe_context(browser, viewport={"width": 390, "height": 844}).new_page()
     page.set_default_timeout(15_000)
     page.goto(site + "/login")
     page.get_by_label("E-mail address", exact=True).fill("root@example.org")
@@ -129,6 +130,7 @@ def test_the_admin_page_of_the_providers_fits_a_phone(app, site, browser, tmp_pa
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.goto(site + "/admin/sign-in/oidc/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Identity providers (OIDC)")
+    assert_no_serious_violations(page)
     page.get_by_label("Provider (required)").first.select_option("tax")
     page.get_by_label("Maps to a (required)").select_option("agency")
     page.get_by_label("Value of the groups claim (required)").fill("tax-staff")
@@ -144,5 +146,6 @@ def test_the_admin_page_of_the_providers_fits_a_phone(app, site, browser, tmp_pa
     expect(page.get_by_role("list", name="Test result")).to_contain_text(
         "Mapping: role requester, groups none, agency DMV")
     assert no_sideways_scroll(page)
+    assert_no_serious_violations(page)
     page.screenshot(path=str(tmp_path / "admin-oidc-390.png"), full_page=True)
     print(f"screenshots in {tmp_path}")

@@ -14,8 +14,7 @@ from flask import abort, flash, redirect, request, url_for
 
 from itsm.core import health, migrate, plugin_admin
 from itsm.core.admin.blueprint import bp
-from itsm.core.admin.kit import admin_view, record_admin_audit
-from itsm.core.admin.people_views import Form
+from itsm.core.admin.kit import Form, admin_view, record_admin_audit
 from itsm.core.context import current_itsm
 from itsm.core.errors import ItsmError, PluginError, ValidationError
 from itsm.core.notify import retry_deliveries

@@ -12,24 +12,26 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from flask import request, url_for
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 from werkzeug.routing import BuildError
 
 from itsm.core.admin.models import AdminAudit
 from itsm.core.auth import Actor
 from itsm.core.context import current_itsm
-from itsm.core.pagekit import page_actor
+from itsm.core.errors import ItsmError
+from itsm.core.pagekit import error_text, field_messages, page_actor
 from itsm.core.records import RecordService
 
 log = logging.getLogger("itsm.admin")
 
 __all__ = ["AdminPage", "admin_view", "record_admin_audit", "admin_pages", "sidebar",
-           "may", "CORE_PAGES"]
+           "may", "CORE_PAGES", "Form", "refused"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,24 @@ CORE_PAGES: tuple[AdminPage, ...] = (
     AdminPage("Audit", "admin.audit", "Install",
               description="who changed what in the administration, with before and after"),
 )
+
+
+@dataclass
+class Form:
+    """What an admin form shows: the values (typed or stored) and the messages per field."""
+
+    values: MultiDict = field(default_factory=MultiDict)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    general: list[str] = field(default_factory=list)
+
+
+def refused(exc: ItsmError) -> Form:
+    """The form as sent, with the service's messages at its fields (or, without any,
+    the error as one sentence above the form)."""
+    form = Form(MultiDict(request.form), field_messages(exc.fields or {}))
+    if not form.errors:
+        form.general.append(error_text(exc))
+    return form
 
 
 def may(actor: Actor, permission: str) -> bool:

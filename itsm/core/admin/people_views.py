@@ -7,7 +7,6 @@ confirmation and are never the page's primary button.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
@@ -16,28 +15,11 @@ from werkzeug.datastructures import MultiDict
 
 from itsm.core import people
 from itsm.core.admin.blueprint import bp
-from itsm.core.admin.kit import admin_view
+from itsm.core.admin.kit import Form, admin_view, refused
 from itsm.core.context import current_itsm
 from itsm.core.errors import ItsmError, ValidationError
 from itsm.core.models import Agency, Group, User
-from itsm.core.pagekit import error_text, field_messages, page_actor, render_page
-
-
-@dataclass
-class Form:
-    """What a form shows: the values (typed or stored) and the messages per field."""
-
-    values: MultiDict = field(default_factory=MultiDict)
-    errors: dict[str, list[str]] = field(default_factory=dict)
-    general: list[str] = field(default_factory=list)
-
-
-def refused(exc: ItsmError) -> Form:
-    """The form as sent, with the service's messages at its fields."""
-    form = Form(MultiDict(request.form), field_messages(exc.fields or {}))
-    if not form.errors:
-        form.general.append(error_text(exc))
-    return form
+from itsm.core.pagekit import page_actor, render_page
 
 
 def _unit():

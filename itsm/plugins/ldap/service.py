@@ -264,13 +264,13 @@ def sync(itsm, conf: dict[str, Any], progress: Callable[[int], None] | None = No
     """
     from sqlalchemy import select
 
-    from itsm.plugins.ldap.rules import merged
+    from itsm.plugins.ldap.rules import RULES
 
     report = SyncReport()
     roles = role_names(itsm)
     with itsm.unit_of_work(Actor.system()) as service:
         session = service.session
-        conf = merged(conf, session)  # the admin page's rules after the file's
+        conf = {**conf, **RULES.applied(conf, session)}  # the admin page's after the file's
         users = session.scalars(select(User).where(User.auth_source == SOURCE,
                                                    User.active.is_(True))
                                 .order_by(User.id)).all()
