@@ -120,3 +120,25 @@ def test_a_payload_link_never_leaves_the_install(app, itsm):
         message = EventMessage(id=1, name="relationship.review", record=None, actor=None,
                                payload={"link_path": path}, created_at=utcnow())
         assert payload_link(settings, message) is None
+
+
+def test_an_admin_previews_each_agency_event_mail(app, make_token):
+    """The admin's preview (a sample incident, none of these payloads' fields) still
+    renders every one of these templates."""
+    import re
+
+    make_token("admin@example.org", role="admin", password="long enough secret")
+    client = app.test_client()
+    token = re.search(r'name="csrf_token" value="([^"]+)"',
+                      client.get("/login").text).group(1)
+    assert client.post("/login", data={"email": "admin@example.org",
+                                       "password": "long enough secret",
+                                       "csrf_token": token}).status_code == 302
+    listed = client.get("/admin/email/templates")
+    assert listed.status_code == 200
+    for name in EVENTS:
+        assert name in listed.text
+        page = client.get(f"/admin/email/templates?event={name}")
+        assert page.status_code == 200, name
+        html = client.get(f"/admin/email/templates/preview.html?event={name}")
+        assert html.status_code == 200 and "<h2>" in html.text, name
