@@ -78,6 +78,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "render_pdf": ("itsm.core.pdf", "render_pdf"),
     "AgencySection": ("itsm.core.agency_view", "AgencySection"),
     "agency_sections": ("itsm.core.agency_view", "agency_sections"),
+    "agency_contacts": ("itsm.core.agency_view", "agency_contacts"),
+    "CONTACT_PURPOSES": ("itsm.core.agency_view", "CONTACT_PURPOSES"),
     "EscalationStep": ("itsm.core.escalation", "EscalationStep"),
     "escalation_path": ("itsm.core.escalation", "escalation_path"),
     "Rate": ("itsm.core.charges", "Rate"),
@@ -199,7 +201,12 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         SettingLabel,
     )
     from itsm.core.admin.kit import AdminPage, admin_view, record_admin_audit  # noqa: F401
-    from itsm.core.agency_view import AgencySection, agency_sections  # noqa: F401
+    from itsm.core.agency_view import (  # noqa: F401
+        CONTACT_PURPOSES,
+        AgencySection,
+        agency_contacts,
+        agency_sections,
+    )
     from itsm.core.api import PREFIX as API_PREFIX  # noqa: F401
     from itsm.core.api import current_actor, document, json_body, with_etag  # noqa: F401
     from itsm.core.app import create_app  # noqa: F401

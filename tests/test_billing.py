@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 import itsm.plugins.billing as billing_plugin
 import itsm.plugins.catalog as catalog_plugin
 from itsm.core.errors import Conflict
-from itsm.core.models import Record
+from itsm.core.models import Delivery, Event, Record
 from itsm.plugins.billing.models import Statement, StatementLine
 
 PASSWORD = "long enough secret"
@@ -52,6 +52,11 @@ CATALOG = {
 @pytest.fixture
 def itsm_plugins():
     return [catalog_plugin, billing_plugin]
+
+
+@pytest.fixture
+def itsm_config(itsm_config):
+    return {**itsm_config, "plugins.billing.notify_channels": ["log"]}
 
 
 @pytest.fixture
@@ -357,3 +362,28 @@ def test_a_vendor_plugins_billable_work_is_billed_like_the_catalogs(
         "description": "WO-7 Move two desks", "quantity": "2.00", "unit_price": "75.00",
         "amount": "150.00"}
     assert epa["total"] == "166.00"
+
+
+def test_an_issued_statement_is_announced_to_its_agencys_billing_contacts(
+        app, client, desk, november):
+    for agency in ("DOT", "EPA"):
+        statement = compute(client, desk, agency)
+        client.post(f"/api/v1/billing/statements/{statement['id']}/review",
+                    headers=desk["admin"])
+        if agency == "DOT":  # EPA's stays reviewed: nobody hears of it yet
+            client.post(f"/api/v1/billing/statements/{statement['id']}/issue",
+                        headers=desk["admin"])
+    itsm = app.extensions["itsm"]
+    with app.app_context():
+        itsm.outbox.drain()
+    with itsm.Session() as session:
+        events = session.scalars(select(Event).where(
+            Event.name == "billing.statement_issued")).all()
+        assert [(e.payload["agency"], e.payload["period"]) for e in events] == [
+            ("DOT", "2026-11")]
+        statement_id = events[0].payload["statement"]
+        assert events[0].payload["link_path"] == f"/billing/statements/{statement_id}"
+        told = session.scalars(select(Delivery.recipient).where(
+            Delivery.event_id == events[0].id)).all()
+    # Only DOT's billing contact (the log channel also keeps its own line of every event).
+    assert [r for r in told if "@" in r] == ["fin@dot.example"]

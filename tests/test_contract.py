@@ -49,7 +49,7 @@ def test_the_hook_list_is_what_the_docs_promise():
                 "itsm_auth_commands", "itsm_admin_pages",
                 "itsm_service_rates", "itsm_billable_charges", "itsm_escalation_path",
                 "itsm_satisfaction_ratings",
-                "itsm_agency_sections"}
+                "itsm_agency_sections", "itsm_agency_contacts"}
     assert set(HOOKS) == expected
 
 

@@ -88,6 +88,18 @@ def test_staff_get_a_grouped_menu_with_one_entry_per_process(demo):
     for process in ("Incidents", "Changes", "Problems", "Requests"):
         assert labels[process].startswith("/records/"), process
     assert "Administration" not in labels
+    assert labels["Satisfaction"] == "/satisfaction"  # the core's report, under Reports
+    nav = web.get("/home").get_data(as_text=True)
+    reports = nav[nav.index('id="nav-reports"'):]
+    assert 'href="/satisfaction"' in reports[:reports.index("</ul>")]
+
+
+def test_the_satisfaction_report_is_in_the_menu_of_those_who_may_read_it(demo):
+    links, _ = menu(signed_in(demo, REQUESTER).get("/home").get_data(as_text=True))
+    assert "/satisfaction" not in [u for u, _ in links]  # satisfaction.read is staff's
+    assert signed_in(demo, REQUESTER).get("/satisfaction").status_code == 403
+    web = signed_in(demo, AGENT)
+    assert web.get("/satisfaction").status_code == 200
 
 
 def test_admins_also_get_administration(demo):

@@ -118,6 +118,44 @@ def test_requesters_rate_both_types_and_a_low_score_is_followed_up(client, itsm,
         assert "rae@it.example" in told
 
 
+def test_a_record_re_rated_low_is_followed_up_once_per_low_episode(client, itsm, world):
+    ids = world["ids"]
+    with itsm.Session() as session:
+        _incident(session, "INC9000007", ids["ann"], world["north"], world["network"], None)
+        _request(session, "REQ9000007", ids["ann"], world["north"], world["network"],
+                 world["mail"])
+        session.commit()
+
+    def rate(path, rating):
+        answer = client.post(path, json={"rating": rating}, headers=world["ann"])
+        assert answer.status_code == 200, answer.json
+
+    incident = "/api/v1/incidents/INC9000007/satisfaction"
+    request = "/api/v1/catalog/requests/REQ9000007/satisfaction"
+    rate(incident, 2)   # low: followed up
+    rate(incident, 1)   # still low, the same episode: nobody is told again
+    rate(incident, 2)
+    rate(request, 1)    # another record: its own follow-up
+    rate(request, 1)
+    rate(incident, 5)   # the requester is happy after all: the episode ends
+    rate(incident, 1)   # unhappy again: a new episode, a new follow-up
+
+    with itsm.Session() as session:
+        events = session.scalars(select(Event).where(Event.name == "satisfaction.low")
+                                 .order_by(Event.id)).all()
+        assert [(e.payload["record"]["number"], e.payload["score"]) for e in events] == [
+            ("INC9000007", 2), ("REQ9000007", 1), ("INC9000007", 1)]
+    itsm.outbox.drain()
+    with itsm.Session() as session:
+        inbox = session.scalars(select(Notification).where(
+            Notification.user_id == ids["max"], Notification.kind == "follow_up")).all()
+        assert sorted(n.record_number for n in inbox) == [
+            "INC9000007", "INC9000007", "REQ9000007"]
+        told = session.scalars(select(Delivery.event_id).where(
+            Delivery.recipient == "rae@it.example", Delivery.channel == "log")).all()
+        assert sorted(told) == sorted(e.id for e in events)
+
+
 def test_the_report_equals_a_hand_computation(client, itsm, world, runner, make_token):
     make_token("lee@it.example", role="agent", password=PASSWORD)
     ids, n, s = world["ids"], world["north"], world["south"]

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from itsm.core.demo import DemoContext
     from itsm.core.escalation import EscalationStep
     from itsm.core.migrate import Migrations
-    from itsm.core.models import Record
+    from itsm.core.models import Record, User
     from itsm.core.notify import Channel, EventMessage, Recipient
     from itsm.core.records import LinkKind, RecordChange, RecordType
     from itsm.core.references import Ref, ReferenceKind
@@ -394,6 +394,31 @@ def itsm_agency_sections(session: Session, agency_id: int, start: datetime,
     :param end: the period's end (UTC, excluded); for "now", the current instant.
     :return: :class:`itsm.core.agency_view.AgencySection` objects, or None. All results
         are used, in the sections' ``order``.
+    """
+
+
+@hookspec
+def itsm_agency_contacts(session: Session, agency_id: int, purpose: str) -> list[User] | None:
+    """Name the people of an agency who hear from the IT office for ``purpose``.
+
+    Called through :func:`itsm.core.agency_view.agency_contacts` by a plugin that writes
+    to an agency as a whole (the relationship plugin mails the monthly service review to
+    the agency's contacts as well as to its relationship managers), inside its
+    transaction. The core keeps ``Agency.contacts`` as free text for people; the users a
+    process knows as the agency's contacts (the agreement's designated contacts, the
+    billing contacts) are that process's own, and this hook lets another plugin reach
+    them without importing it.
+
+    :param session: a session to read with.
+    :param agency_id: the agency.
+    :param purpose: why the agency is written to; one of
+        :data:`itsm.core.agency_view.CONTACT_PURPOSES`: ``"review"`` (the monthly service
+        review: everyone who takes part in the agency's relationship), ``"agreement"``
+        (its MOU), ``"billing"`` (its statements). An implementation returns None for a
+        purpose it has no contacts for, and for one it does not know.
+    :return: :class:`itsm.core.models.User` rows, or None. All results are used: the
+        caller keeps each person once, and only active users of that agency, so an
+        implementation cannot make one agency's mail reach another agency's people.
     """
 
 

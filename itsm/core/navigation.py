@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import request, url_for
 
+from itsm.core import satisfaction
 from itsm.core.auth import Actor
 from itsm.core.context import current_itsm
 from itsm.core.records import RecordService, RecordType
@@ -49,7 +50,8 @@ def menu_entries(actor: Actor) -> list[NavItem]:
 
     Staff: home and notifications, one entry per process (the core's list of each record
     type the actor may read, unless the type's plugin gives its own page with
-    ``record_type``), reports, administration for admins, then the self-service pages.
+    ``record_type``), reports (the core's satisfaction report for those who may read
+    it), administration for admins, then the self-service pages.
     A requester: home (the portal) and the plugins' self-service pages; a record type
     whose plugin offers a requester nothing keeps its list, so no record is out of reach.
     """
@@ -59,6 +61,11 @@ def menu_entries(actor: Actor) -> list[NavItem]:
     with itsm.Session() as db:
         service = RecordService(itsm, db, actor)
         readable = [rt for rt in itsm.types if service.can(f"{rt.name}.read")]
+        # The core's own report, for those it answers (satisfaction.read; an agency's
+        # people granted it read their agency's ratings, in their own menu).
+        reports = [NavItem("Satisfaction", url_for("console.satisfaction_page"), 50,
+                           group="reports" if staff else "portal")] \
+            if service.can(satisfaction.READ) else []
     replaced = {item.record_type for _, item in plugin_items if item.record_type}
     items = [NavItem("Home", url_for("console.home"), 0, group="work" if staff else "portal")]
     if staff:
@@ -69,13 +76,13 @@ def menu_entries(actor: Actor) -> list[NavItem]:
                   for rt in readable if rt.name not in replaced]
         if actor.role == "admin":
             items.append(NavItem("Administration", "/admin", 90, group="admin"))
-        items += [item for _, item in plugin_items]
+        items += [item for _, item in plugin_items] + reports
     else:
         offering = {plugin for plugin, _ in plugin_items}
         items += [NavItem(plural(rt), url_for("console.record_list", collection=rt.collection),
                           10, group="portal", record_type=rt.name)
                   for rt in readable if rt.plugin not in offering and rt.name not in replaced]
-        items += [replace(item, group="portal") for _, item in plugin_items]
+        items += [replace(item, group="portal") for _, item in plugin_items] + reports
     groups = list(NAV_GROUPS)
     # Processes by name (people look one up); the other groups in the plugins' order.
     items.sort(key=lambda i: (groups.index(i.placed), 0 if i.placed == "process" else i.order,

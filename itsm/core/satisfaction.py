@@ -97,12 +97,19 @@ def threshold() -> int:
 
 
 def follow_up(session: Session, record: Record, score: int, comment: str,
-              actor_id: int | None) -> Event | None:
+              actor_id: int | None, previous: int | None = None) -> Event | None:
     """Open the follow-up of a low score, in the rating's transaction: an outbox event
     that puts the record in the group manager's inbox (and mail, if they asked for it)
-    and that the agency's relationship managers hear of. None when the score is above
-    the threshold."""
+    and that the agency's relationship managers hear of.
+
+    A record is followed up once per low episode: ``previous`` is the score the record
+    had before this rating (None when it had none); a requester who changes a low score
+    into another low one is already being followed up, so nobody is told again, while a
+    record rated well and then low again starts a new episode. None when no follow-up is
+    opened (the score is above the threshold, or the episode's follow-up exists)."""
     if score > threshold():
+        return None
+    if previous is not None and previous <= threshold():
         return None
     group = session.get(Group, record.group_id) if record.group_id else None
     manager = session.get(User, group.manager_id) if group and group.manager_id else None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import Response, request
 
-from itsm.adapters.email.channel import TEMPLATES, build_message
+from itsm.adapters.email.channel import TEMPLATES, build_message, plugin_template_folders
 from itsm.plugin import (
     AdminPage,
     EventMessage,
@@ -31,7 +31,9 @@ HTML_PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:
 def template_names(extra: str) -> list[tuple[str, str]]:
     """``(event, where)`` of every event with its own template; ``default`` is the rest."""
     found: dict[str, str] = {}
-    for folder, where in ((TEMPLATES / "email", "built in"),
+    plugins = [(Path(folder) / "email", f"plugin {Path(folder).parent.name}")
+               for folder in plugin_template_folders()]
+    for folder, where in (*plugins, (TEMPLATES / "email", "built in"),
                           (Path(extra) / "email" if extra else None, "templates_path")):
         if folder is None or not folder.is_dir():
             continue

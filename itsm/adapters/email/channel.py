@@ -2,8 +2,14 @@
 
 Rendering: ``templates/email/<event name>.txt`` and ``.html`` (``record.created.txt``),
 else ``default.txt`` / ``default.html``; a folder named by the ``templates_path`` setting
-is searched first, so an install can restyle every mail without touching the package.
-The HTML template is autoescaped; the text one is not (it is not HTML).
+is searched first, so an install can restyle every mail without touching the package,
+then this channel's own folder, then each plugin's ``templates/email/`` beside its module
+(a plugin ships the mails of its own events, as it ships its pages). The HTML template is
+autoescaped; the text one is not (it is not HTML). A text template that sets ``subject``
+at its top level (``{% set subject = "Service review of " ~ payload.agency %}``) gives the
+mail its subject; otherwise the subject is the record's number and title, or the event.
+Links: a record's page for an event about a record, else the payload's ``link_path`` (a
+path such as ``/billing/statements/7``) under the ``base_url`` setting.
 
 Threading: every mail about one record carries ``References: <itsm.INC0000042.…@domain>``,
 the Message-ID of the mail that announced the record (``record.created``); later mails
@@ -108,11 +114,32 @@ def user_wants(session, address: str, channel: str, name: str) -> bool:
 # -- rendering -----------------------------------------------------------------------------
 
 
+def plugin_template_folders() -> tuple[str, ...]:
+    """The ``templates`` folder of every loaded plugin that ships mail templates
+    (``templates/email/``); none outside an application."""
+    from flask import has_app_context
+
+    from itsm.plugin import current_itsm
+
+    if not has_app_context():
+        return ()
+    folders = []
+    plugins = current_itsm().host.plugins
+    for name in sorted(plugins):
+        info = plugins[name]
+        path = info.path
+        if info.usable and path is not None and (path / "templates" / "email").is_dir():
+            folders.append(str(path / "templates"))
+    return tuple(folders)
+
+
 @lru_cache(maxsize=8)
-def environments(extra: str) -> tuple[Environment, Environment]:
-    """Jinja environments for text (no escaping) and HTML (autoescaped) templates."""
+def environments(extra: str, plugins: tuple[str, ...] = ()) -> tuple[Environment, Environment]:
+    """Jinja environments for text (no escaping) and HTML (autoescaped) templates: the
+    install's folder, this channel's, then the plugins' (which cannot replace the
+    channel's own defaults)."""
     folders = [extra] if extra else []
-    loader = ChoiceLoader([FileSystemLoader([*folders, str(TEMPLATES)])])
+    loader = ChoiceLoader([FileSystemLoader([*folders, str(TEMPLATES), *plugins])])
     # Lenient undefined values: a template an admin wrote for one event must not break
     # the mail of another whose payload lacks a field.
     text = Environment(loader=loader, autoescape=False, keep_trailing_newline=True)
@@ -123,6 +150,15 @@ def environments(extra: str) -> tuple[Environment, Environment]:
 def render(env: Environment, name: str, suffix: str, context: dict[str, Any]) -> str:
     template = env.select_template([f"email/{name}.{suffix}", f"email/default.{suffix}"])
     return template.render(**context)
+
+
+def render_with_subject(env: Environment, name: str, suffix: str,
+                        context: dict[str, Any]) -> tuple[str, str | None]:
+    """The rendered template and the ``subject`` it sets at its top level, if any."""
+    template = env.select_template([f"email/{name}.{suffix}", f"email/default.{suffix}"])
+    module = template.make_module(vars=context)
+    subject = getattr(module, "subject", None)
+    return str(module), (str(subject) if subject else None)
 
 
 def _domain(settings: dict[str, Any]) -> str:
@@ -168,7 +204,12 @@ def build_message(message: EventMessage, address: str, settings: dict[str, Any],
     context = {"event": message, "record": record, "label": label, "actor": message.actor,
                "payload": message.payload, "link": link, "recipient": address,
                "subject": subject}
-    text_env, html_env = environments(str(settings.get("templates_path") or ""))
+    text_env, html_env = environments(str(settings.get("templates_path") or ""),
+                                      plugin_template_folders())
+    text, own_subject = render_with_subject(text_env, message.name, "txt", context)
+    if own_subject:
+        subject = f"[{number}] {own_subject}" if number else own_subject
+        context["subject"] = subject
     mail = EmailMessage()
     mail["Subject"] = " ".join(subject.split())  # no line breaks from a title in a header
     mail["From"] = str(settings["sender"])
@@ -190,7 +231,7 @@ def build_message(message: EventMessage, address: str, settings: dict[str, Any],
     # RFC 3834: replies by vacation responders must not come back to us in a loop; a
     # bounce is itself an automatic reply.
     mail["Auto-Submitted"] = "auto-replied" if answered else "auto-generated"
-    mail.set_content(render(text_env, message.name, "txt", context))
+    mail.set_content(text)
     mail.add_alternative(render(html_env, message.name, "html", context), subtype="html")
     for item in message.payload.get("attachments") or ():
         _attach(mail, item)
@@ -264,7 +305,8 @@ class EmailChannel:
                 log.info("event %s not mailed to %s: turned off in their preferences",
                          message.id, address)
                 return
-        link = record_link(itsm, settings, message) or account_link(settings, message)
+        link = record_link(itsm, settings, message) or account_link(settings, message) \
+            or payload_link(settings, message)
         mail = build_message(message, address, settings, link,
                              secret_key=str(itsm.settings.get("secret_key") or ""))
         send(mail, settings)
@@ -278,6 +320,17 @@ def record_link(itsm, settings: dict[str, Any], message: EventMessage) -> str | 
     if not base or rt is None or not record.get("number"):
         return None
     return f"{base}/records/{rt.collection}/{record['number']}"
+
+
+def payload_link(settings: dict[str, Any], message: EventMessage) -> str | None:
+    """The page an event that is not about a record points to (its payload's
+    ``link_path``: a review, a statement, a piece of catalog feedback)."""
+    path = str(message.payload.get("link_path") or "")
+    base = str(settings.get("base_url") or "").rstrip("/")
+    # Only a path on this install: a payload never sends a reader elsewhere.
+    if not base or not path.startswith("/") or path.startswith("//"):
+        return None
+    return base + path
 
 
 def account_link(settings: dict[str, Any], message: EventMessage) -> str | None:

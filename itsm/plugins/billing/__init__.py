@@ -20,17 +20,19 @@ from __future__ import annotations
 
 from itsm.plugin import Plugin
 from itsm.plugins.billing.hooks import (
+    itsm_agency_contacts,
     itsm_blueprints,
     itsm_cli_commands,
     itsm_demo_data,
     itsm_navigation,
+    itsm_notification_recipients,
     itsm_permissions,
 )
 
 plugin = Plugin(name="billing", version="0.1.0",
                 description="Internal billing: agencies' monthly statements from catalog "
                             "rates.",
-                requires_itsm=">=0.1,<1")
+                requires_itsm=">=0.1,<1", settings={"notify_channels": ["email"]})
 
-__all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_navigation",
-           "itsm_permissions", "plugin"]
+__all__ = ["itsm_agency_contacts", "itsm_blueprints", "itsm_cli_commands", "itsm_demo_data",
+           "itsm_navigation", "itsm_notification_recipients", "itsm_permissions", "plugin"]

@@ -6,13 +6,17 @@ from datetime import timedelta
 
 import click
 from flask import Blueprint
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
     Agency,
     DemoContext,
+    EventMessage,
     NavItem,
     Permission,
+    Recipient,
     RecordService,
     User,
     current_itsm,
@@ -63,8 +67,6 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
 def itsm_demo_data(ctx: DemoContext) -> None:
     """Each demo agency subscribes to the priced recurring services from last month on,
     and its first requester receives its statements."""
-    from sqlalchemy import select
-
     from itsm.plugins.billing.models import BillingContact, Subscription
 
     if ctx.session.scalar(select(Subscription.id).limit(1)) is not None:
@@ -85,3 +87,29 @@ def itsm_demo_data(ctx: DemoContext) -> None:
         if contact is not None and ctx.session.get(
                 BillingContact, (agency.id, contact.id)) is None:
             ctx.session.add(BillingContact(agency_id=agency.id, user_id=contact.id))
+
+
+@hookimpl
+def itsm_agency_contacts(session: Session, agency_id: int, purpose: str) -> list[User] | None:
+    """The agency's billing contacts hear of its statements and of its monthly service
+    review (MOU sections 6 and 7 make billing part of the relationship)."""
+    from itsm.plugins.billing.models import BillingContact
+
+    if purpose not in ("billing", "review"):
+        return None
+    return list(session.scalars(select(User).join(
+        BillingContact, BillingContact.user_id == User.id).where(
+        BillingContact.agency_id == agency_id)))
+
+
+@hookimpl
+def itsm_notification_recipients(event: EventMessage) -> list[Recipient] | None:
+    """An issued statement goes to the agency's billing contacts named in the event."""
+    if event.name != billing.ISSUED_EVENT:
+        return None
+    install = current_itsm()
+    wanted = install.plugin_settings("billing")["notify_channels"]
+    if isinstance(wanted, str):
+        wanted = [c.strip() for c in wanted.split(",")]
+    return [Recipient(channel, address) for address in event.payload.get("recipients", [])
+            for channel in wanted if channel in install.channels]

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from itsm.plugin import (
     Agency,
     Conflict,
+    Event,
     Forbidden,
     NotFound,
     Permission,
@@ -51,6 +52,8 @@ from itsm.plugins.billing.models import (
 
 MANAGE = "billing.manage"
 READ = "billing.read"
+#: The outbox event of an issued statement, mailed to the agency's billing contacts.
+ISSUED_EVENT = "billing.statement_issued"
 PERMISSIONS = [
     Permission(MANAGE, "compute, review and issue agencies' statements; record "
                "subscriptions, time and credits", ("admin",)),
@@ -323,8 +326,27 @@ def reopen(svc: RecordService, statement_id: int) -> Statement:
 
 
 def issue(svc: RecordService, statement_id: int) -> Statement:
-    """Send the reviewed statement to the agency; from now on it never changes."""
-    return _move(svc, statement_id, "reviewed", "issued")
+    """Send the reviewed statement to the agency; from now on it never changes. Its
+    billing contacts are told, in the same transaction (an outbox event)."""
+    found = _move(svc, statement_id, "reviewed", "issued")
+    agency = svc.session.get(Agency, found.agency_id)
+    event = Event(name=ISSUED_EVENT, record_id=None, actor_id=svc.actor.id, payload={
+        "statement": found.id, "number": found.number, "period": found.period,
+        "agency": agency.code, "agency_name": agency.name,
+        "total": f"{found.total:.2f}", "currency": found.currency,
+        "link_path": f"/billing/statements/{found.id}",
+        "recipients": contacts_of(svc.session, found.agency_id)})
+    svc.session.add(event)
+    svc.events.append(event)
+    return found
+
+
+def contacts_of(session, agency_id: int) -> list[str]:
+    """The e-mail addresses of the agency's active billing contacts."""
+    return list(session.scalars(select(User.email).join(
+        BillingContact, BillingContact.user_id == User.id).where(
+        BillingContact.agency_id == agency_id, User.active.is_(True),
+        User.agency_id == agency_id).order_by(User.email)))
 
 
 def credit(svc: RecordService, statement_id: int, value: str | Decimal,

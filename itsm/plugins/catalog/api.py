@@ -430,10 +430,12 @@ def rate_fulfilment(svc: RecordService, record: ServiceRequest, rating: int,
         raise Forbidden("only the requester rates the fulfilment of a request")
     if record.state != "fulfilled":
         raise Conflict(f"{record.number} is not fulfilled yet: rate it once it is")
+    previous = record.satisfaction
     svc.set_fields(record, {"satisfaction": rating, "satisfaction_comment": comment})
     text = f"Rated the fulfilment {rating}/5"
     svc.comment(record, text + (f": {comment}" if comment else "."))
-    satisfaction_follow_up(svc.session, record, rating, comment, svc.actor.id)
+    satisfaction_follow_up(svc.session, record, rating, comment, svc.actor.id,
+                           previous=previous)
 
 
 @bp.post("/requests/<number>/satisfaction")

@@ -540,7 +540,11 @@ def _announce(svc: RecordService, name: str, feedback: Feedback, service: Servic
                               "feedback": feedback.id, "service": service.name,
                               "kind": feedback.kind, "state": feedback.state,
                               "body": feedback.body[:2000], "answer": feedback.answer[:2000],
-                              "actor": svc.actor.email, "recipients": recipients}))
+                              "actor": svc.actor.email, "recipients": recipients,
+                              # Reviewers work in the queue; the author reads the answer
+                              # beside the feedback form, where they gave it.
+                              "link_path": "/catalog/feedback" if name == FEEDBACK_SUBMITTED
+                              else f"/portal/catalog/services/{service.slug}/feedback"}))
 
 
 def review_queue(svc: RecordService, state: str | None = "new") -> list[Feedback]:

@@ -93,10 +93,12 @@ def rate_resolution(service: RecordService, incident: Incident, rating: int,
         raise Forbidden("only the requester rates the resolution of an incident")
     if incident.state not in ("resolved", "closed"):
         raise Conflict(f"{incident.number} is not resolved yet: rate it once it is")
+    previous = incident.satisfaction
     service.set_fields(incident, {"satisfaction": rating, "satisfaction_comment": comment})
     text = f"Rated the resolution {rating}/5"
     service.comment(incident, text + (f": {comment}" if comment else "."))
-    satisfaction_follow_up(service.session, incident, rating, comment, service.actor.id)
+    satisfaction_follow_up(service.session, incident, rating, comment, service.actor.id,
+                           previous=previous)
 
 
 def _incident(service: RecordService, number: str) -> Incident:

@@ -32,6 +32,7 @@ from __future__ import annotations
 from itsm.plugin import Plugin
 from itsm.plugins.mou.hooks import (
     itsm_admin_pages,
+    itsm_agency_contacts,
     itsm_agency_sections,
     itsm_blueprints,
     itsm_cli_commands,
@@ -57,9 +58,9 @@ plugin = Plugin(
     requires_itsm=">=0.1,<1",
     settings={"notify_channels": ["email"], "alert_check_minutes": 60})
 
-__all__ = ["itsm_admin_pages", "itsm_agency_sections", "itsm_blueprints", "itsm_cli_commands",
-           "itsm_demo_data", "itsm_escalation_path", "itsm_install_defaults", "itsm_navigation",
-           "itsm_notification_recipients", "itsm_periodic", "itsm_permission_check",
-           "itsm_permissions", "itsm_record_actions", "itsm_record_changed",
-           "itsm_record_prepare", "itsm_record_types", "itsm_reference_changed",
-           "itsm_sla_policy", "plugin"]
+__all__ = ["itsm_admin_pages", "itsm_agency_contacts", "itsm_agency_sections",
+           "itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_escalation_path",
+           "itsm_install_defaults", "itsm_navigation", "itsm_notification_recipients",
+           "itsm_periodic", "itsm_permission_check", "itsm_permissions",
+           "itsm_record_actions", "itsm_record_changed", "itsm_record_prepare",
+           "itsm_record_types", "itsm_reference_changed", "itsm_sla_policy", "plugin"]

@@ -26,12 +26,13 @@ from itsm.plugin import (
     RecordService,
     RecordType,
     SlaTarget,
+    User,
     ValidationError,
     current_itsm,
     hookimpl,
 )
 from itsm.plugins.mou import policy, service, template
-from itsm.plugins.mou.models import MOU, Mou, MouContact, MouTarget
+from itsm.plugins.mou.models import MOU, Mou, MouContact, MouDelegate, MouTarget
 
 
 @hookimpl
@@ -313,3 +314,14 @@ def itsm_agency_sections(session: Session, agency_id: int, start: datetime,
             items.append((f"Below target: {line['target']}, {line['metric']}", None))
     return [AgencySection("Agreement and service levels", facts=tuple(facts),
                           items=tuple(items), order=10)]
+
+
+@hookimpl
+def itsm_agency_contacts(session: Session, agency_id: int, purpose: str) -> list[User] | None:
+    """The people the agency designated to take part in its agreements: they hear of the
+    agreement and of the monthly service review that measures it (not of billing)."""
+    if purpose not in ("review", "agreement"):
+        return None
+    return list(session.scalars(select(User).join(
+        MouDelegate, MouDelegate.user_id == User.id).where(
+        MouDelegate.agency_id == agency_id)))

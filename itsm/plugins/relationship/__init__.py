@@ -6,8 +6,9 @@ their agencies' situation: the agreement and its service levels, incidents and o
 major ones, satisfaction, requests in flight, as every enabled process reports it through
 the core's ``itsm_agency_sections``. At the start of each month the background engine
 keeps every agency's review of the month before, unchanged from then on, and mails it as
-a PDF to its relationship managers; the agency's own people read their reviews in the
-portal (``/relationship/reviews``).
+a PDF to its relationship managers and to the agency's contacts as the processes name
+them (the core's ``itsm_agency_contacts``: designated contacts, billing contacts); the
+agency's own people read their reviews in the portal (``/relationship/reviews``).
 
 This plugin imports no other: what a process says about an agency is the process's own
 answer to the hook, so an install with fewer processes has shorter reviews.

@@ -4,7 +4,9 @@ A relationship manager is a staff member with agencies in their portfolio (an ad
 them there); they see each agency's situation as the processes report it (through
 ``itsm_agency_sections``). On the first days of a month the periodic pass keeps last
 month's review of every agency, as it stood, and mails it as a PDF to the agency's
-relationship managers; the agency's own people read their reviews in the portal.
+relationship managers and to the people every process names as the agency's contacts
+(the core's ``itsm_agency_contacts``: the agreement's designated contacts, the billing
+contacts); the agency's own people read their reviews in the portal.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from itsm.plugin import (
     User,
     ValidationError,
     agency_by_code,
+    agency_contacts,
     agency_sections,
     parse_month,
     user_by_email,
@@ -146,12 +149,25 @@ def review(svc: RecordService, review_id: int) -> Review:
     return row
 
 
+def review_recipients(session: Session, agency_id: int) -> list[str]:
+    """Who receives the agency's review: its relationship managers and its contacts
+    (active users of that agency only, see ``agency_contacts``), each address once."""
+    addresses = managers_of(session, agency_id)
+    for user in agency_contacts(session, agency_id, "review"):
+        if user.email not in addresses:
+            addresses.append(user.email)
+    return addresses
+
+
 def announce(session: Session, row: Review, pdf: bytes) -> Event:
-    """The outbox event that mails the review as a PDF to the relationship managers."""
+    """The outbox event that mails the review as a PDF to the relationship managers and
+    the agency's contacts."""
     data = review_dict(session, row)
     event = Event(name=REVIEW_EVENT, record_id=None, payload={
-        "agency": data["agency"], "period": row.period, "review": row.id,
-        "recipients": managers_of(session, row.agency_id),
+        "agency": data["agency"], "agency_name": data["agency_name"],
+        "period": row.period, "review": row.id,
+        "link_path": f"/relationship/reviews/{row.id}",
+        "recipients": review_recipients(session, row.agency_id),
         "attachments": [{"filename": f"service-review-{data['agency']}-{row.period}.pdf",
                          "content_type": "application/pdf",
                          "data": base64.b64encode(pdf).decode()}]})
