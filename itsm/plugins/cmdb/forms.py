@@ -40,7 +40,8 @@ TEXT_MAX = 20000
 WIDGETS = {"string": "text", "text": "textarea", "integer": "number", "number": "number",
            "boolean": "select", "date": "date", "choice": "select", "json": "textarea"}
 HINTS = {"integer": "A whole number.", "number": "A number, e.g. 2.5.",
-         "date": "A date such as 2026-12-01.", "json": "JSON, e.g. [\"web\", \"db\"]."}
+         "date": "A date such as 2026-12-01.",
+         "json": "JSON: a list such as [\"web\", \"db\"] or an object such as {\"port\": 80}."}
 
 
 # -- what the form shows ------------------------------------------------------------------
