@@ -152,9 +152,7 @@ def service_data(session, values: dict[str, Any], inputs: list[dict[str, Any]]) 
                 attributes[item["name"]] = json.loads(raw)
             except ValueError:
                 problems[item["key"]] = ["not valid JSON"]
-        elif item["kind"] == "boolean":
-            attributes[item["name"]] = raw
-        else:
+        else:  # text as typed: the type's schema parses numbers, dates, yes/no
             attributes[item["name"]] = raw
     data = {"name": values["name"], "type": values["type"],
             "lifecycle": values["lifecycle"] or "in_use",
