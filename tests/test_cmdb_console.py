@@ -333,3 +333,31 @@ def test_the_ci_form_in_a_browser_with_axe(client, live_server, browser, cast, d
     page.screenshot(path=str(tmp_path / "detail.png"), full_page=True)
     shutil.copyfile(tmp_path / "detail.png", f"/tmp/itsm-cmdb-detail-form-{width}.png")
     context.close()
+
+
+@pytest.mark.parametrize("width", (1280, 390))
+def test_the_ci_type_admin_pages_in_a_browser_with_axe(live_server, browser, cast, width,
+                                                       tmp_path):
+    from accessibility import assert_no_serious_violations, axe_context
+    from browsing import expect
+
+    context = axe_context(browser, viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(live_server + "/login")
+    page.get_by_label("E-mail address").fill("admin@example.org")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    for name, path in (("types", "/admin/cmdb/types/"), ("server", "/admin/cmdb/types/server")):
+        answer = page.goto(live_server + path)
+        assert answer.status == 200
+        assert_no_serious_violations(page)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+        page.screenshot(path=str(tmp_path / "shot.png"), full_page=True)
+        shutil.copyfile(tmp_path / "shot.png", f"/tmp/itsm-cmdb-admin-{name}-{width}.png")
+    page.get_by_role("button", name="Add an attribute").click()
+    page.get_by_label("Name").last.fill("Rack!")
+    page.get_by_role("button", name="Save CI type").click()
+    expect(page.get_by_text("The CI type was not saved")).to_be_visible()
+    assert_no_serious_violations(page)
+    context.close()
