@@ -186,6 +186,14 @@ def test_relations_are_added_by_name_and_ended_with_their_events(app, client, ca
                    {"kind": "depends_on", "target": "orders-dbx"})
     assert unknown.status_code == 422
     assert "no configuration item" in unknown.text.lower() and 'value="orders-dbx"' in unknown.text
+    client.post("/api/v1/cmdb/cis", headers=cast["admin"],
+                json={"name": "billing-db", "type": "database"})
+    assert '<option value="billing-db">' in client.get(f"/cmdb/cis/{app_id}").text
+    narrowed = post(client, f"/cmdb/cis/{app_id}/relations",
+                    {"kind": "depends_on", "target": "orders"})
+    assert narrowed.status_code == 422  # the list now holds the names with "orders"
+    assert '<option value="orders-db">' in narrowed.text
+    assert '<option value="billing-db">' not in narrowed.text
     added = post(client, f"/cmdb/cis/{app_id}/relations",
                  {"kind": "depends_on", "target": "orders-db"})
     assert added.status_code == 302

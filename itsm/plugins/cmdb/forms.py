@@ -292,7 +292,8 @@ def add_relation(ci_id: int):
                     target = cmdb.find_ci(service, typed["target"])
                 except NotFound:
                     errors["target"] = [f"no configuration item {typed['target']!r}: pick "
-                                        "one from the list, or give its #id"]
+                                        "one from the list (it now shows the names that "
+                                        "hold what you typed), or give its #id"]
             if not errors:
                 rel.relate(service, ci, {"kind": typed["kind"], "target": target.id})
                 label = RELATION_KINDS[typed["kind"]].label
@@ -302,7 +303,8 @@ def add_relation(ci_id: int):
             raise
         errors = field_messages(exc.fields) or {"_": [exc.message]}
     if errors:
-        return render_detail(ci_id, relation_form={"values": typed, "errors": errors},
-                             status=422)
+        return render_detail(ci_id, status=422, relation_form={
+            "values": typed, "errors": errors,
+            "search": typed["target"] if "target" in errors else ""})
     flash(f"Relation added: {label} {other}.", "success")
     return redirect(url_for("cmdb_pages.ci_detail", ci_id=ci_id) + "#relations")

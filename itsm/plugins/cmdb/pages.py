@@ -94,7 +94,9 @@ def render_detail(ci_id: int, raw_as_of: str = "", *,
         types = cmdb.all_types(service.session)
         attribute_labels = {a["name"]: a.get("label") or a["name"] for a in (
             types[ci.type_key].attributes if ci.type_key in types else [])}
-        choices = relation_choices(service, ci) if can_write else []
+        # A name typed and not found narrows the list to the CIs whose names hold it.
+        choices = relation_choices(service, ci, (relation_form or {}).get("search", "")) \
+            if can_write else []
     return render_page("cmdb/detail.html", 400 if error else status, ci=data,
                        current=current, impact=impact, history=history, as_of=raw_as_of,
                        error=error, can_write=can_write, kinds=RELATION_KINDS,
@@ -102,11 +104,16 @@ def render_detail(ci_id: int, raw_as_of: str = "", *,
                        relation_form=relation_form or {"values": {}, "errors": {}})
 
 
-def relation_choices(service: RecordService, ci: ConfigItem) -> list[tuple[str, str]]:
-    """CIs the relation form offers by name (not retired, not the CI itself); any other
-    name, key or ``#id`` may still be typed."""
+def relation_choices(service: RecordService, ci: ConfigItem, text: str = "") \
+        -> list[tuple[str, str]]:
+    """CIs the relation form offers by name (not retired, not the CI itself), those whose
+    name holds ``text`` when given; any other name, key or ``#id`` may still be typed."""
     query = select(ConfigItem.name, ConfigItem.type_key).where(
         ConfigItem.lifecycle != "retired", ConfigItem.id != ci.id)
+    if text:
+        like = "%" + text[:100].replace("\\", "\\\\").replace("%", "\\%").replace(
+            "_", "\\_") + "%"
+        query = query.where(ConfigItem.name.ilike(like, escape="\\"))
     condition = cmdb.scope(service)
     if condition is not None:
         query = query.where(condition)
