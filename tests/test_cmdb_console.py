@@ -302,6 +302,14 @@ def test_a_refused_change_writes_no_event_and_webhooks_receive_cmdb_events(
         delivered = sorted(set(rows.all()))
     assert ("cmdb.ci.updated", "webhook") in delivered
     assert ("cmdb.ci.created", "webhook") in delivered
+    twin = client.post("/api/v1/cmdb/cis", headers=cast["admin"],
+                       json={"name": "orders-db copy", "type": "database"}).json["id"]
+    merged = client.post(f"/api/v1/cmdb/cis/{twin}/merge", headers=cast["admin"],
+                         json={"into": desk["database"]})
+    assert merged.status_code == 200, merged.json
+    name, payload = events(app)[-1]
+    assert name == "cmdb.ci.merged" and payload["ci"]["id"] == twin
+    assert payload["changes"]["lifecycle"] == ["in_use", "retired"]
 
 
 @pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900},

@@ -532,13 +532,15 @@ def apply_values(service: RecordService, ci: ConfigItem, values: dict[str, Any],
     changes = _diff(before, snapshot(ci, agencies))
     if not changes:
         return ci
+    # A merge is announced as one, though its history row says "retired".
+    event = "merged" if action == "merged" else None
     if ci.lifecycle == "retired" and before["lifecycle"] != "retired":
         action = "retired"
     ci.version += 1
     ci.updated_at = utcnow()
     _journal(session, service, ci, action, changes, agencies, note, at=ci.updated_at)
     session.flush()
-    event = action if action in EVENTS else "updated"
+    event = event or (action if action in EVENTS else "updated")
     if event == "updated" and "lifecycle" in changes:
         event = "lifecycle"
     announce_change(service, ci, event, changes, note=note)
