@@ -640,6 +640,30 @@ def test_configuration_items_answer_by_role_and_stay_inside_their_agency(app, cl
         page = client.get(path)
         text = page.get_data(as_text=True)  # the search box repeats the words asked
         assert page.status_code == 200 and "of B" not in text and "by B" not in text, path
+    wrong = []
+    for email, may in ((REQUESTER_A, ()), ("agent@demo.invalid", ("write",))):
+        browser = app.test_client()
+        people_login(browser, email)
+        with browser.session_transaction() as state:
+            csrf = state["csrf"]
+        for method, path, needs in CMDB_CONSOLE_CELLS:
+            url = path.format(ci=ci)
+            response = browser.open(url, method=method, data={"csrf_token": csrf})
+            want = (200, 302, 422) if needs in may else (403,)
+            if response.status_code not in want:
+                wrong.append(f"{email} {method} {url}: {response.status_code} not {want}")
+    assert wrong == [], "\n".join(wrong)
+
+
+# The console's CI forms (method, path, what it needs): "write" is cmdb.write (agents by
+# default), "admin" cmdb.admin (admins only); admin pages are also in the admin sweeps.
+CMDB_CONSOLE_CELLS = (
+    ("GET", "/cmdb/cis/new", "write"), ("POST", "/cmdb/cis/new", "write"),
+    ("GET", "/cmdb/cis/{ci}/edit", "write"), ("POST", "/cmdb/cis/{ci}/edit", "write"),
+    ("POST", "/cmdb/cis/{ci}/relations", "write"),
+    ("POST", "/cmdb/cis/{ci}/retire", "write"),
+    ("GET", "/admin/cmdb/types/", "admin"), ("POST", "/admin/cmdb/types/new", "admin"),
+)
 
 
 # -- satisfaction: reports to staff; an agency's people never see another agency's ----------

@@ -15,7 +15,8 @@ services through the core's reference contract (``kinds.py``), by stable id.
 Layout: ``models.py`` (tables), ``types.py`` (types as data, generated schemas),
 ``service.py`` (operations, permissions, scoping, history), ``graph.py`` (impact walk),
 ``importer.py`` (CSV, JSON, Ansible), ``kinds.py`` (reference kinds), ``svg.py`` (the
-dependency picture), ``api.py``, ``pages.py``, ``cli.py``, and the Alembic branch
+dependency picture), ``api.py``, ``pages.py`` and ``forms.py`` (the console),
+``admin.py`` (the CI types' admin pages), ``cli.py``, and the Alembic branch
 ``cmdb`` in ``migrations/versions``.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from itsm.plugin import Plugin
 from itsm.plugins.cmdb.hooks import (
+    itsm_admin_pages,
     itsm_blueprints,
     itsm_cli_commands,
     itsm_demo_data,
@@ -37,5 +39,5 @@ plugin = Plugin(
                 "imports (CSV, JSON, Ansible).",
     requires_itsm=">=0.1,<1")
 
-__all__ = ["itsm_blueprints", "itsm_cli_commands", "itsm_demo_data", "itsm_navigation",
-           "itsm_permissions", "itsm_reference_kinds", "plugin"]
+__all__ = ["itsm_admin_pages", "itsm_blueprints", "itsm_cli_commands", "itsm_demo_data",
+           "itsm_navigation", "itsm_permissions", "itsm_reference_kinds", "plugin"]

@@ -5,7 +5,15 @@ from __future__ import annotations
 import click
 from flask import Blueprint
 
-from itsm.plugin import Actor, DemoContext, NavItem, Permission, ReferenceKind, hookimpl
+from itsm.plugin import (
+    Actor,
+    AdminPage,
+    DemoContext,
+    NavItem,
+    Permission,
+    ReferenceKind,
+    hookimpl,
+)
 from itsm.plugins.cmdb import service as cmdb
 
 
@@ -30,11 +38,21 @@ def itsm_reference_kinds() -> list[ReferenceKind]:
 
 @hookimpl
 def itsm_blueprints() -> list[Blueprint]:
-    """The API routes and the console pages."""
+    """The API routes, the console pages and the CI types' admin pages."""
+    from itsm.plugins.cmdb import forms  # noqa: F401 (its routes are on the pages)
+    from itsm.plugins.cmdb.admin import bp as admin_pages
     from itsm.plugins.cmdb.api import api
     from itsm.plugins.cmdb.pages import pages
 
-    return [api, pages]
+    return [api, pages, admin_pages]
+
+
+@hookimpl
+def itsm_admin_pages() -> list[AdminPage]:
+    """The CI types and their attributes, for who holds ``cmdb.admin``."""
+    from itsm.plugins.cmdb.admin import PAGES
+
+    return list(PAGES)
 
 
 @hookimpl

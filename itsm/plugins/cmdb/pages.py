@@ -2,7 +2,8 @@
 
 - ``/cmdb/cis``: the CIs the reader may see, searchable and filtered by type and lifecycle;
 - ``/cmdb/cis/<id>``: a CI's facts, attributes, relations, impact and history, and the
-  same CI as it was on a date (``?as_of=``); forms to relate and retire;
+  same CI as it was on a date (``?as_of=``); forms to relate and retire (the forms that
+  add, change and relate a CI are in ``forms.py``);
 - ``/cmdb/cis/<id>/graph``: the dependency picture with its numbers beside it.
 
 Every read and write goes through ``service.py``, as the API's do.
@@ -10,10 +11,14 @@ Every read and write goes through ``service.py``, as the API's do.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import flash, redirect, request, url_for
+from sqlalchemy import select
 
 from itsm.plugin import (
     ItsmError,
+    RecordService,
     current_itsm,
     error_text,
     page_actor,
@@ -25,10 +30,11 @@ from itsm.plugins.cmdb import graph, svg
 from itsm.plugins.cmdb import relations as rel
 from itsm.plugins.cmdb import service as cmdb
 from itsm.plugins.cmdb.api import impact_data
-from itsm.plugins.cmdb.models import LIFECYCLE, RELATION_KINDS
+from itsm.plugins.cmdb.models import LIFECYCLE, RELATION_KINDS, ConfigItem
 
 pages = page_blueprint("cmdb_pages", __name__, url_prefix="/cmdb", static_folder="static")
 PAGE_SIZE = 50
+PICKER_LIMIT = 200  # a longer list is a search's job
 
 
 def _arg(name: str, limit: int = 200) -> str:
@@ -53,15 +59,23 @@ def ci_list():
         items = [cmdb.current_dict(service, ci, names) for ci in rows]
         types = [(t.key, t.label) for t in names.types.values()]
         can_write = service.can(cmdb.WRITE)
+        can_admin = service.can(cmdb.ADMIN)
     return render_page("cmdb/list.html", 400 if error else 200, items=items, total=total,
                        cursor=cursor, q=text, type_key=type_key, lifecycle=lifecycle,
-                       types=types, lifecycles=LIFECYCLE, error=error, can_write=can_write)
+                       types=types, lifecycles=LIFECYCLE, error=error, can_write=can_write,
+                       can_admin=can_admin)
 
 
 @pages.get("/cis/<int(max=2147483647):ci_id>")
 def ci_detail(ci_id: int):
     """A CI now, or as it was on ``?as_of=``."""
-    raw_as_of = _arg("as_of", 40)
+    return render_detail(ci_id, _arg("as_of", 40))
+
+
+def render_detail(ci_id: int, raw_as_of: str = "", *,
+                  relation_form: dict[str, Any] | None = None, status: int = 200):
+    """The CI's page; ``relation_form`` holds a relation typed and refused (its values
+    and field messages), shown again at the relation form."""
     error = None
     with current_itsm().unit_of_work(page_actor()) as service:
         ci = cmdb.get_ci(service, ci_id)
@@ -77,28 +91,35 @@ def ci_detail(ci_id: int):
         impact = impact_data(service, ci, "impact")
         history = rel.history(service, ci, limit=100)
         can_write = service.can(cmdb.WRITE)
+        types = cmdb.all_types(service.session)
         attribute_labels = {a["name"]: a.get("label") or a["name"] for a in (
-            cmdb.all_types(service.session).get(ci.type_key).attributes
-            if ci.type_key in cmdb.all_types(service.session) else [])}
-    return render_page("cmdb/detail.html", 400 if error else 200, ci=data, current=current,
-                       impact=impact, history=history, as_of=raw_as_of, error=error,
-                       can_write=can_write, kinds=RELATION_KINDS,
-                       attribute_labels=attribute_labels)
+            types[ci.type_key].attributes if ci.type_key in types else [])}
+        # A name typed and not found narrows the list to the CIs whose names hold it.
+        choices = relation_choices(service, ci, (relation_form or {}).get("search", "")) \
+            if can_write else []
+    return render_page("cmdb/detail.html", 400 if error else status, ci=data,
+                       current=current, impact=impact, history=history, as_of=raw_as_of,
+                       error=error, can_write=can_write, kinds=RELATION_KINDS,
+                       attribute_labels=attribute_labels, relation_choices=choices,
+                       relation_form=relation_form or {"values": {}, "errors": {}})
 
 
-@pages.post("/cis/<int(max=2147483647):ci_id>/relations")
-def add_relation(ci_id: int):
-    """Relate the CI to another."""
-    try:
-        with current_itsm().unit_of_work(page_actor()) as service:
-            ci = cmdb.get_ci(service, ci_id)
-            rel.relate(service, ci, {"kind": request.form.get("kind", ""),
-                                      "target": request.form.get("target", "").strip()
-                                      .lstrip("#")[:12]})
-        flash("Relation added.", "success")
-    except ItsmError as exc:
-        flash(error_text(exc), "error")
-    return redirect(url_for("cmdb_pages.ci_detail", ci_id=ci_id) + "#relations")
+def relation_choices(service: RecordService, ci: ConfigItem, text: str = "") \
+        -> list[tuple[str, str]]:
+    """CIs the relation form offers by name (not retired, not the CI itself), those whose
+    name holds ``text`` when given; any other name, key or ``#id`` may still be typed."""
+    query = select(ConfigItem.name, ConfigItem.type_key).where(
+        ConfigItem.lifecycle != "retired", ConfigItem.id != ci.id)
+    if text:
+        like = "%" + text[:100].replace("\\", "\\\\").replace("%", "\\%").replace(
+            "_", "\\_") + "%"
+        query = query.where(ConfigItem.name.ilike(like, escape="\\"))
+    condition = cmdb.scope(service)
+    if condition is not None:
+        query = query.where(condition)
+    names = cmdb.Names(service.session)
+    rows = service.session.execute(query.order_by(ConfigItem.name).limit(PICKER_LIMIT))
+    return [(name, names.type_label(type_key)) for name, type_key in rows]
 
 
 @pages.post("/cis/<int(max=2147483647):ci_id>/relations/<int(max=2147483647):relation_id>"
@@ -110,22 +131,27 @@ def end_relation(ci_id: int, relation_id: int):
             rel.unrelate(service, cmdb.get_ci(service, ci_id), relation_id)
         flash("Relation ended.", "success")
     except ItsmError as exc:
+        if exc.status in (401, 403):
+            raise
         flash(error_text(exc), "error")
     return redirect(url_for("cmdb_pages.ci_detail", ci_id=ci_id) + "#relations")
 
 
 @pages.post("/cis/<int(max=2147483647):ci_id>/retire")
 def retire(ci_id: int):
-    """Retire the CI, once the box saying so is ticked."""
-    if request.form.get("confirm") != "yes":
-        flash("Tick the box to confirm that this CI is retired.", "error")
-        return redirect(url_for("cmdb_pages.ci_detail", ci_id=ci_id) + "#retire")
+    """Retire the CI, once the box saying so is ticked (a destructive action asks)."""
     try:
         with current_itsm().unit_of_work(page_actor()) as service:
-            cmdb.retire_ci(service, cmdb.get_ci(service, ci_id),
-                           note=request.form.get("note", "")[:500])
+            service.require(cmdb.WRITE)
+            ci = cmdb.get_ci(service, ci_id)
+            if request.form.get("confirm") != "yes":
+                flash("Tick the box to confirm that this CI is retired.", "error")
+                return redirect(url_for("cmdb_pages.ci_detail", ci_id=ci_id) + "#retire")
+            cmdb.retire_ci(service, ci, note=request.form.get("note", "")[:500])
         flash("Configuration item retired.", "success")
     except ItsmError as exc:
+        if exc.status in (401, 403, 404):
+            raise
         flash(error_text(exc), "error")
     return redirect(url_for("cmdb_pages.ci_detail", ci_id=ci_id))
 

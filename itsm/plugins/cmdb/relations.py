@@ -18,6 +18,7 @@ from itsm.plugins.cmdb.service import (
     CiRelationIn,
     Names,
     _journal,
+    announce_change,
     apply_values,
     ci_dict,
     get_ci,
@@ -117,6 +118,10 @@ def _journal_relation(service: RecordService, relation: Relation, action: str,
     _journal(session, service, target, action, {"relation": [before, after]},
              agencies.get(target.id, []), note=f"{spec.inverse} #{source.id} {source.name}")
     session.flush()
+    announce_change(service, source, action, {"relation": [before, after]}, relation={
+        "id": relation.id, "kind": relation.kind, "label": spec.label,
+        "source": {"id": source.id, "name": source.name},
+        "target": {"id": target.id, "name": target.name}})
 
 
 def relations(service: RecordService, ci: ConfigItem, as_of: datetime | None = None) \

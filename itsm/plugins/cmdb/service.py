@@ -3,7 +3,10 @@ configuration items, relations and their history, with the permission check and 
 agency scoping of the actor's record service.
 
 Every change writes a :class:`~itsm.plugins.cmdb.models.CiHistory` row in the same
-transaction: what changed, and the whole CI after it, so "as on date D" reads one row.
+transaction: what changed, and the whole CI after it, so "as on date D" reads one row;
+and an outbox event (``cmdb.ci.created``, ``cmdb.ci.updated``, ``cmdb.ci.lifecycle_changed``,
+``cmdb.ci.retired``, ``cmdb.ci.merged``, ``cmdb.relation.added``, ``cmdb.relation.removed``),
+which webhooks subscribed to ``cmdb.*`` receive once the change committed.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Agency,
+    Event,
     Group,
     NotFound,
     RecordService,
@@ -27,6 +31,7 @@ from itsm.plugin import (
     ValidationError,
     check_text,
     messages_of,
+    record_admin_audit,
     utcnow,
 )
 from itsm.plugins.cmdb.models import (
@@ -40,6 +45,11 @@ from itsm.plugins.cmdb.models import (
 from itsm.plugins.cmdb.types import DEFAULT_TYPES, AttributeDefinition, attribute_schema
 
 READ, WRITE, ADMIN = "cmdb.read", "cmdb.write", "cmdb.admin"
+#: The outbox events of CI changes, by the history's action.
+EVENTS = {"created": "cmdb.ci.created", "updated": "cmdb.ci.updated",
+          "lifecycle": "cmdb.ci.lifecycle_changed", "retired": "cmdb.ci.retired",
+          "merged": "cmdb.ci.merged", "related": "cmdb.relation.added",
+          "unrelated": "cmdb.relation.removed"}
 RELATION_ACTIONS = ("related", "unrelated")
 SNAPSHOT_FIELDS = ("type_key", "name", "lifecycle", "owner_id", "support_group_id",
                    "location", "agency_id", "attributes", "service_id", "external_key")
@@ -144,14 +154,21 @@ def define_type(service: RecordService, data: Any) -> CiType:
     session = service.session
     all_types(session)
     ci_type = session.scalar(select(CiType).where(CiType.key == values["key"]))
+    before = None
     if ci_type is None:
         ci_type = CiType(key=values["key"], builtin=False)
         session.add(ci_type)
+    else:
+        before = type_dict(ci_type)
     ci_type.label = values["label"]
     ci_type.is_service = values["is_service"]
     ci_type.attributes = [{k: v for k, v in a.items() if k != "choices" or v}
                           for a in values["attributes"]]
     session.flush()
+    after = type_dict(ci_type)
+    if before != after:  # the admin audit says who defined what, from any entry point
+        record_admin_audit(session, service.actor, "cmdb.type.save",
+                           f"CI type {ci_type.key}", before, after)
     return ci_type
 
 
@@ -396,6 +413,20 @@ def _journal(session: Session, service: RecordService, ci: ConfigItem, action: s
                           snapshot=whole, note=note))
 
 
+def announce_change(service: RecordService, ci: ConfigItem, action: str,
+                    changes: dict[str, Any] | None = None, **data: Any) -> Event:
+    """Write the outbox event of a CI change in the change's own transaction; delivered
+    (webhooks, plugins' channels) only once it committed."""
+    event = Event(name=EVENTS[action], record_id=None, actor_id=service.actor.id,
+                  created_at=utcnow(), payload={
+                      "ci": {"id": ci.id, "name": ci.name, "type": ci.type_key,
+                             "lifecycle": ci.lifecycle, "external_key": ci.external_key},
+                      "changes": changes or {}, "actor": service.actor.email, **data})
+    service.session.add(event)
+    service.session.info.setdefault("itsm_events", []).append(event)
+    return event
+
+
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
     return {k: [before.get(k), after.get(k)] for k in after if before.get(k) != after.get(k)}
 
@@ -420,6 +451,7 @@ def create_ci(service: RecordService, data: Any) -> ConfigItem:
     _assign_service_id(service, ci, loaded.get("service"))
     _journal(session, service, ci, "created", {}, agencies, at=now)
     session.flush()
+    announce_change(service, ci, "created")
     return ci
 
 
@@ -500,12 +532,18 @@ def apply_values(service: RecordService, ci: ConfigItem, values: dict[str, Any],
     changes = _diff(before, snapshot(ci, agencies))
     if not changes:
         return ci
+    # A merge is announced as one, though its history row says "retired".
+    event = "merged" if action == "merged" else None
     if ci.lifecycle == "retired" and before["lifecycle"] != "retired":
         action = "retired"
     ci.version += 1
     ci.updated_at = utcnow()
     _journal(session, service, ci, action, changes, agencies, note, at=ci.updated_at)
     session.flush()
+    event = event or (action if action in EVENTS else "updated")
+    if event == "updated" and "lifecycle" in changes:
+        event = "lifecycle"
+    announce_change(service, ci, event, changes, note=note)
     if action == "retired":
         kinds.announce(session, ci, "retired")
     elif ci.name != old_name:
