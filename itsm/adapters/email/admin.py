@@ -25,7 +25,8 @@ bp = page_blueprint("email_admin", __name__, url_prefix="/admin/email")
 PAGES = [AdminPage("E-mail templates", "email_admin.templates", "Notifications",
                    description="the mails events send, previewed from a sample event")]
 # Not an e-mail template's preview: a mail's HTML shown on its own, run as nothing.
-HTML_PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
+HTML_PREVIEW_CSP = ("default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; "
+                    "img-src data:; sandbox")
 
 
 def template_names(extra: str) -> list[tuple[str, str]]:
