@@ -27,6 +27,17 @@ from itsm.plugin import (
 )
 from itsm.plugins.change import schedule
 from itsm.plugins.change import service as changes
+from itsm.plugins.change.workflow import WORKFLOW
+
+# What the change page says for the stored codes of quorums and votes.
+LABELS = {
+    "quorum": {"any": "any one member", "majority": "a majority",
+               "all": "every member"},
+    "vote": {"pending": "waiting", "approved": "approved", "rejected": "rejected",
+             "not_needed": "not needed (quorum decided)", "superseded": "superseded"},
+    "group": {"pending": "waiting", "approved": "quorum reached",
+              "rejected": "quorum can no longer be reached"},
+}
 
 pages = page_blueprint("change_pages", __name__, url_prefix="/changes",
                        static_folder="static")
@@ -120,13 +131,17 @@ def change_page(number: str):
         data = schedule.overview(service, change)
         can_update = service.can("change.update", change)
         head = {"number": change.number, "title": change.title, "state": change.state,
+                "state_label": WORKFLOW.state(change.state).title,
+                "can_schedule": change.state == "cab_review"
+                and service.can("change.update", change),
                 "services": [reference_label(service.session, "service", s)
                              for s in change.services or []],
                 "config_items": [reference_label(service.session, "configuration_item", i)
                                  for i in change.config_items or []],
                 "environment": change.environment,
                 "planned_start": change.planned_start, "planned_end": change.planned_end}
-    return render_page("change/change.html", change=head, data=data, can_update=can_update)
+    return render_page("change/change.html", change=head, data=data, can_update=can_update,
+                       labels=LABELS)
 
 
 def _act(number: str, action, done: str):
@@ -148,6 +163,15 @@ def add_incident(number: str):
     incident = request.form.get("incident", "")
     return _act(number, lambda s, c: changes.link_incident(s, c, incident),
                 f"{incident.strip().upper()[:32]} is recorded as caused by this change.")
+
+
+@pages.post("/<number>/schedule")
+def schedule_change(number: str):
+    """Schedule an approved change for its planned window: the workflow's next step after
+    the CAB, run through the record service so its guards (approval scope, freeze
+    windows) still decide."""
+    return _act(number, lambda s, c: s.transition(c, "schedule"),
+                "The change is scheduled for its planned window.")
 
 
 @pages.post("/<number>/freeze-exception")
