@@ -525,7 +525,8 @@ def decide(service: RecordService, approval_id: int, decision: str, comment: str
     session.flush()
     what = "CAB approval" if approval.purpose == "cab" else "emergency approval (freeze)"
     writer = service if service.can("change.comment", change) else system_service(session)
-    text = f"{what}: {approval.state} by {service.actor.email}"
+    # A journal is read by people: the approver by name (the entry keeps who wrote it).
+    text = f"{what}: {approval.state} by {service.actor.name or service.actor.email}"
     writer.comment(change, text + (f" — {approval.comment}" if approval.comment else "."),
                    public=False)
     status = approval_status(session, change, approval.purpose)
