@@ -153,6 +153,8 @@ def test_calendar_page_lists_the_month_with_freezes_and_conflicts(client, people
     assert page.status_code == 200
     assert first in page.text and second in page.text
     assert f"Conflicts with {second}" in page.text and "Freeze: Audit week" in page.text
+    overlap = client.get(f"/changes/{first}").text  # the other change's state as a label
+    assert f"{second}</a> Upgrade the mail gateway (CAB review)" in overlap
     assert start.strftime("%a %d %b") in page.text
     assert "change.css" in page.text
     other = client.get("/changes/calendar?month=2001-01")

@@ -130,6 +130,10 @@ def change_page(number: str):
         change = changes.get_change(service, number)
         data = schedule.overview(service, change)
         can_update = service.can("change.update", change)
+        for row in (*data["incidents_caused"], *data["conflicts"]):
+            row_type = service.itsm.types.by_name.get(row.get("type", "change"))
+            row["state_label"] = (row_type.workflow.state(row["state"]).title if row_type
+                                  else row["state"].replace("_", " "))
         head = {"number": change.number, "title": change.title, "state": change.state,
                 "state_label": WORKFLOW.state(change.state).title,
                 "can_schedule": change.state == "cab_review"
