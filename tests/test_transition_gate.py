@@ -459,6 +459,9 @@ def test_transition_page_shows_people_by_name_and_states_in_words(app, client, m
         assert code not in page
     board = client.get("/transitions").text
     assert "Hosting 2027 · Planning" in board and ">Blocked<" in board
+    # Every cell is labelled for the stacked phone layout.
+    cells = board.split("<td")[1:]
+    assert cells and all('data-label="' in cell.split(">")[0] for cell in cells)
 
 
 def test_cli_lists_shows_what_is_missing_and_fails_in_one_line(client, runner, people):
