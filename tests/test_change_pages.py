@@ -130,6 +130,8 @@ def test_change_page_says_how_many_approvals_are_missing_and_from_whom(app, clie
     reached = words(owner.get(f"/changes/{number}").text)
     assert "The CAB quorum is reached: the change waits in CAB review for its owner" in reached
     assert "cody (Change advisory board): <strong>not needed (quorum decided)" in reached
+    cells = reached.split("<td")[1:]  # each labelled for the stacked phone layout
+    assert cells and all('data-label="' in cell.split(">")[0] for cell in cells)
     history = owner.get(f"/records/changes/{number}").text
     assert "CAB approval: approved by carl." in history  # by name, not by address
     scheduled = post(owner, f"/changes/{number}/schedule", follow_redirects=True)
