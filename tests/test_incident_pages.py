@@ -231,6 +231,8 @@ def test_agent_sees_the_dashboard_with_charts(client, people):
     assert 'class="bar opened"' in page and "Network" in page
     # The count tables name states, priorities and agencies as the rest of the console.
     assert '<th scope="row">Agency DOT</th>' in page
+    assert re.search(r'<caption>By category</caption>\s*<tbody>\s*<tr><th scope="row">Network<',
+                     page)
     assert re.search(r'<caption>By state</caption>\s*<tbody>\s*<tr><th scope="row">[A-Z][a-z ]+'
                      r'</th>', page)
     assert re.search(r'<th scope="row">P[1-5]</th>', page)

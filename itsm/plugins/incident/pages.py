@@ -120,6 +120,9 @@ def dashboard_page():
         # The count tables name states and agencies as people read them, not by code.
         workflow = itsm.types.get("incident").workflow
         names = {"state": {s: workflow.state(s).title for s in report["counts"]["by_state"]},
+                 # as the record page's category choices word them
+                 "category": {c: c.replace("_", " ").capitalize()
+                              for c in report["counts"]["by_category"] if c != "(none)"},
                  "agency": dict(service.session.execute(select(Agency.code, Agency.name).where(
                      Agency.code.in_(list(report["counts"]["by_agency"])))).all())}
     return render_page(
