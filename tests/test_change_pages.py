@@ -81,6 +81,7 @@ def test_approver_approves_from_the_queue_page(client, people):
     assert 'name="csrf_token"' in page.text and 'value="approve"' in page.text
     assert re.search(r"<script\b(?![^>]*\bsrc=)", page.text) is None  # only script files
     assert 'style="' not in page.text
+    assert "(quorum: a majority)" in page.text  # in words, not the stored "majority"
     approval_id = re.search(r'action="/changes/approvals/(\d+)"', page.text).group(1)
 
     refused = client.post(f"/changes/approvals/{approval_id}", data={"decision": "approve"})
@@ -155,6 +156,7 @@ def test_calendar_page_lists_the_month_with_freezes_and_conflicts(client, people
     assert page.status_code == 200
     assert first in page.text and second in page.text
     assert f"Conflicts with {second}" in page.text and "Freeze: Audit week" in page.text
+    assert '<span class="badge state-cab_review">CAB review</span>' in page.text
     overlap = client.get(f"/changes/{first}").text  # the other change's state as a label
     assert f"{second}</a> Upgrade the mail gateway (CAB review)" in overlap
     assert start.strftime("%a %d %b") in page.text

@@ -29,7 +29,8 @@ from itsm.plugins.change import schedule
 from itsm.plugins.change import service as changes
 from itsm.plugins.change.workflow import WORKFLOW
 
-# What the change page says for the stored codes of quorums and votes.
+STATE_LABELS = {name: state.title for name, state in WORKFLOW.states.items()}
+# What the change pages say for the stored codes of quorums and votes.
 LABELS = {
     "quorum": {"any": "any one member", "majority": "a majority",
                "all": "every member"},
@@ -93,7 +94,7 @@ def calendar_page():
                        month=first, days=_days(first, data), data=data,
                        service=service_name, services=known,
                        previous=previous.strftime("%Y-%m"), following=following
-                       .strftime("%Y-%m"))
+                       .strftime("%Y-%m"), state_labels=STATE_LABELS)
 
 
 @pages.get("/approvals")
@@ -101,7 +102,7 @@ def approvals_page():
     """What awaits the signed-in approver."""
     with current_itsm().unit_of_work(page_actor()) as service:
         items = [changes.approval_dict(service.session, a) for a in changes.queue(service)]
-    return render_page("change/approvals.html", items=items)
+    return render_page("change/approvals.html", items=items, labels=LABELS)
 
 
 @pages.post("/approvals/<int:approval_id>")
