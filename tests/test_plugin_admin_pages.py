@@ -306,7 +306,7 @@ def test_an_admin_keeps_the_change_catalogs(app, people, printing):
         "max_window_hours": "2", "active": "y"})
     assert template.status_code == 302, template.text[-2000:]
     listed = client.get("/admin/change/cab-rules/").text
-    assert "Printing CAB" in listed and "quorum: all" in listed
+    assert "Printing CAB" in listed and "quorum: every member" in listed
     from itsm.plugins.change.models import CabRule, FreezeWindow, RiskQuestion
     state = app.extensions["itsm"]
     with state.Session() as session:
