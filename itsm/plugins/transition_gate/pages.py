@@ -13,6 +13,7 @@ the API's do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -123,12 +124,12 @@ def _with_names(svc: RecordService, reasons: list[str], data: dict[str, Any]) ->
         return reasons
     names = {email: name for email, name in svc.session.execute(
         select(User.email, User.name).where(User.email.in_(emails))) if name}
-    out = []
-    for reason in reasons:
-        for email, name in names.items():
-            reason = reason.replace(email, name)
-        out.append(reason)
-    return out
+    if not names:
+        return reasons
+    # Whole addresses only: "pm@it.example" is not the end of "xpm@it.example".
+    address = re.compile(r"(?<![\w.+-])(" + "|".join(map(re.escape, names)) + r")(?![\w-]|\.\w)",
+                         re.IGNORECASE)
+    return [address.sub(lambda m: names[m.group(1).lower()], reason) for reason in reasons]
 
 
 def _act(number: str, action: Callable[[RecordService, ServiceTransition], Any], done: str,
