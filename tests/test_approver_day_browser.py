@@ -69,6 +69,12 @@ def test_a_change_approvers_day(app, live_server, browser, make_token, runner, t
             expect(page.get_by_text(f"{number}: you approved the change.")).to_be_visible()
             expect(page.get_by_text("Nothing awaits your approval.")).to_be_visible()
             carl.check("approvals-done")
+            # Carl is the whole CAB here: his vote reaches the quorum, and the change page
+            # says that the change now waits for its owner to schedule it.
+            page.goto(f"{live_server}/changes/{number}")
+            expect(page.locator("[data-approval-wait]")).to_contain_text(
+                "The CAB quorum is reached: the change waits in CAB review for its owner")
+            carl.check("change-approved")
         carl.context.close()
     with itsm.Session() as session:  # carl's vote is in; the quorum decides the rest
         votes = session.execute(

@@ -46,6 +46,18 @@ def post(client, path, data=None, **kwargs):
     return client.post(path, data={**(data or {}), "csrf_token": token}, **kwargs)
 
 
+def signed_in(app, email):
+    """A browser of its own, signed in as ``email``."""
+    browser = app.test_client()
+    sign_in(browser, email)
+    return browser
+
+
+def words(html):
+    """The page's text with its line breaks and indents as single spaces."""
+    return " ".join(html.split())
+
+
 def change_in_cab(client, headers, start):
     number = client.post("/api/v1/changes", headers=headers, json={
         "title": "Upgrade the mail gateway", "services": ["E-mail"],
@@ -69,6 +81,7 @@ def test_approver_approves_from_the_queue_page(client, people):
     assert 'name="csrf_token"' in page.text and 'value="approve"' in page.text
     assert re.search(r"<script\b(?![^>]*\bsrc=)", page.text) is None  # only script files
     assert 'style="' not in page.text
+    assert "(quorum: a majority)" in page.text  # in words, not the stored "majority"
     approval_id = re.search(r'action="/changes/approvals/(\d+)"', page.text).group(1)
 
     refused = client.post(f"/changes/approvals/{approval_id}", data={"decision": "approve"})
@@ -83,10 +96,49 @@ def test_approver_approves_from_the_queue_page(client, people):
 
     detail = client.get(f"/changes/{number}")
     assert detail.status_code == 200
-    assert "carl@example.org" in detail.text and "1 of" not in detail.text
-    assert "Change advisory board" in detail.text and "majority (2 of 2)" in detail.text
+    # People by name, quorums and votes in words, never the stored codes.
+    assert "<li>carl (Change advisory board): <strong>approved</strong>" in detail.text
+    assert "carl@example.org" not in detail.text and "1 of" not in detail.text
+    assert "Change advisory board" in detail.text and "A majority (2 of 2)" in detail.text
+    assert "CAB review" in detail.text and "cab_review<" not in detail.text
     nav = client.get("/changes/calendar").text
     assert 'href="/changes/approvals"' in nav
+
+
+def test_change_page_says_how_many_approvals_are_missing_and_from_whom(app, client, people,
+                                                                   make_token, runner):
+    make_token("cody@example.org", role="agent", password=PASSWORD)
+    runner.invoke(["groups", "add-member", "Change advisory board", "cody@example.org"])
+    start = (utcnow() + timedelta(days=4)).replace(hour=20, minute=0, second=0,
+                                                    microsecond=0)
+    number = change_in_cab(client, people["olivia"], start)
+    owner = signed_in(app, "olivia@example.org")
+    waiting = words(owner.get(f"/changes/{number}").text)
+    # A majority of three: two votes, and any of the three members may give them.
+    assert "Change advisory board needs 2 more approvals (a majority: 2 of 3)" in waiting
+    assert "from cara, carl or cody." in waiting
+    assert "Schedule for the planned window" not in waiting
+
+    for name in ("carl", "cara"):
+        approver = signed_in(app, f"{name}@example.org")
+        approval_id = re.search(r'action="/changes/approvals/(\d+)"',
+                                approver.get("/changes/approvals").text).group(1)
+        post(approver, f"/changes/approvals/{approval_id}", {"decision": "approve"})
+        if name == "carl":
+            one_more = words(owner.get(f"/changes/{number}").text)
+            assert "needs 1 more approval (a majority: 2 of 3), from cara or cody." in one_more
+    # The quorum is reached: the change waits for its owner, who schedules it from here.
+    reached = words(owner.get(f"/changes/{number}").text)
+    assert "The CAB quorum is reached: the change waits in CAB review for its owner" in reached
+    assert "cody (Change advisory board): <strong>not needed (quorum decided)" in reached
+    cells = reached.split("<td")[1:]  # each labelled for the stacked phone layout
+    assert cells and all('data-label="' in cell.split(">")[0] for cell in cells)
+    history = owner.get(f"/records/changes/{number}").text
+    assert "CAB approval: approved by carl." in history  # by name, not by address
+    scheduled = post(owner, f"/changes/{number}/schedule", follow_redirects=True)
+    assert "The change is scheduled for its planned window." in scheduled.text
+    assert '<span class="badge state-scheduled">Scheduled</span>' in scheduled.text
+    assert "Schedule for the planned window" not in scheduled.text
 
 
 def test_calendar_page_lists_the_month_with_freezes_and_conflicts(client, people, make_token):
@@ -104,6 +156,9 @@ def test_calendar_page_lists_the_month_with_freezes_and_conflicts(client, people
     assert page.status_code == 200
     assert first in page.text and second in page.text
     assert f"Conflicts with {second}" in page.text and "Freeze: Audit week" in page.text
+    assert '<span class="badge state-cab_review">CAB review</span>' in page.text
+    overlap = client.get(f"/changes/{first}").text  # the other change's state as a label
+    assert f"{second}</a> Upgrade the mail gateway (CAB review)" in overlap
     assert start.strftime("%a %d %b") in page.text
     assert "change.css" in page.text
     other = client.get("/changes/calendar?month=2001-01")

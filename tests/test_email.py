@@ -139,6 +139,9 @@ def test_requester_gets_threaded_text_and_html_mails_per_record(client, agent, a
     assert "VPN drops <every> hour" in created_text
     assert "VPN drops &lt;every&gt; hour" in created_html
     assert smtp.mailbox.envelopes[0][0] == "desk@itsm.example"
+    # The state as the pages name it, the agent by name, not the stored code and address.
+    assert "State: New" in created_text and "State: <b>New</b>" in created_html
+    assert "Reported by agent." in created_text and "agent@example.org" not in created_text
 
 
 def test_mails_about_a_record_carry_the_recipients_reply_token(client, agent, ann, itsm,

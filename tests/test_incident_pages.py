@@ -229,6 +229,13 @@ def test_agent_sees_the_dashboard_with_charts(client, people):
     assert page.count('<svg class="chart"') == 3 and page.count('role="img"') == 3
     assert "<title id=\"volume-svg-title\">" in page and page.count("<details") == 3
     assert 'class="bar opened"' in page and "Network" in page
+    # The count tables name states, priorities and agencies as the rest of the console.
+    assert '<th scope="row">Agency DOT</th>' in page
+    assert re.search(r'<caption>By category</caption>\s*<tbody>\s*<tr><th scope="row">Network<',
+                     page)
+    assert re.search(r'<caption>By state</caption>\s*<tbody>\s*<tr><th scope="row">[A-Z][a-z ]+'
+                     r'</th>', page)
+    assert re.search(r'<th scope="row">P[1-5]</th>', page)
     assert " style=" not in page  # the Content-Security-Policy forbids inline styles
     assert "'unsafe-inline'" not in response.headers["Content-Security-Policy"]
     css = re.search(r'href="(/incidents/static/incident\.css)"', page).group(1)

@@ -440,6 +440,8 @@ def test_staff_pages_list_agreements_and_print_one_with_its_amendments(app, clie
     sign_in(client, app, "ann@example.org")
     listed = client.get("/mou/")
     assert listed.status_code == 200 and number in listed.text
+    # The agency by name, and each cell labelled for the stacked phone layout.
+    assert '<td data-label="Parties">Agency DOT</td>' in listed.text
     page = client.get(f"/mou/agreements/{number}")
     assert page.status_code == 200
     assert "Version 2 (proposed)" in page.text and "+A clearer purpose." in page.text

@@ -428,6 +428,42 @@ def test_pages_show_the_gate_and_run_an_action_with_csrf(app, client, make_token
     assert "The milestone is added." in added.text and "Pilot with DOT" in added.text
 
 
+def test_transition_page_shows_people_by_name_and_states_in_words(app, client, make_token,
+                                                                   people):
+    with app.app_context(), app.extensions["itsm"].Session() as session:
+        for email, name in ((PM, "Pat Morgan"), (SM, "Sam Reyes")):
+            session.scalar(select(User).where(User.email == email)).name = name
+        session.commit()
+    make_token("viewer@it.example", password=PASSWORD)
+    number = open_transition(client, people[PM])["number"]
+    item = overview(client, people[PM], number)["checklist"][0]
+    assert client.post(f"{API}/{number}/deliverables/{item['id']}/submit", headers=people[PM],
+                       json={"evidence_kind": "link", "evidence": "https://wiki.example/x"}
+                       ).status_code == 200
+    token = TOKEN.search(client.get("/login").text).group(1)
+    client.post("/login", data={"email": "viewer@it.example", "password": PASSWORD,
+                                "csrf_token": token})
+    page = client.get(f"/transitions/{number}").text
+    text = " ".join(page.split())
+    assert "<dt>Project manager</dt><dd>Pat Morgan</dd>" in text
+    assert "<dt>Service manager</dt><dd>Sam Reyes" in text
+    assert "the service manager Sam Reyes has not accepted responsibility" in page
+    assert "(owner Pat Morgan, approver Sam Reyes)" in page
+    # No address where a name belongs; the roles table keeps addresses as contacts.
+    assert page.count(PM) == 1 and page.count(SM) == 1
+    assert '<span class="state state-submitted">Waiting for approval</span>' in page
+    assert '<span class="state state-open">Not submitted</span>' in page
+    assert '<span class="gate gate-blocked">Blocked</span>' in page
+    assert "<dt>State</dt><dd>Planning</dd>" in text
+    for code in (">open<", ">submitted<", ">blocked<", ">planning<"):
+        assert code not in page
+    board = client.get("/transitions").text
+    assert "Hosting 2027 · Planning" in board and ">Blocked<" in board
+    # Every cell is labelled for the stacked phone layout.
+    cells = board.split("<td")[1:]
+    assert cells and all('data-label="' in cell.split(">")[0] for cell in cells)
+
+
 def test_cli_lists_shows_what_is_missing_and_fails_in_one_line(client, runner, people):
     number = open_transition(client, people[PM])["number"]
     listed = runner.invoke(["transitions", "list"])

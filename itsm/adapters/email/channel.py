@@ -46,7 +46,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from sqlalchemy import select
 
 from itsm.adapters.email.models import NotificationPreference
-from itsm.plugin import EventMessage, Recipient, User, reply_token
+from itsm.plugin import EventMessage, Recipient, User, current_itsm, reply_token
 
 log = logging.getLogger("itsm.notify.email")
 MAX_ATTACHMENT = 10 * 1024 * 1024
@@ -192,6 +192,32 @@ def reply_address(settings: dict[str, Any], token: str) -> str:
     return formataddr((name, f"{local}+{token}@{domain}"))
 
 
+def state_label(record: dict[str, Any]) -> str:
+    """The record's state as its workflow names it ("In progress"), as the pages show it;
+    the code in words when the record's type is not known here."""
+    state = str(record.get("state") or "")
+    try:
+        record_type = current_itsm().types.by_name.get(record.get("type"))
+    except RuntimeError:  # rendered outside an application (a template test)
+        record_type = None
+    if record_type is None or not state:
+        return state.replace("_", " ")
+    return record_type.workflow.state(state).title
+
+
+def person_name(actor: str | None) -> str | None:
+    """Who acted, by display name as the pages show them (the address when the person
+    has no name or is not a user here, or outside an application)."""
+    if not actor or "@" not in actor:
+        return actor
+    try:
+        with current_itsm().Session() as session:
+            name = session.scalar(select(User.name).where(User.email == actor.lower()))
+    except RuntimeError:  # rendered outside an application (a template test)
+        return actor
+    return name or actor
+
+
 def build_message(message: EventMessage, address: str, settings: dict[str, Any],
                   link: str | None, secret_key: str = "") -> EmailMessage:
     """The complete mail (headers, text and HTML parts) for one event and one address;
@@ -201,9 +227,10 @@ def build_message(message: EventMessage, address: str, settings: dict[str, Any],
     number = record.get("number")
     subject = f"[{number}] {record.get('title', '')} ({label})" if number else \
         f"[itsm] {label}"
-    context = {"event": message, "record": record, "label": label, "actor": message.actor,
+    context = {"event": message, "record": record, "label": label,
+               "actor": person_name(message.actor),
                "payload": message.payload, "link": link, "recipient": address,
-               "subject": subject}
+               "subject": subject, "state_label": state_label(record)}
     text_env, html_env = environments(str(settings.get("templates_path") or ""),
                                       plugin_template_folders())
     text, own_subject = render_with_subject(text_env, message.name, "txt", context)

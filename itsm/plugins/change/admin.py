@@ -169,7 +169,7 @@ def _list(name: str):
         rows = catalogs.list_rows(svc, name)
     endpoint, title, about = LISTS[name]
     return render_page("change/admin/list.html", rows=rows, cat=cat, title=title,
-                       about=about, name=name)
+                       about=about, name=name, choice_labels=CHOICE_LABELS)
 
 
 def _form(name: str, row_id: int | None):
@@ -190,6 +190,7 @@ def _form(name: str, row_id: int | None):
             found = [r for r in catalogs.list_rows(svc, name) if r["id"] == row_id]
         if not found:
             return render_page("change/admin/list.html", 404, rows=[], cat=cat, name=name,
+                               choice_labels=CHOICE_LABELS,
                                title=LISTS[name][1], about=f"no {cat.label} {row_id}")
         values = {i["name"]: _as_text(i, found[0].get(i["name"])) for i in items}
     if request.method == "POST":

@@ -27,6 +27,18 @@ from itsm.plugin import (
 )
 from itsm.plugins.change import schedule
 from itsm.plugins.change import service as changes
+from itsm.plugins.change.workflow import WORKFLOW
+
+STATE_LABELS = {name: state.title for name, state in WORKFLOW.states.items()}
+# What the change pages say for the stored codes of quorums and votes.
+LABELS = {
+    "quorum": {"any": "any one member", "majority": "a majority",
+               "all": "every member"},
+    "vote": {"pending": "waiting", "approved": "approved", "rejected": "rejected",
+             "not_needed": "not needed (quorum decided)", "superseded": "superseded"},
+    "group": {"pending": "waiting", "approved": "quorum reached",
+              "rejected": "quorum can no longer be reached"},
+}
 
 pages = page_blueprint("change_pages", __name__, url_prefix="/changes",
                        static_folder="static")
@@ -82,7 +94,7 @@ def calendar_page():
                        month=first, days=_days(first, data), data=data,
                        service=service_name, services=known,
                        previous=previous.strftime("%Y-%m"), following=following
-                       .strftime("%Y-%m"))
+                       .strftime("%Y-%m"), state_labels=STATE_LABELS)
 
 
 @pages.get("/approvals")
@@ -90,7 +102,7 @@ def approvals_page():
     """What awaits the signed-in approver."""
     with current_itsm().unit_of_work(page_actor()) as service:
         items = [changes.approval_dict(service.session, a) for a in changes.queue(service)]
-    return render_page("change/approvals.html", items=items)
+    return render_page("change/approvals.html", items=items, labels=LABELS)
 
 
 @pages.post("/approvals/<int:approval_id>")
@@ -119,14 +131,22 @@ def change_page(number: str):
         change = changes.get_change(service, number)
         data = schedule.overview(service, change)
         can_update = service.can("change.update", change)
+        for row in (*data["incidents_caused"], *data["conflicts"]):
+            row_type = service.itsm.types.by_name.get(row.get("type", "change"))
+            row["state_label"] = (row_type.workflow.state(row["state"]).title if row_type
+                                  else row["state"].replace("_", " "))
         head = {"number": change.number, "title": change.title, "state": change.state,
+                "state_label": WORKFLOW.state(change.state).title,
+                "can_schedule": change.state == "cab_review"
+                and service.can("change.update", change),
                 "services": [reference_label(service.session, "service", s)
                              for s in change.services or []],
                 "config_items": [reference_label(service.session, "configuration_item", i)
                                  for i in change.config_items or []],
                 "environment": change.environment,
                 "planned_start": change.planned_start, "planned_end": change.planned_end}
-    return render_page("change/change.html", change=head, data=data, can_update=can_update)
+    return render_page("change/change.html", change=head, data=data, can_update=can_update,
+                       labels=LABELS)
 
 
 def _act(number: str, action, done: str):
@@ -148,6 +168,15 @@ def add_incident(number: str):
     incident = request.form.get("incident", "")
     return _act(number, lambda s, c: changes.link_incident(s, c, incident),
                 f"{incident.strip().upper()[:32]} is recorded as caused by this change.")
+
+
+@pages.post("/<number>/schedule")
+def schedule_change(number: str):
+    """Schedule an approved change for its planned window: the workflow's next step after
+    the CAB, run through the record service so its guards (approval scope, freeze
+    windows) still decide."""
+    return _act(number, lambda s, c: s.transition(c, "schedule"),
+                "The change is scheduled for its planned window.")
 
 
 @pages.post("/<number>/freeze-exception")

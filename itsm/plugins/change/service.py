@@ -254,11 +254,18 @@ def approval_status(session: Session, change: Change, purpose: str = "cab") \
         entry = groups.setdefault(key, {"group": session.get(Group, row.group_id).name,
                                         "quorum": row.quorum, "approved": 0,
                                         "rejected": 0, "pending": 0, "not_needed": 0,
-                                        "members": 0})
+                                        "members": 0, "waiting_on": []})
         entry["members"] += 1
         entry[row.state] += 1
+        if row.state == "pending":
+            entry["waiting_on"].append(row.approver_id)
     for entry in groups.values():
         entry["needed"] = needed(entry["quorum"], entry["members"])
+        # How many more votes the group must give, and whose vote is still open: the
+        # change page says so instead of leaving people to work it out from counts.
+        entry["still_needed"] = max(0, entry["needed"] - entry["approved"])
+        entry["waiting_on"] = sorted(session.scalars(select(User.email).where(
+            User.id.in_(entry["waiting_on"])))) if entry["waiting_on"] else []
         if entry["approved"] >= entry["needed"]:
             entry["state"] = "approved"
         elif entry["approved"] + entry["pending"] < entry["needed"]:
@@ -518,7 +525,8 @@ def decide(service: RecordService, approval_id: int, decision: str, comment: str
     session.flush()
     what = "CAB approval" if approval.purpose == "cab" else "emergency approval (freeze)"
     writer = service if service.can("change.comment", change) else system_service(session)
-    text = f"{what}: {approval.state} by {service.actor.email}"
+    # A journal is read by people: the approver by name (the entry keeps who wrote it).
+    text = f"{what}: {approval.state} by {service.actor.name or service.actor.email}"
     writer.comment(change, text + (f" — {approval.comment}" if approval.comment else "."),
                    public=False)
     status = approval_status(session, change, approval.purpose)

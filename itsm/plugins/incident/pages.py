@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from itsm.plugin import (
     Actor,
+    Agency,
     Group,
     InputError,
     ItsmError,
@@ -116,10 +117,18 @@ def dashboard_page():
     extra = {"breaching_within": str(BREACHING_WITHIN), **({"group": group} if group else {})}
     with itsm.unit_of_work(actor) as service:
         soon = view_total(service, itsm.types.get("incident"), "breaching_soon", extra)
+        # The count tables name states and agencies as people read them, not by code.
+        workflow = itsm.types.get("incident").workflow
+        names = {"state": {s: workflow.state(s).title for s in report["counts"]["by_state"]},
+                 # as the record page's category choices word them
+                 "category": {c: c.replace("_", " ").capitalize()
+                              for c in report["counts"]["by_category"] if c != "(none)"},
+                 "agency": dict(service.session.execute(select(Agency.code, Agency.name).where(
+                     Agency.code.in_(list(report["counts"]["by_agency"])))).all())}
     return render_page(
         "incident/dashboard.html", 400 if errors else 200, report=report, days=days,
         group=group, groups=groups, errors=errors, breaching=soon.count,
-        breaching_exact=soon.exact, breaching_within=BREACHING_WITHIN,
+        breaching_exact=soon.exact, breaching_within=BREACHING_WITHIN, labels=names,
         breaching_url=url_for("console.record_list", collection="incidents",
                               view="breaching_soon", **extra), volume=volume_chart(report["weeks"]),
         compliance=compliance_chart(report["weeks"]),

@@ -39,7 +39,10 @@ def agreements():
                                                 .limit(LIST_LIMIT))
                 if svc.can("mou.read", m)]
         items = [svc.to_dict(m) for m in rows]
-    return render_page("mou/list.html", items=items)
+        # Parties by name: the agency's code is what the record stores, not what people say.
+        agencies = dict(svc.session.execute(select(Agency.code, Agency.name).where(
+            Agency.code.in_({m["agency"] for m in items if m.get("agency")}))).all())
+    return render_page("mou/list.html", items=items, agencies=agencies)
 
 
 @pages.get("/my")

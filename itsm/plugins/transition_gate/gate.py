@@ -201,7 +201,8 @@ def go_live(session: Session, trn: ServiceTransition, actor: Actor) -> None:
         text = (f"The gate passed: the catalog service {found.label} is "
                 f"{(published or found).lifecycle or 'live'}.")
     until = trn.support_until.date().isoformat()
-    system.comment(trn, f"{text} Early-life support runs until {until} ({actor.email}).",
+    who = actor.name or actor.email
+    system.comment(trn, f"{text} Early-life support runs until {until} ({who}).",
                    public=False)
     gate.emit(session, "transition.went_live", trn, actor,
               service=trn.service_name or trn.service, support_until=until)

@@ -14,7 +14,12 @@ from itsm.plugin import Base, LinkKind, Record, RecordType, State, Transition, W
 
 TYPE_NAME = "service_transition"
 DELIVERABLE_STATES = ("open", "submitted", "approved", "rejected")
+# What the pages say for each code: people read a checklist, not the stored values.
+DELIVERABLE_STATE_LABELS = {"open": "Not submitted", "submitted": "Waiting for approval",
+                            "approved": "Approved", "rejected": "Rejected"}
 MEETING_KINDS = ("start_up", "follow_up", "review")
+MEETING_KIND_LABELS = {"start_up": "Start-up", "follow_up": "Follow-up", "review": "Review"}
+GATE_LABELS = {"blocked": "Blocked", "ready": "Ready", "passed": "Passed"}
 EVIDENCE_KINDS = ("", "link", "record", "attachment")
 # Transitions that have not passed the gate yet: they hold their service back.
 OPEN_STATES = ("planning", "in_transition")

@@ -13,15 +13,18 @@ the API's do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from flask import Response, abort, flash, redirect, request, url_for
+from sqlalchemy import select
 
 from itsm.plugin import (
     ItsmError,
     RecordService,
+    User,
     current_itsm,
     error_text,
     page_actor,
@@ -30,7 +33,13 @@ from itsm.plugin import (
 )
 from itsm.plugins.transition_gate import plan, views
 from itsm.plugins.transition_gate import service as gate
-from itsm.plugins.transition_gate.models import MEETING_KINDS, TRANSITION, ServiceTransition
+from itsm.plugins.transition_gate.models import (
+    DELIVERABLE_STATE_LABELS,
+    GATE_LABELS,
+    MEETING_KIND_LABELS,
+    TRANSITION,
+    ServiceTransition,
+)
 
 pages = page_blueprint("transition_gate_pages", __name__, url_prefix="/transitions",
                        static_folder="static")
@@ -68,8 +77,16 @@ def dashboard_page():
     with current_itsm().unit_of_work(page_actor()) as svc:
         items = views.dashboard(svc, include_closed=include)
         can_create = svc.can(f"{TRANSITION.name}.create")
+        for item in items:
+            item["state_label"] = _state_label(svc, TRANSITION.name, item["state"])
     return render_page("transition_gate/dashboard.html", items=items, include=include,
-                       can_create=can_create)
+                       can_create=can_create, gate_labels=GATE_LABELS)
+
+
+def _state_label(svc: RecordService, type_name: str, state: str) -> str:
+    """A record's state as its workflow names it ("Live, early-life support")."""
+    rt = svc.itsm.types.by_name.get(type_name)  # None: a record of a disabled process
+    return rt.workflow.state(state).title if rt else state.replace("_", " ")
 
 
 @pages.get("/<number>")
@@ -82,6 +99,9 @@ def transition_page(number: str):
             rt = svc.itsm.types.by_name.get(incident["type"])
             incident["url"] = url_for("console.record_detail", collection=rt.collection,
                                       number=incident["number"]) if rt else None
+            incident["state_label"] = _state_label(svc, incident["type"], incident["state"])
+        data["state_label"] = _state_label(svc, TRANSITION.name, data["state"])
+        data["missing_items"] = _with_names(svc, data["missing_items"], data)
         me = svc.actor.email
         can = {"manage": gate.is_manager(svc, trn), "gatekeeper": gate.is_gatekeeper(svc),
                "accept": me == trn.service_manager and (
@@ -89,7 +109,27 @@ def transition_page(number: str):
                "go_live": trn.state in ("planning", "in_transition"),
                "admin": svc.actor.role == "admin", "me": me}
     return render_page("transition_gate/transition.html", t=data, can=can,
-                       meeting_kinds=MEETING_KINDS)
+                       meeting_kinds=MEETING_KIND_LABELS, gate_labels=GATE_LABELS,
+                       deliverable_states=DELIVERABLE_STATE_LABELS)
+
+
+def _with_names(svc: RecordService, reasons: list[str], data: dict[str, Any]) -> list[str]:
+    """The gate's reasons (worded for the API and the CLI with addresses) with the people
+    of this transition by display name, as every page shows people."""
+    emails = {data["project_manager"], data["service_manager"]}
+    for item in data["checklist"]:
+        emails |= {item["owner"], item["approver"]}
+    emails = {e.lower() for e in emails if e and "@" in e}
+    if not reasons or not emails:
+        return reasons
+    names = {email: name for email, name in svc.session.execute(
+        select(User.email, User.name).where(User.email.in_(emails))) if name}
+    if not names:
+        return reasons
+    # Whole addresses only: "pm@it.example" is not the end of "xpm@it.example".
+    address = re.compile(r"(?<![\w.+-])(" + "|".join(map(re.escape, names)) + r")(?![\w-]|\.\w)",
+                         re.IGNORECASE)
+    return [address.sub(lambda m: names[m.group(1).lower()], reason) for reason in reasons]
 
 
 def _act(number: str, action: Callable[[RecordService, ServiceTransition], Any], done: str,

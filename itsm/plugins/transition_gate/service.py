@@ -127,12 +127,17 @@ def require_open(trn: ServiceTransition) -> None:
                        "closed")
 
 
+def _name(svc: RecordService) -> str:
+    """The acting person as the journal's readers know them: their display name."""
+    return svc.actor.name or svc.actor.email
+
+
 def note(svc: RecordService, trn: ServiceTransition, text: str) -> None:
     """Journal ``text`` on the transition as a work note (as the actor when they may
     comment on it, else as the system on their behalf)."""
     writer = svc if svc.can(f"{TRANSITION.name}.comment", trn) else system_service(
         svc.session)
-    who = "" if writer is svc else f" ({svc.actor.email})"
+    who = "" if writer is svc else f" ({_name(svc)})"
     writer.comment(trn, text + who, public=False)
 
 
@@ -445,7 +450,7 @@ def decide(svc: RecordService, trn: ServiceTransition, item: Deliverable, data: 
         item.approved_scope = deliverable_scope(item)
         item.approved_digest = DELIVERABLE_SCOPE.digest(item.approved_scope)
     svc.session.flush()
-    note(svc, trn, f"Deliverable “{item.title}” {item.state} by {svc.actor.email}"
+    note(svc, trn, f"Deliverable “{item.title}” {item.state} by {_name(svc)}"
                    + (f": {reason}" if reason else "."))
     if item.state == "rejected":
         emit(svc.session, "transition.deliverable_rejected", trn, svc.actor,
@@ -477,7 +482,7 @@ def grant_exception(svc: RecordService, trn: ServiceTransition, item: Deliverabl
                             granted_by=svc.actor.email, granted_at=utcnow())
     svc.session.add(granted)
     svc.session.flush()
-    note(svc, trn, f"Gate exception for “{item.title}” granted by {svc.actor.email} until "
+    note(svc, trn, f"Gate exception for “{item.title}” granted by {_name(svc)} until "
                    f"{granted.until.isoformat()}: {granted.reason}")
     return granted
 
@@ -494,6 +499,6 @@ def accept(svc: RecordService, trn: ServiceTransition) -> ServiceTransition:
     svc.set_fields(trn, {"accepted_by": svc.actor.email, "accepted_at": utcnow(),
                          "accepted_scope": scope,
                          "accepted_digest": ACCEPTANCE_SCOPE.digest(scope)})
-    note(svc, trn, f"The service manager {svc.actor.email} accepts responsibility for "
+    note(svc, trn, f"The service manager {_name(svc)} accepts responsibility for "
                    f"the service {trn.service_name or trn.service}.")
     return trn
