@@ -285,10 +285,14 @@ def transitions(service: RecordService, rt: RecordType, record: Record,
     A missing required field is not a refusal on this page: the transition's form asks
     for it. The text matched is the one :meth:`itsm.core.workflow.Workflow.check` words.
     """
+    offered = service.available_transitions(record)
+    # Pickers only for the fields a transition from here asks for: building every
+    # field's choices (people, services, items) cost more than the rest of the page.
+    wanted = {name for transition, _ in offered for name in transition.settable}
     inputs = {f.name: f for f in with_pickers(
-        service, rt, schema_form(rt, staff=True), record)}
+        service, rt, [f for f in schema_form(rt, staff=True) if f.name in wanted], record)}
     out = []
-    for transition, reasons in service.available_transitions(record):
+    for transition, reasons in offered:
         asked = {f"{name} is required to {transition.title.lower()}"
                  for name in transition.required}
         form_fields = []
