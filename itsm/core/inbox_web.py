@@ -53,7 +53,7 @@ def _bell() -> dict[str, Any]:
         if actor is None or actor.id is None:
             return 0
         try:
-            with _itsm().Session() as session:
+            with _itsm().read_session() as session:
                 return inbox.unread_count(session, actor.id)
         except SQLAlchemyError:  # an error page about the database (or a missed upgrade)
             log.warning("the bell's count could not be read", exc_info=True)
@@ -73,7 +73,7 @@ def _opened_record_is_read():
     if actor is None or actor.id is None or not number:
         return
     try:
-        with _itsm().Session() as session:
+        with _itsm().read_session() as session:
             if inbox.mark_read_for_record(session, actor.id, number):
                 session.commit()
     except SQLAlchemyError:  # the page itself says what is wrong with the database

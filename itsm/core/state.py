@@ -174,6 +174,26 @@ class Itsm:
         return session
 
     @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session to read with. Inside a request it is the request's session (see
+        :meth:`request_session`), left open at the end of the block: the sign-in check,
+        the menu's entries and the bell of one page then read on one connection, not on
+        one pool checkout (a ping, a transaction) each. Outside a request, a new session
+        closed at the end of the block. A failure inside the block rolls it back, so
+        the next reader of the request finds it usable.
+        """
+        if not has_request_context():
+            with self.Session() as session:
+                yield session
+            return
+        session = self.request_session()
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+
+    @contextmanager
     def unit_of_work(self, actor: Actor) -> Iterator[RecordService]:
         """One command, one transaction: the change, its journal, its outbox events.
 

@@ -117,7 +117,7 @@ def _load_actor() -> Actor | None:
         return None
     itsm = _itsm()
     settings = itsm.settings
-    with itsm.Session() as db:
+    with itsm.read_session() as db:  # the page's unit of work goes on with it
         actor = auth.actor_for_session(
             db, str(secret), idle=timedelta(minutes=float(settings["auth.session_idle_minutes"])),
             max_age=timedelta(hours=float(settings["auth.session_max_hours"])))
