@@ -15,6 +15,7 @@ Content-Security-Policy.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -188,6 +189,20 @@ def continue_to(url: str, message: str, link: str = "Continue") -> tuple[str, in
 
 
 # -- page context: navigation and filters ---------------------------------------------------
+
+
+FRAME_READERS: list[Callable[[Actor], Any]] = []  # the frame's other reads: the bell
+
+
+def read_frame(actor: Actor) -> None:
+    """Read what the frame of every page shows (the menu, the bell) now, before the
+    page's unit of work: they then run on the request's session, which the unit of work
+    takes over, so a page reads on one connection and in one transaction. The results
+    are kept for the request; a page that does not call this reads them as it renders.
+    """
+    navigation(actor)
+    for reader in FRAME_READERS:
+        reader(actor)
 
 
 @bp.app_context_processor
