@@ -78,17 +78,21 @@ def _bell() -> dict[str, Any]:
 @bp.before_app_request
 def _opened_record_is_read():
     """Opening a record's page reads its notifications (as a mail client marks a mail
-    read when it is opened): one indexed UPDATE, before the bell counts."""
+    read when it is opened): when the bell's count says anything is unread, one indexed
+    look-up and, if it finds some, an UPDATE; the bell then counts again."""
     if request.method != "GET" or request.endpoint != "console.record_detail":
         return
     actor = signed_in_actor()
     number = str((request.view_args or {}).get("number", "")).upper()[:32]
     if actor is None or actor.id is None or not number:
         return
+    if unread_for(actor) == 0:  # the bell's count, read for the page anyway
+        return
     try:
         with _itsm().read_session() as session:
             if inbox.mark_read_for_record(session, actor.id, number):
                 session.commit()
+                request.environ.pop(_UNREAD_KEY, None)  # the bell counts again
     except SQLAlchemyError:  # the page itself says what is wrong with the database
         log.warning("notifications of %s could not be marked read", number, exc_info=True)
 
