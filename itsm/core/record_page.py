@@ -172,17 +172,20 @@ def form_values(rt: RecordType, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def people(service: RecordService, ids: set[int | None]) -> dict[int, dict[str, str]]:
-    """Name, e-mail, phone and agency of these users, in one query."""
+    """Name, e-mail, phone and agency of these users, in one query; those the service
+    looked up before (the activity stream asks for the header's people too) in none."""
     wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    rows = service.session.execute(
-        select(User.id, User.email, User.name, User.phone, Agency.name)
-        .outerjoin(Agency, Agency.id == User.agency_id).where(User.id.in_(wanted)))
-    out = {r[0]: {"email": r[1], "name": r[2] or r[1], "phone": r[3] or "",
-                  "agency": r[4] or ""} for r in rows}
-    remember_names({p["email"]: p["name"] for p in out.values()})
-    return out
+    known: dict[int, dict[str, str] | None] = service.__dict__.setdefault("_people", {})
+    missing = wanted - known.keys()
+    if missing:
+        rows = service.session.execute(
+            select(User.id, User.email, User.name, User.phone, Agency.name)
+            .outerjoin(Agency, Agency.id == User.agency_id).where(User.id.in_(missing)))
+        found = {r[0]: {"email": r[1], "name": r[2] or r[1], "phone": r[3] or "",
+                        "agency": r[4] or ""} for r in rows}
+        remember_names({p["email"]: p["name"] for p in found.values()})
+        known.update({i: found.get(i) for i in missing})
+    return {i: dict(known[i]) for i in wanted if known[i] is not None}
 
 
 def header(service: RecordService, rt: RecordType, record: Record,
@@ -219,7 +222,9 @@ PEOPLE_FIELDS = ("requester", "assignee")
 def activity(service: RecordService, rt: RecordType, record: Record) -> list[dict[str, Any]]:
     """Replies, work notes and changes in one stream, newest first, in words."""
     entries = service.journal(record)
-    who = people(service, {e.actor_id for e in entries})
+    # The header's people in the same query: the page shows both.
+    who = people(service, {e.actor_id for e in entries}
+                 | {record.requester_id, record.assignee_id})
     emails = {new for e in entries for name, pair in ((e.data or {}).get("changes") or {})
               .items() if name in PEOPLE_FIELDS for new in (pair if isinstance(pair, list)
                                                             else [pair]) if new}
