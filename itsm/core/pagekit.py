@@ -409,8 +409,8 @@ def schema_form(rt: RecordType, *, staff: bool, creating: bool = False) -> list[
     """
     later = frozenset(name for t in rt.workflow.transitions.values()
                       for name in t.settable) if creating else frozenset()
-    # Copies of fields described once per schema: describing them took as long as the
-    # rest of a queue page's Python; callers fill and change their copies.
+    # Copies of fields described once per schema: building the schemas and describing
+    # their fields took 0.8 ms a call, twice a record page; callers change their copies.
     return [replace(f, choices=list(f.choices), attrs=dict(f.attrs), errors=list(f.errors))
             for f in _described(_itsm().types.schemas[rt.name]["in"], later, staff)]
 
