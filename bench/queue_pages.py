@@ -121,6 +121,8 @@ def run(n: int, requests: int, reuse: bool, workdir: Path) -> dict:
     out["queue_ratio_p99"] = round(out["queue_html"]["p99_ms"] / out["queue_api"]["p99_ms"], 2)
     out["record_ratio_p50"] = round(out["record_html"]["p50_ms"] / out["record_api"]["p50_ms"],
                                     2)
+    out["record_ratio_p99"] = round(out["record_html"]["p99_ms"] / out["record_api"]["p99_ms"],
+                                    2)
     return {"machine": machine(), "n": n, "incidents": total, "load": loaded,
             "group_total_first": totals[0] if totals else None, "ops": out}
 
@@ -146,8 +148,9 @@ def main() -> None:
         f = ops[name]
         print(f"{name:<12} p50 {f['p50_ms']:>7} ms  p95 {f['p95_ms']:>7} ms  "
               f"p99 {f['p99_ms']:>7} ms", file=sys.stderr)
-    print(f"queue HTML/API: p50 x{ops['queue_ratio_p50']}, p99 x{ops['queue_ratio_p99']}",
-          file=sys.stderr)
+    for page in ("queue", "record"):
+        print(f"{page} HTML/API: p50 x{ops[f'{page}_ratio_p50']}, "
+              f"p99 x{ops[f'{page}_ratio_p99']}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,7 @@ from itsm.core.pagekit import (
     form_value,
     new_values,
     plural,
+    read_frame,
     schema_form,
     sentence,
     signed_in_actor,
@@ -285,6 +286,7 @@ def _version() -> int | None:
 @bp.get("/records/<collection>/<number>")
 def record_detail(collection: str, number: str):
     rt = _record_type(collection)
+    read_frame(_actor())
     with _itsm().unit_of_work(_actor()) as service:
         record = service.get(number.upper(), rt.name)
         replied = record.customer_reply_at  # shown on this visit, then it is seen

@@ -361,10 +361,14 @@ def mark_read(session: Session, user_id: int, notification_id: int | None = None
 
 def mark_read_for_record(session: Session, user_id: int, number: str) -> int:
     """Mark ``user_id``'s unread notifications about record ``number`` read."""
+    unread = (Notification.user_id == user_id, Notification.read_at.is_(None),
+              Notification.record_number == number)
+    # Most records opened have nothing unread: a read then starts no write (on SQLite an
+    # UPDATE takes the write lock even when it matches nothing).
+    if session.scalar(select(Notification.id).where(*unread).limit(1)) is None:
+        return 0
     return session.execute(
-        update(Notification).where(Notification.user_id == user_id,
-                                   Notification.read_at.is_(None),
-                                   Notification.record_number == number)
+        update(Notification).where(*unread)
         .values(read_at=utcnow()).execution_options(synchronize_session=False)).rowcount
 
 

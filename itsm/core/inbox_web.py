@@ -23,7 +23,7 @@ from itsm.core.api import LARGEST_INTEGER, current_actor, document, flag_arg, js
 from itsm.core.api import bp as api_bp
 from itsm.core.auth import Actor
 from itsm.core.errors import NotFound, Unauthorized
-from itsm.core.pagekit import _actor, _itsm, _render, bp, signed_in_actor
+from itsm.core.pagekit import FRAME_READERS, _actor, _itsm, _render, bp, signed_in_actor
 from itsm.core.schemas import Boolean
 
 log = logging.getLogger("itsm.inbox")
@@ -46,36 +46,53 @@ def _cursor(name: str) -> int | None:
     return inputs.parse_int(raw, name, minimum=1, maximum=LARGEST_INTEGER)
 
 
+_UNREAD_KEY = "itsm.inbox_unread"  # request.environ: the bell's count, read once
+
+
+def unread_for(actor: Actor | None) -> int:
+    """The bell's count of ``actor`` (0 for none), read once per request."""
+    if actor is None or actor.id is None:
+        return 0
+    cached = request.environ.get(_UNREAD_KEY)
+    if cached is not None and cached[0] == actor.id:
+        return cached[1]
+    try:
+        with _itsm().read_session() as session:
+            count = inbox.unread_count(session, actor.id)
+    except SQLAlchemyError:  # an error page about the database (or a missed upgrade)
+        log.warning("the bell's count could not be read", exc_info=True)
+        return 0
+    request.environ[_UNREAD_KEY] = (actor.id, count)
+    return count
+
+
+FRAME_READERS.append(unread_for)  # read with the menu, before a page's unit of work
+
+
 @bp.app_context_processor
 def _bell() -> dict[str, Any]:
-    def unread() -> int:
-        actor = signed_in_actor()
-        if actor is None or actor.id is None:
-            return 0
-        try:
-            with _itsm().Session() as session:
-                return inbox.unread_count(session, actor.id)
-        except SQLAlchemyError:  # an error page about the database (or a missed upgrade)
-            log.warning("the bell's count could not be read", exc_info=True)
-            return 0
-
-    return {"inbox_unread": unread, "inbox_shown_up_to": inbox.UNREAD_SHOWN_UP_TO}
+    return {"inbox_unread": lambda: unread_for(signed_in_actor()),
+            "inbox_shown_up_to": inbox.UNREAD_SHOWN_UP_TO}
 
 
 @bp.before_app_request
 def _opened_record_is_read():
     """Opening a record's page reads its notifications (as a mail client marks a mail
-    read when it is opened): one indexed UPDATE, before the bell counts."""
+    read when it is opened): when the bell's count says anything is unread, one indexed
+    look-up and, if it finds some, an UPDATE; the bell then counts again."""
     if request.method != "GET" or request.endpoint != "console.record_detail":
         return
     actor = signed_in_actor()
     number = str((request.view_args or {}).get("number", "")).upper()[:32]
     if actor is None or actor.id is None or not number:
         return
+    if unread_for(actor) == 0:  # the bell's count, read for the page anyway
+        return
     try:
-        with _itsm().Session() as session:
+        with _itsm().read_session() as session:
             if inbox.mark_read_for_record(session, actor.id, number):
                 session.commit()
+                request.environ.pop(_UNREAD_KEY, None)  # the bell counts again
     except SQLAlchemyError:  # the page itself says what is wrong with the database
         log.warning("notifications of %s could not be marked read", number, exc_info=True)
 

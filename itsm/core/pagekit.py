@@ -15,8 +15,10 @@ Content-Security-Policy.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from flask import (
@@ -41,7 +43,7 @@ from itsm.core.errors import ItsmError, Unauthorized
 from itsm.core.migrate import missing_table
 from itsm.core.navigation import navigation, navigation_groups
 from itsm.core.navigation import plural as plural  # re-exported: the pages import it here
-from itsm.core.records import STAFF_ONLY_FIELDS, RecordType
+from itsm.core.records import STAFF_ONLY_FIELDS, RecordType, schema_instance
 from itsm.core.schemas import CoreRecordIn
 from itsm.core.web import (
     csrf_matches,
@@ -188,6 +190,20 @@ def continue_to(url: str, message: str, link: str = "Continue") -> tuple[str, in
 
 
 # -- page context: navigation and filters ---------------------------------------------------
+
+
+FRAME_READERS: list[Callable[[Actor], Any]] = []  # the frame's other reads: the bell
+
+
+def read_frame(actor: Actor) -> None:
+    """Read what the frame of every page shows (the menu, the bell) now, before the
+    page's unit of work: they then run on the request's session, which the unit of work
+    takes over, so a page reads on one connection and in one transaction. The results
+    are kept for the request; a page that does not call this reads them as it renders.
+    """
+    navigation(actor)
+    for reader in FRAME_READERS:
+        reader(actor)
 
 
 @bp.app_context_processor
@@ -391,15 +407,23 @@ def schema_form(rt: RecordType, *, staff: bool, creating: bool = False) -> list[
     On the create form, optional fields that a transition sets (``resolution`` of a
     "resolve") are left out: the transition asks for them when it is their time.
     """
-    schema = _itsm().types.schemas[rt.name]["in"]()
-    later = {name for t in rt.workflow.transitions.values() for name in t.settable} \
-        if creating else set()
-    described = [f for f in (describe(n, sf) for n, sf in schema.load_fields.items())
+    later = frozenset(name for t in rt.workflow.transitions.values()
+                      for name in t.settable) if creating else frozenset()
+    # Copies of fields described once per schema: building the schemas and describing
+    # their fields took 0.8 ms a call, twice a record page; callers change their copies.
+    return [replace(f, choices=list(f.choices), attrs=dict(f.attrs), errors=list(f.errors))
+            for f in _described(_itsm().types.schemas[rt.name]["in"], later, staff)]
+
+
+@lru_cache(maxsize=256)
+def _described(schema: type, later: frozenset[str], staff: bool) -> tuple[FormField, ...]:
+    described = [f for f in (describe(n, sf) for n, sf
+                             in schema_instance(schema).load_fields.items())
                  if f and not (f.name in later and not f.required)]
-    core = [n for n in CoreRecordIn().fields if n not in STAFF_ONLY_FIELDS]
+    core = [n for n in schema_instance(CoreRecordIn).fields if n not in STAFF_ONLY_FIELDS]
     described.sort(key=lambda f: (f.name in STAFF_ONLY_FIELDS,
                                   core.index(f.name) if f.name in core else len(core)))
-    return [f for f in described if staff or f.name not in STAFF_ONLY_FIELDS]
+    return tuple(f for f in described if staff or f.name not in STAFF_ONLY_FIELDS)
 
 
 _MISSING = object()

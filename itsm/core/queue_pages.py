@@ -24,6 +24,7 @@ from itsm.core.pagekit import (
     bp,
     error_text,
     plural,
+    read_frame,
     schema_form,
     when,
 )
@@ -54,6 +55,7 @@ def queue_page(collection: str):
     actor = _actor()
     given = _query_args(request.args)
     error = None
+    read_frame(actor)
     with itsm.unit_of_work(actor) as service:
         staff = service.is_staff
         views = (queues.builtin_views(rt) + queues.saved_views(service.session, actor.id, rt)

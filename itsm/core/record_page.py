@@ -172,17 +172,20 @@ def form_values(rt: RecordType, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def people(service: RecordService, ids: set[int | None]) -> dict[int, dict[str, str]]:
-    """Name, e-mail, phone and agency of these users, in one query."""
+    """Name, e-mail, phone and agency of these users, in one query; those the service
+    looked up before (the activity stream asks for the header's people too) in none."""
     wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    rows = service.session.execute(
-        select(User.id, User.email, User.name, User.phone, Agency.name)
-        .outerjoin(Agency, Agency.id == User.agency_id).where(User.id.in_(wanted)))
-    out = {r[0]: {"email": r[1], "name": r[2] or r[1], "phone": r[3] or "",
-                  "agency": r[4] or ""} for r in rows}
-    remember_names({p["email"]: p["name"] for p in out.values()})
-    return out
+    known: dict[int, dict[str, str] | None] = service.__dict__.setdefault("_people", {})
+    missing = wanted - known.keys()
+    if missing:
+        rows = service.session.execute(
+            select(User.id, User.email, User.name, User.phone, Agency.name)
+            .outerjoin(Agency, Agency.id == User.agency_id).where(User.id.in_(missing)))
+        found = {r[0]: {"email": r[1], "name": r[2] or r[1], "phone": r[3] or "",
+                        "agency": r[4] or ""} for r in rows}
+        remember_names({p["email"]: p["name"] for p in found.values()})
+        known.update({i: found.get(i) for i in missing})
+    return {i: dict(known[i]) for i in wanted if known[i] is not None}
 
 
 def header(service: RecordService, rt: RecordType, record: Record,
@@ -219,7 +222,9 @@ PEOPLE_FIELDS = ("requester", "assignee")
 def activity(service: RecordService, rt: RecordType, record: Record) -> list[dict[str, Any]]:
     """Replies, work notes and changes in one stream, newest first, in words."""
     entries = service.journal(record)
-    who = people(service, {e.actor_id for e in entries})
+    # The header's people in the same query: the page shows both.
+    who = people(service, {e.actor_id for e in entries}
+                 | {record.requester_id, record.assignee_id})
     emails = {new for e in entries for name, pair in ((e.data or {}).get("changes") or {})
               .items() if name in PEOPLE_FIELDS for new in (pair if isinstance(pair, list)
                                                             else [pair]) if new}
@@ -285,10 +290,14 @@ def transitions(service: RecordService, rt: RecordType, record: Record,
     A missing required field is not a refusal on this page: the transition's form asks
     for it. The text matched is the one :meth:`itsm.core.workflow.Workflow.check` words.
     """
+    offered = service.available_transitions(record)
+    # Pickers only for the fields a transition from here asks for: building every
+    # field's choices (people, services, items) cost more than the rest of the page.
+    wanted = {name for transition, _ in offered for name in transition.settable}
     inputs = {f.name: f for f in with_pickers(
-        service, rt, schema_form(rt, staff=True), record)}
+        service, rt, [f for f in schema_form(rt, staff=True) if f.name in wanted], record)}
     out = []
-    for transition, reasons in service.available_transitions(record):
+    for transition, reasons in offered:
         asked = {f"{name} is required to {transition.title.lower()}"
                  for name in transition.required}
         form_fields = []

@@ -13,7 +13,7 @@ from itsm.core.plugins import PluginHost, collector_paused, discover
 with collector_paused():  # the bulk of the start-up's imports
     from flask import has_request_context, request
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-    from sqlalchemy.orm import Session, sessionmaker
+    from sqlalchemy.orm import Session, object_session, sessionmaker
     from sqlalchemy.orm.exc import StaleDataError
 
     from itsm.core.auth import Actor, Permission
@@ -172,6 +172,33 @@ class Itsm:
         if session is None:
             session = request.environ[_REQUEST_SESSION] = self.Session()
         return session
+
+    @contextmanager
+    def read_session(self, near: Any = None) -> Iterator[Session]:
+        """A session to read with. Inside a request it is the request's session (see
+        :meth:`request_session`), left open at the end of the block: the sign-in check,
+        the menu's entries and the bell of one page then read on one connection, not on
+        one pool checkout (a ping, a transaction) each. Outside a request, a new session
+        closed at the end of the block. A failure inside the block rolls it back, so
+        the next reader of the request finds it usable.
+
+        ``near``: an object loaded by the caller (the record a hook is given); its
+        session is used as it is, left to its owner (a unit of work) to end.
+        """
+        owner = object_session(near) if near is not None else None
+        if owner is not None:
+            yield owner
+            return
+        if not has_request_context():
+            with self.Session() as session:
+                yield session
+            return
+        session = self.request_session()
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
 
     @contextmanager
     def unit_of_work(self, actor: Actor) -> Iterator[RecordService]:

@@ -117,7 +117,11 @@ def _load_actor() -> Actor | None:
         return None
     itsm = _itsm()
     settings = itsm.settings
-    with itsm.Session() as db:
+    # A page read (GET) goes on with this session in its unit of work, one connection for
+    # the page. Any other request closes it at once: its transaction must not hold its
+    # locks while the request changes things elsewhere (enabling a plugin migrates).
+    reading = request.method in ("GET", "HEAD")
+    with itsm.read_session() if reading else itsm.Session() as db:
         actor = auth.actor_for_session(
             db, str(secret), idle=timedelta(minutes=float(settings["auth.session_idle_minutes"])),
             max_age=timedelta(hours=float(settings["auth.session_max_hours"])))

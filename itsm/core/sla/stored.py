@@ -9,7 +9,6 @@ transaction, as clocks are brought up to date on every change. Writing them is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -31,12 +30,32 @@ _CACHE = "itsm_service_levels"
 # -- what is stored, per transaction -----------------------------------------------------------
 
 
-@dataclass
 class _Stored:
-    """The saved versions, read once per transaction (clocks ask on every change)."""
+    """The saved versions, each kind read on its first use in a transaction (clocks ask
+    on every change; a record's page needs the calendars only)."""
 
-    policies: list[StoredPolicy] = field(default_factory=list)  # oldest first
-    calendars: dict[str, list[StoredCalendar]] = field(default_factory=dict)  # oldest first
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._policies: list[StoredPolicy] | None = None
+        self._calendars: dict[str, list[StoredCalendar]] | None = None
+
+    @property
+    def policies(self) -> list[StoredPolicy]:
+        """Oldest first."""
+        if self._policies is None:
+            self._policies = list(self._session.scalars(select(StoredPolicy)
+                                                        .order_by(StoredPolicy.id)))
+        return self._policies
+
+    @property
+    def calendars(self) -> dict[str, list[StoredCalendar]]:
+        """By name, each name's versions oldest first."""
+        if self._calendars is None:
+            self._calendars = {}
+            for row in self._session.scalars(select(StoredCalendar).order_by(
+                    StoredCalendar.name, StoredCalendar.version)):
+                self._calendars.setdefault(row.name, []).append(row)
+        return self._calendars
 
 
 def stored(session: Session) -> _Stored:
@@ -44,11 +63,7 @@ def stored(session: Session) -> _Stored:
     cached = session.info.get(_CACHE)
     if cached is not None and cached[0] is session.get_transaction():
         return cached[1]
-    found = _Stored(policies=list(session.scalars(select(StoredPolicy)
-                                                  .order_by(StoredPolicy.id))))
-    for row in session.scalars(select(StoredCalendar).order_by(StoredCalendar.name,
-                                                               StoredCalendar.version)):
-        found.calendars.setdefault(row.name, []).append(row)
+    found = _Stored(session)
     session.info[_CACHE] = (session.get_transaction(), found)
     return found
 

@@ -56,7 +56,7 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     if actor.id is None:
         return None
     install = current_itsm()
-    with install.Session() as session:
+    with install.read_session() as session:
         service = RecordService(install, session, actor)
         if service.can(billing.READ) or billing.contact_agencies(service):
             return [NavItem("Statements", "/billing/statements", order=70)]

@@ -133,7 +133,7 @@ def itsm_admin_pages() -> list:
 def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     """Change calendar and the approver queue for staff."""
     install = current_itsm()
-    with install.Session() as session:
+    with install.read_session() as session:
         if not RecordService(install, session, actor).can("change.read"):
             return None
         pending = session.scalar(select(Approval.id).where(

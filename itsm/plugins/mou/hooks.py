@@ -203,7 +203,7 @@ def itsm_record_actions(record: Record, actor: Actor) -> list[NavItem] | None:
     if record.type == MOU.name or record.agency_id is None:
         return None
     install = current_itsm()
-    with install.Session() as session:
+    with install.read_session(near=record) as session:  # the page's own transaction
         mou = service.active_for_agency(session, record.agency_id)
         if mou is None:
             return None

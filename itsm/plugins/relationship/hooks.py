@@ -52,7 +52,7 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     if actor.id is None:
         return None
     install = current_itsm()
-    with install.Session() as session:
+    with install.read_session() as session:
         svc = RecordService(install, session, actor)
         if svc.is_staff:
             return [NavItem("My agencies", "/relationship/", order=65)] \
