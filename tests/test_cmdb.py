@@ -73,7 +73,7 @@ def graph(client, admin, pat, sam):
 
 def test_the_migrations_create_exactly_the_models(app, runner):
     assert schema_drift(app.extensions["itsm"].engine, TABLES) == []
-    assert "cmdb: cmdb_0001" in runner.invoke(["db", "current"]).output.splitlines()
+    assert "cmdb: cmdb_0002" in runner.invoke(["db", "current"]).output.splitlines()
 
 
 def test_default_types_and_an_admins_own_type_validate_attributes(client, admin, agent):
