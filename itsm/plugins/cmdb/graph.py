@@ -34,7 +34,9 @@ def among(session: Session, column, ids: list[int]):
     """``column IN ids``; on PostgreSQL ``column = ANY(:array)``, one parameter however
     many ids (the driver parses a statement of thousands of placeholders slowly)."""
     if _postgresql(session):
-        return column == any_(bindparam(None, [int(i) for i in ids], type_=ARRAY(Integer)))
+        if isinstance(column.type, Integer):
+            return column == any_(bindparam(None, [int(i) for i in ids], type_=ARRAY(Integer)))
+        return column == any_(bindparam(None, [str(i) for i in ids], type_=ARRAY(column.type)))
     return column.in_(ids)
 
 
