@@ -26,7 +26,7 @@ import marshmallow
 from sqlalchemy import bindparam, delete, insert, select, update
 
 from itsm.plugin import Event, ItsmError, RecordService, ValidationError, messages_of, utcnow
-from itsm.plugins.cmdb import graph
+from itsm.plugins.cmdb import graph, kinds
 from itsm.plugins.cmdb import service as cmdb
 from itsm.plugins.cmdb.models import (
     LIFECYCLE,
@@ -299,8 +299,10 @@ def reconcile(service: RecordService, rows: list[dict[str, Any]], source: str, *
     else:
         _announce_import(service, report)
         nested.commit()
-    # The bulk writes went past the session: objects it holds must be read again.
+    # The bulk writes went past the session: objects it holds must be read again, and
+    # impacts it remembers computed again.
     session.expire_all()
+    kinds.forget_impacts(session)
     return report
 
 
@@ -497,8 +499,6 @@ def _create(service: RecordService,
             report: Report, seen: dict[str, int], service_types: set[str]) -> None:
     """One COPY (or INSERT) for the CIs, one for their agencies, one for their history
     rows; a business service gets its stable service id before its history is taken."""
-    from itsm.plugins.cmdb import kinds
-
     session = service.session
     connection = session.connection()
     now = utcnow()
@@ -538,8 +538,6 @@ def _retire_missing(service: RecordService, source: str, seen: dict[str, int],
                     report: Report, service_types: set[str]) -> list[int]:
     """Retire the CIs of ``source`` the import no longer names: in bulk, each with its
     history row, and every plugin told (references to it show it retired)."""
-    from itsm.plugins.cmdb import kinds
-
     session = service.session
     connection = session.connection()
     stale_ids = [ci_id for ci_id, key in connection.execute(select(
