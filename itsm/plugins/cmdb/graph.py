@@ -187,8 +187,11 @@ def walk(session: Session, start: list[int], direction: str = "impact",
     return result
 
 
-def load_nodes(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
-    """id -> name, type, lifecycle, agency, users and service id of the CIs ``ids``."""
+def load_nodes(session: Session, ids: list[int], *, users: bool = True) \
+        -> dict[int, dict[str, Any]]:
+    """id -> name, type, lifecycle, agency, users (unless ``users`` is False: the
+    agencies using a CI only matter where the walk looks for them) and service id of the
+    CIs ``ids``."""
     nodes: dict[int, dict[str, Any]] = {}
     ids = list(dict.fromkeys(ids))
     for i in range(0, len(ids), CHUNK):
@@ -200,6 +203,8 @@ def load_nodes(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
             nodes[row.id] = {"id": row.id, "name": row.name, "type": row.type_key,
                              "lifecycle": row.lifecycle, "agency_id": row.agency_id,
                              "service_id": row.service_id, "used_by": []}
+        if not users:
+            continue
         for ci_id, agency_id in _rows(session, select(CiAgency.ci_id, CiAgency.agency_id)
                                       .where(among(session, CiAgency.ci_id, chunk))
                                       .order_by(CiAgency.ci_id, CiAgency.agency_id)):
@@ -259,7 +264,8 @@ def analyse(session: Session, start: list[int], direction: str,
     listed = order if named is None else order[:named + len(result.start)]
     needed = [*(c for s in services for c in s["path"]),
               *(c for a in agencies.values() for c in a["path"]), *listed]
-    nodes = found | load_nodes(session, [c for c in dict.fromkeys(needed) if c not in found])
+    nodes = found | load_nodes(session, [c for c in dict.fromkeys(needed) if c not in found],
+                               users=False)
     return Impact(result, nodes, services, list(agencies.values()))
 
 

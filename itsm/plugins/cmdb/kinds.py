@@ -204,14 +204,19 @@ def _walk_hits(session: Session, start: list[int], direction: str, *, everything
                            named=None if everything else 0)
     service_types = set(service_types)
 
+    refs: dict[tuple[int, bool], Ref] = {}  # a hub's paths share most of their steps
+
     def as_ref(ci_id: int, as_service: bool) -> Ref:
         node = result.nodes[ci_id]
-        if as_service and node["type"] in service_types:
-            return Ref(kind=SERVICE_KIND, id=node["service_id"] or f"ci-{ci_id}",
-                       label=node["name"], url=f"/cmdb/cis/{ci_id}",
-                       status=_status(node["lifecycle"]))
-        return Ref(kind=CI_KIND, id=str(ci_id), label=node["name"], url=f"/cmdb/cis/{ci_id}",
-                   status=_status(node["lifecycle"]))
+        as_service = as_service and node["type"] in service_types
+        found = refs.get((ci_id, as_service))
+        if found is None:
+            found = refs[ci_id, as_service] = Ref(
+                kind=SERVICE_KIND if as_service else CI_KIND,
+                id=(node["service_id"] or f"ci-{ci_id}") if as_service else str(ci_id),
+                label=node["name"], url=f"/cmdb/cis/{ci_id}",
+                status=_status(node["lifecycle"]))
+        return found
 
     def path(ids: list[int], last_as_service: bool = False) -> tuple[Ref, ...]:
         ids = [i for i in ids if i in result.nodes]
@@ -289,7 +294,8 @@ def _service_cis(session: Session, ids: list[str]) -> list[int]:
     wanted = [str(i).lstrip("#") for i in ids if str(i).strip()]
     if not wanted:
         return []
-    return list(session.scalars(select(ConfigItem.id).where(ConfigItem.service_id.in_(wanted))))
+    return list(session.connection().scalars(select(ConfigItem.id).where(
+        graph.among(session, ConfigItem.service_id, wanted))))
 
 
 def service_impact(session: Session, ids: list[str]) -> list[Any]:
