@@ -115,17 +115,22 @@ def _levels_postgresql(session: Session, start: list[int], direction: str, max_d
         .select_from(previous.join(level, true()))
         .where(level.c.ids.is_not(None), previous.c.depth < max_depth + 1,
                func.cardinality(previous.c.seen) <= max_nodes))
-    columns = [levels.c.depth, levels.c.ids, levels.c.parents]
+    query = select(levels.c.depth, levels.c.ids, levels.c.parents)
     if telling is not None:
-        # The level's telling CIs (services, CIs of an agency), picked out here so the
-        # thousands of others a hub reaches never travel back to the database.
-        level_ids = select(func.unnest(levels.c.ids).column_valued())
-        found = select(ConfigItem.id).where(ConfigItem.id.in_(level_ids), telling)
+        # The telling CIs (services, CIs of an agency) among all those reached, picked
+        # out here in one look-up, so the thousands of others a hub reaches never travel
+        # back to the database: one more row, at depth -1.
+        reached = select(func.unnest(levels.c.ids)).select_from(levels)
+        found = select(ConfigItem.id).where(ConfigItem.id.in_(reached), telling)
         if agencies:
-            found = found.union(select(CiAgency.ci_id).where(CiAgency.ci_id.in_(level_ids)))
-        columns.append(func.array(found.scalar_subquery()))
-    return [(row[0], list(row[1]), list(row[2]), list(row[3]) if telling is not None else [])
-            for row in _rows(session, select(*columns).order_by(levels.c.depth))]
+            found = found.union(select(CiAgency.ci_id).where(CiAgency.ci_id.in_(reached)))
+        query = query.union_all(select(literal(-1), func.array(found.scalar_subquery()),
+                                       first))
+    rows = sorted(_rows(session, query), key=lambda row: row[0])
+    if telling is None:
+        return [(depth, list(ids), list(parents), []) for depth, ids, parents in rows]
+    return [(-1, [], [], list(rows[0][1])),
+            *((depth, list(ids), list(parents), []) for depth, ids, parents in rows[1:])]
 
 
 def _levels_by_query(session: Session, start: list[int], direction: str, max_depth: int,
@@ -173,6 +178,8 @@ def walk(session: Session, start: list[int], direction: str = "impact",
         _telling_condition(service_types, agencies), agencies)
     for depth, ids, parents, telling in levels:
         result.telling.update(telling)
+        if depth < 0:  # the telling CIs of the whole walk, no level
+            continue
         if depth > max_depth:
             result.truncated = True
             break
