@@ -299,9 +299,12 @@ def reconcile(service: RecordService, rows: list[dict[str, Any]], source: str, *
     else:
         _announce_import(service, report)
         nested.commit()
-    # The bulk writes went past the session: objects it holds must be read again, and
-    # impacts it remembers computed again.
-    session.expire_all()
+    # The bulk writes went past the session: the CIs it holds must be read again, and
+    # impacts it remembers computed again (other objects, such as the events written,
+    # are left as they are).
+    for held in list(session.identity_map.values()):
+        if isinstance(held, ConfigItem | CiAgency | CiHistory):
+            session.expire(held)
     kinds.forget_impacts(session)
     return report
 
