@@ -73,7 +73,7 @@ def graph(client, admin, pat, sam):
 
 def test_the_migrations_create_exactly_the_models(app, runner):
     assert schema_drift(app.extensions["itsm"].engine, TABLES) == []
-    assert "cmdb: cmdb_0001" in runner.invoke(["db", "current"]).output.splitlines()
+    assert "cmdb: cmdb_0002" in runner.invoke(["db", "current"]).output.splitlines()
 
 
 def test_default_types_and_an_admins_own_type_validate_attributes(client, admin, agent):
@@ -228,6 +228,46 @@ def test_csv_import_reconciles_by_key_with_a_dry_run(tmp_path, runner, client, a
     assert "Traceback" not in refused.output
     assert [i["name"] for i in client.get("/api/v1/cmdb/cis", headers=pat).json["items"]] \
         == ["Portal"]
+
+
+def test_an_import_updates_in_bulk_keeps_the_past_and_announces_itself_once(
+        tmp_path, runner, client, admin, app, pat, sam):
+    from sqlalchemy import select
+
+    from itsm.plugin import Event
+
+    first = tmp_path / "v1.csv"
+    first.write_text("key,type,name,location,used_by,os,cpu_count\n"
+                     "h1,server,web-01,DC1,DOT,Debian 12,4\nh2,server,web-02,DC1,,Debian 12,2\n")
+    assert runner.invoke(["cmdb", "import", str(first), "--dry-run"]).exit_code == 0
+    assert runner.invoke(["cmdb", "import", str(first)]).exit_code == 0
+    time.sleep(0.05)
+    stamp = datetime.now(UTC).isoformat()
+    time.sleep(0.05)
+    second = tmp_path / "v2.csv"
+    second.write_text("key,type,name,location,used_by,os,cpu_count\n"
+                      "h1,server,web-01,DC2,DOH,Debian 13,8\nh2,server,web-02,DC1,,Debian 12,2\n")
+    changed = runner.invoke(["cmdb", "import", str(second), "--json"])
+    report = json.loads(changed.output[changed.output.index("{"):])
+    assert (report["created"], report["updated"], report["unchanged"]) == (0, 1, 1)
+    found = client.get("/api/v1/cmdb/cis", query_string={"q": "web-01"}, headers=admin).json
+    web = client.get(f"/api/v1/cmdb/cis/{found['items'][0]['id']}", headers=admin).json
+    assert (web["location"], web["attributes"]["cpu_count"], web["version"]) == ("DC2", 8, 2)
+    assert [a["code"] for a in web["used_by"]] == ["DOH"]
+    history = client.get(f"/api/v1/cmdb/cis/{web['id']}/history", headers=admin).json
+    assert [h["action"] for h in history["items"]] == ["updated", "created"]
+    assert history["items"][0]["changes"]["location"] == ["DC1", "DC2"]
+    then = client.get(f"/api/v1/cmdb/cis/{web['id']}", query_string={"as_of": stamp},
+                      headers=admin).json
+    assert (then["location"], then["attributes"]["cpu_count"]) == ("DC1", 4)
+    assert [a["code"] for a in then["used_by"]] == ["DOT"]
+    itsm = app.extensions["itsm"]
+    with itsm.Session() as session:
+        events = [e.payload for e in session.scalars(
+            select(Event).where(Event.name == "cmdb.imported").order_by(Event.id))]
+    # Two real imports, one event each (the dry run announced nothing).
+    assert [(e["created"], e["updated"], e["unchanged"]) for e in events] \
+        == [(2, 0, 0), (0, 1, 1)]
 
 
 def test_json_import_with_relations_and_export_round_trip(client, admin, runner, tmp_path,

@@ -198,12 +198,14 @@ def reference_choices(session: Session, actor: Actor, kind: str, text: str = "",
 def _walk(session: Session, kind: str, ids: list[str], attribute: str,
           itsm: Itsm | None) -> list[ImpactHit]:
     """Breadth-first across providers: a hit of another kind is walked further with that
-    kind's provider, its path joined to the path that reached it."""
+    kind's provider, its path joined to the path that reached it. The hits of one kind
+    at one level are walked further in one call (a hub's 200 services: one walk, not
+    200)."""
     out: dict[tuple[str, str], ImpactHit] = {}
     frontier: list[tuple[str, list[str], dict[str, tuple[Ref, ...]]]] = [(kind, ids, {})]
     seen = {(kind, i) for i in ids}
     for _ in range(MAX_DEPTH):
-        following = []
+        following: dict[str, tuple[list[str], dict[str, tuple[Ref, ...]]]] = {}
         for walk_kind, walk_ids, prefixes in frontier:
             provider = reference_kind(walk_kind, itsm)
             step = getattr(provider, attribute, None) if provider else None
@@ -219,10 +221,12 @@ def _walk(session: Session, kind: str, ids: list[str], attribute: str,
                 seen.add(key)
                 out[key] = ImpactHit(hit.ref, path)
                 if hit.ref.kind != walk_kind:
-                    following.append((hit.ref.kind, [hit.ref.id], {hit.ref.id: path}))
+                    further, further_prefixes = following.setdefault(hit.ref.kind, ([], {}))
+                    further.append(hit.ref.id)
+                    further_prefixes[hit.ref.id] = path
         if not following:
             break
-        frontier = following
+        frontier = [(k, further, prefixes) for k, (further, prefixes) in following.items()]
     return list(out.values())
 
 

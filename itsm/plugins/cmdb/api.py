@@ -364,11 +364,14 @@ def remove_relation(ci_id: int, relation_id: int):
     return "", 204
 
 
+LISTED = 200  # CIs an impact lists with their paths; ``reached`` counts them all
+
+
 def impact_data(service: Any, ci: Any, direction: str) -> dict[str, Any]:
     """An impact analysis as the API, the pages and the CLI show it; another agency's
     CIs are left out for requesters."""
     types = cmdb.service_type_keys(service.session)
-    result = graph.analyse(service.session, [ci.id], direction, types)
+    result = graph.analyse(service.session, [ci.id], direction, types, named=LISTED)
     allowed = cmdb.visible_ids(service, sorted(result.walk.parent))
     names = cmdb.Names(service.session)
 
@@ -381,8 +384,12 @@ def impact_data(service: Any, ci: Any, direction: str) -> dict[str, Any]:
         return {"id": ci_id, "name": node["name"], "service_id": node["service_id"],
                 "depth": result.walk.depth[ci_id], "path": steps(result.walk.path(ci_id))}
 
-    reached = [c for c in sorted(result.walk.parent, key=lambda c: (result.walk.depth[c], c))
-               if c != ci.id and c in allowed and c in result.nodes]
+    reached = [c for c in result.walk.order() if c != ci.id and c in allowed]
+    # The nearest 200 are listed with their paths (the count is exact); a requester's
+    # list skips CIs the analysis did not name, so those few are loaded here.
+    listed = reached[:LISTED]
+    missing = [step for c in listed for step in result.walk.path(c) if step not in result.nodes]
+    result.nodes.update(graph.load_nodes(service.session, missing))
     agencies = []
     for found in result.agencies:
         agency = names.agency(found["agency_id"])
@@ -393,7 +400,7 @@ def impact_data(service: Any, ci: Any, direction: str) -> dict[str, Any]:
             "truncated": result.walk.truncated,
             "services": [hit(s["ci"]["id"]) for s in result.services
                          if s["ci"]["id"] in allowed],
-            "agencies": agencies, "items": [hit(c) for c in reached[:1000]]}
+            "agencies": agencies, "items": [hit(c) for c in listed]}
 
 
 @api.get(CI + "/impact")

@@ -1,9 +1,13 @@
-"""Impact analysis: a bounded breadth-first walk of the relation graph, one query per
-level (per 5,000 CIs of the level), with the path to everything reached.
+"""Impact analysis: a breadth-first walk of the relation graph that keeps, for each CI
+reached, its parent on a shortest path and its depth, then the services and agencies
+among the CIs reached, each with one path.
 
-Why not a recursive CTE: the walk must stop at CIs already seen (cycles), keep the
-parent of each CI for its path, and run the same on SQLite and PostgreSQL. A level at a
-time does all three in as many queries as the graph is deep (bench/cmdb_graph.py).
+On PostgreSQL the whole walk is one recursive query: each step of the recursion is a
+level of the walk, carried as arrays (the level's CIs, their parents, and every CI seen
+so far, which a hashed ``NOT IN`` keeps out of the next level, so a cycle ends the walk).
+The database does the index look-ups and the driver brings back one row per level; a hub
+that reaches thousands of CIs is one round trip (bench/cmdb_graph.py). Elsewhere (SQLite)
+the same walk is one query per level per 5,000 CIs of the level.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, any_, bindparam, select
+from sqlalchemy import Integer, any_, bindparam, func, literal, or_, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -22,11 +26,17 @@ MAX_DEPTH = 40
 MAX_NODES = 50000
 
 
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def among(session: Session, column, ids: list[int]):
     """``column IN ids``; on PostgreSQL ``column = ANY(:array)``, one parameter however
     many ids (the driver parses a statement of thousands of placeholders slowly)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, [int(i) for i in ids], type_=ARRAY(Integer)))
+    if _postgresql(session):
+        if isinstance(column.type, Integer):
+            return column == any_(bindparam(None, [int(i) for i in ids], type_=ARRAY(Integer)))
+        return column == any_(bindparam(None, [str(i) for i in ids], type_=ARRAY(column.type)))
     return column.in_(ids)
 
 
@@ -37,104 +47,198 @@ def _rows(session: Session, query) -> Any:
 
 @dataclass
 class Walk:
-    """What a walk reached: for each CI its parent on the shortest path and the kind of
-    relation that led there, and its depth."""
+    """What a walk reached: for each CI its parent on a shortest path (None for a start)
+    and its depth."""
 
     start: list[int]
-    parent: dict[int, tuple[int, str] | None] = field(default_factory=dict)
+    parent: dict[int, int | None] = field(default_factory=dict)
     depth: dict[int, int] = field(default_factory=dict)
     truncated: bool = False
+    # The services and the CIs of an agency among the CIs reached, when asked for.
+    telling: set[int] = field(default_factory=set)
 
     def path(self, ci_id: int) -> list[int]:
         """The CIs from a start to ``ci_id``, both included."""
         out = [ci_id]
         while (step := self.parent.get(out[-1])) is not None:
-            out.append(step[0])
+            out.append(step)
         return out[::-1]
 
+    def order(self) -> list[int]:
+        """Every CI reached, nearest first (then by id)."""
+        return sorted(self.parent, key=lambda c: (self.depth[c], c))
 
-def reachable(session: Session, start: list[int], here, there, limit: int) -> list[int]:
-    """Every CI reachable from ``start`` in one recursive query. UNION (not UNION ALL)
-    drops a CI already found, so each is produced once and a cycle ends the recursion;
-    the LIMIT stops it early on a hub that reaches too much."""
-    reach = (select(ConfigItem.id.label("id")).where(among(session, ConfigItem.id, start))
-             .cte("reach", recursive=True))
-    reach = reach.union(select(there.label("id")).select_from(Relation)
-                        .join(reach, here == reach.c.id)
-                        .where(Relation.removed_at.is_(None)))
-    return [row[0] for row in _rows(session, select(reach.c.id).limit(limit))]
+
+def _ends(direction: str):
+    """The column a step leaves from and the one it arrives at."""
+    if direction == "impact":
+        return Relation.provider_id, Relation.dependent_id
+    return Relation.dependent_id, Relation.provider_id
+
+
+def _telling_condition(service_types: list[str] | None, agencies: bool):
+    """The SQL condition of a telling CI: of a service type, or (``agencies``) of an
+    agency; None when nothing is asked for."""
+    wanted = [ConfigItem.type_key.in_(service_types)] if service_types else []
+    if agencies:
+        wanted.append(ConfigItem.agency_id.is_not(None))
+    return or_(*wanted) if wanted else None
+
+
+Level = tuple[int, list[int], list[int], list[int]]
+
+
+def _levels_postgresql(session: Session, start: list[int], direction: str, max_depth: int,
+                       max_nodes: int, telling: Any, agencies: bool) -> list[Level]:
+    """``(depth, ids, parents, telling ids)`` per level, the whole walk in one recursive
+    query (see the module's docstring). It stops after the level that passes
+    ``max_nodes`` CIs or at ``max_depth`` + 1 (that level tells the caller the walk was
+    cut short). ``telling`` (a condition on the CI) and ``agencies`` (used by one) pick
+    the telling CIs of each level."""
+    here, there = _ends(direction)
+    first = bindparam("start", start, type_=ARRAY(Integer))
+    levels = select(literal(0).label("depth"), first.label("ids"), first.label("parents"),
+                    first.label("seen")).cte("walk_levels", recursive=True)
+    previous = levels.alias("previous")
+    # One row per CI of the next level, with its lowest-numbered parent: GROUP BY keeps
+    # the level free of duplicates, NOT IN (hashed) keeps out every CI already seen.
+    step = (select(there.label("id"), func.min(here).label("parent"))
+            .where(here == any_(previous.c.ids), Relation.removed_at.is_(None),
+                   there.not_in(select(func.unnest(previous.c.seen).column_valued())
+                                .scalar_subquery()))
+            .group_by(there).correlate(previous).lateral("step"))
+    level = select(func.array_agg(step.c.id).label("ids"),
+                   func.array_agg(step.c.parent).label("parents")).lateral("level")
+    levels = levels.union_all(
+        select(previous.c.depth + 1, level.c.ids, level.c.parents,
+               func.array_cat(previous.c.seen, level.c.ids))
+        .select_from(previous.join(level, true()))
+        .where(level.c.ids.is_not(None), previous.c.depth < max_depth + 1,
+               func.cardinality(previous.c.seen) <= max_nodes))
+    query = select(levels.c.depth, levels.c.ids, levels.c.parents)
+    if telling is not None:
+        # The telling CIs (services, CIs of an agency) among all those reached, picked
+        # out here in one look-up, so the thousands of others a hub reaches never travel
+        # back to the database: one more row, at depth -1.
+        reached = select(func.unnest(levels.c.ids)).select_from(levels)
+        found = select(ConfigItem.id).where(ConfigItem.id.in_(reached), telling)
+        if agencies:
+            found = found.union(select(CiAgency.ci_id).where(CiAgency.ci_id.in_(reached)))
+        query = query.union_all(select(literal(-1), func.array(found.scalar_subquery()),
+                                       first))
+    rows = sorted(_rows(session, query), key=lambda row: row[0])
+    if telling is None:
+        return [(depth, list(ids), list(parents), []) for depth, ids, parents in rows]
+    return [(-1, [], [], list(rows[0][1])),
+            *((depth, list(ids), list(parents), []) for depth, ids, parents in rows[1:])]
+
+
+def _levels_by_query(session: Session, start: list[int], direction: str, max_depth: int,
+                     max_nodes: int, telling: Any, agencies: bool) -> list[Level]:
+    """The same levels as :func:`_levels_postgresql`, one query per level (per 5,000),
+    and one per level for its telling CIs."""
+    here, there = _ends(direction)
+    seen = set(start)
+    out = [(0, list(start), list(start))]
+    frontier = list(start)
+    depth = 0
+    while frontier and depth <= max_depth and len(seen) <= max_nodes:
+        depth += 1
+        parents: dict[int, int] = {}
+        for i in range(0, len(frontier), CHUNK):
+            for origin, reached in _rows(session, select(here, there).where(
+                    among(session, here, frontier[i:i + CHUNK]),
+                    Relation.removed_at.is_(None))):
+                if reached not in seen and (reached not in parents
+                                            or origin < parents[reached]):
+                    parents[reached] = origin
+        if not parents:
+            break
+        frontier = sorted(parents)
+        seen.update(frontier)
+        out.append((depth, frontier, [parents[c] for c in frontier]))
+    return [(d, ids, up, _telling(session, ids, telling, agencies) if telling is not None
+             else []) for d, ids, up in out]
 
 
 def walk(session: Session, start: list[int], direction: str = "impact",
-         max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> Walk:
+         max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES,
+         service_types: list[str] | None = None) -> Walk:
     """Everything that relies on ``start`` (``impact``) or that ``start`` relies on
-    (``depends``), with the shortest path to each: the reachable CIs in one recursive
-    query, their relations in one more (per 5,000 CIs), then a breadth-first walk in
-    memory that visits each CI once, so cycles end it."""
-    if direction == "impact":
-        here, there = Relation.provider_id, Relation.dependent_id
-    else:
-        here, there = Relation.dependent_id, Relation.provider_id
-    result = Walk(start=list(start))
-    ids = reachable(session, start, here, there, max_nodes + 1)
-    if len(ids) > max_nodes:
-        result.truncated = True
-    allowed = set(ids) | set(start)
-    edges: dict[int, list[tuple[int, str]]] = {}
-    for i in range(0, len(ids), CHUNK):
-        for origin, reached, kind in _rows(session, select(here, there, Relation.kind).where(
-                among(session, here, ids[i:i + CHUNK]), Relation.removed_at.is_(None))):
-            if reached in allowed:
-                edges.setdefault(origin, []).append((reached, kind))
-    for ci_id in start:
-        result.parent[ci_id] = None
-        result.depth[ci_id] = 0
-    frontier = list(dict.fromkeys(start))
-    level = 0
-    while frontier and level < max_depth:
-        level += 1
-        found: list[int] = []
-        for origin in frontier:
-            for reached, kind in sorted(edges.get(origin, ())):
-                if reached not in result.parent:
-                    result.parent[reached] = (origin, kind)
-                    result.depth[reached] = level
-                    found.append(reached)
-        frontier = found
-    if frontier:
-        result.truncated = True
+    (``depends``), with a shortest path to each, at most ``max_nodes`` CIs (nearest
+    first) and ``max_depth`` steps; ``truncated`` tells when the walk was cut short.
+    With ``service_types``, ``telling`` holds the services reached and (impact) the CIs
+    an agency owns or uses."""
+    result = Walk(start=list(dict.fromkeys(start)))
+    if not result.start:
+        return result
+    agencies = direction == "impact" and service_types is not None
+    levels = (_levels_postgresql if _postgresql(session) else _levels_by_query)(
+        session, result.start, direction, max_depth, max_nodes,
+        _telling_condition(service_types, agencies), agencies)
+    for depth, ids, parents, telling in levels:
+        result.telling.update(telling)
+        if depth < 0:  # the telling CIs of the whole walk, no level
+            continue
+        if depth > max_depth:
+            result.truncated = True
+            break
+        for ci_id, parent in sorted(zip(ids, parents, strict=True)):
+            if ci_id in result.parent:
+                continue
+            if len(result.parent) >= max_nodes + len(result.start):
+                result.truncated = True
+                break
+            result.parent[ci_id] = None if depth == 0 else parent
+            result.depth[ci_id] = depth
     return result
 
 
-def load_nodes(session: Session, ids: list[int], named: list[int] | None = None) \
+def load_nodes(session: Session, ids: list[int], *, users: bool = True) \
         -> dict[int, dict[str, Any]]:
-    """id -> type, lifecycle, agency, users and service id of the CIs ``ids``, with the
-    name of those in ``named`` (default: all): a walk may reach thousands of CIs, of
-    which a page names the few on the paths it shows."""
+    """id -> name, type, lifecycle, agency, users (unless ``users`` is False: the
+    agencies using a CI only matter where the walk looks for them) and service id of the
+    CIs ``ids``."""
     nodes: dict[int, dict[str, Any]] = {}
+    ids = list(dict.fromkeys(ids))
     for i in range(0, len(ids), CHUNK):
         chunk = ids[i:i + CHUNK]
-        rows = _rows(session, select(
-            ConfigItem.id, ConfigItem.type_key, ConfigItem.lifecycle, ConfigItem.agency_id,
-            ConfigItem.service_id).where(among(session, ConfigItem.id, chunk)))
-        for ci_id, type_key, lifecycle, agency_id, service_id in rows:
-            nodes[ci_id] = {"id": ci_id, "name": "", "type": type_key, "lifecycle": lifecycle,
-                            "agency_id": agency_id, "service_id": service_id, "used_by": []}
+        # Plain tuples: a hub's paths name thousands of CIs, and a Row's attribute
+        # access costs more than the rest of building the dict.
+        for ci_id, name, type_key, lifecycle, agency_id, service_id in _rows(session, select(
+                ConfigItem.id, ConfigItem.name, ConfigItem.type_key, ConfigItem.lifecycle,
+                ConfigItem.agency_id, ConfigItem.service_id).where(
+                among(session, ConfigItem.id, chunk))):
+            nodes[ci_id] = {"id": ci_id, "name": name, "type": type_key,
+                            "lifecycle": lifecycle, "agency_id": agency_id,
+                            "service_id": service_id, "used_by": []}
+        if not users:
+            continue
         for ci_id, agency_id in _rows(session, select(CiAgency.ci_id, CiAgency.agency_id)
-                                                .where(among(session, CiAgency.ci_id, chunk))):
+                                      .where(among(session, CiAgency.ci_id, chunk))
+                                      .order_by(CiAgency.ci_id, CiAgency.agency_id)):
             nodes[ci_id]["used_by"].append(agency_id)
-    wanted = list(nodes) if named is None else [i for i in dict.fromkeys(named) if i in nodes]
-    for i in range(0, len(wanted), CHUNK):
-        for ci_id, name in _rows(session, select(ConfigItem.id, ConfigItem.name).where(
-                among(session, ConfigItem.id, wanted[i:i + CHUNK]))):
-            nodes[ci_id]["name"] = name
     return nodes
+
+
+def _telling(session: Session, ids: list[int], telling: Any, agencies: bool) -> list[int]:
+    """Which of ``ids`` meet ``telling`` or (``agencies``) are used by an agency."""
+    out: set[int] = set()
+    for i in range(0, len(ids), CHUNK):
+        chunk = ids[i:i + CHUNK]
+        out.update(session.connection().scalars(select(ConfigItem.id).where(
+            among(session, ConfigItem.id, chunk), telling)))
+        if agencies:
+            out.update(session.connection().scalars(select(CiAgency.ci_id).where(
+                among(session, CiAgency.ci_id, chunk))))
+    return list(out)
 
 
 @dataclass
 class Impact:
     """The result of an analysis: the CIs reached, the services and the agencies among
-    them, each with its path from the start."""
+    them, each with its path from the start. ``nodes`` holds the CIs on those paths and
+    the first CIs reached (see :func:`analyse`), not every CI of a large walk."""
 
     walk: Walk
     nodes: dict[int, dict[str, Any]]
@@ -144,34 +248,33 @@ class Impact:
 
 def analyse(session: Session, start: list[int], direction: str,
             service_types: list[str], visible: set[int] | None = None,
-            named: int | None = 1000) -> Impact:
+            named: int | None = 200) -> Impact:
     """Walk from ``start`` and pick out the services and agencies reached; ``visible``
-    (a requester's own CIs) hides the others from the answer, not from the walk. Names
-    are loaded for the CIs on those paths and the first ``named`` CIs reached (None:
-    all)."""
-    result = walk(session, start, direction)
-    order = sorted(result.parent, key=lambda c: (result.depth[c], c))
-    nodes = load_nodes(session, order, named=[])
+    (a requester's own CIs) hides the others from the answer, not from the walk.
+    ``nodes`` holds the CIs on those paths and the first ``named`` CIs reached, nearest
+    first (None: all of them)."""
+    result = walk(session, start, direction, service_types=service_types)
+    order = result.order()
+    depth = result.depth
+    telling = sorted((c for c in result.telling if c in depth), key=lambda c: (depth[c], c))
+    found = load_nodes(session, telling)
     services, agencies = [], {}
-    for ci_id in order:
-        node = nodes.get(ci_id)
+    for ci_id in telling:
+        node = found.get(ci_id)
         if node is None or (visible is not None and ci_id not in visible):
             continue
-        if node["type"] in service_types and ci_id not in start:
+        if node["type"] in service_types and ci_id not in result.start:
             services.append({"ci": node, "path": result.path(ci_id)})
         if direction != "impact":
             continue
         for agency_id in [node["agency_id"], *node["used_by"]]:
             if agency_id is not None and agency_id not in agencies:
                 agencies[agency_id] = {"agency_id": agency_id, "path": result.path(ci_id)}
-    needed = [*(order if named is None else order[:named + len(start)]),
-              *(c for s in services for c in s["path"]),
-              *(c for a in agencies.values() for c in a["path"])]
-    for i in range(0, len(needed), CHUNK):
-        chunk = [c for c in dict.fromkeys(needed[i:i + CHUNK]) if not nodes[c]["name"]]
-        for ci_id, name in _rows(session, select(ConfigItem.id, ConfigItem.name).where(
-                among(session, ConfigItem.id, chunk))):
-            nodes[ci_id]["name"] = name
+    listed = order if named is None else order[:named + len(result.start)]
+    needed = [*(c for s in services for c in s["path"]),
+              *(c for a in agencies.values() for c in a["path"]), *listed]
+    nodes = found | load_nodes(session, [c for c in dict.fromkeys(needed) if c not in found],
+                               users=False)
     return Impact(result, nodes, services, list(agencies.values()))
 
 

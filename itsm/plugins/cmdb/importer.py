@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, delete, insert, select, update
 
-from itsm.plugin import ItsmError, RecordService, ValidationError, messages_of, utcnow
+from itsm.plugin import Event, ItsmError, RecordService, ValidationError, messages_of, utcnow
+from itsm.plugins.cmdb import graph, kinds
 from itsm.plugins.cmdb import service as cmdb
 from itsm.plugins.cmdb.models import (
     LIFECYCLE,
@@ -281,20 +282,41 @@ def reconcile(service: RecordService, rows: list[dict[str, Any]], source: str, *
     nested = session.begin_nested()
     resolver = cmdb.Resolver(session)
     schema = cmdb.CiIn()
+    service_types = set(cmdb.service_type_keys(session))
     seen: dict[str, int] = {}
     for batch in _batches(rows):
-        _reconcile_batch(service, resolver, schema, batch, source, report, seen)
+        _reconcile_batch(service, resolver, schema, batch, source, report, seen,
+                         service_types)
         if progress:
             progress(len(batch))
-    retired = _retire_missing(service, source, seen, report) if retire_missing else []
+    retired = _retire_missing(service, source, seen, report, service_types) \
+        if retire_missing else []
     if relations is not None:
         _reconcile_relations(service, list(relations), seen, report, retired)
     session.flush()
     if dry_run:
         nested.rollback()
     else:
+        _announce_import(service, report)
         nested.commit()
+    # The bulk writes went past the session: the CIs it holds must be read again, and
+    # impacts it remembers computed again (other objects, such as the events written,
+    # are left as they are).
+    for held in list(session.identity_map.values()):
+        if isinstance(held, ConfigItem | CiAgency | CiHistory):
+            session.expire(held)
+    kinds.forget_impacts(session)
     return report
+
+
+def _announce_import(service: RecordService, report: Report) -> None:
+    """One outbox event for the whole import (its counts), in its transaction: a
+    subscriber learns of 100,000 CIs from one event, not 100,000."""
+    event = Event(name="cmdb.imported", record_id=None, actor_id=service.actor.id,
+                  payload={"actor": service.actor.email, "public": False,
+                           **{k: v for k, v in report.to_dict().items() if k != "errors"}})
+    service.session.add(event)
+    service.session.info.setdefault("itsm_events", []).append(event)
 
 
 _TEXT_LIMITS = {"name": (1, 200), "type": (1, 64), "owner": (0, 254),
@@ -338,9 +360,84 @@ def _fail(report: Report, line: int, key: str, fields: dict[str, Any]) -> None:
         report.errors.append({"row": line, "key": key, "fields": fields})
 
 
+_CURRENT = (ConfigItem.id, ConfigItem.source, ConfigItem.version, ConfigItem.merged_into_id,
+            *(getattr(ConfigItem, name) for name in cmdb.SNAPSHOT_FIELDS))
+
+
+def _used_by(session: Any, ci_ids: list[int]) -> dict[int, list[int]]:
+    """The agencies using each of ``ci_ids``, one query per 5,000."""
+    out: dict[int, list[int]] = {}
+    for start in range(0, len(ci_ids), graph.CHUNK):
+        for ci_id, agency_id in session.connection().execute(
+                select(CiAgency.ci_id, CiAgency.agency_id).where(graph.among(
+                    session, CiAgency.ci_id, ci_ids[start:start + graph.CHUNK]))):
+            out.setdefault(ci_id, []).append(agency_id)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+@dataclass
+class _Writes:
+    """A batch's writes, sent as one statement each: updated CIs, their history, and
+    the agencies that start or stop using them."""
+
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    links_added: list[dict[str, Any]] = field(default_factory=list)
+    links_removed: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[int] = field(default_factory=list)
+
+    def flush(self, session: Any, source: str) -> None:
+        table = ConfigItem.__table__
+        connection = session.connection()
+        if self.updates:
+            columns = [c for c in self.updates[0] if c != "ci_id"]
+            connection.execute(update(table).where(table.c.id == bindparam("ci_id")).values(
+                {c: bindparam(c) for c in columns}), self.updates)
+        if self.sources:  # the same CI, now named by this import's source
+            for start in range(0, len(self.sources), graph.CHUNK):
+                connection.execute(update(table).where(graph.among(
+                    session, table.c.id, self.sources[start:start + graph.CHUNK])).values(
+                    source=source))
+        if self.links_removed:
+            links = CiAgency.__table__
+            connection.execute(delete(links).where(
+                links.c.ci_id == bindparam("ci"), links.c.agency_id == bindparam("agency")),
+                self.links_removed)
+        insert_rows(session, CiAgency.__table__, self.links_added)
+        insert_rows(session, CiHistory.__table__, self.history)
+
+
+def _history(service: RecordService, ci_id: int, action: str, changes: dict[str, Any],
+             whole: dict[str, Any], note: str, at: datetime) -> dict[str, Any]:
+    return {"ci_id": ci_id, "at": at, "actor_id": service.actor.id,
+            "actor": service.actor.email, "action": action, "changes": changes,
+            "snapshot": whole, "note": note}
+
+
+def _update_plainly(service: RecordService, writes: _Writes, row: Any,
+                    before: dict[str, Any], after: dict[str, Any], note: str,
+                    at: datetime) -> None:
+    """Queue the writes of an updated CI that is neither a service, renamed nor retired
+    (those go one by one through the service layer, which tells the other plugins)."""
+    changes = {k: [before.get(k), after.get(k)] for k in after if before.get(k) != after.get(k)}
+    writes.updates.append({"ci_id": row.id, **{name: after[name] for name in (
+        "type_key", "name", "lifecycle", "owner_id", "support_group_id", "location",
+        "agency_id", "attributes", "external_key")}, "version": row.version + 1,
+        "updated_at": at, "source": before["_source"]})
+    writes.history.append(_history(service, row.id, "updated", changes,
+                                   {k: v for k, v in after.items() if k != "_source"},
+                                   note, at))
+    old, new = set(before["used_by"]), set(after["used_by"])
+    writes.links_removed.extend({"ci": row.id, "agency": a} for a in sorted(old - new))
+    writes.links_added.extend({"ci_id": row.id, "agency_id": a} for a in sorted(new - old))
+
+
 def _reconcile_batch(service: RecordService, resolver: cmdb.Resolver, schema: Any,
                      batch: list[tuple[int, dict[str, Any]]], source: str, report: Report,
-                     seen: dict[str, int]) -> None:
+                     seen: dict[str, int], service_types: set[str]) -> None:
+    """Validate a batch's rows (a message per bad row, by its number), then compare
+    them with the CIs of the same keys, read in one query: new CIs are inserted in bulk,
+    changed ones updated in bulk, unchanged ones left alone."""
     session = service.session
     wanted: dict[str, tuple[dict[str, Any], list[int], str | None]] = {}
     for line, raw in batch:
@@ -361,77 +458,124 @@ def _reconcile_batch(service: RecordService, resolver: cmdb.Resolver, schema: An
         wanted[key] = (values, agencies, loaded.get("service"))
     if not wanted:
         return
-    existing = {ci.external_key: ci for ci in session.scalars(
-        select(ConfigItem).where(ConfigItem.external_key.in_(list(wanted))))}
-    agencies_of = cmdb.used_by(session, [ci.id for ci in existing.values()])
-    new = []
+    existing = {row.external_key: row for row in session.connection().execute(
+        select(*_CURRENT).where(graph.among(session, ConfigItem.external_key, list(wanted))))}
+    agencies_of = _used_by(session, [row.id for row in existing.values()])
+    new, one_by_one = [], []
+    writes = _Writes()
+    now = utcnow()
+    note = f"import {source}"
     for key, (values, agencies, given_service) in wanted.items():
-        ci = existing.get(key)
-        if ci is None:
-            new.append((key, values, agencies))
+        row = existing.get(key)
+        if row is None:
+            new.append((key, values, agencies, given_service))
             continue
-        seen[key] = ci.id
-        ci.source = source
-        before = cmdb.snapshot(ci, agencies_of.get(ci.id, []))
+        seen[key] = row.id
+        before = cmdb.snapshot(row, agencies_of.get(row.id, []))
         after = {**before, **values, "used_by": agencies}
         if after == before and not given_service:
             report.unchanged += 1
+            if row.source != source:
+                writes.sources.append(row.id)
             continue
-        cmdb.apply_values(service, ci, values, agencies, service_value=given_service,
-                          note=f"import {source}")
         report.updated += 1
+        if given_service or {before["type_key"], after["type_key"]} & service_types \
+                or after["name"] != before["name"] or after["lifecycle"] == "retired":
+            one_by_one.append((row.id, values, agencies, given_service))
+        else:
+            _update_plainly(service, writes, row, {**before, "_source": source},
+                            {**after, "_source": source}, note, now)
+    writes.flush(session, source)
+    for ci in session.scalars(select(ConfigItem).where(
+            ConfigItem.id.in_([ci_id for ci_id, *_rest in one_by_one]))):
+        _ci_id, values, agencies, given_service = next(
+            entry for entry in one_by_one if entry[0] == ci.id)
+        ci.source = source
+        cmdb.apply_values(service, ci, values, agencies, service_value=given_service,
+                          note=note)
     if new:
-        _create(service, new, source, report, seen)
+        _create(service, new, source, report, seen, service_types)
 
 
-def _create(service: RecordService, new: list[tuple[str, dict[str, Any], list[int]]],
-            source: str, report: Report, seen: dict[str, int]) -> None:
-    """One INSERT for the CIs, one for their agencies, one for their history rows."""
+def _create(service: RecordService,
+            new: list[tuple[str, dict[str, Any], list[int], str | None]], source: str,
+            report: Report, seen: dict[str, int], service_types: set[str]) -> None:
+    """One COPY (or INSERT) for the CIs, one for their agencies, one for their history
+    rows; a business service gets its stable service id before its history is taken."""
     session = service.session
+    connection = session.connection()
     now = utcnow()
     rows = [{**values, "source": source, "version": 1, "created_at": now, "updated_at": now,
-             "attributes": values.get("attributes", {})} for _key, values, _a in new]
-    # A plain executemany (pipelined by psycopg), then the ids by key in one SELECT: an
-    # INSERT ... RETURNING of 2,000 rows is one huge statement the driver parses slowly.
+             "attributes": values.get("attributes", {})} for _key, values, _a, _s in new]
+    # A plain COPY, then the ids by key in one SELECT: an INSERT ... RETURNING of 2,000
+    # rows is one huge statement the driver parses slowly.
     insert_rows(session, ConfigItem.__table__, rows)
-    by_key = dict(session.execute(select(ConfigItem.external_key, ConfigItem.id).where(
-        ConfigItem.external_key.in_([key for key, _v, _a in new]))).all())
+    by_key = dict(connection.execute(select(ConfigItem.external_key, ConfigItem.id).where(
+        graph.among(session, ConfigItem.external_key, [key for key, *_rest in new]))).all())
     links, history = [], []
-    service_types = set(cmdb.service_type_keys(session))
-    for key, values, agencies in new:
+    table = ConfigItem.__table__
+    for key, values, agencies, given_service in new:
         ci_id = by_key[key]
         seen[key] = ci_id
         links.extend({"ci_id": ci_id, "agency_id": a} for a in agencies)
         whole = {name: values.get(name) for name in cmdb.SNAPSHOT_FIELDS}
         whole.update(attributes=values.get("attributes", {}), used_by=agencies,
                      service_id=None)
-        history.append({"ci_id": ci_id, "at": now, "actor_id": service.actor.id,
-                        "actor": service.actor.email, "action": "created", "changes": {},
-                        "snapshot": whole, "note": f"import {source}"})
+        if values["type_key"] in service_types:
+            # One at a time: the next service's check that an id is free sees this one.
+            whole["service_id"] = kinds.service_id_for(session, ConfigItem(
+                id=ci_id, name=values["name"], service_id=None), given_service)
+            connection.execute(update(table).where(table.c.id == ci_id).values(
+                service_id=whole["service_id"]))
+        elif given_service:
+            raise ValidationError("not a service", fields={
+                "service": ["only CIs of a service type are a service"]})
+        history.append(_history(service, ci_id, "created", {}, whole, f"import {source}",
+                                now))
     insert_rows(session, CiAgency.__table__, links)
     insert_rows(session, CiHistory.__table__, history)
     report.created += len(new)
-    services = [by_key[k] for k, v, _a in new if v["type_key"] in service_types]
-    for ci in session.scalars(select(ConfigItem).where(ConfigItem.id.in_(services))):
-        cmdb.apply_values(service, ci, {}, cmdb.used_by(session, [ci.id]).get(ci.id, []),
-                          service_value=None, note=f"import {source}")
 
 
 def _retire_missing(service: RecordService, source: str, seen: dict[str, int],
-                    report: Report) -> list[int]:
+                    report: Report, service_types: set[str]) -> list[int]:
+    """Retire the CIs of ``source`` the import no longer names: in bulk, each with its
+    history row, and every plugin told (references to it show it retired)."""
     session = service.session
-    stale = [ci_id for ci_id, key in session.execute(select(
+    connection = session.connection()
+    stale_ids = [ci_id for ci_id, key in connection.execute(select(
         ConfigItem.id, ConfigItem.external_key).where(
-        ConfigItem.source == source, ConfigItem.lifecycle != "retired"))
-        if key not in seen]
-    for start in range(0, len(stale), 1000):
-        for ci in session.scalars(select(ConfigItem).where(
-                ConfigItem.id.in_(stale[start:start + 1000]))):
+        ConfigItem.source == source, ConfigItem.lifecycle != "retired")) if key not in seen]
+    now = utcnow()
+    note = f"not in import {source}"
+    for start in range(0, len(stale_ids), graph.CHUNK):
+        chunk = list(connection.execute(select(*_CURRENT).where(graph.among(
+            session, ConfigItem.id, stale_ids[start:start + graph.CHUNK]))))
+        agencies_of = _used_by(session, [row.id for row in chunk])
+        writes = _Writes()
+        services = []
+        for row in chunk:
+            if row.type_key in service_types:
+                services.append(row.id)
+                continue
+            before = cmdb.snapshot(row, agencies_of.get(row.id, []))
+            after = {**before, "lifecycle": "retired"}
+            writes.updates.append({"ci_id": row.id, "lifecycle": "retired",
+                                   "version": row.version + 1, "updated_at": now})
+            writes.history.append(_history(service, row.id, "retired", {
+                "lifecycle": [before["lifecycle"], "retired"]}, after, note, now))
+        writes.flush(session, source)
+        for row in chunk:
+            if row.id not in services:
+                kinds.announce(session, ConfigItem(
+                    id=row.id, name=row.name, lifecycle="retired",
+                    merged_into_id=row.merged_into_id, service_id=row.service_id),
+                    "retired")
+        for ci in session.scalars(select(ConfigItem).where(ConfigItem.id.in_(services))):
             cmdb.apply_values(service, ci, {"lifecycle": "retired"},
-                              cmdb.used_by(session, [ci.id]).get(ci.id, []),
-                              note=f"not in import {source}")
-            report.retired += 1
-    return stale
+                              agencies_of.get(ci.id, []), note=note)
+        report.retired += len(chunk)
+    return stale_ids
 
 
 def _reconcile_relations(service: RecordService, relations: list[dict[str, Any]],

@@ -9,9 +9,10 @@ cmdb gives the CI an id of its own (``ci-<id>``), which it keeps.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import event, func, or_, select
 from sqlalchemy.orm import Session
 
 from itsm.plugin import (
@@ -24,7 +25,7 @@ from itsm.plugin import (
     reference_kind,
 )
 from itsm.plugins.cmdb import graph
-from itsm.plugins.cmdb.models import CiAgency, CiType, ConfigItem
+from itsm.plugins.cmdb.models import CiAgency, CiType, ConfigItem, Relation
 
 CI_KIND, SERVICE_KIND = "configuration_item", "service"
 SERVICE_PRIORITY = 50
@@ -149,25 +150,73 @@ def _service_types(session: Session) -> list[str]:
     return list(session.scalars(select(CiType.key).where(CiType.is_service.is_(True))))
 
 
+# -- impact, remembered per session ---------------------------------------------------------
+# A change's page asks for the impact of its CIs several times (conflicts, freeze windows,
+# CAB rules, the impact shown): the session remembers each answer until the cmdb's tables
+# change in it, or its transaction ends.
+_MEMO = "cmdb.impact"
+_GRAPH = (ConfigItem, Relation, CiAgency, CiType)
+
+
+def forget_impacts(session: Session) -> None:
+    """Drop the impacts this session remembers (after writes that bypass the ORM)."""
+    session.info.pop(_MEMO, None)
+
+
+def _graph_pending(session: Session) -> bool:
+    return any(isinstance(o, _GRAPH) for o in chain(session.new, session.dirty,
+                                                     session.deleted))
+
+
+@event.listens_for(Session, "after_flush")
+def _after_flush(session: Session, _context: Any) -> None:
+    if _MEMO in session.info and _graph_pending(session):
+        forget_impacts(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_transaction_end(session: Session, _transaction: Any) -> None:
+    forget_impacts(session)
+
+
 def _hits(session: Session, start: list[int], direction: str, *, everything: bool,
           from_service: bool = False) -> list[ImpactHit]:
+    """:func:`_walk_hits`, remembered for the session (see above)."""
+    if _graph_pending(session):
+        session.flush()  # the walk reads the tables: let it see (and the memo forget)
+    key = (tuple(start), direction, everything, from_service)
+    memo = session.info.setdefault(_MEMO, {})
+    if key not in memo:
+        memo[key] = _walk_hits(session, start, direction, everything=everything,
+                               from_service=from_service)
+    return list(memo[key])
+
+
+def _walk_hits(session: Session, start: list[int], direction: str, *, everything: bool,
+               from_service: bool = False) -> list[ImpactHit]:
     """Impact hits of a walk: the services and agencies reached (or every CI reached),
     each with its path from the start. A service's own CI stands in a path as the
     service (one thing, one id), so the core can join paths across providers."""
     if not start:
         return []
-    result = graph.analyse(session, start, direction, _service_types(session),
+    service_types = _service_types(session)
+    result = graph.analyse(session, start, direction, service_types,
                            named=None if everything else 0)
-    service_types = set(_service_types(session))
+    service_types = set(service_types)
+
+    refs: dict[tuple[int, bool], Ref] = {}  # a hub's paths share most of their steps
 
     def as_ref(ci_id: int, as_service: bool) -> Ref:
         node = result.nodes[ci_id]
-        if as_service and node["type"] in service_types:
-            return Ref(kind=SERVICE_KIND, id=node["service_id"] or f"ci-{ci_id}",
-                       label=node["name"], url=f"/cmdb/cis/{ci_id}",
-                       status=_status(node["lifecycle"]))
-        return Ref(kind=CI_KIND, id=str(ci_id), label=node["name"], url=f"/cmdb/cis/{ci_id}",
-                   status=_status(node["lifecycle"]))
+        as_service = as_service and node["type"] in service_types
+        found = refs.get((ci_id, as_service))
+        if found is None:
+            found = refs[ci_id, as_service] = Ref(
+                kind=SERVICE_KIND if as_service else CI_KIND,
+                id=(node["service_id"] or f"ci-{ci_id}") if as_service else str(ci_id),
+                label=node["name"], url=f"/cmdb/cis/{ci_id}",
+                status=_status(node["lifecycle"]))
+        return found
 
     def path(ids: list[int], last_as_service: bool = False) -> tuple[Ref, ...]:
         ids = [i for i in ids if i in result.nodes]
@@ -245,7 +294,8 @@ def _service_cis(session: Session, ids: list[str]) -> list[int]:
     wanted = [str(i).lstrip("#") for i in ids if str(i).strip()]
     if not wanted:
         return []
-    return list(session.scalars(select(ConfigItem.id).where(ConfigItem.service_id.in_(wanted))))
+    return list(session.connection().scalars(select(ConfigItem.id).where(
+        graph.among(session, ConfigItem.service_id, wanted))))
 
 
 def service_impact(session: Session, ids: list[str]) -> list[Any]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from itsm.plugin import Base, UTCDateTime, utcnow
@@ -108,6 +108,14 @@ class Relation(Base):
         Index("ix_cmdb_relation_provider", "provider_id", "removed_at"),
         Index("ix_cmdb_relation_dependent", "dependent_id", "removed_at"),
         Index("ix_cmdb_relation_source", "source_id"),
+        # The impact walk's look-ups: live relations by the end a step leaves from, the
+        # other end in the index itself, so PostgreSQL never reads the table to walk.
+        Index("ix_cmdb_relation_live_provider", "provider_id",
+              postgresql_include=["dependent_id"], postgresql_where=text("removed_at IS NULL"),
+              sqlite_where=text("removed_at IS NULL")),
+        Index("ix_cmdb_relation_live_dependent", "dependent_id",
+              postgresql_include=["provider_id"], postgresql_where=text("removed_at IS NULL"),
+              sqlite_where=text("removed_at IS NULL")),
     )
 
 

@@ -42,7 +42,7 @@ from itsm.plugins.cmdb.models import (
     CiType,
     ConfigItem,
 )
-from itsm.plugins.cmdb.types import DEFAULT_TYPES, AttributeDefinition, attribute_schema
+from itsm.plugins.cmdb.types import DEFAULT_TYPES, AttributeDefinition, load_attributes
 
 READ, WRITE, ADMIN = "cmdb.read", "cmdb.write", "cmdb.admin"
 #: The outbox events of CI changes, by the history's action.
@@ -394,7 +394,7 @@ class Resolver:
                 agencies.append(self.agencies[code])
         if ci_type is not None:
             try:
-                loaded = attribute_schema(ci_type.attributes).load(data.get("attributes") or {})
+                loaded = load_attributes(ci_type.attributes, data.get("attributes") or {})
                 out["attributes"] = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
                                      for k, v in loaded.items() if v is not None}
             except marshmallow.ValidationError as exc:
