@@ -305,6 +305,11 @@ def test_an_admin_keeps_the_change_catalogs(app, people, printing):
         "backout_plan": "Put the old one back", "risk_level": "low",
         "max_window_hours": "2", "active": "y"})
     assert template.status_code == 302, template.text[-2000:]
+    questions = client.get("/admin/change/risk-questions/").text
+    # The question is the row's name; its key only in a small column of its own.
+    assert re.search(r'<a href="[^"]+">Will users notice an outage\?</a>', questions)
+    assert "<small><code>outage</code></small>" in questions
+    assert re.search(r">\s*outage\s*</a>", questions) is None
     listed = client.get("/admin/change/cab-rules/").text
     assert "Printing CAB" in listed and "quorum: every member" in listed
     from itsm.plugins.change.models import CabRule, FreezeWindow, RiskQuestion

@@ -227,8 +227,9 @@ def _form(name: str, row_id: int | None):
 def _delete(name: str, cat: catalogs.Catalog, row_id: int, values: dict[str, Any],
             confirmed: bool):
     if not confirmed:  # destructive: asked first, on a page of its own
+        label = f"“{values.get('text')}”" if name == "risk-questions" else values.get(cat.key)
         return render_page("change/admin/delete.html", cat=cat, name=name, row_id=row_id,
-                           label=values.get(cat.key), title=LISTS[name][1])
+                           label=label, title=LISTS[name][1])
     with current_itsm().unit_of_work(page_actor()) as svc:
         catalogs.remove(svc, name, str(row_id))
     flash(f"The {cat.label} {values.get(cat.key)} is deleted.", "success")
