@@ -130,6 +130,7 @@ def test_the_escalation_mail_names_the_path_that_named_its_reader(app, itsm, pat
                  mail.get_body(("html",)).get_content()):
         text = " ".join(body.replace("&#39;", "'").split())
         assert says in text and not_said not in text
+        assert "In progress" in text and "in_progress" not in text  # the state's label
 
 
 def test_a_payload_link_never_leaves_the_install(app, itsm):
