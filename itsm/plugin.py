@@ -34,6 +34,11 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "RecordService": ("itsm.core.records", "RecordService"),
     "breaching_soon": ("itsm.core.queues", "breaching_soon"),
     "expectations": ("itsm.core.expectations", "expectations"),
+    "reader_zone": ("itsm.core.display", "reader_zone"),
+    "zone_name": ("itsm.core.display", "zone_name"),
+    "local_time": ("itsm.core.display", "local_time"),
+    "local_input": ("itsm.core.display", "local_input"),
+    "from_local_input": ("itsm.core.display", "from_local_input"),
     "view_total": ("itsm.core.queues", "view_total"),
     "LinkKind": ("itsm.core.records", "LinkKind"),
     "jsonable": ("itsm.core.records", "jsonable"),
@@ -235,6 +240,13 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
     from itsm.core.context import current_itsm  # noqa: F401
     from itsm.core.demo import DemoContext, ensure_group  # noqa: F401
     from itsm.core.directory_rules import DirectoryRuleColumns, DirectoryRules  # noqa: F401
+    from itsm.core.display import (  # noqa: F401
+        from_local_input,
+        local_input,
+        local_time,
+        reader_zone,
+        zone_name,
+    )
     from itsm.core.errors import (  # noqa: F401
         ConfigError,
         Conflict,

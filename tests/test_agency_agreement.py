@@ -113,6 +113,12 @@ def test_escalation_follows_the_agencys_mou_path_and_falls_back_to_the_install(
     assert not any(r in ("director@it.example", "desk.manager@it.example",
                          "deputy@dot.example") for _, r in dot_told)
     assert {r for _, r in told(itsm, epa)} == {"desk.manager@it.example"}
+    with itsm.Session() as session:  # each event says whose path named its people
+        paths = {number: {e.payload["path"]["kind"] for e in session.scalars(
+            select(Event).join(Record, Record.id == Event.record_id).where(
+                Record.number == number, Event.name == "incident.escalated"))}
+            for number in (dot, epa)}
+    assert paths == {dot: {"agreed"}, epa: {"install"}}
 
     # Four hours after the breach announcements, the director; never twice.
     with itsm.Session() as session:

@@ -276,6 +276,7 @@ def test_a_statement_exports_as_csv_and_as_a_pdf_with_its_figures(
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
                           text=True, check=True).stdout
     assert "Agency DOT" in text and "2026-11" in text and "545.00 USD" in text
+    assert f"Statement {dot['number']}" in text  # the PDF keeps its statement heading
     assert "Set up laptops" in text
     subprocess.run(["pdftoppm", "-png", "-r", "50", "-f", "1", "-l", "1", str(pdf),
                     str(tmp_path / "page")], check=True)
@@ -304,6 +305,8 @@ def test_billing_staff_issue_and_a_contact_downloads_in_the_portal(
     url = page.headers["Location"]
     text = client.get(url).text
     assert "545.00 USD" in text and "Mark reviewed" in text
+    number = re.search(r"<h1[^>]*>Statement (ST\S+)</h1>", text).group(1)
+    assert text.count(f"Statement {number}<") == 1  # one heading; the title says it too
     client.post(f"{url}/review", data={"csrf_token": csrf})
     refused = client.post(f"{url}/issue", data={"csrf_token": csrf}, follow_redirects=True)
     assert "Tick the box" in refused.text and "Reviewed" in refused.text  # not issued

@@ -163,6 +163,7 @@ def test_calendar_page_lists_the_month_with_freezes_and_conflicts(client, people
     assert "change.css" in page.text
     other = client.get("/changes/calendar?month=2001-01")
     assert first not in other.text and "0 changes planned" in other.text
+    assert "Times are in UTC time." in page.text
     bad = client.get("/changes/calendar?month=soon")
     assert bad.status_code == 400 and "is not a month" in bad.text
     overview = client.get(f"/changes/{first}").text
@@ -177,3 +178,29 @@ def test_pages_need_sign_in_and_staff(client, people, make_token):
     sign_in(client, "pat@dot.example.org")
     assert client.get("/changes/calendar").status_code == 403
     assert client.get("/changes/CHG0000001").status_code == 404
+
+
+def test_calendar_shows_changes_and_freezes_on_the_readers_days_and_clock(app, client,
+                                                                          people, make_token):
+    from sqlalchemy import update
+
+    from itsm.core.models import User
+    admin = make_token("admin@example.org", role="admin")
+    # 23:30 UTC on the 12th is 08:30 on the 13th in Tokyo.
+    start = utcnow().replace(day=12, hour=23, minute=30, second=0, microsecond=0) \
+        + timedelta(days=62)
+    number = change_in_cab(client, people["olivia"], start)
+    client.post("/api/v1/changes/freeze-windows", headers=admin, json={
+        "name": "Tokyo week", "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=2)).isoformat()})
+    with app.app_context(), app.extensions["itsm"].Session() as session:
+        session.execute(update(User).where(User.email == "olivia@example.org")
+                        .values(time_zone="Asia/Tokyo"))
+        session.commit()
+    sign_in(client, "olivia@example.org")
+    page = client.get(f"/changes/calendar?month={start:%Y-%m}").text
+    assert "Times are in Asia/Tokyo time." in page
+    local = start + timedelta(hours=9)
+    day = page.split(f'<time datetime="{local.date().isoformat()}">')[1].split("</li>")[0]
+    assert number in day and "08:30–" in day
+    assert f"{local:%Y-%m-%d} 08:30 JST to {local:%Y-%m-%d} 10:30 JST" in page

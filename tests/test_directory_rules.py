@@ -35,7 +35,7 @@ def test_the_files_rules_are_listed_by_what_they_map_to():
     from itsm.core.directory_rules import file_rules
 
     assert file_rules({**FILE, "groups": {"cn=desk": ["Service desk", "Tax desk"]}}) == [
-        {"kind": "Role", "match": "cn=desk", "value": "agent"},
+        {"kind": "Role", "match": "cn=desk", "value": "Agent"},  # the role's label
         {"kind": "Resolver group", "match": "cn=desk", "value": "Service desk, Tax desk"}]
 
 
@@ -62,6 +62,9 @@ def test_settings_show_by_their_labels_and_secrets_stay_hidden():
         ("Certificate authorities", "the system's")]
     assert "s3cret words" not in repr(shown) and "t0ken" not in repr(shown)
     assert shown[1]["key"] == "bind_password"  # where to change it in itsm.toml
+    role = shown_settings({"default_role": "service_manager"}, {
+        "default_role": SettingLabel("Role when no rule matches", role=True)})
+    assert role[0]["text"] == "Service manager"  # the label, not the code
     unset = shown_settings({"client_secret": ""}, {"client_secret": SettingLabel(
         "Client secret", secret=True)})
     assert unset[0]["text"] == "not set"

@@ -114,6 +114,25 @@ def test_each_agency_event_mails_in_words_with_a_link(app, itsm, name):
     assert "None" not in text and "Undefined" not in text
 
 
+@pytest.mark.parametrize(("path", "says", "not_said"), [
+    ({"kind": "agreed", "source": "MOU0000003"},
+     "escalation path agreed with this incident's agency (MOU0000003)", "own list"),
+    ({"kind": "install", "source": ""}, "the service desk's own list", "agreement"),
+])
+def test_the_escalation_mail_names_the_path_that_named_its_reader(app, itsm, path, says,
+                                                                  not_said):
+    payload = {**EVENTS["incident.escalated"][0], "path": path}
+    message = EventMessage(id=12, name="incident.escalated", record=INC, actor=None,
+                           payload=payload, created_at=utcnow())
+    with app.app_context():
+        mail = build_message(message, "lead@it.example", itsm.plugin_settings("email"), None)
+    for body in (mail.get_body(("plain",)).get_content(),
+                 mail.get_body(("html",)).get_content()):
+        text = " ".join(body.replace("&#39;", "'").split())
+        assert says in text and not_said not in text
+        assert "In progress" in text and "in_progress" not in text  # the state's label
+
+
 def test_a_payload_link_never_leaves_the_install(app, itsm):
     settings = {"base_url": BASE}
     for path in ("https://evil.example/x", "//evil.example/x", "javascript:alert(1)"):

@@ -168,3 +168,26 @@ def test_catalog_request_waiting_for_the_requester_says_so(client, runner, itsm,
     assert asked.status_code == 200, asked.json
     page = client.get(f"/portal/requests/{number}").text
     assert "We are waiting for you" in page
+
+
+def test_requester_without_a_zone_reads_the_installs_zone_by_name(client, itsm, people,
+                                                                  make_token, smtp):
+    install_zone = itsm.settings["time_zone"] = "Asia/Dubai"
+    with itsm.Session() as session:
+        session.execute(update(User).where(User.email == REQUESTER).values(time_zone=""))
+        session.commit()
+    number, _ = open_incident(client, make_token)
+    with itsm.Session() as session:
+        record = session.scalar(select(Record).where(Record.number == number))
+        due = {c.metric: local_time(c.breach_due_at, ZoneInfo(install_zone)) for c in
+               session.scalars(select(SlaClock).where(SlaClock.record_id == record.id))}
+    assert due["response"].endswith("+04")  # an abbreviation that names no place
+    sign_in(client, REQUESTER)
+    page = client.get(f"/portal/incidents/{number}").text
+    assert f"expected by {due['response']}" in page
+    assert f"Times are in {install_zone} time." in page
+    assert itsm.outbox.drain().failed == 0
+    [created] = smtp.mailbox.to(REQUESTER)
+    for body in parts(created):
+        assert f"Expected response by {due['response']}" in body
+        assert f"Times are in {install_zone} time." in body

@@ -459,6 +459,7 @@ def test_the_admin_page_shows_the_settings_and_manages_stored_rules(install):
     # Settings read by their labels, each with the key to change in itsm.toml.
     assert "<td>Directory server</td>" in page and "<td>Groups within groups</td>" in page
     assert "<td>set (hidden)</td><td><code>bind_password</code></td>" in page
+    assert "<td>Role when no rule matches</td><td>Requester</td>" in page  # not a code
     assert f"cn=dmv-desk,{GROUPS}" in page and "Mapping rules added here" in page
     # A wrong rule is refused at its field, with what was typed.
     refused = form_post(web, "/admin/sign-in/ldap/rules", {

@@ -305,6 +305,11 @@ def test_an_admin_keeps_the_change_catalogs(app, people, printing):
         "backout_plan": "Put the old one back", "risk_level": "low",
         "max_window_hours": "2", "active": "y"})
     assert template.status_code == 302, template.text[-2000:]
+    questions = client.get("/admin/change/risk-questions/").text
+    # The question is the row's name; its key only in a small column of its own.
+    assert re.search(r'<a href="[^"]+">Will users notice an outage\?</a>', questions)
+    assert "<small><code>outage</code></small>" in questions
+    assert re.search(r">\s*outage\s*</a>", questions) is None
     listed = client.get("/admin/change/cab-rules/").text
     assert "Printing CAB" in listed and "quorum: every member" in listed
     from itsm.plugins.change.models import CabRule, FreezeWindow, RiskQuestion
@@ -336,6 +341,30 @@ def test_an_admin_keeps_the_change_catalogs(app, people, printing):
         actions = set(session.scalars(select(AdminAudit.action)))
     assert {"change.cab-rules.add", "change.cab-rules.update", "change.freeze-windows.remove",
             "change.risk-questions.add", "change.templates.add"} <= actions
+
+
+def test_freeze_windows_are_typed_and_shown_in_the_admins_zone(app, people, printing):
+    from itsm.core.models import User
+    from itsm.plugins.change.models import FreezeWindow
+    state = app.extensions["itsm"]
+    with state.Session() as session:
+        session.scalar(select(User).where(User.email == "admin@example.org")).time_zone = \
+            "America/New_York"
+        session.commit()
+    client = signed_in(app, "admin@example.org")
+    form = client.get("/admin/change/freeze-windows/new").text
+    assert "Starts (America/New_York time)" in form and "(UTC)" not in form
+    saved = post(client, "/admin/change/freeze-windows/new", {
+        "name": "Audit", "starts_at": "2099-12-20T18:00", "ends_at": "2099-12-21T09:30",
+        "services": "", "reason": ""})
+    assert saved.status_code == 302, saved.text[-2000:]
+    with state.Session() as session:
+        window = session.scalar(select(FreezeWindow).where(FreezeWindow.name == "Audit"))
+        assert window.starts_at.isoformat().startswith("2099-12-20T23:00")  # stored UTC
+    edit = client.get(f"/admin/change/freeze-windows/{window.id}").text
+    assert 'value="2099-12-20T18:00"' in edit and 'value="2099-12-21T09:30"' in edit
+    listed = client.get("/admin/change/freeze-windows/").text
+    assert "2099-12-20 18:00 EST to 2099-12-21 09:30 EST" in listed
 
 
 @pytest.mark.parametrize(("path", "data", "field", "kept"), [

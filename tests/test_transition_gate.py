@@ -428,6 +428,35 @@ def test_pages_show_the_gate_and_run_an_action_with_csrf(app, client, make_token
     assert "The milestone is added." in added.text and "Pilot with DOT" in added.text
 
 
+def test_meeting_form_takes_the_time_in_the_readers_zone_and_stores_utc(app, client,
+                                                                        make_token, people):
+    make_token("zone.pm@it.example", password=PASSWORD)
+    with app.app_context(), app.extensions["itsm"].Session() as session:
+        session.scalar(select(User).where(User.email == "zone.pm@it.example")).time_zone = \
+            "Europe/Berlin"
+        session.commit()
+    number = open_transition(client, people[PM], project_manager="zone.pm@it.example")[
+        "number"]
+    token = TOKEN.search(client.get("/login").text).group(1)
+    client.post("/login", data={"email": "zone.pm@it.example", "password": PASSWORD,
+                                "csrf_token": token})
+    page = client.get(f"/transitions/{number}").text
+    assert "When (Europe/Berlin time)" in page and "When (UTC)" not in page
+    with client.session_transaction() as session:
+        csrf = session["csrf"]
+    done = client.post(f"/transitions/{number}/meetings", data={
+        "csrf_token": csrf, "kind": "start_up", "scheduled_at": "2030-01-15T10:00"},
+        follow_redirects=True)
+    assert "The meeting is scheduled." in done.text
+    assert "2030-01-15 10:00 CET" in done.text  # shown as typed, in the reader's zone
+    meetings = overview(client, people[PM], number)["meetings"]
+    assert meetings[0]["scheduled_at"].startswith("2030-01-15T09:00")  # stored UTC
+    bad = client.post(f"/transitions/{number}/meetings", data={
+        "csrf_token": csrf, "kind": "start_up", "scheduled_at": "next Tuesday"},
+        follow_redirects=True)
+    assert bad.status_code == 200, bad.text
+
+
 def test_transition_page_shows_people_by_name_and_states_in_words(app, client, make_token,
                                                                    people):
     with app.app_context(), app.extensions["itsm"].Session() as session:

@@ -26,7 +26,7 @@ from itsm.core.inputs import check_text
 from itsm.core.models import Agency, Group
 
 __all__ = ["KINDS", "RULE_SETTINGS", "DirectoryRuleColumns", "DirectoryRules", "file_rules",
-           "merge_rules"]
+           "merge_rules", "role_label"]
 
 KINDS = {"role": "Role", "group": "Resolver group", "agency": "Agency"}
 # Where each kind of rule lives in a plugin's settings: ``roles = {match = role}`` ...
@@ -82,8 +82,15 @@ def file_rules(tables: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
     for kind, key in RULE_SETTINGS.items():
         for match, value in tables.get(key, {}).items():
             values = [value] if isinstance(value, str) else value
+            if kind == "role":  # a role by its label, as every page names one
+                values = [role_label(v) for v in values]
             out.append({"kind": KINDS[kind], "match": match, "value": ", ".join(values)})
     return out
+
+
+def role_label(name: str) -> str:
+    """A role as pages name it: ``service_manager`` -> "Service manager"."""
+    return name.replace("_", " ").capitalize()
 
 
 def role_names() -> list[str]:

@@ -60,6 +60,35 @@ def local_time(value: str | datetime | None, zone: ZoneInfo | None = None) -> st
     return f"{local:%Y-%m-%d %H:%M} {local.tzname() or local.strftime('%z')}"
 
 
+def zone_name(zone: ZoneInfo | None = None) -> str:
+    """The reader's zone (or ``zone``) as people name it on a form: ``Europe/Berlin``."""
+    return (zone or reader_zone()).key
+
+
+def local_input(value: str | datetime | None, zone: ZoneInfo | None = None) -> str:
+    """A stored moment as a ``datetime-local`` input shows it, in the reader's zone."""
+    if not value:
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:  # stored naive UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone or reader_zone()).strftime("%Y-%m-%dT%H:%M")
+
+
+def from_local_input(text: str, zone: ZoneInfo | None = None) -> str:
+    """What a ``datetime-local`` input sent (a wall-clock time in the reader's zone) as an
+    ISO moment with its offset, for a schema that stores UTC. Text that is not such a time,
+    or that names its own offset, comes back unchanged: the schema says what is wrong."""
+    text = (text or "").strip()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if moment.tzinfo is not None:
+        return text
+    return moment.replace(tzinfo=zone or reader_zone()).isoformat()
+
+
 def display_names(session: Session, keys: set[Any]) -> dict[Any, str]:
     """Display names of the users with these e-mail addresses or ids (one query)."""
     emails = {k.lower() for k in keys if isinstance(k, str)}

@@ -61,7 +61,9 @@ def expectations(session: Session, record: Record, zone: ZoneInfo | None = None,
     resolve within 8 hours"; without a priority only the aim, "" without either);
     ``response`` and ``resolution`` (each None without a clock, else ``{"target", "due",
     "met", "paused"}`` with ``due`` the local time or "" when the clock is stopped or
-    paused); ``waiting_for_you``.
+    paused); ``waiting_for_you``; ``zone``, the IANA name of the zone the due times are in
+    (the reader's own, else the install's setting ``time_zone``), for pages and mails to
+    say, since an abbreviation such as "+04" names no place.
     """
     from itsm.core.display import local_time
     zone = zone or zone_for(session, record.requester_id, itsm)
@@ -69,7 +71,8 @@ def expectations(session: Session, record: Record, zone: ZoneInfo | None = None,
         select(SlaClock).where(SlaClock.record_id == record.id))}
     out: dict[str, Any] = {"priority": record.priority,
                            "priority_words": PRIORITY_WORDS.get(record.priority or 0, ""),
-                           "waiting_for_you": waits_for_requester(record, itsm)}
+                           "waiting_for_you": waits_for_requester(record, itsm),
+                           "zone": zone.key}
     aims = []
     for metric, verb in (("response", "respond"), ("resolution", "resolve")):
         clock = clocks.get(metric)

@@ -19,7 +19,13 @@ from werkzeug.datastructures import MultiDict
 
 from itsm.core.admin.kit import Form, admin_view, refused
 from itsm.core.context import current_itsm
-from itsm.core.directory_rules import KINDS, DirectoryRules, file_rules, role_names
+from itsm.core.directory_rules import (
+    KINDS,
+    DirectoryRules,
+    file_rules,
+    role_label,
+    role_names,
+)
 from itsm.core.errors import ItsmError, ValidationError
 from itsm.core.models import Agency, Group
 from itsm.core.pagekit import error_text, page_actor, render_page
@@ -36,13 +42,15 @@ SECRET_WORDS = ("password", "secret", "token")
 class SettingLabel:
     """How the page shows one setting: its ``label``, what an empty value means
     (``empty``: "not set", or "anyone found" for an empty list of allowed groups),
-    whether it is a ``secret`` (shown as "set (hidden)" or "not set") and, for a setting
-    taking one of a few codes, what each code means (``values``)."""
+    whether it is a ``secret`` (shown as "set (hidden)" or "not set"), for a setting
+    taking one of a few codes, what each code means (``values``), and whether its value
+    is a ``role`` (shown by the role's label, "Service manager")."""
 
     label: str
     empty: str = "not set"
     secret: bool = False
     values: Mapping[str, str] = field(default_factory=dict)  # a code -> what it means
+    role: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,8 @@ def _text(value: Any, label: SettingLabel, secret: bool) -> str:
         return "yes" if value else "no"
     if value in ("", None):
         return label.empty
+    if label.role:
+        return role_label(str(value))
     return label.values.get(str(value), str(value))
 
 
@@ -160,7 +170,8 @@ class DirectoryRulesPage:
                   "rules": file_rules(c.settings)} for c in found]
         with current_itsm().Session() as session:
             stored = [{"id": r.id, "scope": getattr(r, self.rules.scope, ""),
-                       "kind": KINDS.get(r.kind, r.kind), "match": r.match, "value": r.value}
+                       "kind": KINDS.get(r.kind, r.kind), "match": r.match,
+                       "value": role_label(r.value) if r.kind == "role" else r.value}
                       for r in self.rules.stored(session)]
         return render_page(TEMPLATE, status, directory=self, rule_id=None, configurations=shown,
                            problem=problem, stored=stored, form=form or Form(),
@@ -185,7 +196,7 @@ class DirectoryRulesPage:
             groups = session.scalars(select(Group.name).order_by(Group.name))
             return {"scopes": list((self.rules.scopes() if self.rules.scopes else {}).items()),
                     "kinds": list(KINDS.items()),
-                    "roles": [(r, r.replace("_", " ").capitalize()) for r in role_names()],
+                    "roles": [(r, role_label(r)) for r in role_names()],
                     "groups": [(g, g) for g in groups],
                     "agencies": [(code, f"{name} ({code})") for code, name in agencies]}
 

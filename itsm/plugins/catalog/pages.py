@@ -34,6 +34,7 @@ from itsm.plugin import (
     page_actor,
     page_blueprint,
     parse_int,
+    reader_zone,
     render_page,
 )
 from itsm.plugins.catalog import service as catalog
@@ -215,7 +216,7 @@ def request_page(number: str):
         allowed = {t.name for t, reasons in svc.available_transitions(record) if not reasons}
         context = {
             "request": svc.to_dict(record), "state": record.state,
-            "expect": expectations(svc.session, record),
+            "expect": expectations(svc.session, record, reader_zone()),
             "plain_state": PLAIN_STATES.get(record.state, record.state),
             "service": service.name if service else "", "service_slug": service.slug
             if service else "", "offering": offering.name if offering else "",

@@ -5,7 +5,6 @@ from the same marshmallow schema the API and ``itsm changes`` validate with
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow
@@ -20,9 +19,12 @@ from itsm.plugin import (
     admin_view,
     current_itsm,
     field_messages,
+    from_local_input,
+    local_input,
     page_actor,
     page_blueprint,
     render_page,
+    zone_name,
 )
 from itsm.plugins.change import catalogs
 from itsm.plugins.change.service import ADMIN_PERMISSION
@@ -53,7 +55,7 @@ LABELS = {"name": "Name", "group": "Approver group", "purpose": "Approves",
           "implementation_plan": "Implementation plan", "backout_plan": "Backout plan",
           "test_plan": "Test plan", "risk_level": "Risk level",
           "environments": "Environments", "max_window_hours": "Longest window (hours)",
-          "starts_at": "Starts (UTC)", "ends_at": "Ends (UTC)", "reason": "Reason"}
+          "starts_at": "Starts", "ends_at": "Ends", "reason": "Reason"}
 CHOICE_LABELS = {"cab": "Changes (CAB)", "freeze": "Emergency changes inside a freeze",
                  "all": "Every member", "majority": "A majority of members",
                  "any": "Any one member"}
@@ -97,7 +99,8 @@ def describe(cat: catalogs.Catalog, groups: list[str]) -> list[dict[str, Any]]:
         elif isinstance(field, fields.Boolean):
             item.update(widget="checkbox")
         elif isinstance(field, fields.DateTime):
-            item.update(widget="datetime-local")
+            # Typed and shown in the reader's zone (the label names it), stored UTC.
+            item.update(widget="datetime-local", label=f"{item['label']} ({zone_name()} time)")
         elif isinstance(field, fields.Integer):
             item.update(widget="number")
         elif _choices(field):
@@ -120,8 +123,7 @@ def _as_text(item: dict[str, Any], value: Any) -> Any:
     if widget == "pairs":
         return "\n".join(f"{k} = {v}" for k, v in value.items())
     if widget == "datetime-local":
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+        return local_input(value)
     return value
 
 
@@ -157,6 +159,9 @@ def _typed(items: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any],
         elif widget == "number":
             if text:
                 data[name] = text  # the schema says what is wrong with it
+        elif widget == "datetime-local":
+            if text or item["required"]:
+                data[name] = from_local_input(text)
         elif text or item["required"]:
             data[name] = text
     return typed, data, problems
@@ -222,8 +227,9 @@ def _form(name: str, row_id: int | None):
 def _delete(name: str, cat: catalogs.Catalog, row_id: int, values: dict[str, Any],
             confirmed: bool):
     if not confirmed:  # destructive: asked first, on a page of its own
+        label = f"“{values.get('text')}”" if name == "risk-questions" else values.get(cat.key)
         return render_page("change/admin/delete.html", cat=cat, name=name, row_id=row_id,
-                           label=values.get(cat.key), title=LISTS[name][1])
+                           label=label, title=LISTS[name][1])
     with current_itsm().unit_of_work(page_actor()) as svc:
         catalogs.remove(svc, name, str(row_id))
     flash(f"The {cat.label} {values.get(cat.key)} is deleted.", "success")

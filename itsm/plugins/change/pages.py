@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import flash, redirect, request, url_for
 
@@ -22,8 +23,10 @@ from itsm.plugin import (
     error_text,
     page_actor,
     page_blueprint,
+    reader_zone,
     reference_label,
     render_page,
+    zone_name,
 )
 from itsm.plugins.change import schedule
 from itsm.plugins.change import service as changes
@@ -44,8 +47,8 @@ pages = page_blueprint("change_pages", __name__, url_prefix="/changes",
                        static_folder="static")
 
 
-def _month(raw: str | None) -> tuple[date, str | None]:
-    today = datetime.now(UTC).date().replace(day=1)
+def _month(raw: str | None, zone: ZoneInfo) -> tuple[date, str | None]:
+    today = datetime.now(zone).date().replace(day=1)
     if not raw:
         return today, None
     try:
@@ -58,14 +61,20 @@ def _next_month(first: date) -> date:
     return (first.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
-def _days(first: date, data: dict[str, Any]) -> list[dict[str, Any]]:
-    """One entry per day of the month with the changes and freezes touching it."""
+def _midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The start of ``day`` in the reader's zone, as a UTC moment."""
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+
+
+def _days(first: date, data: dict[str, Any], zone: ZoneInfo) -> list[dict[str, Any]]:
+    """One entry per day of the month (the reader's days) with the changes and freezes
+    touching it."""
     end = _next_month(first)
     out = []
     day = first
     while day < end:
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        stop = start + timedelta(days=1)
+        start = _midnight(day, zone)
+        stop = _midnight(day + timedelta(days=1), zone)
         items = [c for c in data["changes"]
                  if datetime.fromisoformat(c["planned_start"]) < stop
                  and datetime.fromisoformat(c["planned_end"]) > start]
@@ -78,21 +87,29 @@ def _days(first: date, data: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _clock(value: str, zone: ZoneInfo) -> str:
+    """A stored moment's time of day in the reader's zone (``21:40``)."""
+    return f"{datetime.fromisoformat(value).astimezone(zone):%H:%M}"
+
+
 @pages.get("/calendar")
 def calendar_page():
-    """The change calendar of one month."""
-    first, error = _month(request.args.get("month"))
+    """The change calendar of one month, in the reader's days and time zone."""
+    zone = reader_zone()
+    first, error = _month(request.args.get("month"), zone)
     service_name = request.args.get("service", "").strip()[:200] or None
-    start = datetime(first.year, first.month, 1, tzinfo=UTC)
     following = _next_month(first)
-    end = datetime(following.year, following.month, 1, tzinfo=UTC)
+    start, end = _midnight(first, zone), _midnight(following, zone)
     with current_itsm().unit_of_work(page_actor()) as service:
         data = schedule.calendar(service, start, end, service_name)
         known = changes.services_of(service.session)
+    for item in data["changes"]:
+        item["start_clock"] = _clock(item["planned_start"], zone)
+        item["end_clock"] = _clock(item["planned_end"], zone)
     previous = (first - timedelta(days=1)).replace(day=1)
     return render_page("change/calendar.html", 400 if error else 200, error=error,
-                       month=first, days=_days(first, data), data=data,
-                       service=service_name, services=known,
+                       month=first, days=_days(first, data, zone), data=data,
+                       service=service_name, services=known, zone=zone_name(zone),
                        previous=previous.strftime("%Y-%m"), following=following
                        .strftime("%Y-%m"), state_labels=STATE_LABELS)
 

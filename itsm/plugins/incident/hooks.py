@@ -460,24 +460,28 @@ def escalate(now: datetime) -> int:
 
 
 def _contacts_for(session: Session, incident: Incident, settings: dict, level: str,
-                  step: EscalationStep | None) -> tuple[list[str], str]:
-    """Who hears of this step, and how the note names them: the path agreed with the
-    incident's agency (``itsm_escalation_path``, e.g. its MOU) when there is one, else
-    the install's ``escalation_contacts``."""
+                  step: EscalationStep | None) -> tuple[list[str], str, dict[str, str]]:
+    """Who hears of this step, how the note names them, and which path named them
+    (``{"kind": "agreed", "source": "MOU0000003"}`` or ``{"kind": "install"}``): the path
+    agreed with the incident's agency (``itsm_escalation_path``, e.g. its MOU) when there
+    is one, else the install's ``escalation_contacts``."""
     if step is not None:
         steps = [step]
     else:
         path = escalation_path(session, incident)
         if not path:
             contacts = list(settings["escalation_contacts"] or [])
-            return contacts, f"management told ({', '.join(contacts) or 'no contacts set'})"
+            return contacts, f"management told ({', '.join(contacts) or 'no contacts set'})", \
+                {"kind": "install", "source": ""}
         first = path[0].level
         steps = [s for s in path if s.level == first] if level == "warning" \
             else [s for s in path if s.after_minutes == 0]
         if not steps:  # the path's first level comes later: the periodic pass takes it
-            return [], f"agreed path of {path[0].source}: its first level comes later"
+            return [], f"agreed path of {path[0].source}: its first level comes later", \
+                {"kind": "agreed", "source": path[0].source}
     names = ", ".join(f"{s.role + ' ' if s.role else ''}{s.name} <{s.email}>" for s in steps)
-    return [s.email for s in steps], f"escalated to {names} ({steps[0].source})"
+    return [s.email for s in steps], f"escalated to {names} ({steps[0].source})", \
+        {"kind": "agreed", "source": steps[0].source}
 
 
 def _escalate_one(itsm, settings: dict, record_id: int, metric: str, level: str,
@@ -492,7 +496,7 @@ def _escalate_one(itsm, settings: dict, record_id: int, metric: str, level: str,
             session.add(row)
             session.flush()
             incident = session.get(Incident, record_id)
-            contacts, told = _contacts_for(session, incident, settings, level, step)
+            contacts, told, path = _contacts_for(session, incident, settings, level, step)
             what = "75 % of" if level == "warning" else "all of"
             if step is not None:
                 note = (f"Escalated: the {metric} target has been breached for "
@@ -516,7 +520,9 @@ def _escalate_one(itsm, settings: dict, record_id: int, metric: str, level: str,
                                               "state": incident.state,
                                               "priority": incident.priority},
                                    "level": row.level, "metric": metric,
-                                   "contacts": contacts, "action": row.action})
+                                   "contacts": contacts, "action": row.action,
+                                   # The mail says whose list named its reader.
+                                   "path": path})
             session.add(event)
             service.events.append(event)
     except Conflict:

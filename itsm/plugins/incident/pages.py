@@ -39,6 +39,7 @@ from itsm.plugin import (
     page_actor,
     page_blueprint,
     parse_int,
+    reader_zone,
     render_page,
     view_total,
 )
@@ -399,7 +400,7 @@ def incident_page(number: str):
         mine = record.requester_id is not None and record.requester_id == service.actor.id
         context = {
             "incident": service.to_dict(record), "plain_state": plain_state(record.state),
-            "expect": expectations(service.session, record),
+            "expect": expectations(service.session, record, reader_zone()),
             "conversation": _conversation(service, record),
             "can_comment": service.can("incident.comment", record),
             "mine": mine,

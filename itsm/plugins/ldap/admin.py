@@ -47,7 +47,7 @@ LABELS = {
         "active_directory": "followed by Active Directory's matching rule in chain"}),
     "allowed_groups": SettingLabel("Only members of these groups sign in",
                                    empty="no limit: anyone found in the directory"),
-    "default_role": "Role when no rule matches",
+    "default_role": SettingLabel("Role when no rule matches", role=True),
     "sync_minutes": "Leavers checked every (minutes)",
 }
 

@@ -37,7 +37,7 @@ LABELS = {
                             empty="any: it has a button of its own"),
     "scope": "Scopes asked for",
     "groups_claim": "Claim listing the person's groups",
-    "default_role": "Role when no rule matches",
+    "default_role": SettingLabel("Role when no rule matches", role=True),
     "leeway_seconds": "Clock difference allowed (seconds)",
 }
 

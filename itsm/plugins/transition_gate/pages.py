@@ -27,9 +27,11 @@ from itsm.plugin import (
     User,
     current_itsm,
     error_text,
+    from_local_input,
     page_actor,
     page_blueprint,
     render_page,
+    zone_name,
 )
 from itsm.plugins.transition_gate import plan, views
 from itsm.plugins.transition_gate import service as gate
@@ -110,7 +112,7 @@ def transition_page(number: str):
                "admin": svc.actor.role == "admin", "me": me}
     return render_page("transition_gate/transition.html", t=data, can=can,
                        meeting_kinds=MEETING_KIND_LABELS, gate_labels=GATE_LABELS,
-                       deliverable_states=DELIVERABLE_STATE_LABELS)
+                       deliverable_states=DELIVERABLE_STATE_LABELS, zone=zone_name())
 
 
 def _with_names(svc: RecordService, reasons: list[str], data: dict[str, Any]) -> list[str]:
@@ -191,6 +193,9 @@ def go_live(number: str):
 @pages.post("/<number>/meetings")
 def add_meeting(number: str):
     data = _form("kind", "scheduled_at", "location", "minutes")
+    if isinstance(data.get("scheduled_at"), str):
+        # The form asks for the time in the reader's zone (its label names it); stored UTC.
+        data["scheduled_at"] = from_local_input(data["scheduled_at"])
     attendees = request.form.get("attendees", "").replace("\x00", "")
     data["attendees"] = [a.strip() for a in attendees.replace(";", ",").split(",")
                          if a.strip()][:100]
