@@ -34,6 +34,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "RecordService": ("itsm.core.records", "RecordService"),
     "breaching_soon": ("itsm.core.queues", "breaching_soon"),
     "expectations": ("itsm.core.expectations", "expectations"),
+    "priority_label": ("itsm.core.expectations", "priority_label"),
     "reader_zone": ("itsm.core.display", "reader_zone"),
     "zone_name": ("itsm.core.display", "zone_name"),
     "local_time": ("itsm.core.display", "local_time"),
@@ -259,7 +260,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         messages_of,
     )
     from itsm.core.escalation import EscalationStep, escalation_path  # noqa: F401
-    from itsm.core.expectations import expectations  # noqa: F401
+    from itsm.core.expectations import expectations, priority_label  # noqa: F401
     from itsm.core.hookspecs import hookimpl  # noqa: F401
     from itsm.core.inputs import (  # noqa: F401
         MAX_DB_INTEGER,

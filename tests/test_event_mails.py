@@ -131,6 +131,7 @@ def test_the_escalation_mail_names_the_path_that_named_its_reader(app, itsm, pat
         text = " ".join(body.replace("&#39;", "'").split())
         assert says in text and not_said not in text
         assert "In progress" in text and "in_progress" not in text  # the state's label
+        assert "Priority 2 – High" in text or "Priority: 2 – High" in text
 
 
 def test_a_payload_link_never_leaves_the_install(app, itsm):

@@ -22,6 +22,16 @@ if TYPE_CHECKING:
 PRIORITY_WORDS = {1: "Critical", 2: "High", 3: "Moderate", 4: "Low", 5: "Planning"}
 
 
+def priority_label(value: Any) -> str:
+    """``2`` -> "2 – High", as the console shows a priority; "" for none."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return str(value or "")
+    words = PRIORITY_WORDS.get(number)
+    return f"{number} – {words}" if words else str(number)
+
+
 def duration_words(minutes: int) -> str:
     """``90`` -> "1.5 hours", ``60`` -> "1 hour", ``2880`` -> "2 days"."""
     def unit(amount: float, name: str) -> str:

@@ -46,7 +46,14 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from sqlalchemy import select
 
 from itsm.adapters.email.models import NotificationPreference
-from itsm.plugin import EventMessage, Recipient, User, current_itsm, reply_token
+from itsm.plugin import (
+    EventMessage,
+    Recipient,
+    User,
+    current_itsm,
+    priority_label,
+    reply_token,
+)
 
 log = logging.getLogger("itsm.notify.email")
 MAX_ATTACHMENT = 10 * 1024 * 1024
@@ -230,7 +237,8 @@ def build_message(message: EventMessage, address: str, settings: dict[str, Any],
     context = {"event": message, "record": record, "label": label,
                "actor": person_name(message.actor),
                "payload": message.payload, "link": link, "recipient": address,
-               "subject": subject, "state_label": state_label(record)}
+               "subject": subject, "state_label": state_label(record),
+               "priority_label": priority_label(record.get("priority"))}
     text_env, html_env = environments(str(settings.get("templates_path") or ""),
                                       plugin_template_folders())
     text, own_subject = render_with_subject(text_env, message.name, "txt", context)
