@@ -302,6 +302,7 @@ def detail_context(service: RecordService, rt: RecordType, record) -> dict[str, 
     """What the detail page shows; also what a plugin's own detail template gets."""
     can = {action: service.can(f"{rt.name}.{action}", record)
            for action in ("update", "comment", "transition")}
+    service.prefetch_refs([record], agency_names=True)  # the header's agency: same query
     data = service.to_dict(record)
     labels = {f.name: f.label for f in schema_form(rt, staff=True)}
     core = ("state_label", "priority", "agency", "requester", "assignee", "group",

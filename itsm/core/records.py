@@ -405,26 +405,32 @@ class RecordService:
         return scope
 
     def ref(self, kind: str, id_: int | None) -> str | None:
-        """Agency code, user e-mail or group name for an id (cached per service)."""
+        """Agency code (``agency``) or name (``agency_name``), user e-mail or group name
+        for an id (cached per service)."""
         if id_ is None:
             return None
         key = (kind, id_)
         if key not in self._refs:
             model, column = {"agency": (Agency, Agency.code), "user": (User, User.email),
-                             "group": (Group, Group.name)}[kind]
+                             "group": (Group, Group.name),
+                             "agency_name": (Agency, Agency.name)}[kind]
             self._refs[key] = self.session.scalar(select(column).where(model.id == id_))
         return self._refs[key]
 
-    def prefetch_refs(self, records: Iterable[Record]) -> None:
+    def prefetch_refs(self, records: Iterable[Record], agency_names: bool = False) -> None:
         """Look up the agencies, people and groups of many records in one query instead
-        of one per reference (a page of 50 records took up to 200, one record four)."""
-        wanted: dict[str, set[int]] = {"agency": set(), "user": set(), "group": set()}
+        of one per reference (a page of 50 records took up to 200, one record four);
+        with ``agency_names``, the agencies' names too (a record page's header)."""
+        wanted: dict[str, set[int]] = {"agency": set(), "user": set(), "group": set(),
+                                       "agency_name": set()}
         for record in records:
             wanted["agency"].add(record.agency_id)
             wanted["user"].update((record.requester_id, record.assignee_id))
             wanted["group"].add(record.group_id)
+            if agency_names:
+                wanted["agency_name"].add(record.agency_id)
         columns = {"agency": (Agency.id, Agency.code), "user": (User.id, User.email),
-                   "group": (Group.id, Group.name)}
+                   "group": (Group.id, Group.name), "agency_name": (Agency.id, Agency.name)}
         parts = []
         for kind, ids in wanted.items():
             ids = {i for i in ids if i is not None and (kind, i) not in self._refs}
