@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
 
 import marshmallow
-from sqlalchemy import and_, bindparam, literal, or_, select, union_all
+from sqlalchemy import and_, bindparam, case, literal, or_, select, union_all
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
@@ -314,6 +314,12 @@ _REFERENCES = {"agency": (_by_name(Agency.__table__, "code"), "agency", "unknown
                "assignee": (_by_name(User.__table__, "email"), "user", "unknown user"),
                "group": (_by_name(Group.__table__, "name"), "group", "unknown group")}
 
+
+
+def _ref_columns(table: Any) -> tuple[Any, ...]:
+    """The core table's columns a record's short view (and its read check) needs."""
+    c = table.c
+    return (c.number, c.type, c.title, c.state, c.agency_id, c.requester_id)
 
 class RecordService:
     """Reads and writes records on behalf of one actor, inside one transaction."""
@@ -905,13 +911,18 @@ class RecordService:
         return found is not None and self.record_ref(found) is not None
 
     def links(self, record: Record) -> list[dict[str, Any]]:
-        rows = self.session.scalars(select(Link).where(
-            or_(Link.source_id == record.id, Link.target_id == record.id)).order_by(Link.id))
+        table = Record.__table__
+        other = case((Link.source_id == record.id, Link.target_id), else_=Link.source_id)
+        # The linked records' short views in the same statement, not one query per link.
+        rows = self.session.execute(
+            select(Link, *_ref_columns(table)).outerjoin(table, table.c.id == other)
+            .where(or_(Link.source_id == record.id, Link.target_id == record.id))
+            .order_by(Link.id))
         out = []
-        for link in rows:
+        for row in rows:
+            link = row[0]
             outgoing = link.source_id == record.id
-            other_id = link.target_id if outgoing else link.source_id
-            ref = self.record_ref(other_id)
+            ref = self._ref_of(row) if row.number is not None else None
             if ref is None:
                 continue
             kind = self.itsm.link_kinds.get(link.kind) or LinkKind(link.kind, link.kind,
@@ -928,11 +939,12 @@ class RecordService:
         Read straight from the core table, so no plugin model is needed to show it.
         """
         table = Record.__table__
-        row = self.session.execute(select(
-            table.c.number, table.c.type, table.c.title, table.c.state, table.c.agency_id,
-            table.c.requester_id).where(table.c.id == record_id)).one_or_none()
-        if row is None:
-            return None
+        row = self.session.execute(select(*_ref_columns(table))
+                                   .where(table.c.id == record_id)).one_or_none()
+        return None if row is None else self._ref_of(row)
+
+    def _ref_of(self, row: Any) -> dict[str, Any] | None:
+        """:meth:`record_ref` of a row of :func:`_ref_columns` (None: not for this actor)."""
         rt = self.itsm.types.by_name.get(row.type)
         if rt is None:
             if not self.is_staff:
