@@ -213,6 +213,31 @@ def test_requester_cannot_see_other_agency_incident(client, people):
     assert other.get("/portal/incidents/INC9999999").status_code == 404
 
 
+def test_agent_finds_what_may_help_behind_a_link_on_the_record_page(client, people):
+    sign_in(client, "pat@dot.example")
+    number = report(client)
+    staff = client.application.test_client()
+    sign_in(staff, "alex@it.example")
+    page = staff.get(f"/records/incidents/{number}")
+    assert page.status_code == 200
+    # The record page links to its suggestions instead of searching on every visit.
+    assert "Reconnecting the VPN after sleep" not in page.text
+    link = f"/records/incidents/{number}/suggestions"
+    assert f'href="{link}"' in page.text and f'data-suggestions="{link}?fragment=1"' in page.text
+
+    full = staff.get(link)  # without script: the list's own page, with the menu
+    assert full.status_code == 200
+    assert "Reconnecting the VPN after sleep" in full.text and 'href="/kb/KB0000007"' in full.text
+    assert f"May help with {number}" in full.text
+    fragment = staff.get(f"{link}?fragment=1")  # with script: only the list, put in place
+    assert fragment.status_code == 200
+    assert "Reconnecting the VPN after sleep" in fragment.text and "<nav" not in fragment.text
+
+    other = client.application.test_client()  # another agency's requester sees nothing
+    sign_in(other, "sam@epa.example")
+    assert other.get(link).status_code in (403, 404)
+
+
 def test_portal_pages_need_sign_in(client, people):
     response = client.get("/portal/incidents/new")
     assert response.status_code == 302 and "/login" in response.headers["Location"]

@@ -147,3 +147,47 @@ def test_a_plugins_entries_are_grouped_a_failing_plugin_left_out(with_plugin):
     links, groups = menu(page.get_data(as_text=True))
     assert page.status_code == 200 and "Board" not in [t for _, t in links]
     assert ("/records/tickets", "Tickets") in links
+
+
+def test_an_entry_shown_or_noted_by_what_the_database_holds(with_plugin):
+    from sqlalchemy import event, select
+
+    from itsm.core import auth
+    from itsm.core.models import Agency, User
+
+    def itsm_navigation(actor):
+        mine = select(User.id).where(User.id == actor.id, User.agency_id.is_not(None))
+        return [NavItem("Our agency", "/agency", 20, group="work", shown_when=mine.limit(1)),
+                NavItem("Agencies", "/agencies", 21, group="work", note="new",
+                        note_when=select(Agency.id).where(Agency.code == "NEW").limit(1))]
+
+    application = with_plugin(make_plugin("navfacts", itsm_navigation=itsm_navigation))
+    itsm = application.extensions["itsm"]
+    with application.app_context(), itsm.Session() as session:
+        auth.create_user(session, "agent@example.org", role="agent", password=DEMO_PASSWORD)
+        session.commit()
+    web = signed_in(application, "agent@example.org")
+    links, _ = menu(web.get("/home").get_data(as_text=True))
+    assert ("/agencies", "Agencies") in links and "/agency" not in [u for u, _ in links]
+
+    with application.app_context(), itsm.Session() as session:
+        session.add(Agency(code="NEW", name="New agency"))
+        session.flush()
+        user = session.scalar(select(User).where(User.email == "agent@example.org"))
+        user.agency_id = session.scalar(select(Agency.id).where(Agency.code == "NEW"))
+        session.commit()
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(itsm.engine, "before_cursor_execute", seen)
+    try:
+        links, _ = menu(web.get("/home").get_data(as_text=True))
+    finally:
+        event.remove(itsm.engine, "before_cursor_execute", seen)
+    assert ("/agency", "Our agency") in links and ("/agencies", "Agencies (new)") in links
+    # Both entries' facts and the bell's count are read in one statement.
+    assert sum("agency" in s and "inbox_notification" in s for s in statements) == 1
+    assert not [s for s in statements if s.lstrip().upper().startswith("SELECT COUNT")
+                and "inbox_notification" in s]

@@ -30,7 +30,9 @@ Replacing or extending a page of a plugin's record type
     ``header`` (state, priority, people by name, group), ``details`` (the type's fields
     that hold something, labelled: see :mod:`itsm.core.record_page`), ``acts`` (the
     transitions sorted: primary, others, destructive, refused), ``transitions``,
-    ``activity`` (also ``journal``), ``links``, ``attachments``, ``clocks`` and ``can``
+    ``activity`` (also ``journal``), ``links``, ``attachments``, ``clocks``,
+    ``suggestions_url`` (the page of knowledge articles and known errors that may help,
+    when the type asks for suggestions; see :mod:`itsm.core.record_views`) and ``can``
     (what the actor may do). "Assign to me", the confirmation step of a destructive
     transition and the pickers' JSON choices are in :mod:`itsm.core.record_views`; the
     account page (name and time zone) in :mod:`itsm.core.account`.
@@ -300,6 +302,7 @@ def detail_context(service: RecordService, rt: RecordType, record) -> dict[str, 
     """What the detail page shows; also what a plugin's own detail template gets."""
     can = {action: service.can(f"{rt.name}.{action}", record)
            for action in ("update", "comment", "transition")}
+    service.prefetch_refs([record], agency_names=True)  # the header's agency: same query
     data = service.to_dict(record)
     labels = {f.name: f.label for f in schema_form(rt, staff=True)}
     core = ("state_label", "priority", "agency", "requester", "assignee", "group",
@@ -331,15 +334,13 @@ def detail_context(service: RecordService, rt: RecordType, record) -> dict[str, 
                                         number=record.number, attachment_id=a.id)}
                         for a in service.attachments(record)],
         "clocks": clocks(service, record),
-        "suggestions": _suggestions(service, rt, record),
+        # Found by full-text searches that do not decide the next action: the page
+        # links to them (loaded in place by script) instead of running them each visit.
+        "suggestions_url": url_for("console.record_suggestions", collection=rt.collection,
+                                   number=record.number)
+        if rt.suggest and record.closed_at is None else None,
         "actions": record_actions(service, record),
     }
-
-
-def _suggestions(service: RecordService, rt: RecordType, record) -> list[dict[str, Any]]:
-    if not rt.suggest or record.closed_at is not None:
-        return []
-    return [s.to_dict() for s in service.suggestions(record)]
 
 
 def record_actions(service: RecordService, record) -> list[NavItem]:

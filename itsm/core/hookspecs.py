@@ -120,8 +120,13 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     :return: a list of :class:`itsm.core.web.NavItem` (``label``, ``url``, ``order``:
         lower comes first within its group; ``group``: ``work``, ``process``,
         ``reports``, ``admin`` or ``portal``, see NavItem; ``record_type``: the entry
-        stands for that record type and replaces the core's list of it). All results
-        are used; the core adds Home, Notifications, an entry for each record type the
+        stands for that record type and replaces the core's list of it;
+        ``shown_when``: a one-value ``select`` the entry is shown only when it finds
+        something; ``note_when`` and ``note``: a one-value ``select`` that, when it finds
+        something, adds `` (<note>)`` to the label). Declare database facts through
+        these instead of reading them here: the core reads them for every entry, with
+        the bell's count, in one statement per page. All results are used; the core
+        adds Home, Notifications, an entry for each record type the
         actor may read and, for admins, Administration, and shows no URL or label twice.
         A requester's menu is one list of every entry given to them.
     """

@@ -38,6 +38,7 @@ from sqlalchemy import (
     Boolean,
     ForeignKey,
     Index,
+    Select,
     String,
     UniqueConstraint,
     func,
@@ -307,12 +308,17 @@ class Page:
     next_cursor: int | None
 
 
-def unread_count(session: Session, user_id: int) -> int:
-    """How many notifications ``user_id`` has not read (counted up to 100)."""
+def unread_count_query(user_id: int) -> Select:
+    """The ``select`` of how many notifications ``user_id`` has not read (up to 100)."""
     ids = select(Notification.id).where(Notification.user_id == user_id,
                                          Notification.read_at.is_(None)) \
         .limit(UNREAD_SHOWN_UP_TO + 1).subquery()
-    return int(session.scalar(select(func.count()).select_from(ids)) or 0)
+    return select(func.count()).select_from(ids)
+
+
+def unread_count(session: Session, user_id: int) -> int:
+    """How many notifications ``user_id`` has not read (counted up to 100)."""
+    return int(session.scalar(unread_count_query(user_id)) or 0)
 
 
 def readable(itsm: Itsm, session: Session, actor: Actor, items: list[Notification]) \

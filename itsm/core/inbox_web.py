@@ -23,6 +23,7 @@ from itsm.core.api import LARGEST_INTEGER, current_actor, document, flag_arg, js
 from itsm.core.api import bp as api_bp
 from itsm.core.auth import Actor
 from itsm.core.errors import NotFound, Unauthorized
+from itsm.core.navigation import FRAME_SCALARS, NAV_KEY, navigation
 from itsm.core.pagekit import FRAME_READERS, _actor, _itsm, _render, bp, signed_in_actor
 from itsm.core.schemas import Boolean
 
@@ -54,8 +55,11 @@ def unread_for(actor: Actor | None) -> int:
     if actor is None or actor.id is None:
         return 0
     cached = request.environ.get(_UNREAD_KEY)
+    if cached is None and request.environ.get(NAV_KEY) is None:
+        navigation(actor)  # the menu reads the bell's count in its own statement
+        cached = request.environ.get(_UNREAD_KEY)
     if cached is not None and cached[0] == actor.id:
-        return cached[1]
+        return int(cached[1] or 0)
     try:
         with _itsm().read_session() as session:
             count = inbox.unread_count(session, actor.id)
@@ -67,6 +71,9 @@ def unread_for(actor: Actor | None) -> int:
 
 
 FRAME_READERS.append(unread_for)  # read with the menu, before a page's unit of work
+# ... and in the menu's own statement (one round trip for the whole frame).
+FRAME_SCALARS.append(lambda actor: (_UNREAD_KEY, inbox.unread_count_query(actor.id))
+                     if actor.id is not None else None)
 
 
 @bp.app_context_processor

@@ -5,10 +5,13 @@ groups for staff and as one list for requesters, each entry once (see
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from flask import request, url_for
+from flask import has_request_context, request, url_for
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from itsm.core import satisfaction
 from itsm.core.auth import Actor
@@ -27,7 +30,12 @@ def plural(rt: RecordType) -> str:
     """The name of a type's list, from its collection (``change_requests``)."""
     return rt.collection.replace("_", " ").replace("-", " ").capitalize()
 
-_NAV_KEY = "itsm.navigation"  # request.environ: the menu, built once per request
+NAV_KEY = "itsm.navigation"  # request.environ: the menu, built once per request
+
+# The frame's other one-value reads, run in the menu's statement: ``(actor) -> (key,
+# select) | None``; the value is kept as ``request.environ[key] = (actor.id, value)``
+# (the bell's unread count).
+FRAME_SCALARS: list[Callable[[Actor], tuple[str, Any] | None]] = []
 
 
 def _plugin_entries(actor: Actor) -> list[tuple[str, NavItem]]:
@@ -83,6 +91,7 @@ def menu_entries(actor: Actor) -> list[NavItem]:
                           10, group="portal", record_type=rt.name)
                   for rt in readable if rt.plugin not in offering and rt.name not in replaced]
         items += [replace(item, group="portal") for _, item in plugin_items] + reports
+    items = _with_database_facts(actor, items)
     groups = list(NAV_GROUPS)
     # Processes by name (people look one up); the other groups in the plugins' order.
     items.sort(key=lambda i: (groups.index(i.placed), 0 if i.placed == "process" else i.order,
@@ -98,9 +107,50 @@ def menu_entries(actor: Actor) -> list[NavItem]:
     return unique
 
 
+def _with_database_facts(actor: Actor, items: list[NavItem]) -> list[NavItem]:
+    """The entries whose ``shown_when`` finds something, labelled with the ``note`` of
+    those whose ``note_when`` does: every such read, and the frame's scalars (the bell),
+    in one statement, so a page's menu costs one round trip to the database, not one
+    per plugin."""
+    asked: list[tuple[Any, Any]] = []  # (what the answer is for, the select)
+    for item in items:
+        if item.shown_when is not None:
+            asked.append(((id(item), "shown"), item.shown_when))
+        if item.note_when is not None:
+            asked.append(((id(item), "note"), item.note_when))
+    if has_request_context():
+        for scalar in FRAME_SCALARS:
+            found = scalar(actor)
+            if found is not None:
+                asked.append((found[0], found[1]))
+    answers: dict[Any, Any] = {}
+    if asked:
+        statement = select(*(query.scalar_subquery().label(f"fact_{i}")
+                             for i, (_, query) in enumerate(asked)))
+        try:
+            with _itsm().read_session() as session:
+                row = session.execute(statement).one()
+        except SQLAlchemyError:  # an error page about the database, or a missed upgrade
+            log.warning("the menu's facts could not be read", exc_info=True)
+            row = None
+        if row is not None:
+            answers = {key: value for (key, _), value in zip(asked, row, strict=True)}
+            for key, value in answers.items():
+                if isinstance(key, str):
+                    request.environ[key] = (actor.id, value)
+    out = []
+    for item in items:
+        if item.shown_when is not None and answers.get((id(item), "shown")) in (None, "", 0):
+            continue  # unknown or nothing found: not offered
+        if item.note_when is not None and answers.get((id(item), "note")) not in (None, "", 0):
+            item = replace(item, label=f"{item.label} ({item.note})")
+        out.append(item)
+    return out
+
+
 def navigation(actor: Actor) -> list[dict[str, Any]]:
     """The menu as the templates read it: ``label``, ``url``, ``group``, ``current``."""
-    cached = request.environ.get(_NAV_KEY)
+    cached = request.environ.get(NAV_KEY)
     if cached is not None and cached[0] == actor.id:
         return cached[1]
     items = menu_entries(actor)
@@ -115,7 +165,7 @@ def navigation(actor: Actor) -> list[dict[str, Any]]:
                         and e["url"] != home), None)
     if first_queue is not None and actor.role != "requester":
         first_queue["go"] = "q"
-    request.environ[_NAV_KEY] = (actor.id, out)
+    request.environ[NAV_KEY] = (actor.id, out)
     return out
 
 

@@ -13,10 +13,13 @@ from typing import Any
 
 from flask import flash, redirect, request, url_for
 from markupsafe import Markup, escape
+from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from itsm.core import queues
 from itsm.core.errors import ItsmError, NotFound, ValidationError
+from itsm.core.models import SavedView
+from itsm.core.navigation import FRAME_SCALARS
 from itsm.core.pagekit import (
     _actor,
     _itsm,
@@ -48,6 +51,27 @@ def _query_args(source: MultiDict) -> dict[str, str]:
     return {k: v for k in PAGE_ARGS if (v := source.get(k, "").strip())}
 
 
+_ANY_SAVED_VIEW = "itsm.any_saved_view"  # request.environ: read with the menu
+
+
+def _any_saved_view(actor: Any) -> tuple[str, Any] | None:
+    """Whether the actor keeps any view: read in the menu's statement, so the queue of
+    someone who keeps none (most people) does not look for theirs."""
+    if actor.id is None or actor.role == "requester":
+        return None
+    return _ANY_SAVED_VIEW, select(SavedView.id).where(SavedView.user_id == actor.id).limit(1)
+
+
+FRAME_SCALARS.append(_any_saved_view)
+
+
+def _saved_views(service: Any, actor: Any, rt: Any) -> list[queues.QueueView]:
+    known = request.environ.get(_ANY_SAVED_VIEW)
+    if known is not None and known[0] == actor.id and known[1] is None:
+        return []
+    return queues.saved_views(service.session, actor.id, rt)
+
+
 def queue_page(collection: str):
     """The queue of one record type: the chosen view refined by the page's arguments."""
     rt = _record_type(collection)
@@ -58,7 +82,7 @@ def queue_page(collection: str):
     read_frame(actor)
     with itsm.unit_of_work(actor) as service:
         staff = service.is_staff
-        views = (queues.builtin_views(rt) + queues.saved_views(service.session, actor.id, rt)
+        views = (queues.builtin_views(rt) + _saved_views(service, actor, rt)
                  if staff else [])
         view = queues.find_view(views, given.get("view", ""))
         if given.get("view") and view is None:

@@ -191,8 +191,8 @@ def people(service: RecordService, ids: set[int | None]) -> dict[int, dict[str, 
 def header(service: RecordService, rt: RecordType, record: Record,
            data: dict[str, Any], who: dict[int, dict[str, str]]) -> dict[str, Any]:
     """What decides the next action, as people read it."""
-    agency = service.session.execute(select(Agency.code, Agency.name).where(
-        Agency.id == record.agency_id)).first() if record.agency_id else None
+    # Read with the record's other references (RecordService.prefetch_refs).
+    agency = service.ref("agency_name", record.agency_id)
     group = service.ref("group", record.group_id)
     state = rt.workflow.state(record.state)
     return {
@@ -202,7 +202,7 @@ def header(service: RecordService, rt: RecordType, record: Record,
         "priority_value": record.priority,
         "major": bool(getattr(record, "major", False)),
         "requester": who.get(record.requester_id),
-        "agency": agency[1] if agency else "",
+        "agency": agency or "",
         "group": group or "", "assignee": who.get(record.assignee_id),
         "created_at": record.created_at, "updated_at": record.updated_at,
         "closed_at": record.closed_at,

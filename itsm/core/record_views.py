@@ -1,5 +1,5 @@
 """The record page's own routes: "Assign to me", the confirmation step of a destructive
-transition, and the pickers' type-ahead choices (JSON).
+transition, the suggestions that may help, and the pickers' type-ahead choices (JSON).
 
 Each writes through the record service in one unit of work, like every console page; the
 confirmation step is a page of its own, so it works without script.
@@ -7,7 +7,7 @@ confirmation step is a page of its own, so it works without script.
 
 from __future__ import annotations
 
-from flask import flash, jsonify, redirect, request, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
 
 from itsm.core.errors import ItsmError, NotFound, ValidationError
 from itsm.core.pagekit import _actor, _itsm, _render, bp, error_text, plural
@@ -70,6 +70,24 @@ def record_confirm_transition(collection: str, number: str, name: str):
     return _render("records/confirm.html", rt=rt, plural=plural(rt), record=data,
                    transition=transition, destructive=declared.destructive,
                    here=_detail(rt, record.number))
+
+
+@bp.get("/records/<collection>/<number>/suggestions")
+def record_suggestions(collection: str, number: str):
+    """Knowledge articles and known errors that may help with an open record: a page of
+    its own (the record page links here), or with ``?fragment=1`` only the list, which
+    the console's script puts in place on the record page. The record page does not run
+    these full-text searches itself: they do not decide the next action."""
+    rt = _record_type(collection)
+    with _itsm().unit_of_work(_actor()) as service:
+        record = service.get(number.upper(), rt.name)
+        found = [s.to_dict() for s in service.suggestions(record)] \
+            if rt.suggest and record.closed_at is None else []
+        data = {"number": record.number, "title": record.title}
+    if request.args.get("fragment"):
+        return render_template("records/_suggestions.html", suggestions=found)
+    return _render("records/suggestions.html", rt=rt, plural=plural(rt), record=data,
+                   suggestions=found, here=_detail(rt, record.number))
 
 
 @bp.get("/records/<collection>/choices/<field>")

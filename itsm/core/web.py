@@ -14,8 +14,9 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from flask import request, session
 
@@ -46,6 +47,13 @@ class NavItem:
     a URL under ``/portal``, else ``work``. A requester's menu is the portal's entries.
     ``record_type`` names the record type whose entry this is: it then replaces the
     core's list of that type in the menu (a knowledge search page for ``article``).
+
+    An entry that depends on the database declares what it reads instead of reading it,
+    so the core reads every entry's facts and the bell's count in one statement:
+    ``shown_when`` is a SQLAlchemy ``select`` of one value (a row limited to one): the
+    entry is shown only when it finds a value that is not empty (a billing contact's
+    "Statements"); ``note_when`` likewise adds `` (<note>)`` to the label when it finds
+    one ("Change approvals (waiting)"). Both run as scalar subqueries of that statement.
     """
 
     label: str
@@ -53,6 +61,9 @@ class NavItem:
     order: int = 100
     group: str = ""
     record_type: str = ""
+    shown_when: Any = field(default=None, compare=False)
+    note_when: Any = field(default=None, compare=False)
+    note: str = ""
 
     @property
     def placed(self) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from itsm.core.calendars import Calendar
+from itsm.core.calendars import Calendar, load_calendars
 from itsm.core.context import current_itsm
 from itsm.core.models import Record, utcnow
 from itsm.core.sla.stored import calendars_for
@@ -25,11 +25,17 @@ def clocks_for(session: Session, record: Record, *, now: datetime | None = None,
     share of the target used. Timestamps are ISO 8601 strings.
     """
     now = now or utcnow()
+    found = list(session.scalars(select(SlaClock).where(SlaClock.record_id == record.id)
+                                 .order_by(SlaClock.id)))
     if calendars is None:
-        calendars = calendars_for(current_itsm(), session)
+        itsm = current_itsm()
+        calendars = load_calendars(itsm.settings)
+        # The saved calendars only add names (``<name>@<version>``, or a name the settings
+        # lack): read them only for a clock that runs on one, not on every record page.
+        if any(clock.running and clock.calendar not in calendars for clock in found):
+            calendars = calendars_for(itsm, session)
     out = []
-    for clock in session.scalars(select(SlaClock).where(SlaClock.record_id == record.id)
-                                 .order_by(SlaClock.id)):
+    for clock in found:
         elapsed = elapsed_at(clock, calendars, now)
         target = clock.target_minutes
         running = clock.running

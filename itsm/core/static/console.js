@@ -3,6 +3,8 @@
    - the bell's unread count refreshes every minute and when the tab comes back;
    - the phone menu's toggle becomes a button that says whether the menu is open;
    - "Mark read" and "Mark all read" on the notification list act in place;
+   - a record page's "May help" list is fetched into place (without script, its link
+     opens the list's own page);
    - keyboard shortcuts: "g" then a letter goes to a page of the menu (g h home,
      g n notifications, g q the first queue), "?" shows them all, Escape closes.
    Served by the application itself; the Content-Security-Policy allows no other script. */
@@ -101,6 +103,20 @@
         status.textContent = all ? "Every notification is marked read." : "Marked read.";
       }
     }).catch(function () { form.submit(); });  /* the page's own way still works */
+  });
+
+  /* -- a record page's suggestions, fetched into place --------------------------------- */
+
+  Array.prototype.forEach.call(document.querySelectorAll("[data-suggestions]"), function (box) {
+    fetch(box.getAttribute("data-suggestions"), {
+      credentials: "same-origin", headers: { "Accept": "text/html" }
+    }).then(function (response) {
+      return response.ok ? response.text() : null;
+    }).then(function (html) {
+      if (html === null) { return; }  /* the link stays: it opens the list's page */
+      var parsed = new DOMParser().parseFromString(html, "text/html");
+      box.replaceChildren.apply(box, Array.prototype.slice.call(parsed.body.childNodes));
+    }).catch(function () { /* offline: the link still opens the list's page */ });
   });
 
   /* -- keyboard shortcuts ------------------------------------------------------------ */

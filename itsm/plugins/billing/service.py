@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from itsm.plugin import (
     Agency,
@@ -130,8 +130,12 @@ def contact_agencies(svc: RecordService) -> set[int]:
     """The agencies whose statements the actor receives as a billing contact."""
     if svc.actor.id is None:
         return set()
-    return set(svc.session.scalars(select(BillingContact.agency_id)
-                                   .where(BillingContact.user_id == svc.actor.id)))
+    return set(svc.session.scalars(contact_agencies_query(svc.actor.id)))
+
+
+def contact_agencies_query(user_id: int) -> Select:
+    """The ``select`` of the agencies whose statements ``user_id`` receives."""
+    return select(BillingContact.agency_id).where(BillingContact.user_id == user_id)
 
 
 def may_read(svc: RecordService, statement: Statement) -> bool:

@@ -136,11 +136,12 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     with install.read_session() as session:
         if not RecordService(install, session, actor).can("change.read"):
             return None
-        pending = session.scalar(select(Approval.id).where(
-            Approval.approver_id == actor.id, Approval.state == "pending").limit(1))
-    label = "Change approvals" + (" (waiting)" if pending else "")
+    # "(waiting)" when an approval waits for the actor: the core reads it with the menu.
+    pending = select(Approval.id).where(Approval.approver_id == actor.id,
+                                        Approval.state == "pending").limit(1)
     return [NavItem("Change calendar", "/changes/calendar", order=50, group="work"),
-            NavItem(label, "/changes/approvals", order=51, group="work")]
+            NavItem("Change approvals", "/changes/approvals", order=51, group="work",
+                    note="waiting", note_when=pending)]
 
 
 @hookimpl

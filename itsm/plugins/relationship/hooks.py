@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from itsm.plugin import (
     Actor,
+    Agency,
     EventMessage,
     NavItem,
     Permission,
@@ -55,8 +56,11 @@ def itsm_navigation(actor: Actor) -> list[NavItem] | None:
     with install.read_session() as session:
         svc = RecordService(install, session, actor)
         if svc.is_staff:
-            return [NavItem("My agencies", "/relationship/", order=65)] \
-                if relationship.portfolio(svc) else None
+            query = relationship.portfolio_query(svc)
+            # Shown when the portfolio holds an agency: the core reads it with the menu.
+            return [NavItem("My agencies", "/relationship/", order=65, shown_when=query
+                            .with_only_columns(Agency.id).order_by(None).limit(1))] \
+                if query is not None else None
     return [NavItem("Service reviews", "/relationship/reviews", order=65)] \
         if actor.agency_id else None
 

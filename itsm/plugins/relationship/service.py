@@ -15,7 +15,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,15 +52,22 @@ def month_of(now: datetime) -> tuple[datetime, datetime]:
 # -- who sees which agency ---------------------------------------------------------------
 
 
-def portfolio(svc: RecordService) -> list[Agency]:
-    """The agencies the actor looks after (every agency for those who manage portfolios)."""
+def portfolio_query(svc: RecordService) -> Select | None:
+    """The ``select`` of the agencies the actor looks after (every agency for those who
+    manage portfolios); None for those who look after none (requesters)."""
     query = select(Agency).order_by(Agency.name)
     if not svc.can(MANAGE):
         if not svc.is_staff:
-            return []
+            return None
         query = query.join(Portfolio, Portfolio.agency_id == Agency.id).where(
             Portfolio.user_id == svc.actor.id)
-    return list(svc.session.scalars(query))
+    return query
+
+
+def portfolio(svc: RecordService) -> list[Agency]:
+    """The agencies the actor looks after (every agency for those who manage portfolios)."""
+    query = portfolio_query(svc)
+    return [] if query is None else list(svc.session.scalars(query))
 
 
 def agency_for(svc: RecordService, code: str, *, reviews: bool = False) -> Agency:
