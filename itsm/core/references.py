@@ -70,10 +70,13 @@ class Ref:
 @dataclass(frozen=True)
 class ImpactHit:
     """A thing reached by an impact (or dependency) walk, with the path from the start
-    (both ends included)."""
+    (both ends included). ``walked``: the provider's own walk already went on through
+    this thing (it provides the thing's kind too, and what depends on it is among its
+    hits), so the core does not walk it again with that kind's provider."""
 
     ref: Ref
     path: tuple[Ref, ...]
+    walked: bool = False
 
 
 @dataclass
@@ -220,7 +223,7 @@ def _walk(session: Session, kind: str, ids: list[str], attribute: str,
                     continue
                 seen.add(key)
                 out[key] = ImpactHit(hit.ref, path)
-                if hit.ref.kind != walk_kind:
+                if hit.ref.kind != walk_kind and not hit.walked:
                     further, further_prefixes = following.setdefault(hit.ref.kind, ([], {}))
                     further.append(hit.ref.id)
                     further_prefixes[hit.ref.id] = path

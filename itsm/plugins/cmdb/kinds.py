@@ -230,9 +230,14 @@ def _walk_hits(session: Session, start: list[int], direction: str, *, everything
             if ci_id not in start and ci_id in result.nodes:
                 hits.append(ImpactHit(ref=as_ref(ci_id, False),
                                       path=path(result.walk.path(ci_id))))
+    # The walk went on through the services it reached (they are CIs of the same graph):
+    # when the services are the cmdb's own kind and the walk was not cut short, the core
+    # need not walk each of a hub's hundreds of services again.
+    walked = not result.walk.truncated and _other_service_kind() is None
     for found in result.services:
         ci_id = found["ci"]["id"]
-        hits.append(ImpactHit(ref=as_ref(ci_id, True), path=path(found["path"], True)))
+        hits.append(ImpactHit(ref=as_ref(ci_id, True), path=path(found["path"], True),
+                              walked=walked))
     agency = reference_kind("agency")
     for found in result.agencies:
         ref = agency.get(session, str(found["agency_id"])) if agency else None
