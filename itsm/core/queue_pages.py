@@ -163,6 +163,15 @@ def home_tiles(service: Any, rt: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _text(value: Any) -> str:
+    """``value`` escaped as markupsafe's ``escape`` does, as a plain string: its Markup
+    for each of a page's 500 cells was a third of the cells' cost."""
+    if hasattr(value, "__html__"):
+        return str(value.__html__())
+    return (str(value).replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+            .replace("'", "&#39;").replace('"', "&#34;"))
+
+
 _SORT = "SORT__COLUMN"  # stands for a column's sort in the header's links
 
 
@@ -173,7 +182,7 @@ def _row(row: dict[str, Any], can_bulk: bool) -> Markup:
         + (" customer-update" if row["updated_by_customer"] else "")
     pick = ""
     if can_bulk:
-        number = escape(row["number"])
+        number = _text(row["number"])
         pick = (f'<td data-label="Select"><input type="checkbox" name="number" '
                 f'value="{number}" id="pick-{number}" aria-label="Select {number}"></td>')
     return Markup(f'<tr class="{classes}">\n      {pick}\n      {row["cells"]}\n    </tr>')
@@ -184,15 +193,15 @@ def _cell(name: str, row: dict[str, Any], zone: Any = None) -> str:
     of tests in the template, which cost as much as the page's queries for 50 rows of 10
     columns (plain strings, joined once: Markup's own + escapes each piece again)."""
     if name == "number":
-        out = f'<a href="{escape(row["url"])}">{escape(row["number"])}</a>'
+        out = f'<a href="{_text(row["url"])}">{_text(row["number"])}</a>'
         if row["major"]:
             out += ' <span class="badge major">Major</span>'
         if row["updated_by_customer"]:
             out += ' <span class="badge customer">Updated by customer</span>'
         return out
     if name == "state":
-        return (f'<span class="badge state-{escape(row["state"])}">'
-                f'{escape(row["state_label"])}</span>')
+        return (f'<span class="badge state-{_text(row["state"])}">'
+                f'{_text(row["state_label"])}</span>')
     if name == "priority":
         if row["priority"] is None:
             return "—"
@@ -204,12 +213,12 @@ def _cell(name: str, row: dict[str, Any], zone: Any = None) -> str:
             return "—"
         warned = ' <span class="visually-hidden">(warning)</span>' \
             if sla["status"] == "warned" else ""
-        return (f'<span class="sla sla-{escape(sla["status"])}"><time datetime='
-                f'"{sla["due_at"].isoformat()}">{escape(sla["left"])}</time>{warned}</span>')
+        return (f'<span class="sla sla-{_text(sla["status"])}"><time datetime='
+                f'"{sla["due_at"].isoformat()}">{_text(sla["left"])}</time>{warned}</span>')
     if name in ("updated_at", "created_at"):
-        return str(escape(local_time(row[name], zone)))
+        return _text(local_time(row[name], zone))
     value = row[name] if name in row else getattr(row["record"], name, None)
-    return str(escape("—" if value in (None, "") else value))
+    return _text("—" if value in (None, "") else value)
 
 
 def _back(collection: str) -> str:
