@@ -7,7 +7,10 @@ console, and times at one connection, in one process, taking turns:
 - ``queue_html``: ``GET /records/incidents?group=G&state=open&sort=sla_due&limit=50``
   (a group's open records, SLA due first: 50 rows, the total, the views);
 - ``queue_api``: ``GET /api/v1/incidents`` with the same arguments (and its total);
-- ``record_html`` and ``record_api``: one open incident's page and its API read.
+- ``record_html`` and ``record_api``: one open incident's page and its API read;
+- ``record_api_full``: what a client of the API asks for to show what the record page
+  shows, timed together: the record's read and its journal
+  (``GET /api/v1/incidents/<number>/journal``).
 
 The requests go through the application's WSGI stack in process (no HTTP server), so
 the figures are the service time of a page, and the HTML/API ratio is the cost of the
@@ -33,6 +36,7 @@ from bench import generate
 from bench.run import PG_DATABASE, PG_SERVER, Settings, machine, prepare, query
 
 QUEUE_ARGS = "state=open&sort=sla_due&limit=50"
+SERIES = ("queue_html", "queue_api", "record_html", "record_api", "record_api_full")
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -86,18 +90,18 @@ def run(n: int, requests: int, reuse: bool, workdir: Path) -> dict:
     headers = {"Authorization": f"Bearer {token}"}
     groups = [generate.group_name(i) for i in range(generate.GROUPS)]
     rng = random.Random(42)
-    times: dict[str, list[float]] = {k: [] for k in ("queue_html", "queue_api",
-                                                      "record_html", "record_api")}
+    times: dict[str, list[float]] = {k: [] for k in SERIES}
     totals = []
 
-    def timed(name: str, client, path: str, **kwargs) -> None:
+    def timed(name: str, client, path: str | tuple[str, ...], **kwargs) -> None:
+        paths = (path,) if isinstance(path, str) else path
         started = time.perf_counter()
-        response = client.get(path, **kwargs)
-        body = response.get_data()
-        elapsed = time.perf_counter() - started
-        if response.status_code != 200:
-            raise SystemExit(f"{path}: {response.status_code} {body[:300]!r}")
-        times[name].append(elapsed)
+        for one in paths:  # several: the calls a client makes to show one page
+            response = client.get(one, **kwargs)
+            body = response.get_data()
+            if response.status_code != 200:
+                raise SystemExit(f"{one}: {response.status_code} {body[:300]!r}")
+        times[name].append(time.perf_counter() - started)
 
     for i in range(requests + 20):  # the first 20 of each warm caches and are not kept
         group = groups[i % len(groups)]
@@ -106,9 +110,12 @@ def run(n: int, requests: int, reuse: bool, workdir: Path) -> dict:
                  ("queue_api", api, f"/api/v1/incidents?group={group}&{QUEUE_ARGS}",
                   {"headers": headers}),
                  ("record_html", console, f"/records/incidents/{number}", {}),
-                 ("record_api", api, f"/api/v1/incidents/{number}", {"headers": headers})]
+                 ("record_api", api, f"/api/v1/incidents/{number}", {"headers": headers}),
+                 ("record_api_full", api, (f"/api/v1/incidents/{number}",
+                                           f"/api/v1/incidents/{number}/journal"),
+                  {"headers": headers})]
         if i % 2:  # take turns, so the noise of a shared machine falls on both sides
-            order = [order[1], order[0], order[3], order[2]]
+            order = [order[1], order[0], order[4], order[3], order[2]]
         for name, client, path, kwargs in order:
             timed(name, client, path, **kwargs)
         if i == 0:
@@ -123,6 +130,10 @@ def run(n: int, requests: int, reuse: bool, workdir: Path) -> dict:
                                     2)
     out["record_ratio_p99"] = round(out["record_html"]["p99_ms"] / out["record_api"]["p99_ms"],
                                     2)
+    # The record page against everything an API client reads to show the same.
+    for share in ("p50", "p99"):
+        out[f"record_full_ratio_{share}"] = round(
+            out["record_html"][f"{share}_ms"] / out["record_api_full"][f"{share}_ms"], 2)
     return {"machine": machine(), "n": n, "incidents": total, "load": loaded,
             "group_total_first": totals[0] if totals else None, "ops": out}
 
@@ -144,13 +155,15 @@ def main() -> None:
         args.out.write_text(text + "\n", encoding="utf-8")
     ops = result["ops"]
     print(f"\n{result['incidents']:,} incidents, one connection", file=sys.stderr)
-    for name in ("queue_html", "queue_api", "record_html", "record_api"):
+    for name in SERIES:
         f = ops[name]
-        print(f"{name:<12} p50 {f['p50_ms']:>7} ms  p95 {f['p95_ms']:>7} ms  "
+        print(f"{name:<15} p50 {f['p50_ms']:>7} ms  p95 {f['p95_ms']:>7} ms  "
               f"p99 {f['p99_ms']:>7} ms", file=sys.stderr)
     for page in ("queue", "record"):
         print(f"{page} HTML/API: p50 x{ops[f'{page}_ratio_p50']}, "
               f"p99 x{ops[f'{page}_ratio_p99']}", file=sys.stderr)
+    print(f"record HTML/API with the journal: p50 x{ops['record_full_ratio_p50']}, "
+          f"p99 x{ops['record_full_ratio_p99']}", file=sys.stderr)
 
 
 if __name__ == "__main__":

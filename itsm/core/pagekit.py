@@ -23,6 +23,7 @@ from typing import Any
 
 from flask import (
     Blueprint,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -252,7 +253,20 @@ def filesize(size: int) -> str:
     return str(size)
 
 
+# The template that answers a list of names (a type's own page, else the core's), per
+# list and set of blueprints: Jinja caches the templates it finds but not the names it
+# misses, so each page looked for a type's own template in every plugin's folder again.
+_CHOSEN: dict[tuple[Any, ...], str] = {}
+
+
 def _render(names: str | list[str], http_status: int = 200, **context):
+    if isinstance(names, list) and not current_app.jinja_env.auto_reload:
+        key = (*names, *current_app.blueprints)
+        chosen = _CHOSEN.get(key)
+        if chosen is None:
+            chosen = current_app.jinja_env.select_template(names).name
+            _CHOSEN[key] = chosen
+        names = chosen
     return render_template(names, **context), http_status
 
 

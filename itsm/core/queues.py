@@ -269,15 +269,56 @@ def sla_status(clock: Any, now: datetime) -> dict[str, Any] | None:
             "status": "breached" if breached else "warned" if warned else "ok"}
 
 
-def _among(session: Session) -> Any:
-    """``column IN (ids)`` for this session's database. On PostgreSQL as ``= ANY`` of one
-    array: an IN of a page's 200 ids was 200 parameters to render, convert and parse on
-    every page (a third of the queue's own Python), and a text that changed with the
-    number of ids, so never prepared."""
-    if session.get_bind().dialect.name != "postgresql":
-        return lambda column, ids: column.in_(ids)
-    return lambda column, ids: column == any_(bindparam(None, sorted(ids),
-                                                        type_=ARRAY(Integer())))
+def _among(dialect: str, key: str) -> Any:
+    """``column IN (ids)`` for this database, the ids bound as ``key``. On PostgreSQL as
+    ``= ANY`` of one array: an IN of a page's 200 ids was 200 parameters to render, convert
+    and parse on every page (a third of the queue's own Python), and a text that changed
+    with the number of ids, so never prepared."""
+    if dialect != "postgresql":
+        return lambda column: column.in_(bindparam(key, expanding=True))
+    return lambda column: column == any_(bindparam(key, type_=ARRAY(Integer())))
+
+
+# The lookups' statement per (database dialect, which of its parts a page needs): built
+# once per process, its ids bound at each run, rather than rebuilt for every page.
+_LOOKUP_STATEMENTS: dict[tuple[str, bool, bool, bool, bool], Any] = {}
+
+
+def _lookup_statement(dialect: str, users: bool, groups: bool, agencies: bool,
+                      clocks: bool) -> Any:
+    key = (dialect, users, groups, agencies, clocks)
+    statement = _LOOKUP_STATEMENTS.get(key)
+    if statement is not None:
+        return statement
+    none_text = cast(null(), String(300))
+    none_time = cast(null(), UTCDateTime())
+    zero = literal(0, Integer())
+
+    def named(kind: str, id_column: Any, name: Any) -> Any:
+        return select(literal(kind).label("kind"), id_column.label("id"),
+                      cast(name, String(300)).label("name"), none_text.label("metric"),
+                      none_time.label("due"), none_time.label("warn_due"),
+                      zero.label("flags")).where(_among(dialect, f"{kind}_ids")(id_column))
+
+    parts = []
+    if users:
+        parts.append(named("user", User.id, func.coalesce(func.nullif(User.name, ""),
+                                                          User.email)))
+    if groups:
+        parts.append(named("group", Group.id, Group.name))
+    if agencies:
+        parts.append(named("agency", Agency.id, Agency.name))
+    if clocks:
+        flags = (case((SlaClock.warned, 1), else_=0) + case((SlaClock.breached, 2), else_=0))
+        parts.append(select(literal("clock").label("kind"), SlaClock.record_id,
+                            none_text, cast(SlaClock.metric, String(300)),
+                            SlaClock.breach_due_at, SlaClock.warn_due_at, flags)
+                     .where(_among(dialect, "clock_ids")(SlaClock.record_id),
+                            SlaClock.state == "running",
+                            SlaClock.breach_due_at.is_not(None)))
+    statement = parts[0] if len(parts) == 1 else union_all(*parts)
+    _LOOKUP_STATEMENTS[key] = statement
+    return statement
 
 
 def _lookups(session: Session, records: list[Record], clock_ids: list[int]) \
@@ -287,38 +328,15 @@ def _lookups(session: Session, records: list[Record], clock_ids: list[int]) \
     users = {i for r in records for i in (r.requester_id, r.assignee_id) if i is not None}
     groups = {r.group_id for r in records if r.group_id is not None}
     agencies = {r.agency_id for r in records if r.agency_id is not None}
-    none_text = cast(null(), String(300))
-    none_time = cast(null(), UTCDateTime())
-    zero = literal(0, Integer())
-    among = _among(session)
-
-    def named(kind: str, id_column: Any, name: Any, ids: set[int]) -> Any:
-        return select(literal(kind).label("kind"), id_column.label("id"),
-                      cast(name, String(300)).label("name"), none_text.label("metric"),
-                      none_time.label("due"), none_time.label("warn_due"),
-                      zero.label("flags")).where(among(id_column, ids))
-
-    parts = []
-    if users:
-        parts.append(named("user", User.id, func.coalesce(func.nullif(User.name, ""),
-                                                          User.email), users))
-    if groups:
-        parts.append(named("group", Group.id, Group.name, groups))
-    if agencies:
-        parts.append(named("agency", Agency.id, Agency.name, agencies))
-    if clock_ids:
-        flags = (case((SlaClock.warned, 1), else_=0) + case((SlaClock.breached, 2), else_=0))
-        parts.append(select(literal("clock").label("kind"), SlaClock.record_id,
-                            none_text, cast(SlaClock.metric, String(300)),
-                            SlaClock.breach_due_at, SlaClock.warn_due_at, flags)
-                     .where(among(SlaClock.record_id, clock_ids), SlaClock.state == "running",
-                            SlaClock.breach_due_at.is_not(None)))
     names: dict[tuple[str, int], str] = {}
     clocks: dict[int, Any] = {}
-    if not parts:
+    if not (users or groups or agencies or clock_ids):
         return names, clocks
-    statement = parts[0] if len(parts) == 1 else union_all(*parts)
-    for kind, id_, name, metric, due, warn_due, flag in session.execute(statement):
+    statement = _lookup_statement(session.get_bind().dialect.name, bool(users), bool(groups),
+                                  bool(agencies), bool(clock_ids))
+    params = {f"{kind}_ids": sorted(ids) for kind, ids in (
+        ("user", users), ("group", groups), ("agency", agencies), ("clock", clock_ids)) if ids}
+    for kind, id_, name, metric, due, warn_due, flag in session.execute(statement, params):
         if kind != "clock":
             names[(kind, id_)] = name
         elif id_ not in clocks or due < clocks[id_].breach_due_at:
