@@ -149,6 +149,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "continue_to": ("itsm.core.pagekit", "continue_to"),
     "error_text": ("itsm.core.pagekit", "error_text"),
     "field_messages": ("itsm.core.pagekit", "field_messages"),
+    "row_field_messages": ("itsm.core.pagekit", "row_field_messages"),
     # -- administration pages --------------------------------------------------------------
     "AdminPage": ("itsm.core.admin.kit", "AdminPage"),
     "admin_view": ("itsm.core.admin.kit", "admin_view"),
@@ -294,6 +295,7 @@ if _TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerl
         page_actor,
         page_blueprint,
         render_page,
+        row_field_messages,
     )
     from itsm.core.password_reset import reset_link as password_reset_link  # noqa: F401
     from itsm.core.pdf import render_pdf  # noqa: F401

@@ -355,6 +355,29 @@ def field_messages(fields: dict) -> dict[str, list[str]]:
     return out
 
 
+def row_field_messages(fields: dict, rows: str, prefix: str,
+                       sent: list[int]) -> dict[str, list[str]]:
+    """Field messages for a form with repeated rows (a CI type's attributes, a checklist's
+    items): what marshmallow says of the list field ``rows`` at a position lands on the
+    inputs ``<prefix>-<row>-<field>`` of the row the form sent there (``sent``: the
+    form's row numbers, in order); anything else said of ``rows`` stays on ``rows``."""
+    out: dict[str, list[str]] = {}
+    fields = dict(fields or {})
+    given = fields.pop(rows, None)
+    if isinstance(given, dict):
+        for position, messages in given.items():
+            if str(position).isdigit() and int(position) < len(sent) and \
+                    isinstance(messages, dict):
+                for field, texts in field_messages(messages).items():
+                    out.setdefault(f"{prefix}-{sent[int(position)]}-{field}", []).extend(texts)
+            else:
+                out.setdefault(rows, []).extend(field_messages({"_": messages})["_"])
+    elif given:
+        out[rows] = field_messages({"_": given})["_"]
+    out.update(field_messages(fields))
+    return out
+
+
 # -- forms built from marshmallow schemas ---------------------------------------------------
 
 

@@ -14,10 +14,10 @@ from itsm.plugin import (
     NotFound,
     admin_view,
     current_itsm,
-    field_messages,
     page_actor,
     page_blueprint,
     render_page,
+    row_field_messages,
 )
 from itsm.plugins.cmdb import service as cmdb
 
@@ -107,22 +107,8 @@ def _form(key: str | None, values: dict[str, Any]):
 
 
 def _errors(exc: ItsmError, sent: list[int]) -> dict[str, list[str]]:
-    """Field messages by input: ``a-<row>-<field>`` for an attribute's own."""
-    out: dict[str, list[str]] = {}
-    fields = dict(exc.fields or {})
-    rows = fields.pop("attributes", None)
-    if isinstance(rows, dict):
-        for position, messages in rows.items():
-            if str(position).isdigit() and int(position) < len(sent) and \
-                    isinstance(messages, dict):
-                for field, texts in field_messages(messages).items():
-                    out.setdefault(f"a-{sent[int(position)]}-{field}", []).extend(texts)
-            else:
-                out.setdefault("attributes", []).extend(field_messages({"_": messages})["_"])
-    elif rows:
-        out["attributes"] = field_messages({"_": rows})["_"]
-    out.update(field_messages(fields))
-    return out or {"_": [exc.message]}
+    """Field messages by input: ``a-<row>-<field>`` for a row's own."""
+    return row_field_messages(exc.fields, "attributes", "a", sent) or {"_": [exc.message]}
 
 
 __all__ = ["PAGES", "bp"]

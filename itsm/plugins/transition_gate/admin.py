@@ -14,10 +14,10 @@ from itsm.plugin import (
     NotFound,
     admin_view,
     current_itsm,
-    field_messages,
     page_actor,
     page_blueprint,
     render_page,
+    row_field_messages,
 )
 from itsm.plugins.transition_gate import plan
 from itsm.plugins.transition_gate.service import GATEKEEPER
@@ -104,21 +104,8 @@ def _form(name: str | None, values: dict[str, Any]):
 
 
 def _errors(exc: ItsmError, sent: list[int]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    fields = dict(exc.fields or {})
-    items = fields.pop("items", None)
-    if isinstance(items, dict):
-        for position, messages in items.items():
-            if str(position).isdigit() and int(position) < len(sent) and \
-                    isinstance(messages, dict):
-                for field, texts in field_messages(messages).items():
-                    out.setdefault(f"i-{sent[int(position)]}-{field}", []).extend(texts)
-            else:
-                out.setdefault("items", []).extend(field_messages({"_": messages})["_"])
-    elif items:
-        out["items"] = field_messages({"_": items})["_"]
-    out.update(field_messages(fields))
-    return out or {"_": [exc.message]}
+    """Field messages by input: ``i-<row>-<field>`` for a row's own."""
+    return row_field_messages(exc.fields, "items", "i", sent) or {"_": [exc.message]}
 
 
 __all__ = ["PAGES", "bp"]
