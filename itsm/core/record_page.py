@@ -36,14 +36,14 @@ from marshmallow import validate
 from sqlalchemy import select
 
 from itsm.core.display import local_time, remember_names
+from itsm.core.expectations import PRIORITY_WORDS, priority_label
 from itsm.core.models import Agency, GroupMember, Record, User
 from itsm.core.pagekit import FormField, schema_form
 from itsm.core.records import RecordService, RecordType, schema_instance
 from itsm.core.references import reference_choices
 
 # Priority words for every type (a type's own ``labels`` on ``priority`` win).
-PRIORITY_LABELS = {1: "1 – Critical", 2: "2 – High", 3: "3 – Moderate", 4: "4 – Low",
-                   5: "5 – Planning"}
+PRIORITY_LABELS = {n: priority_label(n) for n in PRIORITY_WORDS}
 HEADER = ("state", "state_label", "priority", "agency", "requester", "assignee", "group",
           "created_at", "updated_at", "closed_at")
 NOT_SHOWN = {"number", "type", "title", "description", "version", "transitions",
